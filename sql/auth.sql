@@ -1,0 +1,131 @@
+-- Area: auth. API tokens (opaque, hashed) and what a verified credential resolves to.
+-- Called by the CLI (`sextant token create|list|revoke`, admin connection) and by the server's
+-- authenticator (authenticate_token, tenant_role).
+-- Invariants:
+--   * only sha256(token) is stored; the token text is returned once, at creation;
+--   * a revoked or expired token never authenticates;
+--   * the role a token resolves to is derived from its tenant and access level.
+
+set role sextant_owner;
+
+-- Tokens look like sxt_<8 hex prefix>_<64 hex secret>: the prefix finds the row, the hash
+-- proves possession. gen_random_uuid() is core PostgreSQL (no extension needed).
+create or replace function sextant_private.create_api_token(
+  slug text, principal_name text, access_level text, expires_at timestamptz)
+returns text
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_role text := sextant_private.tenant_role(slug, coalesce(access_level, 'viewer'));
+  v_prefix text := substr(replace(gen_random_uuid()::text, '-', ''), 1, 8);
+  v_token text := 'sxt_' || v_prefix || '_'
+    || replace(gen_random_uuid()::text, '-', '') || replace(gen_random_uuid()::text, '-', '');
+  v_principal uuid;
+begin
+  if principal_name is null or length(principal_name) not between 1 and 200 then
+    raise exception 'principal name must be 1 to 200 characters' using errcode = 'SX400';
+  end if;
+  if expires_at is not null and expires_at <= now() then
+    raise exception 'expiry % is in the past', expires_at using errcode = 'SX400';
+  end if;
+  insert into sextant.principals as p (tenant_slug, name, access_level)
+  values (slug, principal_name, coalesce(access_level, 'viewer'))
+  on conflict (tenant_slug, name) do update
+    -- A principal's level is the highest any of its tokens carries.
+    set access_level = case
+      when array_position(array['viewer', 'analyst', 'admin'], excluded.access_level)
+         > array_position(array['viewer', 'analyst', 'admin'], p.access_level)
+      then excluded.access_level else p.access_level end
+  returning id into v_principal;
+  insert into sextant_private.api_tokens (principal_id, prefix, token_hash, access_level, expires_at)
+  values (v_principal, v_prefix, sha256(convert_to(v_token, 'UTF8')), coalesce(access_level, 'viewer'),
+          create_api_token.expires_at);
+  perform v_role;
+  return v_token;
+end
+$$;
+comment on function sextant_private.create_api_token(text, text, text, timestamptz) is
+  E'Creates a principal (if new) and an API token for it; returns the token text, shown once.';
+revoke all on function sextant_private.create_api_token(text, text, text, timestamptz) from public;
+
+-- SECURITY DEFINER: the authenticator must resolve tokens without being able to read the
+-- token table. Returns no row for an unknown, revoked or expired token.
+create or replace function sextant_private.authenticate_token(token text)
+returns setof sextant_private.token_principal
+language plpgsql volatile security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_prefix text := substring(token from '^sxt_([0-9a-f]{8})_[0-9a-f]{64}$');
+  v_result sextant_private.token_principal;
+begin
+  if v_prefix is null then
+    return;
+  end if;
+  select t.id, p.id, p.name, p.tenant_slug, t.access_level,
+         'sextant_t_' || p.tenant_slug
+           || case t.access_level when 'viewer' then '' else '__' || t.access_level end,
+         t.expires_at
+    into v_result
+  from sextant_private.api_tokens as t
+  join sextant.principals as p on p.id = t.principal_id
+  where t.prefix = v_prefix
+    and t.token_hash = sha256(convert_to(token, 'UTF8'))
+    and t.revoked_at is null
+    and (t.expires_at is null or t.expires_at > now());
+  if not found then
+    return;
+  end if;
+  -- At most one write a minute per token: bookkeeping must not cost a write per request.
+  update sextant_private.api_tokens
+  set last_used_at = now()
+  where id = v_result.token_id
+    and (last_used_at is null or last_used_at < now() - interval '1 minute');
+  return next v_result;
+end
+$$;
+comment on function sextant_private.authenticate_token(text) is
+  E'Resolves an API token to its principal, tenant and database role; nothing if invalid.';
+revoke all on function sextant_private.authenticate_token(text) from public;
+grant execute on function sextant_private.authenticate_token(text) to sextant_authenticator;
+
+create or replace view sextant_private.api_token_list as
+  select t.id, p.tenant_slug, p.name as principal_name, t.prefix, t.access_level,
+         t.created_at, t.expires_at, t.last_used_at, t.revoked_at,
+         case
+           when t.revoked_at is not null then 'revoked'
+           when t.expires_at is not null and t.expires_at <= now() then 'expired'
+           else 'active'
+         end as status
+  from sextant_private.api_tokens as t
+  join sextant.principals as p on p.id = t.principal_id;
+comment on view sextant_private.api_token_list is E'API tokens without their hashes, for admins.';
+revoke all on sextant_private.api_token_list from public;
+
+create or replace function sextant_private.revoke_api_token(id_or_prefix text)
+returns sextant_private.api_token_list
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_id uuid;
+  v_row sextant_private.api_token_list;
+begin
+  update sextant_private.api_tokens as t
+  set revoked_at = coalesce(t.revoked_at, now())
+  where t.id::text = id_or_prefix or t.prefix = id_or_prefix
+  returning t.id into v_id;
+  if v_id is null then
+    raise exception 'no token has id or prefix %', id_or_prefix
+      using errcode = 'SX404', hint = 'Run `sextant token list` to see token ids and prefixes.';
+  end if;
+  select * into v_row from sextant_private.api_token_list as l where l.id = v_id;
+  return v_row;
+end
+$$;
+comment on function sextant_private.revoke_api_token(text) is
+  E'Revokes a token by id or prefix; revoking twice keeps the first revocation time.';
+revoke all on function sextant_private.revoke_api_token(text) from public;
+
+reset role;

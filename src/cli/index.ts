@@ -1,0 +1,185 @@
+import { spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { Command, InvalidArgumentError, Option } from "commander";
+import { authenticatorUrl } from "../db/migrate.ts";
+import { loadDemo } from "../demo/loadDemo.ts";
+import { withContext } from "./context.ts";
+import { runStdio } from "./mcpStdio.ts";
+import { serve } from "./serve.ts";
+
+const LEVELS = ["viewer", "analyst", "admin"];
+
+/** "30d", "12h", "90m" → an interval PostgreSQL understands. */
+function parseDuration(value: string): string {
+  const m = /^(\d{1,5})([dhm])$/.exec(value);
+  if (!m) throw new InvalidArgumentError('use a number and a unit, e.g. "30d", "12h" or "90m"');
+  return `${m[1]} ${{ d: "days", h: "hours", m: "minutes" }[m[2] as "d" | "h" | "m"]}`;
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+function printTable(rows: Record<string, unknown>[]): void {
+  if (rows.length === 0) return void process.stdout.write("(none)\n");
+  const cols = Object.keys(rows[0]!);
+  const text = (v: unknown) => (v instanceof Date ? v.toISOString() : v === null ? "" : String(v));
+  const widths = cols.map((c) => Math.max(c.length, ...rows.map((r) => text(r[c]).length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd();
+  process.stdout.write([line(cols), ...rows.map((r) => line(cols.map((c) => text(r[c]))))].join("\n") + "\n");
+}
+
+const program = new Command()
+  .name("sextant")
+  .description(
+    "Postgres-native data explorer: read-only SQL, schemas and dbt docs for AI agents (MCP), apps (GraphQL) and analysts (psql).\n" +
+      "Uses DATABASE_URL when set, otherwise the embedded PostgreSQL under SEXTANT_DATA_DIR (default .sextant).",
+  )
+  .showHelpAfterError();
+
+program
+  .command("serve")
+  .description("start the HTTP server (/graphql, /graphiql, /mcp, /health, /ready); loads the demo tenant on first run")
+  .action(serve);
+
+program
+  .command("mcp")
+  .description("serve MCP over stdio (for Claude Desktop and the MCP Inspector) as one tenant")
+  .requiredOption("--tenant <slug>", "tenant to act as")
+  .addOption(new Option("--role <level>", "access level").choices(LEVELS).default("viewer"))
+  .action((opts: { tenant: string; role: string }) => runStdio(opts.tenant, opts.role));
+
+program
+  .command("migrate")
+  .description("apply migrations and re-apply the SQL API (idempotent)")
+  .action(() => withContext(async () => void process.stdout.write("migrated\n")));
+
+program
+  .command("demo")
+  .description("(re)load the demo tenant `demo` with generated shop data")
+  .action(() =>
+    withContext(async ({ admin }) => {
+      await loadDemo(admin, { force: true });
+      process.stdout.write("demo tenant loaded (schema shop)\n");
+    }),
+  );
+
+const tenant = program.command("tenant").description("manage tenants");
+tenant
+  .command("create <slug>")
+  .description("create a tenant; maps existing schemas and creates those that do not exist")
+  .option("--schema <name>", "a schema of the tenant (repeatable)", collect, [])
+  .option("--name <display>", "display name")
+  .action((slug: string, opts: { schema: string[]; name?: string }) =>
+    withContext(async ({ admin }) => {
+      const { rows } = await admin.query("select * from sextant_private.create_tenant($1, $2, $3)", [
+        slug,
+        opts.name ?? slug,
+        opts.schema,
+      ]);
+      process.stdout.write(`tenant ${rows[0].slug} created (role ${rows[0].reader_role}; schemas: ${opts.schema.join(", ") || "none"})\n`);
+    }),
+  );
+tenant
+  .command("list")
+  .description("list tenants with their schemas")
+  .action(() =>
+    withContext(async ({ admin }) => {
+      const { rows } = await admin.query(
+        `select t.slug, t.display_name, t.max_rows, t.statement_timeout_ms,
+                coalesce(string_agg(s.schema_name, ', ' order by s.schema_name), '') as schemas
+         from sextant.tenants t left join sextant.tenant_schemas s on s.tenant_slug = t.slug
+         group by t.slug order by t.slug`,
+      );
+      printTable(rows);
+    }),
+  );
+
+const token = program.command("token").description("manage API tokens");
+token
+  .command("create")
+  .description("create an API token for a person or agent; prints only the token on stdout")
+  .requiredOption("--tenant <slug>", "tenant")
+  .requiredOption("--name <person>", "who the token is for")
+  .addOption(new Option("--role <level>", "access level").choices(LEVELS).default("viewer"))
+  .option("--expires <duration>", 'lifetime, e.g. "30d", "12h"; default: never', parseDuration)
+  .action((opts: { tenant: string; name: string; role: string; expires?: string }) =>
+    withContext(async ({ admin }) => {
+      const { rows } = await admin.query(
+        "select sextant_private.create_api_token($1, $2, $3, now() + $4::interval) as token",
+        [opts.tenant, opts.name, opts.role, opts.expires ?? null],
+      );
+      process.stdout.write(`${rows[0].token}\n`);
+    }),
+  );
+token
+  .command("list")
+  .description("list API tokens (prefixes only, never the tokens)")
+  .option("--tenant <slug>", "only this tenant")
+  .action((opts: { tenant?: string }) =>
+    withContext(async ({ admin }) => {
+      const { rows } = await admin.query(
+        `select id, tenant_slug as tenant, principal_name as name, prefix, access_level as role, status,
+                created_at, expires_at, last_used_at
+         from sextant_private.api_token_list where $1::text is null or tenant_slug = $1 order by created_at`,
+        [opts.tenant ?? null],
+      );
+      printTable(rows);
+    }),
+  );
+token
+  .command("revoke <id-or-prefix>")
+  .description("revoke a token at once")
+  .action((id: string) =>
+    withContext(async ({ admin }) => {
+      const { rows } = await admin.query("select * from sextant_private.revoke_api_token($1)", [id]);
+      process.stdout.write(`revoked token ${rows[0].prefix} of ${rows[0].principal_name} (${rows[0].tenant_slug})\n`);
+    }),
+  );
+
+program
+  .command("analyst")
+  .description("manage psql logins for analysts")
+  .command("create <login>")
+  .description("create a read-only psql LOGIN role in a tenant; prints its connection string")
+  .requiredOption("--tenant <slug>", "tenant")
+  .action((login: string, opts: { tenant: string }) =>
+    withContext(async ({ admin, db }) => {
+      const password = randomBytes(18).toString("base64url");
+      await admin.query("select sextant_private.create_analyst_login($1, $2, $3)", [opts.tenant, login, password]);
+      const url = new URL(db.adminUrl);
+      url.username = login;
+      url.password = password;
+      process.stdout.write(`${url.toString()}\n`);
+    }),
+  );
+
+program
+  .command("db-url")
+  .description("print the connection string the server uses (the authenticator), or the admin one")
+  .option("--admin", "the admin (migration) connection string")
+  .action((opts: { admin?: boolean }) =>
+    withContext(async ({ db }) => {
+      process.stdout.write(`${opts.admin ? db.adminUrl : await authenticatorUrl(db.adminUrl)}\n`);
+    }),
+  );
+
+program
+  .command("psql")
+  .description("open psql on the database, as admin or (with --tenant) as the tenant's read-only role")
+  .option("--tenant <slug>", "act as this tenant's reader role, read-only")
+  .action((opts: { tenant?: string }) =>
+    withContext(async ({ admin, db }) => {
+      const env = { ...process.env };
+      if (opts.tenant) {
+        const { rows } = await admin.query("select sextant_private.tenant_role($1, 'viewer') as role", [opts.tenant]);
+        // You hold the admin credentials anyway; this only sets the session up as the tenant sees it.
+        env.PGOPTIONS = `-c role=${rows[0].role} -c default_transaction_read_only=on`;
+      }
+      const result = spawnSync("psql", [db.adminUrl], { stdio: "inherit", env });
+      if (result.error) throw new Error(`could not run psql (${(result.error as NodeJS.ErrnoException).code}); install the PostgreSQL client`);
+      process.exitCode = result.status ?? 1;
+    }),
+  );
+
+await program.parseAsync(process.argv);

