@@ -9,9 +9,10 @@
 
 set role sextant_owner;
 
+-- SECURITY DEFINER: the authenticator resolves JWT claims to a role without reading tenants.
 create or replace function sextant_private.tenant_role(slug text, access_level text)
 returns text
-language plpgsql stable
+language plpgsql stable security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
@@ -90,10 +91,10 @@ declare
   v_row sextant.tenants;
   v_schema text;
 begin
-  if slug is null or slug !~ '^[a-z][a-z0-9]*(_[a-z0-9]+)*$' or length(slug) > 40 then
+  if slug is null or slug !~ '^[a-z][a-z0-9]*(_[a-z0-9]+)*$' or length(slug) > 40 or slug like 'sextant%' then
     raise exception 'tenant slug % is invalid', coalesce(slug, 'null')
       using errcode = 'SX400',
-            hint = 'Use up to 40 lower-case letters and digits, single underscores between words, starting with a letter.';
+            hint = 'Use up to 40 lower-case letters and digits, single underscores between words, starting with a letter (not "sextant").';
   end if;
   if exists (select from sextant.tenants as t where t.slug = create_tenant.slug) then
     raise exception 'tenant % already exists', slug using errcode = 'SX409';

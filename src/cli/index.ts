@@ -3,7 +3,7 @@ import { randomBytes } from "node:crypto";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { authenticatorUrl } from "../db/migrate.ts";
 import { loadDemo } from "../demo/loadDemo.ts";
-import { withContext } from "./context.ts";
+import { exitWithError, withContext } from "./context.ts";
 import { runStdio } from "./mcpStdio.ts";
 import { serve } from "./serve.ts";
 
@@ -40,14 +40,14 @@ const program = new Command()
 program
   .command("serve")
   .description("start the HTTP server (/graphql, /graphiql, /mcp, /health, /ready); loads the demo tenant on first run")
-  .action(serve);
+  .action(() => serve().catch(exitWithError));
 
 program
   .command("mcp")
   .description("serve MCP over stdio (for Claude Desktop and the MCP Inspector) as one tenant")
   .requiredOption("--tenant <slug>", "tenant to act as")
   .addOption(new Option("--role <level>", "access level").choices(LEVELS).default("viewer"))
-  .action((opts: { tenant: string; role: string }) => runStdio(opts.tenant, opts.role));
+  .action((opts: { tenant: string; role: string }) => runStdio(opts.tenant, opts.role).catch(exitWithError));
 
 program
   .command("migrate")

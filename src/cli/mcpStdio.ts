@@ -24,9 +24,8 @@ export async function runStdio(tenant: string, level: string): Promise<void> {
       authMethod: "local",
     };
   } catch (error) {
-    process.stderr.write(`sextant: ${(error as Error).message}\n`);
     await ctx.close();
-    process.exit(1);
+    throw error;
   }
   const pool = createPool(await authenticatorUrl(ctx.db.adminUrl), 5, (e) => ctx.log.warn({ err: e }, "idle connection error"));
   const server = createMcpServer({

@@ -42,7 +42,7 @@ export async function serve(): Promise<void> {
   let token: string | undefined;
   try {
     if (config.demo && (await loadDemo(admin))) log.info("loaded the demo tenant (schema shop)");
-    if (config.demo && !config.databaseUrl) token = await demoToken(admin, config.dataDir);
+    if (config.demo) token = await demoToken(admin, config.dataDir);
   } finally {
     await admin.end();
   }

@@ -1,0 +1,80 @@
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { runCli } from "./helpers/cli.ts";
+import { createTestDatabase, type TestDatabase } from "./helpers/db.ts";
+
+let db: TestDatabase;
+let env: Record<string, string>;
+beforeAll(async () => {
+  db = await createTestDatabase();
+  env = { DATABASE_URL: db.adminUrl, LOG_LEVEL: "warn" };
+});
+afterAll(async () => {
+  await db.admin.query("drop owned by bob_cli; drop role if exists bob_cli").catch(() => {});
+  await db?.drop();
+});
+
+describe("sextant CLI", () => {
+  test("--help lists every command", async () => {
+    const { code, stdout } = await runCli(["--help"], env);
+    expect(code).toBe(0);
+    for (const cmd of ["serve", "mcp", "migrate", "tenant", "token", "analyst", "psql", "db-url"]) expect(stdout).toContain(cmd);
+    const sub = await runCli(["token", "create", "--help"], env);
+    expect(sub.stdout).toContain("--expires");
+  });
+
+  test("tenant create maps and creates schemas; tenant list shows them", async () => {
+    await db.admin.query("create schema if not exists cli_existing");
+    const created = await runCli(["tenant", "create", "clico", "--schema", "cli_existing", "--schema", "cli_fresh"], env);
+    expect(created).toMatchObject({ code: 0 });
+    expect(created.stdout).toContain("tenant clico created");
+    const list = await runCli(["tenant", "list"], env);
+    expect(list.stdout).toMatch(/clico\s+clico\s+500\s+15000\s+cli_existing, cli_fresh/);
+  });
+
+  test("token create prints only the token; list shows its prefix; revoke ends it", async () => {
+    const created = await runCli(["token", "create", "--tenant", "acme", "--name", "cli-person", "--role", "analyst", "--expires", "30d"], env);
+    expect(created.code).toBe(0);
+    expect(created.stdout).toMatch(/^sxt_[0-9a-f]{8}_[0-9a-f]{64}\n$/);
+    const token = created.stdout.trim();
+    const prefix = token.slice(4, 12);
+    const list = await runCli(["token", "list", "--tenant", "acme"], env);
+    expect(list.stdout).toContain(prefix);
+    expect(list.stdout).not.toContain(token.slice(13));
+    expect(list.stdout).toMatch(new RegExp(`cli-person\\s+${prefix}\\s+analyst\\s+active`));
+    const revoked = await runCli(["token", "revoke", prefix], env);
+    expect(revoked.stdout).toContain(`revoked token ${prefix}`);
+    const { rowCount } = await db.auth.query("select * from sextant_private.authenticate_token($1)", [token]);
+    expect(rowCount).toBe(0);
+  });
+
+  test("analyst create prints a working read-only connection string", async () => {
+    const { code, stdout } = await runCli(["analyst", "create", "--tenant", "globex", "bob_cli"], env);
+    expect(code).toBe(0);
+    const c = new pg.Client({ connectionString: stdout.trim() });
+    await c.connect();
+    const { rows } = await c.query("select current_user as u, sextant.current_tenant() as t, count(*)::int as n from globex_ops.shipments");
+    expect(rows[0]).toEqual({ u: "bob_cli", t: "globex", n: 20 });
+    await expect(c.query("select * from acme_sales.orders")).rejects.toMatchObject({ code: "42501" });
+    await c.end();
+  });
+
+  test("db-url prints the authenticator URL, --admin the admin one", async () => {
+    expect((await runCli(["db-url"], env)).stdout).toMatch(/^postgres(ql)?:\/\/sextant_authenticator:/);
+    expect((await runCli(["db-url", "--admin"], env)).stdout.trim()).toBe(db.adminUrl);
+  });
+
+  test.each([
+    [["tenant", "create", "Bad Slug"], /tenant slug Bad Slug is invalid/],
+    [["token", "create", "--tenant", "nosuch", "--name", "x"], /tenant nosuch does not exist/],
+    [["token", "create", "--tenant", "acme", "--name", "x", "--expires", "soon"], /use a number and a unit/],
+    [["token", "create", "--tenant", "acme", "--name", "x", "--role", "root"], /Allowed choices are viewer, analyst, admin/],
+    [["token", "revoke", "nope"], /no token has id or prefix nope/],
+    [["frobnicate"], /unknown command/],
+  ])("bad input %j fails with a clear message and no stack", async (args, message) => {
+    const { code, stderr, stdout } = await runCli(args, env);
+    expect(code).not.toBe(0);
+    expect(stderr).toMatch(message);
+    expect(stderr + stdout).not.toMatch(/at .*\.(ts|js):\d+/);
+  });
+});

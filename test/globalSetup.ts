@@ -1,0 +1,55 @@
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import pg from "pg";
+import type { TestProject } from "vitest/node";
+import { openEmbedded } from "../src/db/embedded.ts";
+import { migrateDatabase } from "../src/db/migrate.ts";
+import { loadDemo } from "../src/demo/loadDemo.ts";
+import { freePort } from "./helpers/ports.ts";
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    /** Admin URL of the template database; test files clone it. */
+    templateUrl: string;
+  }
+}
+
+export const TEMPLATE = "sextant_test_template";
+
+/**
+ * Starts one embedded PostgreSQL for the run, migrates a template database exactly as
+ * production does, adds tenants acme and globex (one table each) and the demo tenant, and
+ * marks it a template. Each test file clones it (helpers/db.ts).
+ */
+export default async function setup(project: TestProject) {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "sextant-test-"));
+  fs.chmodSync(dataDir, 0o755);
+  const db = await openEmbedded({ dataDir, port: await freePort(), dbName: TEMPLATE });
+  await migrateDatabase(db.adminUrl);
+  const admin = new pg.Client({ connectionString: db.adminUrl });
+  await admin.connect();
+  await admin.query("select sextant_private.create_tenant('acme', 'Acme Corp', array['acme_sales'])");
+  await admin.query("select sextant_private.create_tenant('globex', 'Globex', array['globex_ops'])");
+  await admin.query(`
+    set role sextant_owner;
+    create table acme_sales.orders (id int primary key, customer text not null, amount numeric not null);
+    comment on table acme_sales.orders is 'Acme orders';
+    insert into acme_sales.orders select i, 'acme customer ' || i, i * 10 from generate_series(1, 50) i;
+    create table globex_ops.shipments (id int primary key, secret_note text not null);
+    insert into globex_ops.shipments select i, 'globex secret ' || i from generate_series(1, 20) i;
+    reset role;`);
+  await loadDemo(admin);
+  await admin.end();
+  // A template must have no connections while it is cloned.
+  const maintenance = new pg.Client({ connectionString: db.adminUrl.replace(`/${TEMPLATE}`, "/postgres") });
+  await maintenance.connect();
+  await maintenance.query(`alter database ${TEMPLATE} with is_template true`);
+  await maintenance.end();
+
+  project.provide("templateUrl", db.adminUrl);
+  return async () => {
+    await db.close();
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  };
+}

@@ -1,0 +1,71 @@
+import { afterAll, beforeAll, expect, test } from "vitest";
+import { createTestDatabase, createToken, type TestDatabase } from "./helpers/db.ts";
+import { startTestServer } from "./helpers/server.ts";
+
+let db: TestDatabase;
+let server: Awaited<ReturnType<typeof startTestServer>>;
+let acme: string;
+let globex: string;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  server = await startTestServer(db);
+  acme = await createToken(db, "acme", "gql-acme");
+  globex = await createToken(db, "globex", "gql-globex", "admin");
+});
+afterAll(async () => {
+  await server?.close();
+  await db?.drop();
+});
+
+async function gql(token: string, query: string) {
+  const res = await fetch(`${server.url}/graphql`, {
+    method: "POST",
+    headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+    body: JSON.stringify({ query }),
+  });
+  return { status: res.status, body: (await res.json()) as { data?: any; errors?: any[] } };
+}
+
+test("whoami and listSchemas come from the same SQL functions as MCP", async () => {
+  const { body } = await gql(acme, "{ whoami { tenant accessLevel readOnly } listSchemas { nodes { schemaName tenant tableCount } } }");
+  expect(body.errors).toBeUndefined();
+  expect(body.data.whoami).toEqual({ tenant: "acme", accessLevel: "viewer", readOnly: false });
+  expect(body.data.listSchemas.nodes).toEqual([{ schemaName: "acme_sales", tenant: "acme", tableCount: 1 }]);
+});
+
+test("tables with RLS show each tenant only its own rows", async () => {
+  const q = "{ allTenants { nodes { slug } } allTenantSchemas { nodes { schemaName } } allPrincipals { nodes { name } } }";
+  const a = await gql(acme, q);
+  const g = await gql(globex, q);
+  expect(a.body.data.allTenants.nodes).toEqual([{ slug: "acme" }]);
+  expect(g.body.data.allTenants.nodes).toEqual([{ slug: "globex" }]);
+  expect(g.body.data.allTenantSchemas.nodes).toEqual([{ schemaName: "globex_ops" }]);
+  expect(JSON.stringify(g.body.data.allPrincipals)).not.toContain("gql-acme");
+});
+
+test("sextant_private is not part of the GraphQL schema", async () => {
+  const { body } = await gql(acme, "{ __schema { types { name } queryType { fields { name } } } }");
+  const text = JSON.stringify(body.data);
+  expect(text).not.toMatch(/apiToken|ApiToken|authenticateToken|createTenant|Setting/);
+});
+
+test("a GraphQL syntax error is reported without internals", async () => {
+  const { status, body } = await gql(acme, "{ whoami { ");
+  expect(status).toBe(400);
+  expect(body.errors?.[0].message).toMatch(/Syntax Error/);
+  expect(JSON.stringify(body)).not.toMatch(/\.ts:\d+|node_modules/);
+});
+
+test("the playground is served at /graphiql", async () => {
+  const res = await fetch(`${server.url}/graphiql`);
+  expect(res.status).toBe(200);
+  expect(await res.text()).toMatch(/ruru|graphiql/i);
+});
+
+test("health and readiness", async () => {
+  const health = await fetch(`${server.url}/health`);
+  expect(await health.json()).toMatchObject({ status: "ok", database: "up" });
+  const ready = await fetch(`${server.url}/ready`);
+  expect(ready.status).toBe(200);
+});

@@ -1,0 +1,19 @@
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+
+/** A real MCP SDK client connected over Streamable HTTP with a Bearer token. */
+export async function connectHttp(baseUrl: string, token: string): Promise<{ client: Client; transport: StreamableHTTPClientTransport }> {
+  const transport = new StreamableHTTPClientTransport(new URL(`${baseUrl}/mcp`), {
+    requestInit: { headers: { authorization: `Bearer ${token}` } },
+  });
+  const client = new Client({ name: "sextant-test", version: "1.0.0" });
+  await client.connect(transport);
+  return { client, transport };
+}
+
+/** The structuredContent of a tool call, failing loudly when the call was an error. */
+export async function callOk(client: Client, name: string, args: Record<string, unknown> = {}) {
+  const result = await client.callTool({ name, arguments: args });
+  if (result.isError) throw new Error(`tool ${name} failed: ${JSON.stringify(result.content)}`);
+  return result.structuredContent as Record<string, unknown>;
+}

@@ -1,0 +1,141 @@
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { createTestDatabase, createToken, type TestDatabase } from "../helpers/db.ts";
+import { callOk, connectHttp } from "../helpers/mcpClient.ts";
+import { startTestServer } from "../helpers/server.ts";
+
+let db: TestDatabase;
+let server: Awaited<ReturnType<typeof startTestServer>>;
+let acmeToken: string;
+let globexToken: string;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  server = await startTestServer(db);
+  acmeToken = await createToken(db, "acme", "acme-agent", "analyst");
+  globexToken = await createToken(db, "globex", "globex-agent");
+});
+afterAll(async () => {
+  await server?.close();
+  await db?.drop();
+});
+
+const initialize = {
+  jsonrpc: "2.0",
+  id: 1,
+  method: "initialize",
+  params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "raw", version: "1" } },
+};
+function post(body: unknown, headers: Record<string, string>) {
+  return fetch(`${server.url}/mcp`, {
+    method: "POST",
+    headers: { "content-type": "application/json", accept: "application/json, text/event-stream", ...headers },
+    body: typeof body === "string" ? body : JSON.stringify(body),
+  });
+}
+
+describe("MCP over Streamable HTTP", () => {
+  test("lists the tools with read-only annotations", async () => {
+    const { client } = await connectHttp(server.url, acmeToken);
+    const { tools } = await client.listTools();
+    expect(tools.map((t) => t.name).sort()).toEqual(["list_schemas", "whoami"]);
+    expect(tools.every((t) => t.annotations?.readOnlyHint === true)).toBe(true);
+    await client.close();
+  });
+
+  test("whoami and list_schemas run as the token's tenant", async () => {
+    const { client } = await connectHttp(server.url, acmeToken);
+    expect(await callOk(client, "whoami")).toMatchObject({
+      tenant: "acme",
+      access_level: "analyst",
+      database_role: "sextant_t_acme__analyst",
+      principal: "acme-agent",
+      read_only: true,
+    });
+    const schemas = await callOk(client, "list_schemas");
+    expect(schemas.rows).toEqual([
+      expect.objectContaining({ schema_name: "acme_sales", tenant: "acme", table_count: 1 }),
+    ]);
+    const result = await client.callTool({ name: "list_schemas", arguments: {} });
+    expect((result.content as { text: string }[])[0]!.text).toMatch(/^1 rows\nschema_name\ttenant/);
+    await client.close();
+  });
+
+  test("tenant B's token never sees tenant A's schemas", async () => {
+    const { client } = await connectHttp(server.url, globexToken);
+    const schemas = await callOk(client, "list_schemas");
+    const names = (schemas.rows as { schema_name: string }[]).map((r) => r.schema_name);
+    expect(names).toEqual(["globex_ops"]);
+    expect(names).not.toContain("acme_sales");
+    await client.close();
+  });
+
+  test("a session cannot be used with another principal's token", async () => {
+    const { client, transport } = await connectHttp(server.url, acmeToken);
+    const sessionId = transport.sessionId!;
+    const res = await post(
+      { jsonrpc: "2.0", id: 2, method: "tools/call", params: { name: "whoami", arguments: {} } },
+      { authorization: `Bearer ${globexToken}`, "mcp-session-id": sessionId, "mcp-protocol-version": "2025-06-18" },
+    );
+    expect(res.status).toBe(404);
+    expect(await res.text()).not.toContain("acme");
+    await client.close();
+  });
+
+  test("no token, a bad token: 401 with WWW-Authenticate", async () => {
+    for (const headers of [{}, { authorization: "Bearer nope" }] as Record<string, string>[]) {
+      const res = await post(initialize, headers);
+      expect(res.status).toBe(401);
+      expect(res.headers.get("www-authenticate")).toMatch(/^Bearer error="invalid_token"/);
+    }
+  });
+
+  test("a foreign Host header is refused (DNS rebinding)", async () => {
+    const { request } = await import("node:http");
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = request(
+        `${server.url}/mcp`,
+        { method: "POST", headers: { host: "evil.example:80", "content-type": "application/json", authorization: `Bearer ${acmeToken}` } },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        },
+      );
+      req.on("error", reject);
+      req.end(JSON.stringify(initialize));
+    });
+    expect(status).toBe(403);
+  });
+
+  test("a foreign Origin is refused", async () => {
+    const res = await post(initialize, { authorization: `Bearer ${acmeToken}`, origin: "https://evil.example" });
+    expect(res.status).toBe(403);
+  });
+
+  test("an oversized body gets 413, malformed JSON 400, never a stack", async () => {
+    const big = { ...initialize, params: { ...initialize.params, pad: "x".repeat(1_100_000) } };
+    const res = await post(big, { authorization: `Bearer ${acmeToken}` });
+    expect(res.status).toBe(413);
+    const bad = await post("{not json", { authorization: `Bearer ${acmeToken}` });
+    expect(bad.status).toBe(400);
+    expect(await bad.text()).not.toMatch(/at .*\.ts/);
+  });
+
+  test("requests without a session must initialize first", async () => {
+    const res = await post(
+      { jsonrpc: "2.0", id: 3, method: "tools/list", params: {} },
+      { authorization: `Bearer ${acmeToken}` },
+    );
+    expect(res.status).toBe(400);
+  });
+
+  test("many concurrent sessions from two tenants do not cross", async () => {
+    const clients = await Promise.all(
+      Array.from({ length: 12 }, (_, i) => connectHttp(server.url, i % 2 ? globexToken : acmeToken)),
+    );
+    const results = await Promise.all(
+      clients.map(async ({ client }, i) => ({ i, me: await callOk(client, "whoami") })),
+    );
+    for (const { i, me } of results) expect(me.tenant).toBe(i % 2 ? "globex" : "acme");
+    await Promise.all(clients.map(({ client }) => client.close()));
+  });
+});

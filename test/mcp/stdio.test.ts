@@ -1,0 +1,42 @@
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+import { afterAll, beforeAll, expect, test } from "vitest";
+import { SEXTANT_BIN } from "../helpers/cli.ts";
+import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
+import { callOk } from "../helpers/mcpClient.ts";
+
+let db: TestDatabase;
+beforeAll(async () => {
+  db = await createTestDatabase();
+});
+afterAll(() => db?.drop());
+
+function stdioClient(args: string[]) {
+  const transport = new StdioClientTransport({
+    command: process.execPath,
+    args: [SEXTANT_BIN, "mcp", ...args],
+    env: { PATH: process.env.PATH ?? "", DATABASE_URL: db.adminUrl, LOG_LEVEL: "warn" },
+    stderr: "pipe",
+  });
+  return { transport, client: new Client({ name: "stdio-test", version: "1.0.0" }) };
+}
+
+test("`sextant mcp --tenant` serves the tools over stdio as that tenant", async () => {
+  const { client, transport } = stdioClient(["--tenant", "globex"]);
+  await client.connect(transport);
+  const { tools } = await client.listTools();
+  expect(tools.map((t) => t.name)).toContain("list_schemas");
+  expect(await callOk(client, "whoami")).toMatchObject({ tenant: "globex", access_level: "viewer", auth_method: "local" });
+  const schemas = await callOk(client, "list_schemas");
+  expect((schemas.rows as { schema_name: string }[]).map((r) => r.schema_name)).toEqual(["globex_ops"]);
+  await client.close();
+});
+
+test("`sextant mcp` with an unknown tenant exits with a clear message", async () => {
+  const { client, transport } = stdioClient(["--tenant", "nosuch"]);
+  let stderr = "";
+  transport.stderr?.on("data", (d) => (stderr += String(d)));
+  await expect(client.connect(transport)).rejects.toThrow();
+  expect(stderr).toContain("tenant nosuch does not exist");
+  expect(stderr).not.toMatch(/at .*\.ts:\d+/);
+});

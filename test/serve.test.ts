@@ -1,0 +1,107 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { runCli, SEXTANT_BIN } from "./helpers/cli.ts";
+import { callOk, connectHttp } from "./helpers/mcpClient.ts";
+import { freePort } from "./helpers/ports.ts";
+
+// The README's promise, end to end: `sextant serve` on a fresh data directory starts the
+// embedded PostgreSQL, migrates, loads the demo tenant and prints a working demo token.
+let dataDir: string;
+let env: Record<string, string>;
+let base: string;
+
+function startServe(): Promise<{ child: ChildProcess; stdout: string }> {
+  const child = spawn(process.execPath, [SEXTANT_BIN, "serve"], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  child.stderr!.on("data", (d) => (stderr += String(d)));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`serve did not become ready: ${stderr}`)), 60_000);
+    child.stdout!.on("data", (d) => {
+      stdout += String(d);
+      if (stdout.includes("Connect Claude Code") && stdout.includes("claude mcp add")) {
+        clearTimeout(timer);
+        resolve({ child, stdout });
+      }
+    });
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`serve exited with ${code}: ${stderr}`));
+    });
+  });
+}
+
+function stop(child: ChildProcess): Promise<number | null> {
+  return new Promise((resolve) => {
+    child.removeAllListeners("exit");
+    child.on("exit", (code) => resolve(code));
+    child.kill("SIGTERM");
+  });
+}
+
+beforeAll(async () => {
+  dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "sextant-serve-"));
+  fs.chmodSync(dataDir, 0o755);
+  const port = await freePort();
+  env = { SEXTANT_DATA_DIR: dataDir, PORT: String(port), SEXTANT_PG_PORT: String(await freePort()), LOG_LEVEL: "warn" };
+  delete process.env.DATABASE_URL;
+  base = `http://localhost:${port}`;
+});
+afterAll(() => fs.rmSync(dataDir, { recursive: true, force: true }));
+
+describe("sextant serve on the embedded PostgreSQL", () => {
+  test("first start: demo tenant, URLs, a working token; CLI attaches; SIGTERM stops cleanly", async () => {
+    const { child, stdout } = await startServe();
+    try {
+      expect(stdout).toContain(`${base}/graphql`);
+      expect(stdout).toContain(`${base}/mcp`);
+      const token = /demo token \(tenant demo, analyst\): (sxt_\S+)/.exec(stdout)?.[1];
+      expect(token).toBeDefined();
+      expect(stdout).toContain(`claude mcp add --transport http sextant ${base}/mcp --header "Authorization: Bearer ${token}"`);
+
+      expect((await fetch(`${base}/ready`)).status).toBe(200);
+      const { client } = await connectHttp(base, token!);
+      expect(await callOk(client, "whoami")).toMatchObject({ tenant: "demo", access_level: "analyst" });
+      const schemas = (await callOk(client, "list_schemas")).rows as { schema_name: string; table_count: number }[];
+      expect(schemas).toEqual([expect.objectContaining({ schema_name: "shop", table_count: 5 })]);
+      await client.close();
+
+      // CLI commands find the running server instead of starting a second PostgreSQL.
+      const list = await runCli(["tenant", "list"], env);
+      expect(list.code).toBe(0);
+      expect(list.stdout).toMatch(/demo\s+Demo shop/);
+      const adminUrl = (await runCli(["db-url", "--admin"], env)).stdout.trim();
+      const admin = new pg.Client({ connectionString: adminUrl });
+      await admin.connect();
+      const { rows } = await admin.query(`
+        select (select count(*) from shop.customers)::int as customers, (select count(*) from shop.orders)::int as orders,
+               (select count(*) from shop.order_items)::int as items,
+               (select count(*) from pg_description d join pg_class c on c.oid = d.objoid
+                 where c.relnamespace = 'shop'::regnamespace)::int as comments`);
+      await admin.end();
+      expect(rows[0].customers).toBe(1500);
+      expect(rows[0].orders).toBe(4000);
+      expect(rows[0].items).toBeGreaterThan(4000);
+      expect(rows[0].comments).toBeGreaterThan(15);
+    } finally {
+      expect(await stop(child)).toBe(0);
+    }
+    // PostgreSQL stopped with the server.
+    expect(fs.existsSync(path.join(dataDir, "pg", "postmaster.pid"))).toBe(false);
+  });
+
+  test("a restart reuses the data and the demo token", async () => {
+    const first = fs.readFileSync(path.join(dataDir, "demo-token"), "utf8").trim();
+    const { child, stdout } = await startServe();
+    try {
+      expect(stdout).toContain(first);
+      expect((await fetch(`${base}/health`)).status).toBe(200);
+    } finally {
+      expect(await stop(child)).toBe(0);
+    }
+  });
+});
