@@ -46,7 +46,7 @@ create or replace view sextant.schemas with (security_invoker = true) as
   from pg_catalog.pg_namespace as n
   left join sextant.tenant_schemas as ts on ts.schema_name = n.nspname
   where has_schema_privilege(n.oid, 'usage')
-    and n.nspname not in ('sextant', 'sextant_private', 'information_schema', 'pg_catalog', 'pg_toast')
+    and n.nspname not in ('sextant', 'sextant_private', 'sextant_exec', 'information_schema', 'pg_catalog', 'pg_toast')
     and n.nspname not like 'pg\_%'
     and n.nspname not like 'graphile\_%'
     -- public is usable by everyone by default: list it only when it is mapped to the tenant.

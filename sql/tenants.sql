@@ -125,6 +125,7 @@ begin
   foreach v_schema in array coalesce(schema_names, '{}') loop
     perform sextant_private.map_schema(slug, v_schema);
   end loop;
+  perform sextant_private.install_query_runner(slug);  -- sql/query.sql
   return v_row;
 end
 $$;

@@ -3,6 +3,7 @@ import express from "express";
 import type pg from "pg";
 import type { Logger } from "pino";
 import { grafserv } from "postgraphile/grafserv/express/v4";
+import { AuditLog } from "./audit/auditLog.ts";
 import { createAuthenticator } from "./auth/authenticate.ts";
 import { bearerAuth } from "./auth/bearer.ts";
 import type { Config } from "./config.ts";
@@ -33,6 +34,7 @@ export async function startServer(opts: {
   const server = http.createServer(app);
   const logError = (id: string, error: unknown) => log.error({ err: error, requestId: id }, "request failed");
   const authenticate = createAuthenticator(pool, config);
+  const audit = new AuditLog(pool, (e) => log.warn({ err: e }, "audit flush failed; will retry"));
   let ready = false;
 
   // CORS: only configured origins; credentials are Bearer headers, never cookies.
@@ -63,9 +65,20 @@ export async function startServer(opts: {
     else res.status(503).json({ status: "starting" });
   });
 
-  const mcp = installMcp(app, { pool, authenticate, config, logError });
+  // Server-Timing: time spent in this process for the request, for clients and benchmarks.
+  app.use((_req, res, next) => {
+    const started = performance.now();
+    const writeHead = res.writeHead;
+    res.writeHead = function (this: typeof res, ...args: Parameters<typeof writeHead>) {
+      if (!res.headersSent) res.setHeader("Server-Timing", `app;dur=${(performance.now() - started).toFixed(2)}`);
+      return writeHead.apply(this, args);
+    } as typeof writeHead;
+    next();
+  });
 
-  const pgl = createGraphql(pool, logError);
+  const mcp = installMcp(app, { pool, authenticate, config, logError, audit });
+
+  const pgl = createGraphql(pool, logError, audit);
   const serv = pgl.createServ(grafserv);
   app.post("/graphql", bearerAuth(authenticate));
   app.options("/graphql", (_req, res) => void res.status(204).end());
@@ -99,6 +112,7 @@ export async function startServer(opts: {
     port,
     async close() {
       await mcp.close();
+      await audit.close();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await pgl.release();

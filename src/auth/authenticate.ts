@@ -2,6 +2,7 @@ import type pg from "pg";
 import type { Config } from "../config.ts";
 import { SextantError } from "../db/errors.ts";
 import type { Principal } from "./principal.ts";
+import { createTenantLimits } from "./tenantLimits.ts";
 import { createJwtVerifier } from "./verifyJwt.ts";
 
 export type Authenticate = (token: string) => Promise<Principal>;
@@ -19,6 +20,7 @@ function unauthorized(message: string): SextantError {
  */
 export function createAuthenticator(pool: pg.Pool, config: Config): Authenticate {
   const verifyJwt = createJwtVerifier(config);
+  const limits = createTenantLimits(pool);
 
   return async (token: string) => {
     if (token.startsWith("sxt_")) {
@@ -31,6 +33,7 @@ export function createAuthenticator(pool: pg.Pool, config: Config): Authenticate
         dbRole: row.db_role,
         subject: row.principal_name,
         authMethod: "api_token",
+        statementTimeoutMs: (await limits(row.tenant_slug)).statementTimeoutMs,
         ...(row.expires_at ? { expiresAt: Math.floor(new Date(row.expires_at).getTime() / 1000) } : {}),
       };
     }
@@ -60,6 +63,7 @@ export function createAuthenticator(pool: pg.Pool, config: Config): Authenticate
       dbRole,
       subject: String(claims.sub),
       authMethod: "jwt",
+      statementTimeoutMs: (await limits(tenant)).statementTimeoutMs,
       ...(claims.exp ? { expiresAt: claims.exp } : {}),
     };
   };

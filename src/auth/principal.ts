@@ -8,6 +8,8 @@ export interface Principal {
   /** Person or agent name (API token) or JWT `sub`: for audit, never for access decisions. */
   subject: string;
   authMethod: "api_token" | "jwt" | "local";
+  /** The tenant's statement timeout, applied to every call. */
+  statementTimeoutMs: number;
   /** Seconds since the epoch; undefined for credentials that do not expire. */
   expiresAt?: number;
 }

@@ -2,6 +2,7 @@ import os from "node:os";
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
 import type { Principal } from "../auth/principal.ts";
 import { authenticatorUrl } from "../db/migrate.ts";
+import { AuditLog } from "../audit/auditLog.ts";
 import { createPool } from "../db/pool.ts";
 import { createMcpServer } from "../mcp/server.ts";
 import { openContext } from "./context.ts";
@@ -22,20 +23,24 @@ export async function runStdio(tenant: string, level: string): Promise<void> {
       dbRole: rows[0].role,
       subject: `local:${os.userInfo().username}`,
       authMethod: "local",
+      statementTimeoutMs: (await ctx.admin.query("select statement_timeout_ms from sextant.tenants where slug = $1", [tenant])).rows[0].statement_timeout_ms,
     };
   } catch (error) {
     await ctx.close();
     throw error;
   }
   const pool = createPool(await authenticatorUrl(ctx.db.adminUrl), 5, (e) => ctx.log.warn({ err: e }, "idle connection error"));
+  const audit = new AuditLog(pool, (e) => ctx.log.warn({ err: e }, "audit flush failed; will retry"));
   const server = createMcpServer({
     pool,
+    audit,
     principalOf: () => principal,
     logError: (id, err) => ctx.log.error({ err, requestId: id }, "tool failed"),
   });
   const transport = new StdioServerTransport();
   const shutdown = async () => {
     await server.close().catch(() => {});
+    await audit.close();
     await pool.end().catch(() => {});
     await ctx.close();
     process.exit(0);

@@ -3,18 +3,27 @@ import { postgraphile, type PostGraphileInstance } from "postgraphile";
 import { makePgService } from "postgraphile/adaptors/pg";
 import { GraphQLError } from "postgraphile/graphql";
 import { PostGraphileAmberPreset } from "postgraphile/presets/amber";
+import type { AuditLog } from "../audit/auditLog.ts";
 import { toPgSettings } from "../auth/pgSettings.ts";
 import { principalFromAuth } from "../auth/bearer.ts";
 import { toPublicError } from "../db/errors.ts";
+import { guardQueryPlugin } from "./plugins/guardQueryPlugin.ts";
 
 /**
  * PostGraphile over schema `sextant`, connecting as the authenticator and switching to the
  * caller's tenant role per request (pgSettings). Authentication happens in express before
  * grafserv sees the request (see server.ts), so every request here has a principal.
  */
-export function createGraphql(pool: pg.Pool, logError: (id: string, e: unknown) => void): PostGraphileInstance {
+export function createGraphql(
+  pool: pg.Pool,
+  logError: (id: string, e: unknown) => void,
+  audit?: AuditLog,
+): PostGraphileInstance {
   const preset: GraphileConfig.Preset = {
     extends: [PostGraphileAmberPreset],
+    plugins: [guardQueryPlugin(audit)],
+    // Relay's `Query.query` field would clash with the `query` SQL function.
+    disablePlugins: ["QueryQueryPlugin"],
     pgServices: [
       makePgService({
         pool,
@@ -44,7 +53,10 @@ export function createGraphql(pool: pg.Pool, logError: (id: string, e: unknown) 
         });
       },
     },
-    grafast: { explain: false },
+    grafast: {
+      explain: false,
+      context: (requestContext) => ({ principal: principalFromAuth(requestContext.expressv4?.req.auth) }),
+    },
   };
   return postgraphile(preset);
 }

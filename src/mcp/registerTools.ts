@@ -1,6 +1,8 @@
+import { randomUUID } from "node:crypto";
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import type pg from "pg";
+import type { AuditLog } from "../audit/auditLog.ts";
 import type { Principal } from "../auth/principal.ts";
 import { toPublicError } from "../db/errors.ts";
 import { withRole } from "../db/withRole.ts";
@@ -12,29 +14,71 @@ export interface ToolDeps {
   /** The principal of the current call (from the HTTP request's auth, or fixed for stdio). */
   principalOf: (extra: { authInfo?: { extra?: Record<string, unknown> } }) => Principal;
   logError: (requestId: string, error: unknown) => void;
+  audit?: AuditLog;
 }
 
-/** Runs one spec as the caller's role and shapes the result as text plus structuredContent. */
+/** Counts the call against the principal's and tenant's limits (kept in PostgreSQL). */
+async function hitRateLimit(pool: pg.Pool, p: Principal): Promise<void> {
+  await pool.query("select sextant_private.hit_rate_limit($1, $2)", [p.tenant, p.subject]);
+}
+
+function shapeRows(spec: ToolSpec, rows: Record<string, unknown>[]): CallToolResult {
+  if (spec.result === "one") {
+    const row = rows[0] ?? {};
+    const shaped = spec.shape ? spec.shape(row) : { text: JSON.stringify(row), structured: row };
+    return { content: [{ type: "text", text: shaped.text }], structuredContent: shaped.structured };
+  }
+  return {
+    content: [{ type: "text", text: `${rows.length} rows\n${formatRows(rows)}` }],
+    structuredContent: { rows, row_count: rows.length },
+  };
+}
+
+/**
+ * One tool call: guard the input, count it against the rate limits, run the SQL as the
+ * caller's role in a transaction that is rolled back, shape the output, and audit the outcome
+ * (refused and failed calls too). Errors come back as `isError` results, never as stacks.
+ */
 export async function callTool(spec: ToolSpec, deps: ToolDeps, principal: Principal, input: unknown): Promise<CallToolResult> {
+  const started = performance.now();
+  const requestId = randomUUID();
+  let rowCount: number | undefined;
+  let failure: ReturnType<typeof toPublicError> | undefined;
   try {
+    spec.guard?.(input as never);
+    await hitRateLimit(deps.pool, principal);
     const rows = await withRole(
       deps.pool,
       principal,
       async (client) => (await client.query(spec.sql, spec.args(input as never))).rows,
       { write: spec.writes ?? false, commit: spec.writes ?? false },
     );
-    if (spec.result === "one") {
-      const row = (rows[0] ?? {}) as Record<string, unknown>;
-      return { content: [{ type: "text", text: JSON.stringify(row) }], structuredContent: row };
-    }
-    return {
-      content: [{ type: "text", text: `${rows.length} rows\n${formatRows(rows)}` }],
-      structuredContent: { rows, row_count: rows.length },
-    };
+    const result = shapeRows(spec, rows);
+    const structured = result.structuredContent as { row_count?: number } | undefined;
+    rowCount = structured?.row_count ?? rows.length;
+    return result;
   } catch (error) {
-    const e = toPublicError(error, deps.logError);
-    const text = [`error ${e.code}: ${e.message}`, e.detail, e.hint && `hint: ${e.hint}`].filter(Boolean).join("\n");
+    failure = toPublicError(error, (id, e) => deps.logError(id, e));
+    const text = [`error ${failure.code}: ${failure.message}`, failure.detail, failure.hint && `hint: ${failure.hint}`]
+      .filter(Boolean)
+      .join("\n");
     return { isError: true, content: [{ type: "text", text }] };
+  } finally {
+    deps.audit?.record({
+      at: new Date().toISOString(),
+      tenant_slug: principal.tenant,
+      principal: principal.subject,
+      auth_method: principal.authMethod,
+      database_role: principal.dbRole,
+      tool: spec.name,
+      sql: spec.auditSql?.(input as never),
+      row_count: rowCount,
+      duration_ms: Math.round((performance.now() - started) * 1000) / 1000,
+      outcome: !failure ? "ok" : failure.status < 500 ? "refused" : "error",
+      error_code: failure?.code,
+      error_message: failure?.message,
+      request_id: requestId,
+    });
   }
 }
 

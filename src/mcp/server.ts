@@ -1,9 +1,10 @@
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { registerTools, type ToolDeps } from "./registerTools.ts";
 import { catalogTools } from "./tools/catalog.ts";
+import { queryTools } from "./tools/query.ts";
 
 /** Every tool Sextant offers, area by area. */
-export const allTools = [...catalogTools];
+export const allTools = [...catalogTools, ...queryTools];
 
 /** An MCP server with all tools registered; transports (HTTP, stdio) are attached by the caller. */
 export function createMcpServer(deps: ToolDeps): McpServer {

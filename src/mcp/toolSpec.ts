@@ -16,6 +16,12 @@ export interface ToolSpec<S extends ZodRawShape = ZodRawShape> {
   result: "one" | "rows";
   /** Whether the tool changes anything (runs read-write and commits). */
   writes?: boolean;
+  /** A check of the input before any SQL runs (e.g. the parser guard); throws SX errors. */
+  guard?: (input: z.infer<z.ZodObject<S>>) => void;
+  /** Text and structuredContent for a `one` result, when the default JSON is not right. */
+  shape?: (row: Record<string, unknown>) => { text: string; structured: Record<string, unknown> };
+  /** The SQL text this call runs on the user's behalf, for the audit log. */
+  auditSql?: (input: z.infer<z.ZodObject<S>>) => string | undefined;
 }
 
 /** Keeps each spec's `args` typed against its own `input`. */

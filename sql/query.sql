@@ -1,0 +1,245 @@
+-- Area: query. Tools: query, explain_query, sample_table (MCP); Query.query / explainQuery /
+-- sampleTable (GraphQL); the same functions from psql.
+-- Invariants (each holds without the server's parser guard):
+--   * user SQL runs only inside a per-tenant runner: SECURITY DEFINER, owned by
+--     sextant_t_<slug>__runner (a member of the tenant's reader role that nobody can log in as,
+--     switch to or inherit from). PostgreSQL refuses SET ROLE / set_config('role') inside
+--     SECURITY DEFINER functions, so SQL text that runs later (query_to_xml, ...) cannot
+--     become another tenant even though the server's login may switch to every tenant role;
+--   * the runner opens the SQL as a cursor: one statement only, no SELECT INTO;
+--   * the transaction is made read-only before the SQL is opened;
+--   * the planner's estimate is checked against the tenant's budget before any row is read;
+--   * rows, bytes and time are capped; the prepared statement used to read column types is
+--     deallocated on every path.
+
+set role sextant_owner;
+
+-- The body of every tenant's runner; %1$s is the tenant slug (a validated identifier).
+create or replace function sextant_private.query_runner_source(slug text)
+returns text
+language sql immutable
+set search_path = pg_catalog, pg_temp
+as $body$
+select format($src$
+create or replace function sextant_exec.%1$I(
+  sql text, max_rows integer, row_offset integer, max_bytes integer, max_cost numeric, explain_only boolean)
+returns sextant.query_result
+language plpgsql volatile security definer
+set search_path = pg_catalog, pg_temp
+as $fn$
+declare
+  v_cursor refcursor;
+  v_row record;
+  v_json json;
+  v_rows json[] := '{}';
+  v_names text[];
+  v_types text[];
+  v_count integer := 0;
+  v_bytes integer := 0;
+  v_truncated boolean := false;
+  v_plan json;
+  v_cost numeric;
+  v_started timestamptz := clock_timestamp();
+  v_stmt text := 'sextant_describe_' || pg_backend_pid();
+begin
+  -- Whatever transaction called us, nothing in it can write from here on.
+  perform set_config('transaction_read_only', 'on', true);
+  -- Unqualified names resolve to the tenant's schemas, after pg_catalog.
+  perform set_config('search_path', 'pg_catalog' || coalesce(
+    (select ', ' || string_agg(quote_ident(s.schema_name), ', ' order by s.schema_name)
+       from sextant.tenant_schemas as s), ''), true);
+
+  -- A cursor takes exactly one statement and refuses SELECT INTO.
+  open v_cursor no scroll for execute sql;
+
+  -- Only now is the text known to be one statement, so EXPLAIN cannot smuggle a second one.
+  execute 'explain (format json) ' || sql into v_plan;
+  v_cost := (v_plan -> 0 -> 'Plan' ->> 'Total Cost')::numeric;
+  if explain_only then
+    close v_cursor;
+    return (jsonb_build_object('total_cost', v_cost,
+                               'plan_rows', (v_plan -> 0 -> 'Plan' ->> 'Plan Rows')::numeric),
+            v_plan, 0, false, null::integer, round(extract(epoch from clock_timestamp() - v_started) * 1000, 3));
+  end if;
+  if v_cost > max_cost then
+    close v_cursor;
+    raise exception 'the estimated cost of this query (%%) is over your budget (%%)', round(v_cost), round(max_cost)
+      using errcode = 'SX413',
+            hint = 'Add filters or a LIMIT, aggregate in SQL, or call explain_query to see the plan.';
+  end if;
+
+  if row_offset > 0 then
+    move forward row_offset from v_cursor;
+  end if;
+  loop
+    fetch v_cursor into v_row;
+    exit when not found;
+    if v_count >= max_rows then
+      v_truncated := true;
+      exit;
+    end if;
+    v_json := to_json(v_row);
+    if v_count = 0 then
+      v_names := array(select json_object_keys(v_json));
+      if cardinality(v_names) <> (select count(distinct n) from unnest(v_names) as n) then
+        close v_cursor;
+        raise exception 'the result has two columns with the same name'
+          using errcode = 'SX400', hint = 'Give every output column a distinct alias.';
+      end if;
+    end if;
+    v_bytes := v_bytes + octet_length(v_json::text);
+    if v_bytes > max_bytes and v_count > 0 then
+      v_truncated := true;
+      exit;
+    end if;
+    v_rows := v_rows || v_json;
+    v_count := v_count + 1;
+  end loop;
+  close v_cursor;
+
+  -- Column types without running the query again: a prepared statement's result types.
+  begin
+    execute format('prepare %%I as %%s', v_stmt, sql);
+    if current_setting('server_version_num')::int >= 160000 then
+      execute 'select result_types::text[] from pg_catalog.pg_prepared_statements where name = $1'
+        into v_types using v_stmt;
+    end if;
+    execute format('deallocate %%I', v_stmt);
+  exception when others then
+    if exists (select from pg_catalog.pg_prepared_statements where name = v_stmt) then
+      execute format('deallocate %%I', v_stmt);
+    end if;
+  end;
+  if v_names is null then
+    -- No row to read names from: one outer-joined row of nulls carries them.
+    open v_cursor no scroll for execute
+      'select q.* from (select) as sextant_one left join (' || sql || e'\n) as q on true limit 1';
+    fetch v_cursor into v_row;
+    close v_cursor;
+    v_names := array(select json_object_keys(to_json(v_row)));
+  end if;
+
+  return (
+    (select coalesce(jsonb_agg(jsonb_build_object('name', n.name, 'type', coalesce(v_types[n.i], 'unknown')) order by n.i), '[]')
+       from unnest(v_names) with ordinality as n(name, i)),
+    coalesce(array_to_json(v_rows), '[]'),
+    v_count,
+    v_truncated,
+    case when v_truncated then row_offset + v_count end,
+    round(extract(epoch from clock_timestamp() - v_started) * 1000, 3));
+end
+$fn$;
+$src$, 'run_query__' || slug);
+$body$;
+comment on function sextant_private.query_runner_source(text) is
+  E'The CREATE FUNCTION text of a tenant''s query runner.';
+revoke all on function sextant_private.query_runner_source(text) from public;
+
+-- (Re)creates a tenant's runner and its owner role. Runs as the admin (it creates a role and
+-- hands the function to it); re-run for every tenant whenever this file is applied.
+create or replace function sextant_private.install_query_runner(slug text)
+returns void
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_reader text := 'sextant_t_' || slug;
+  v_runner text := 'sextant_t_' || slug || '__runner';
+  v_fn text := 'run_query__' || slug;
+begin
+  if to_regrole(v_runner) is null then
+    -- NOLOGIN and never granted to anyone: no session can become it or inherit from it.
+    execute format('create role %I nologin', v_runner);
+  end if;
+  execute format('grant %I to %I', v_reader, v_runner);
+  execute sextant_private.query_runner_source(slug);
+  -- Changing the owner needs CREATE on the schema for the new owner, for a moment.
+  execute format('grant create on schema sextant_exec to %I', v_runner);
+  execute format('alter function sextant_exec.%I(text, integer, integer, integer, numeric, boolean) owner to %I', v_fn, v_runner);
+  execute format('revoke create on schema sextant_exec from %I', v_runner);
+  execute format('revoke all on function sextant_exec.%I(text, integer, integer, integer, numeric, boolean) from public', v_fn);
+  execute format('grant execute on function sextant_exec.%I(text, integer, integer, integer, numeric, boolean) to %I', v_fn, v_reader);
+end
+$$;
+comment on function sextant_private.install_query_runner(text) is
+  E'Creates or refreshes the query runner of one tenant.';
+revoke all on function sextant_private.install_query_runner(text) from public;
+
+-- Calls the tenant's runner with the tenant's limits. Runs as the caller (a tenant role), so
+-- it lives in sextant_exec, which tenant roles can use (sextant_private they cannot).
+-- explain_only: the runner returns cost and rows in `columns` and the plan in `rows`.
+create or replace function sextant_exec.call_runner(sql text, max_rows integer, row_offset integer, explain_only boolean)
+returns sextant.query_result
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_tenant sextant.tenants;
+  v_result sextant.query_result;
+begin
+  select * into v_tenant from sextant.tenants as t where t.slug = sextant.current_tenant();
+  if v_tenant.slug is null then
+    raise exception 'queries run as a tenant, and the current role belongs to none'
+      using errcode = 'SX403', hint = 'Use a tenant''s API token, or an analyst login created with `sextant analyst create`.';
+  end if;
+  if sql is null or btrim(sql) = '' then
+    raise exception 'the SQL text is empty' using errcode = 'SX400';
+  end if;
+  if length(sql) > 100000 then
+    raise exception 'the SQL text is % characters long; the limit is 100000', length(sql) using errcode = 'SX413';
+  end if;
+  if max_rows is not null and max_rows < 1 then
+    raise exception 'max_rows must be at least 1, got %', max_rows using errcode = 'SX400';
+  end if;
+  if row_offset is not null and row_offset < 0 then
+    raise exception 'row_offset must not be negative, got %', row_offset using errcode = 'SX400';
+  end if;
+  execute format('select * from sextant_exec.%I($1, $2, $3, $4, $5, $6)', 'run_query__' || v_tenant.slug)
+    into v_result
+    using sql, least(coalesce(max_rows, 500), v_tenant.max_rows), coalesce(row_offset, 0),
+          v_tenant.max_response_bytes, v_tenant.max_query_cost, explain_only;
+  return v_result;
+end
+$$;
+comment on function sextant_exec.call_runner(text, integer, integer, boolean) is
+  E'Validates arguments and runs SQL through the current tenant''s runner.';
+revoke all on function sextant_exec.call_runner(text, integer, integer, boolean) from public;
+grant execute on function sextant_exec.call_runner(text, integer, integer, boolean) to sextant_tenant_reader;
+
+reset role;
+
+-- Runners are refreshed for every tenant each time this file runs (admin rights needed).
+select sextant_private.install_query_runner(t.slug) from sextant.tenants as t;
+
+set role sextant_owner;
+
+create or replace function sextant.query(sql text, max_rows integer default 500, row_offset integer default 0)
+returns sextant.query_result
+-- STABLE for the API (a GraphQL query field, no writes); the runner it calls is VOLATILE.
+language sql stable
+as $$
+  select * from sextant_exec.call_runner(query.sql, query.max_rows, query.row_offset, false);
+$$;
+comment on function sextant.query(text, integer, integer) is
+  E'Runs one read-only SELECT / WITH / VALUES / TABLE statement as your tenant and returns its rows '
+  'as data (max_rows capped by the tenant; when truncated, pass next_offset as row_offset for the next page).';
+grant execute on function sextant.query(text, integer, integer) to sextant_tenant_reader;
+
+create or replace function sextant.explain_query(sql text)
+returns sextant.query_plan
+language plpgsql stable
+as $$
+declare
+  v_result sextant.query_result := sextant_exec.call_runner(explain_query.sql, 1, 0, true);
+  v_budget numeric := (select t.max_query_cost from sextant.tenants as t where t.slug = sextant.current_tenant());
+begin
+  return ((v_result.columns ->> 'total_cost')::numeric, (v_result.columns ->> 'plan_rows')::numeric, v_budget,
+          (v_result.columns ->> 'total_cost')::numeric <= v_budget, v_result.rows);
+end
+$$;
+comment on function sextant.explain_query(text) is
+  E'The plan of a query without running it (EXPLAIN, no ANALYZE): estimated cost and rows, and '
+  'whether the cost is within your tenant''s budget.';
+grant execute on function sextant.explain_query(text) to sextant_tenant_reader;
+
+reset role;
