@@ -65,3 +65,341 @@ comment on function sextant.list_schemas() is
 grant execute on function sextant.list_schemas() to sextant_tenant_reader;
 
 reset role;
+
+-- ---------------------------------------------------------------------------------------------
+-- Tables, columns, functions, data dictionary. Schemas that are never a tenant's data:
+set role sextant_owner;
+
+create or replace function sextant_exec.is_internal_schema(schema_name text)
+returns boolean
+language sql immutable
+set search_path = pg_catalog, pg_temp
+as $$
+  select schema_name in ('sextant', 'sextant_private', 'sextant_exec', 'information_schema', 'pg_catalog', 'pg_toast')
+      or schema_name like 'pg\_%' or schema_name like 'graphile\_%';
+$$;
+comment on function sextant_exec.is_internal_schema(text) is E'Sextant''s and PostgreSQL''s own schemas.';
+grant execute on function sextant_exec.is_internal_schema(text) to sextant_tenant_reader;
+
+-- Whether a column name looks sensitive under the current tenant's patterns.
+create or replace function sextant_exec.is_sensitive_column(column_name text)
+returns boolean
+language sql stable
+set search_path = pg_catalog, pg_temp
+as $$
+  select exists (
+    select from sextant.tenants as t, unnest(t.sensitive_column_patterns) as p
+    where t.slug = sextant.current_tenant() and column_name ~* p);
+$$;
+comment on function sextant_exec.is_sensitive_column(text) is
+  E'True when a column name matches one of the tenant''s sensitive-column patterns.';
+grant execute on function sextant_exec.is_sensitive_column(text) to sextant_tenant_reader;
+
+create or replace view sextant.databases with (security_invoker = true) as
+  select current_database()::text as database_name,
+         'postgresql'::text as kind,
+         current_setting('server_version') as server_version,
+         pg_database_size(current_database()) as size_bytes,
+         shobj_description((select d.oid from pg_catalog.pg_database as d where d.datname = current_database()), 'pg_database') as description
+  union all
+  select s.srvname::text, 'foreign server (' || w.fdwname || ')', s.srvversion, null, obj_description(s.oid, 'pg_foreign_server')
+  from pg_catalog.pg_foreign_server as s
+  join pg_catalog.pg_foreign_data_wrapper as w on w.oid = s.srvfdw
+  where has_server_privilege(s.oid, 'usage');
+comment on view sextant.databases is E'@behavior -list -connection\nData sources the current role can read.';
+grant select on sextant.databases to sextant_tenant_reader;
+
+create or replace function sextant.list_databases()
+returns setof sextant.databases
+language sql stable
+as $$
+  select * from sextant.databases;
+$$;
+comment on function sextant.list_databases() is
+  E'The data sources your tenant can read: this database, and foreign servers you may use.';
+grant execute on function sextant.list_databases() to sextant_tenant_reader;
+
+create or replace view sextant.tables with (security_invoker = true) as
+  select n.nspname::text as schema_name,
+         c.relname::text as table_name,
+         case c.relkind
+           when 'r' then 'table' when 'p' then 'partitioned table' when 'v' then 'view'
+           when 'm' then 'materialized view' when 'f' then 'foreign table'
+         end as kind,
+         obj_description(c.oid, 'pg_class') as description,
+         case when c.reltuples >= 0 then c.reltuples::bigint end as estimated_rows,
+         case when c.relkind in ('r', 'm') then pg_catalog.pg_total_relation_size(c.oid) end as total_bytes,
+         (select count(*) from pg_catalog.pg_attribute as a
+           where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped)::integer as column_count
+  from pg_catalog.pg_class as c
+  join pg_catalog.pg_namespace as n on n.oid = c.relnamespace
+  where c.relkind in ('r', 'p', 'v', 'm', 'f')
+    and not c.relispartition
+    and not sextant_exec.is_internal_schema(n.nspname)
+    and has_schema_privilege(n.oid, 'usage')
+    and has_table_privilege(c.oid, 'select');
+comment on view sextant.tables is E'@behavior -list -connection\nTables, views, materialized views and foreign tables the current role can read.';
+grant select on sextant.tables to sextant_tenant_reader;
+
+create or replace function sextant.list_tables(schema_name text default null, max_results integer default 100, page_offset integer default 0)
+returns setof sextant.tables
+language plpgsql stable
+as $$
+begin
+  if max_results is null or max_results not between 1 and 1000 then
+    raise exception 'max_results must be between 1 and 1000, got %', max_results using errcode = 'SX400';
+  end if;
+  if page_offset is null or page_offset < 0 then
+    raise exception 'page_offset must not be negative, got %', page_offset using errcode = 'SX400';
+  end if;
+  if list_tables.schema_name is not null and not exists (
+       select from sextant.schemas as s where s.schema_name = list_tables.schema_name) then
+    raise exception 'schema % does not exist or is not readable by your tenant', list_tables.schema_name
+      using errcode = 'SX404', hint = 'Call list_schemas to see the schemas you can read.';
+  end if;
+  return query
+    select t.* from sextant.tables as t
+    where list_tables.schema_name is null or t.schema_name = list_tables.schema_name
+    order by t.schema_name, t.table_name
+    limit max_results offset page_offset;
+end
+$$;
+comment on function sextant.list_tables(text, integer, integer) is
+  E'Tables and views your tenant can read (one schema, or all), with comments, row estimates and size; '
+  'paged by max_results (at most 1000) and page_offset.';
+grant execute on function sextant.list_tables(text, integer, integer) to sextant_tenant_reader;
+
+-- Finds a readable table by name (optionally "schema.table"); SX404 when none, SX400 when the
+-- name is ambiguous across the tenant's schemas.
+create or replace function sextant_exec.resolve_table(table_name text, schema_name text)
+returns oid
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_schema text := schema_name;
+  v_table text := table_name;
+  v_matches oid[];
+begin
+  if v_table is null or btrim(v_table) = '' then
+    raise exception 'table name is empty' using errcode = 'SX400';
+  end if;
+  if v_schema is null and v_table ~ '^[^."]+\.[^."]+$' then
+    v_schema := split_part(v_table, '.', 1);
+    v_table := split_part(v_table, '.', 2);
+  end if;
+  select array_agg(c.oid order by n.nspname) into v_matches
+  from pg_catalog.pg_class as c
+  join pg_catalog.pg_namespace as n on n.oid = c.relnamespace
+  where c.relname = v_table
+    and (v_schema is null or n.nspname = v_schema)
+    and c.relkind in ('r', 'p', 'v', 'm', 'f')
+    and not sextant_exec.is_internal_schema(n.nspname)
+    and has_schema_privilege(n.oid, 'usage')
+    and has_table_privilege(c.oid, 'select');
+  if v_matches is null then
+    raise exception 'table % does not exist or is not readable by your tenant',
+      coalesce(v_schema || '.', '') || v_table
+      using errcode = 'SX404', hint = 'Call list_tables to see the tables you can read.';
+  end if;
+  if cardinality(v_matches) > 1 then
+    raise exception 'table name % is in several schemas: %', v_table,
+      (select string_agg(n.nspname, ', ') from pg_catalog.pg_class as c
+         join pg_catalog.pg_namespace as n on n.oid = c.relnamespace where c.oid = any(v_matches))
+      using errcode = 'SX400', hint = 'Pass schema_name, or write the name as schema.table.';
+  end if;
+  return v_matches[1];
+end
+$$;
+comment on function sextant_exec.resolve_table(text, text) is E'The oid of a readable table named by the caller.';
+grant execute on function sextant_exec.resolve_table(text, text) to sextant_tenant_reader;
+
+create or replace function sextant.describe_table(table_name text, schema_name text default null)
+returns sextant.table_description
+language sql stable
+as $$
+  with target as (
+    select c.oid, c.relname::text as table_name, n.nspname::text as schema_name, c.relkind, c.reltuples
+    from pg_catalog.pg_class as c
+    join pg_catalog.pg_namespace as n on n.oid = c.relnamespace
+    where c.oid = sextant_exec.resolve_table(describe_table.table_name, describe_table.schema_name)
+  ),
+  pk as (
+    select con.conkey from pg_catalog.pg_constraint as con, target
+    where con.conrelid = target.oid and con.contype = 'p'
+  )
+  select
+    t.schema_name,
+    t.table_name,
+    case t.relkind when 'r' then 'table' when 'p' then 'partitioned table' when 'v' then 'view'
+                   when 'm' then 'materialized view' when 'f' then 'foreign table' end,
+    obj_description(t.oid, 'pg_class'),
+    case when t.reltuples >= 0 then t.reltuples::bigint end,
+    case when t.relkind in ('r', 'm') then pg_catalog.pg_total_relation_size(t.oid) end,
+    (select coalesce(jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
+              'name', a.attname,
+              'type', format_type(a.atttypid, a.atttypmod),
+              'nullable', not a.attnotnull,
+              'default', pg_get_expr(d.adbin, d.adrelid),
+              'description', col_description(t.oid, a.attnum),
+              'primary_key', case when array_position((select conkey from pk), a.attnum) is not null then true end,
+              'sensitive', case when sextant_exec.is_sensitive_column(a.attname) then true end))
+            order by a.attnum), '[]')
+       from pg_catalog.pg_attribute as a
+       left join pg_catalog.pg_attrdef as d on d.adrelid = a.attrelid and d.adnum = a.attnum
+      where a.attrelid = t.oid and a.attnum > 0 and not a.attisdropped
+        and has_column_privilege(t.oid, a.attnum, 'select')),
+    (select to_jsonb(array(select a.attname::text from unnest((select conkey from pk)) with ordinality as k(attnum, i)
+                             join pg_catalog.pg_attribute as a on a.attrelid = t.oid and a.attnum = k.attnum order by k.i))),
+    (select coalesce(jsonb_agg(jsonb_build_object(
+              'name', con.conname,
+              'columns', (select jsonb_agg(a.attname order by k.i) from unnest(con.conkey) with ordinality as k(attnum, i)
+                            join pg_catalog.pg_attribute as a on a.attrelid = con.conrelid and a.attnum = k.attnum),
+              'references', fn.nspname || '.' || fc.relname,
+              'referenced_columns', (select jsonb_agg(a.attname order by k.i) from unnest(con.confkey) with ordinality as k(attnum, i)
+                            join pg_catalog.pg_attribute as a on a.attrelid = con.confrelid and a.attnum = k.attnum))
+            order by con.conname), '[]')
+       from pg_catalog.pg_constraint as con
+       join pg_catalog.pg_class as fc on fc.oid = con.confrelid
+       join pg_catalog.pg_namespace as fn on fn.oid = fc.relnamespace
+      where con.conrelid = t.oid and con.contype = 'f'),
+    (select coalesce(jsonb_agg(jsonb_build_object(
+              'name', con.conname,
+              'table', rn.nspname || '.' || rc.relname,
+              'columns', (select jsonb_agg(a.attname order by k.i) from unnest(con.conkey) with ordinality as k(attnum, i)
+                            join pg_catalog.pg_attribute as a on a.attrelid = con.conrelid and a.attnum = k.attnum),
+              'referenced_columns', (select jsonb_agg(a.attname order by k.i) from unnest(con.confkey) with ordinality as k(attnum, i)
+                            join pg_catalog.pg_attribute as a on a.attrelid = con.confrelid and a.attnum = k.attnum))
+            order by rn.nspname, rc.relname), '[]')
+       from pg_catalog.pg_constraint as con
+       join pg_catalog.pg_class as rc on rc.oid = con.conrelid
+       join pg_catalog.pg_namespace as rn on rn.oid = rc.relnamespace
+      where con.confrelid = t.oid and con.contype = 'f'
+        and has_table_privilege(rc.oid, 'select')),
+    (select coalesce(jsonb_agg(jsonb_build_object(
+              'name', ic.relname, 'unique', i.indisunique, 'primary', i.indisprimary,
+              'definition', pg_get_indexdef(i.indexrelid)) order by ic.relname), '[]')
+       from pg_catalog.pg_index as i
+       join pg_catalog.pg_class as ic on ic.oid = i.indexrelid
+      where i.indrelid = t.oid),
+    (select coalesce(jsonb_agg(jsonb_build_object(
+              'name', con.conname, 'type', case con.contype when 'c' then 'check' when 'u' then 'unique' when 'x' then 'exclusion' end,
+              'definition', pg_get_constraintdef(con.oid)) order by con.conname), '[]')
+       from pg_catalog.pg_constraint as con
+      where con.conrelid = t.oid and con.contype in ('c', 'u', 'x')),
+    null::jsonb,
+    null::jsonb
+  from target as t;
+$$;
+comment on function sextant.describe_table(text, text) is
+  E'Columns (type, nullable, default, comment, sensitive), primary key, foreign keys both ways, indexes, '
+  'constraints, row estimate and size of one table or view ("table" or "schema.table").';
+grant execute on function sextant.describe_table(text, text) to sextant_tenant_reader;
+
+create or replace view sextant.functions with (security_invoker = true) as
+  select n.nspname::text as schema_name,
+         p.proname::text as function_name,
+         pg_get_function_arguments(p.oid) as arguments,
+         pg_get_function_result(p.oid) as result_type,
+         case p.prokind when 'f' then 'function' when 'a' then 'aggregate' when 'w' then 'window' when 'p' then 'procedure' end as kind,
+         case p.provolatile when 'i' then 'immutable' when 's' then 'stable' else 'volatile' end as volatility,
+         obj_description(p.oid, 'pg_proc') as description
+  from pg_catalog.pg_proc as p
+  join pg_catalog.pg_namespace as n on n.oid = p.pronamespace
+  where not sextant_exec.is_internal_schema(n.nspname)
+    and has_schema_privilege(n.oid, 'usage')
+    and has_function_privilege(p.oid, 'execute');
+comment on view sextant.functions is E'@behavior -list -connection\nFunctions the current role can call outside PostgreSQL''s own.';
+grant select on sextant.functions to sextant_tenant_reader;
+
+create or replace function sextant.list_functions(schema_name text default null)
+returns setof sextant.functions
+language sql stable
+as $$
+  select f.* from sextant.functions as f
+  where (list_functions.schema_name is null and f.schema_name <> 'public') or f.schema_name = list_functions.schema_name
+  order by f.schema_name, f.function_name, f.arguments;
+$$;
+comment on function sextant.list_functions(text) is
+  E'Functions you can call in your schemas (or in one schema), with signatures and comments.';
+grant execute on function sextant.list_functions(text) to sextant_tenant_reader;
+
+create or replace function sextant.get_metadata(schema_name text default null)
+returns sextant.data_dictionary
+language sql stable
+as $$
+  with tabs as (
+    select c.oid, n.nspname::text as schema_name, c.relname::text as table_name, c.relkind, c.reltuples
+    from pg_catalog.pg_class as c
+    join pg_catalog.pg_namespace as n on n.oid = c.relnamespace
+    where c.relkind in ('r', 'p', 'v', 'm', 'f')
+      and not c.relispartition
+      and not sextant_exec.is_internal_schema(n.nspname)
+      and (get_metadata.schema_name is null or n.nspname = get_metadata.schema_name)
+      and (get_metadata.schema_name is not null or n.nspname <> 'public')
+      and has_schema_privilege(n.oid, 'usage')
+      and has_table_privilege(c.oid, 'select')
+  ),
+  cols as (
+    select a.attrelid, a.attnum, a.attname::text as name, format_type(a.atttypid, a.atttypmod) as type,
+           a.attnotnull, col_description(a.attrelid, a.attnum) as description,
+           sextant_exec.is_sensitive_column(a.attname) as sensitive,
+           s.most_common_vals::text as common_values
+    from tabs as t
+    join pg_catalog.pg_attribute as a on a.attrelid = t.oid and a.attnum > 0 and not a.attisdropped
+    left join pg_catalog.pg_stats as s on s.schemaname = t.schema_name and s.tablename = t.table_name and s.attname = a.attname
+    where has_column_privilege(t.oid, a.attnum, 'select')
+  ),
+  keys as (
+    select con.conrelid, con.contype, con.conkey, con.confrelid, con.confkey
+    from pg_catalog.pg_constraint as con
+    where con.conrelid in (select oid from tabs) and con.contype in ('p', 'f')
+  )
+  select
+    get_metadata.schema_name,
+    (select coalesce(jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
+              'table', t.schema_name || '.' || t.table_name,
+              'kind', case t.relkind when 'v' then 'view' when 'm' then 'materialized view' when 'f' then 'foreign table' end,
+              'description', obj_description(t.oid, 'pg_class'),
+              'rows', case when t.reltuples >= 0 then t.reltuples::bigint end,
+              'columns', (select jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
+                                  'name', c.name, 'type', c.type,
+                                  'not_null', case when c.attnotnull then true end,
+                                  'pk', case when exists (select from keys as k where k.conrelid = t.oid and k.contype = 'p' and c.attnum = any(k.conkey)) then true end,
+                                  'description', c.description,
+                                  'sensitive', case when c.sensitive then true end,
+                                  -- A few frequent values from the planner's statistics (no table scan).
+                                  'samples', case when not c.sensitive and c.common_values is not null
+                                             then to_jsonb((c.common_values::text[])[1:5]) end))
+                                order by c.attnum)
+                            from cols as c where c.attrelid = t.oid)))
+            order by t.schema_name, t.table_name), '[]')
+       from tabs as t),
+    (select coalesce(jsonb_agg(jsonb_build_object(
+              'from', ft.schema_name || '.' || ft.table_name || '(' ||
+                      (select string_agg(a.attname, ', ' order by k2.i) from unnest(k.conkey) with ordinality as k2(attnum, i)
+                         join pg_catalog.pg_attribute as a on a.attrelid = k.conrelid and a.attnum = k2.attnum) || ')',
+              'to', tn.nspname || '.' || tc.relname || '(' ||
+                      (select string_agg(a.attname, ', ' order by k2.i) from unnest(k.confkey) with ordinality as k2(attnum, i)
+                         join pg_catalog.pg_attribute as a on a.attrelid = k.confrelid and a.attnum = k2.attnum) || ')')), '[]')
+       from keys as k
+       join tabs as ft on ft.oid = k.conrelid
+       join pg_catalog.pg_class as tc on tc.oid = k.confrelid
+       join pg_catalog.pg_namespace as tn on tn.oid = tc.relnamespace
+      where k.contype = 'f'),
+    (select coalesce(jsonb_agg(jsonb_build_object('type', tn.nspname || '.' || ty.typname,
+                                                  'values', (select jsonb_agg(e.enumlabel order by e.enumsortorder)
+                                                               from pg_catalog.pg_enum as e where e.enumtypid = ty.oid))), '[]')
+       from pg_catalog.pg_type as ty
+       join pg_catalog.pg_namespace as tn on tn.oid = ty.typnamespace
+      where ty.typtype = 'e'
+        and not sextant_exec.is_internal_schema(tn.nspname)
+        and (get_metadata.schema_name is null or tn.nspname = get_metadata.schema_name)
+        and has_schema_privilege(tn.oid, 'usage'));
+$$;
+comment on function sextant.get_metadata(text) is
+  E'A compact data dictionary for a prompt: tables, columns, keys, join paths from foreign keys, enums, '
+  'and a few frequent values per column (never for sensitive columns).';
+grant execute on function sextant.get_metadata(text) to sextant_tenant_reader;
+
+reset role;

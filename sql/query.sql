@@ -243,3 +243,37 @@ comment on function sextant.explain_query(text) is
 grant execute on function sextant.explain_query(text) to sextant_tenant_reader;
 
 reset role;
+
+set role sextant_owner;
+
+create or replace function sextant.sample_table(table_name text, schema_name text default null, n integer default 20)
+returns sextant.query_result
+language plpgsql stable
+as $$
+declare
+  v_oid oid := sextant_exec.resolve_table(sample_table.table_name, sample_table.schema_name);
+  v_sql text;
+begin
+  if sample_table.n is null or sample_table.n not between 1 and 1000 then
+    raise exception 'n must be between 1 and 1000, got %', n using errcode = 'SX400';
+  end if;
+  -- Built from catalog identifiers only; sensitive columns are replaced, unreadable ones left out.
+  select format('select %s from %I.%I limit %s',
+                string_agg(case when sextant_exec.is_sensitive_column(a.attname)
+                                then format('''[masked]''::text as %I', a.attname)
+                                else format('%I', a.attname) end, ', ' order by a.attnum),
+                ns.nspname, c.relname, sample_table.n)
+    into v_sql
+  from pg_catalog.pg_class as c
+  join pg_catalog.pg_namespace as ns on ns.oid = c.relnamespace
+  join pg_catalog.pg_attribute as a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
+  where c.oid = v_oid and has_column_privilege(c.oid, a.attnum, 'select')
+  group by ns.nspname, c.relname;
+  return sextant_exec.call_runner(v_sql, sample_table.n, 0, false);
+end
+$$;
+comment on function sextant.sample_table(text, text, integer) is
+  E'The first n rows (default 20, at most 1000) of a table or view, with sensitive columns masked.';
+grant execute on function sextant.sample_table(text, text, integer) to sextant_tenant_reader;
+
+reset role;
