@@ -1,10 +1,27 @@
 import type pg from "pg";
 import type { Principal } from "../auth/principal.ts";
 import { toPgSettings } from "../auth/pgSettings.ts";
+import "./pgTypes.ts";
+
+/**
+ * What a rollback leaves on a pooled connection: session advisory locks. (Settings and role
+ * end with the transaction; prepared statements, LISTEN and temp objects cannot be made by
+ * the read-only cursor path.) Sent in the same round trip as the rollback.
+ */
+const CLEANUP = "select pg_catalog.pg_advisory_unlock_all()";
+
+/** `begin` plus the principal's settings as one simple-protocol round trip (values quoted). */
+function beginSql(client: pg.PoolClient, principal: Principal, write: boolean): string {
+  const settings = Object.entries(toPgSettings(principal))
+    .map(([k, v]) => `set_config(${client.escapeLiteral(k)}, ${client.escapeLiteral(v)}, true)`)
+    .join(", ");
+  return `${write ? "begin" : "begin read only"}; select ${settings}`;
+}
 
 /**
  * Runs `fn` in one transaction as the principal's role, read-only unless `write`; rolls back
- * unless `commit`, so settings, role and anything the call did end with it.
+ * unless `commit`, so settings, role and anything the call did end with it. A connection
+ * whose cleanup fails is destroyed, never returned to the pool.
  */
 export async function withRole<T>(
   pool: pg.Pool,
@@ -13,18 +30,16 @@ export async function withRole<T>(
   { commit = false, write = false } = {},
 ): Promise<T> {
   const client = await pool.connect();
+  let broken: Error | undefined;
   try {
-    await client.query(write ? "begin" : "begin read only");
-    await client.query("select set_config(key, value, true) from json_each_text($1::json)", [
-      JSON.stringify(toPgSettings(principal)),
-    ]);
+    await client.query(beginSql(client, principal, write));
     const result = await fn(client);
-    await client.query(commit ? "commit" : "rollback");
+    await client.query(`${commit ? "commit" : "rollback"}; ${CLEANUP}`);
     return result;
   } catch (error) {
-    await client.query("rollback").catch(() => {});
+    await client.query(`rollback; ${CLEANUP}`).catch((e: Error) => (broken = e));
     throw error;
   } finally {
-    client.release();
+    client.release(broken);
   }
 }

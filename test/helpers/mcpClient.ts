@@ -17,3 +17,8 @@ export async function callOk(client: Client, name: string, args: Record<string, 
   if (result.isError) throw new Error(`tool ${name} failed: ${JSON.stringify(result.content)}`);
   return result.structuredContent as Record<string, unknown>;
 }
+
+/** The first text block of a tool result. */
+export function textOf(result: unknown): string {
+  return ((result as { content: { text: string }[] }).content[0]?.text) ?? "";
+}

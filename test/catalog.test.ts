@@ -1,0 +1,127 @@
+import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { asRole, createTestDatabase, createToken, withTx, type TestDatabase } from "./helpers/db.ts";
+import { callOk, connectHttp, textOf } from "./helpers/mcpClient.ts";
+import { startTestServer } from "./helpers/server.ts";
+
+let db: TestDatabase;
+let server: Awaited<ReturnType<typeof startTestServer>>;
+let demo: Client;
+let acme: Client;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  server = await startTestServer(db);
+  demo = (await connectHttp(server.url, await createToken(db, "demo", "cat-demo"))).client;
+  acme = (await connectHttp(server.url, await createToken(db, "acme", "cat-acme"))).client;
+});
+afterAll(async () => {
+  await demo?.close();
+  await acme?.close();
+  await server?.close();
+  await db?.drop();
+});
+
+const text = textOf;
+
+describe("catalog tools through MCP", () => {
+  test("list_databases names this database", async () => {
+    const { rows } = (await callOk(demo, "list_databases")) as { rows: { database_name: string; kind: string }[] };
+    expect(rows[0]).toMatchObject({ database_name: db.name, kind: "postgresql" });
+  });
+
+  test("list_tables lists the tenant's tables with comments, estimates and size, paged", async () => {
+    const { rows } = (await callOk(demo, "list_tables", { schema: "shop" })) as { rows: Record<string, unknown>[] };
+    expect(rows.map((r) => r.table_name)).toEqual(["customers", "monthly_revenue", "order_items", "orders", "products"]);
+    expect(rows[0]).toMatchObject({ kind: "table", estimated_rows: 1500, description: expect.stringContaining("account") });
+    expect(Number(rows[0]!.total_bytes)).toBeGreaterThan(0);
+    const page2 = (await callOk(demo, "list_tables", { schema: "shop", max_results: 2, page_offset: 2 })) as { rows: { table_name: string }[] };
+    expect(page2.rows.map((r) => r.table_name)).toEqual(["order_items", "orders"]);
+  });
+
+  test("list_tables refuses another tenant's schema and bad paging", async () => {
+    const other = await acme.callTool({ name: "list_tables", arguments: { schema: "shop" } });
+    expect(other.isError).toBe(true);
+    expect(text(other)).toMatch(/^error SX404: schema shop does not exist or is not readable/);
+    const bad = await demo.callTool({ name: "list_tables", arguments: { max_results: 5000 } });
+    expect(text(bad)).toMatch(/SX400: max_results must be between 1 and 1000/);
+  });
+
+  test("describe_table gives columns, keys both ways, indexes and constraints", async () => {
+    const r = await demo.callTool({ name: "describe_table", arguments: { table: "orders" } });
+    const d = r.structuredContent as Record<string, any>;
+    expect(d).toMatchObject({ schema_name: "shop", table_name: "orders", kind: "table", estimated_rows: 4000, primary_key: ["id"] });
+    expect(d.columns.map((c: { name: string }) => c.name)).toEqual(["id", "customer_id", "status", "ordered_at", "shipped_at"]);
+    expect(d.columns[2]).toMatchObject({ name: "status", type: "text", nullable: false, description: expect.stringContaining("Lifecycle") });
+    expect(d.foreign_keys).toEqual([expect.objectContaining({ columns: ["customer_id"], references: "shop.customers", referenced_columns: ["id"] })]);
+    expect(d.referenced_by).toEqual([expect.objectContaining({ table: "shop.order_items", columns: ["order_id"] })]);
+    expect(d.indexes.map((i: { name: string }) => i.name)).toEqual(expect.arrayContaining(["orders_pkey", "orders_customer_idx"]));
+    expect(d.constraints).toEqual([expect.objectContaining({ type: "check", definition: expect.stringContaining("status") })]);
+    expect(text(r)).toContain("references: (customer_id) -> shop.customers(id)");
+  });
+
+  test("describe_table accepts schema.table, flags sensitive columns, and says when a table is unknown", async () => {
+    const r = (await callOk(demo, "describe_table", { table: "shop.customers" })) as { columns: { name: string; sensitive?: boolean }[] };
+    expect(r.columns.find((c) => c.name === "email")?.sensitive).toBe(true);
+    const missing = await demo.callTool({ name: "describe_table", arguments: { table: "nosuch" } });
+    expect(text(missing)).toMatch(/SX404: table nosuch does not exist or is not readable by your tenant\nhint: Call list_tables/);
+    const crossing = await acme.callTool({ name: "describe_table", arguments: { table: "shop.orders" } });
+    expect(text(crossing)).toMatch(/SX404/);
+  });
+
+  test("get_metadata is a compact dictionary with joins and samples, never sampling sensitive columns", async () => {
+    const r = await demo.callTool({ name: "get_metadata", arguments: { schema: "shop" } });
+    const d = r.structuredContent as { tables: { table: string; columns: { name: string; samples?: unknown[]; sensitive?: boolean }[] }[]; join_paths: unknown[] };
+    expect(d.tables.map((t) => t.table)).toContain("shop.orders");
+    expect(d.join_paths).toEqual(expect.arrayContaining([{ from: "shop.orders(customer_id)", to: "shop.customers(id)" }]));
+    const customers = d.tables.find((t) => t.table === "shop.customers")!;
+    const email = customers.columns.find((c) => c.name === "email")!;
+    expect(email.sensitive).toBe(true);
+    expect(email.samples).toBeUndefined();
+    expect(customers.columns.find((c) => c.name === "country")!.samples!.length).toBeGreaterThan(0);
+    expect(text(r)).toContain("joins:\n");
+    expect(text(r)).not.toContain("@example.com");
+  });
+
+  test("sample_table masks sensitive columns and caps n", async () => {
+    const r = (await callOk(demo, "sample_table", { table: "customers", n: 3 })) as { rows: Record<string, unknown>[]; row_count: number };
+    expect(r.row_count).toBe(3);
+    expect(r.rows.every((row) => row.email === "[masked]")).toBe(true);
+    expect(r.rows[0]!.full_name).toEqual(expect.any(String));
+    const bad = await demo.callTool({ name: "sample_table", arguments: { table: "customers", n: 0 } });
+    expect(text(bad)).toMatch(/SX400: n must be between 1 and 1000/);
+  });
+
+  test("list_functions shows callable functions in the tenant's schemas only", async () => {
+    await db.admin.query(`set role sextant_owner; create or replace function shop.vat(amount numeric) returns numeric language sql immutable as 'select amount * 0.2';
+      comment on function shop.vat(numeric) is 'VAT at 20 percent'; reset role;`);
+    const { rows } = (await callOk(demo, "list_functions")) as { rows: Record<string, unknown>[] };
+    expect(rows).toEqual([expect.objectContaining({ schema_name: "shop", function_name: "vat", arguments: "amount numeric", description: "VAT at 20 percent" })]);
+    const acmeRows = (await callOk(acme, "list_functions")) as { rows: unknown[] };
+    expect(acmeRows.rows).toEqual([]);
+  });
+});
+
+describe("catalog from psql", () => {
+  test("the same functions answer an analyst's role directly", () =>
+    withTx(db.auth, async (client) => {
+      await asRole(client, "sextant_t_acme");
+      const { rows } = await client.query("select table_name, estimated_rows from sextant.list_tables()");
+      expect(rows.map((r) => r.table_name)).toEqual(["orders"]);
+    }));
+});
+
+describe("a large catalog", () => {
+  test("list_tables and describe_table stay within the tenant on 300 tables", async () => {
+    await db.admin.query(`set role sextant_owner;
+      do $$ begin for i in 1..300 loop
+        execute format('create table acme_sales.t%s (id int primary key, v text)', i);
+        execute format('comment on table acme_sales.t%s is %L', i, 'generated ' || i);
+      end loop; end $$;
+      grant select on all tables in schema acme_sales to sextant_t_acme; reset role;`);
+    const page = (await callOk(acme, "list_tables", { schema: "acme_sales", max_results: 1000 })) as { rows: unknown[] };
+    expect(page.rows).toHaveLength(301);
+    const none = (await callOk(demo, "list_tables", { max_results: 1000 })) as { rows: { schema_name: string }[] };
+    expect(none.rows.every((r) => r.schema_name === "shop")).toBe(true);
+  });
+});
