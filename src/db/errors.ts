@@ -29,6 +29,20 @@ const STATUS: Record<string, number> = {
   "25006": 403, // read_only_sql_transaction
 };
 
+/** PostgreSQL error classes (first two characters of SQLSTATE) a caller can act on. */
+const CLASS_STATUS: Record<string, number> = {
+  "22": 400, // data exception (bad cast, division by zero, ...)
+  "42": 400, // syntax error or access rule violation
+  "0A": 400, // feature not supported
+  "21": 400, // cardinality violation
+  "2B": 400,
+  "25": 403, // invalid transaction state (read-only)
+  "54": 413, // program limit exceeded
+  "53": 503, // insufficient resources
+  "40": 409, // serialization failure, deadlock
+  "57": 503, // operator intervention
+};
+
 /** An error raised by Sextant's own TypeScript with an SX code (same shape as a SQL one). */
 export class SextantError extends Error {
   constructor(
@@ -48,13 +62,14 @@ export class SextantError extends Error {
 export function toPublicError(error: unknown, log?: (id: string, error: unknown) => void): PublicError {
   const e = error as { code?: unknown; message?: unknown; detail?: unknown; hint?: unknown };
   const code = typeof e?.code === "string" ? e.code : undefined;
-  if (code && code in STATUS) {
+  const status = code ? (STATUS[code] ?? CLASS_STATUS[code.slice(0, 2)]) : undefined;
+  if (code && status) {
     return {
       code,
       message: String(e.message ?? "error"),
       ...(typeof e.detail === "string" && e.detail ? { detail: e.detail } : {}),
       ...(typeof e.hint === "string" && e.hint ? { hint: e.hint } : {}),
-      status: STATUS[code] ?? 400,
+      status,
     };
   }
   const id = randomUUID();
