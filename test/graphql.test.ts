@@ -69,3 +69,35 @@ test("health and readiness", async () => {
   const ready = await fetch(`${server.url}/ready`);
   expect(ready.status).toBe(200);
 });
+
+test("every catalog and query tool is a GraphQL field backed by the same SQL function", async () => {
+  const { body } = await gql(
+    globex,
+    `{ listDatabases { nodes { databaseName } }
+       listTables(schemaName: "globex_ops") { nodes { tableName estimatedRows } }
+       describeTable(tableName: "shipments") { schemaName columns primaryKey }
+       getMetadata(schemaName: "globex_ops") { tables }
+       listFunctions { nodes { functionName } }
+       sampleTable(tableName: "shipments", n: 2) { rowCount rows }
+       query(sql: "select count(*) as n from globex_ops.shipments") { columns rows }
+       explainQuery(sql: "select 1") { totalCost withinBudget } }`,
+  );
+  expect(body.errors).toBeUndefined();
+  const d = body.data;
+  expect(d.listDatabases.nodes).toEqual([{ databaseName: db.name }]);
+  expect(d.listTables.nodes.map((t: { tableName: string }) => t.tableName)).toEqual(["shipments"]);
+  expect(d.describeTable).toMatchObject({ schemaName: "globex_ops", primaryKey: ["id"] });
+  expect(d.getMetadata.tables[0].table).toBe("globex_ops.shipments");
+  // secret_note matches the "secret" pattern: masked in samples through every door
+  expect(d.sampleTable.rows).toEqual([{ id: 1, secret_note: "[masked]" }, { id: 2, secret_note: "[masked]" }]);
+  expect(d.query).toEqual({ columns: [{ name: "n", type: "bigint" }], rows: [{ n: 20 }] });
+  expect(d.explainQuery.withinBudget).toBe(true);
+});
+
+test("GraphQL's query field runs the parser guard and the database walls", async () => {
+  const refused = await gql(acme, '{ query(sql: "select pg_sleep(1)") { rowCount } }');
+  expect(refused.body.errors?.[0]).toMatchObject({ message: expect.stringContaining("pg_sleep() is not allowed"), extensions: { code: "SX400" } });
+  const crossing = await gql(acme, '{ query(sql: "select * from globex_ops.shipments") { rowCount } }');
+  expect(crossing.body.errors?.[0].extensions.code).toBe("42501");
+  expect(JSON.stringify(crossing.body)).not.toContain("globex secret");
+});
