@@ -1,9 +1,9 @@
--- Area: audit and limits. Called by the server's authenticator around every tool call:
--- hit_rate_limit before it, record_audit after it (batched), tenant_limits when a principal is
--- resolved. Tenant admins read sextant.audit_events (RLS); nobody can change it.
+-- Area: audit and limits. Called by the server's authenticator: add_rate_hits and
+-- record_audit in batches, tenant_limits when a principal is resolved. Tenant admins read
+-- sextant.audit_events (RLS); nobody can change it.
 -- Invariants:
 --   * counters live in PostgreSQL, so every server process shares them;
---   * a refused call does not count against the limit (its increments roll back);
+--   * a refused call does not count against the limit;
 --   * these are SECURITY DEFINER so the authenticator needs no rights on the tables.
 
 set role sextant_owner;
@@ -20,51 +20,35 @@ comment on function sextant_private.tenant_limits(text) is E'A tenant''s row (li
 revoke all on function sextant_private.tenant_limits(text) from public;
 grant execute on function sextant_private.tenant_limits(text) to sextant_authenticator;
 
--- Fixed windows: per principal per minute and per hour, per tenant per day.
-create or replace function sextant_private.hit_rate_limit(slug text, principal text)
-returns void
-language plpgsql volatile security definer
+-- Rate-limit counters: each server adds its calls in batches and reads back the totals, which
+-- include every other server's calls (see src/audit/rateLimiter.ts).
+create or replace function sextant_private.add_rate_hits(hits json)
+returns json
+language sql volatile security definer
 set search_path = pg_catalog, pg_temp
 as $$
-declare
-  v_tenant sextant.tenants;
-  v_now timestamptz := now();
-  v_check record;
-  v_hits integer;
-begin
-  select * into v_tenant from sextant.tenants as t where t.slug = hit_rate_limit.slug;
-  if v_tenant.slug is null then
-    raise exception 'tenant % does not exist', slug using errcode = 'SX404';
-  end if;
-  for v_check in
-    select * from (values
-      ('p:' || slug || ':' || principal || ':minute', date_trunc('minute', v_now), interval '1 minute', v_tenant.rate_per_minute, 'per minute for you'),
-      ('p:' || slug || ':' || principal || ':hour', date_trunc('hour', v_now), interval '1 hour', v_tenant.rate_per_hour, 'per hour for you'),
-      ('t:' || slug || ':day', date_trunc('day', v_now), interval '1 day', v_tenant.tenant_rate_per_day, 'per day for your tenant')
-    ) as c(bucket, window_start, length, cap, label)
-  loop
+  with added as (
     insert into sextant_private.rate_buckets as b (bucket, window_start, hits)
-    values (v_check.bucket, v_check.window_start, 1)
-    on conflict (bucket, window_start) do update set hits = b.hits + 1
-    returning hits into v_hits;
-    if v_hits > v_check.cap then
-      raise exception 'rate limit reached: % calls %', v_check.cap, v_check.label
-        using errcode = 'SX429',
-              detail = format('Retry after %s seconds.',
-                ceil(extract(epoch from v_check.window_start + v_check.length - v_now))::int),
-              hint = 'Wait, or batch the work into fewer, larger queries.';
-    end if;
-  end loop;
-  -- Old windows are cleared now and then, by whichever call comes by.
-  if random() < 0.001 then
-    delete from sextant_private.rate_buckets where window_start < v_now - interval '2 days';
-  end if;
-end
+    select h.bucket, h.window_start, h.hits
+    from json_populate_recordset(null::sextant_private.rate_buckets, hits) as h
+    where h.hits > 0
+    on conflict (bucket, window_start) do update set hits = b.hits + excluded.hits
+    returning b.bucket, b.window_start, b.hits
+  ),
+  -- Old windows are cleared now and then, by whichever flush comes by.
+  swept as (
+    delete from sextant_private.rate_buckets
+    where random() < 0.01 and window_start < now() - interval '2 days'
+    returning 1
+  )
+  select coalesce(json_agg(added), '[]') from added;
 $$;
-comment on function sextant_private.hit_rate_limit(text, text) is
-  E'Counts one call for a principal and tenant; raises SX429 (with when to retry) over a limit.';
-revoke all on function sextant_private.hit_rate_limit(text, text) from public;
-grant execute on function sextant_private.hit_rate_limit(text, text) to sextant_authenticator;
+comment on function sextant_private.add_rate_hits(json) is
+  E'Adds calls to rate-limit windows and returns the windows'' totals across all servers.';
+revoke all on function sextant_private.add_rate_hits(json) from public;
+grant execute on function sextant_private.add_rate_hits(json) to sextant_authenticator;
+
+drop function if exists sextant_private.hit_rate_limit(text, text);
 
 -- Batched: the server sends a JSON array of events at once.
 create or replace function sextant_private.record_audit(events json)

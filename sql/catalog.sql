@@ -38,13 +38,16 @@ create or replace view sextant.schemas with (security_invoker = true) as
          coalesce(ts.provisioned, false) as provisioned,
          ts.expires_at,
          obj_description(n.oid, 'pg_namespace') as description,
-         (select count(*)
-            from pg_catalog.pg_class as c
-           where c.relnamespace = n.oid
-             and c.relkind in ('r', 'p', 'v', 'm', 'f')
-             and has_table_privilege(c.oid, 'select'))::integer as table_count
+         coalesce(counts.n, 0)::integer as table_count
   from pg_catalog.pg_namespace as n
   left join sextant.tenant_schemas as ts on ts.schema_name = n.nspname
+  -- One pass over pg_class for all schemas (pg_class has no index on relnamespace alone).
+  left join (select c.relnamespace, count(*) as n
+               from pg_catalog.pg_class as c
+              where c.relkind in ('r', 'p', 'v', 'm', 'f')
+                and not c.relispartition
+                and has_table_privilege(c.oid, 'select')
+              group by c.relnamespace) as counts on counts.relnamespace = n.oid
   where has_schema_privilege(n.oid, 'usage')
     and n.nspname not in ('sextant', 'sextant_private', 'sextant_exec', 'information_schema', 'pg_catalog', 'pg_toast')
     and n.nspname not like 'pg\_%'
@@ -128,7 +131,9 @@ create or replace view sextant.tables with (security_invoker = true) as
          end as kind,
          obj_description(c.oid, 'pg_class') as description,
          case when c.reltuples >= 0 then c.reltuples::bigint end as estimated_rows,
-         case when c.relkind in ('r', 'm') then pg_catalog.pg_total_relation_size(c.oid) end as total_bytes,
+         -- From the statistics (relpages), like estimated_rows: no file system calls per table.
+         case when c.relkind in ('r', 'm') and c.relpages > 0
+              then c.relpages::bigint * current_setting('block_size')::bigint end as estimated_bytes,
          (select count(*) from pg_catalog.pg_attribute as a
            where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped)::integer as column_count
   from pg_catalog.pg_class as c
@@ -328,7 +333,9 @@ create or replace function sextant.get_metadata(schema_name text default null)
 returns sextant.data_dictionary
 language sql stable
 as $$
-  with tabs as (
+  -- Each step runs once for the whole schema (materialized), then joins by hash: the cost
+  -- grows with the number of columns, not tables x columns.
+  with tabs as materialized (
     select c.oid, n.nspname::text as schema_name, c.relname::text as table_name, c.relkind, c.reltuples
     from pg_catalog.pg_class as c
     join pg_catalog.pg_namespace as n on n.oid = c.relnamespace
@@ -340,20 +347,48 @@ as $$
       and has_schema_privilege(n.oid, 'usage')
       and has_table_privilege(c.oid, 'select')
   ),
-  cols as (
-    select a.attrelid, a.attnum, a.attname::text as name, format_type(a.atttypid, a.atttypmod) as type,
-           a.attnotnull, col_description(a.attrelid, a.attnum) as description,
-           sextant_exec.is_sensitive_column(a.attname) as sensitive,
+  sensitive as materialized (
+    select coalesce('(' || array_to_string(t.sensitive_column_patterns, ')|(') || ')', '$^') as pattern
+    from (select 1) as one
+    left join sextant.tenants as t on t.slug = sextant.current_tenant()
+  ),
+  stats as materialized (
+    select s.schemaname::text as schema_name, s.tablename::text as table_name, s.attname::text as name,
            s.most_common_vals::text as common_values
+    from pg_catalog.pg_stats as s
+    where s.schemaname in (select distinct tabs.schema_name from tabs)
+  ),
+  pk as materialized (
+    select con.conrelid, k.attnum
+    from pg_catalog.pg_constraint as con, unnest(con.conkey) as k(attnum)
+    where con.contype = 'p' and con.conrelid in (select oid from tabs)
+  ),
+  cols as materialized (
+    select a.attrelid, a.attnum, t.schema_name, t.table_name, a.attname::text as name,
+           format_type(a.atttypid, a.atttypmod) as type, a.attnotnull,
+           col_description(a.attrelid, a.attnum) as description,
+           a.attname ~* (select pattern from sensitive) as sensitive,
+           pk.attnum is not null as is_pk
     from tabs as t
     join pg_catalog.pg_attribute as a on a.attrelid = t.oid and a.attnum > 0 and not a.attisdropped
-    left join pg_catalog.pg_stats as s on s.schemaname = t.schema_name and s.tablename = t.table_name and s.attname = a.attname
+    left join pk on pk.conrelid = a.attrelid and pk.attnum = a.attnum
     where has_column_privilege(t.oid, a.attnum, 'select')
   ),
-  keys as (
-    select con.conrelid, con.contype, con.conkey, con.confrelid, con.confkey
-    from pg_catalog.pg_constraint as con
-    where con.conrelid in (select oid from tabs) and con.contype in ('p', 'f')
+  colagg as (
+    select c.attrelid,
+           jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
+             'name', c.name, 'type', c.type,
+             'not_null', case when c.attnotnull then true end,
+             'pk', case when c.is_pk then true end,
+             'description', c.description,
+             'sensitive', case when c.sensitive then true end,
+             -- A few frequent values from the planner's statistics (no table scan).
+             'samples', case when not c.sensitive and s.common_values is not null
+                        then to_jsonb((s.common_values::text[])[1:5]) end))
+             order by c.attnum) as columns
+    from cols as c
+    left join stats as s on s.schema_name = c.schema_name and s.table_name = c.table_name and s.name = c.name
+    group by c.attrelid
   )
   select
     get_metadata.schema_name,
@@ -362,31 +397,22 @@ as $$
               'kind', case t.relkind when 'v' then 'view' when 'm' then 'materialized view' when 'f' then 'foreign table' end,
               'description', obj_description(t.oid, 'pg_class'),
               'rows', case when t.reltuples >= 0 then t.reltuples::bigint end,
-              'columns', (select jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
-                                  'name', c.name, 'type', c.type,
-                                  'not_null', case when c.attnotnull then true end,
-                                  'pk', case when exists (select from keys as k where k.conrelid = t.oid and k.contype = 'p' and c.attnum = any(k.conkey)) then true end,
-                                  'description', c.description,
-                                  'sensitive', case when c.sensitive then true end,
-                                  -- A few frequent values from the planner's statistics (no table scan).
-                                  'samples', case when not c.sensitive and c.common_values is not null
-                                             then to_jsonb((c.common_values::text[])[1:5]) end))
-                                order by c.attnum)
-                            from cols as c where c.attrelid = t.oid)))
+              'columns', ca.columns))
             order by t.schema_name, t.table_name), '[]')
-       from tabs as t),
+       from tabs as t left join colagg as ca on ca.attrelid = t.oid),
     (select coalesce(jsonb_agg(jsonb_build_object(
               'from', ft.schema_name || '.' || ft.table_name || '(' ||
-                      (select string_agg(a.attname, ', ' order by k2.i) from unnest(k.conkey) with ordinality as k2(attnum, i)
-                         join pg_catalog.pg_attribute as a on a.attrelid = k.conrelid and a.attnum = k2.attnum) || ')',
+                      (select string_agg(a.attname, ', ' order by k.i) from unnest(con.conkey) with ordinality as k(attnum, i)
+                         join pg_catalog.pg_attribute as a on a.attrelid = con.conrelid and a.attnum = k.attnum) || ')',
               'to', tn.nspname || '.' || tc.relname || '(' ||
-                      (select string_agg(a.attname, ', ' order by k2.i) from unnest(k.confkey) with ordinality as k2(attnum, i)
-                         join pg_catalog.pg_attribute as a on a.attrelid = k.confrelid and a.attnum = k2.attnum) || ')')), '[]')
-       from keys as k
-       join tabs as ft on ft.oid = k.conrelid
-       join pg_catalog.pg_class as tc on tc.oid = k.confrelid
+                      (select string_agg(a.attname, ', ' order by k.i) from unnest(con.confkey) with ordinality as k(attnum, i)
+                         join pg_catalog.pg_attribute as a on a.attrelid = con.confrelid and a.attnum = k.attnum) || ')')
+            order by ft.schema_name, ft.table_name, con.conname), '[]')
+       from pg_catalog.pg_constraint as con
+       join tabs as ft on ft.oid = con.conrelid
+       join pg_catalog.pg_class as tc on tc.oid = con.confrelid
        join pg_catalog.pg_namespace as tn on tn.oid = tc.relnamespace
-      where k.contype = 'f'),
+      where con.contype = 'f'),
     (select coalesce(jsonb_agg(jsonb_build_object('type', tn.nspname || '.' || ty.typname,
                                                   'values', (select jsonb_agg(e.enumlabel order by e.enumsortorder)
                                                                from pg_catalog.pg_enum as e where e.enumtypid = ty.oid))), '[]')

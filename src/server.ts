@@ -4,8 +4,9 @@ import type pg from "pg";
 import type { Logger } from "pino";
 import { grafserv } from "postgraphile/grafserv/express/v4";
 import { AuditLog } from "./audit/auditLog.ts";
+import { RateLimiter } from "./audit/rateLimiter.ts";
 import { createAuthenticator } from "./auth/authenticate.ts";
-import { bearerAuth } from "./auth/bearer.ts";
+import { bearerAuth, principalFromAuth } from "./auth/bearer.ts";
 import type { Config } from "./config.ts";
 import { toPublicError } from "./db/errors.ts";
 import { createGraphql } from "./graphql/preset.ts";
@@ -33,8 +34,10 @@ export async function startServer(opts: {
   app.set("trust proxy", false);
   const server = http.createServer(app);
   const logError = (id: string, error: unknown) => log.error({ err: error, requestId: id }, "request failed");
-  const authenticate = createAuthenticator(pool, config);
+  const authenticator = createAuthenticator(pool, config);
+  const authenticate = authenticator.authenticate;
   const audit = new AuditLog(pool, (e) => log.warn({ err: e }, "audit flush failed; will retry"));
+  const rateLimiter = new RateLimiter(pool, authenticator.limits, (e) => log.warn({ err: e }, "rate-limit flush failed; will retry"));
   let ready = false;
 
   // CORS: only configured origins; credentials are Bearer headers, never cookies.
@@ -76,11 +79,13 @@ export async function startServer(opts: {
     next();
   });
 
-  const mcp = installMcp(app, { pool, authenticate, config, logError, audit });
+  const mcp = installMcp(app, { pool, authenticate, config, logError, audit, rateLimiter });
 
   const pgl = createGraphql(pool, logError, audit);
   const serv = pgl.createServ(grafserv);
-  app.post("/graphql", bearerAuth(authenticate));
+  app.post("/graphql", bearerAuth(authenticate), (req, _res, next) => {
+    rateLimiter.hit(principalFromAuth(req.auth)).then(() => next(), next);
+  });
   app.options("/graphql", (_req, res) => void res.status(204).end());
   await serv.addTo(app, server, false);
 
@@ -95,7 +100,9 @@ export async function startServer(opts: {
       return void res.status(400).json({ code: "SX400", message: "request body is not valid JSON" });
     }
     const pub = toPublicError(error, logError);
-    res.status(pub.status).json({ code: pub.code, message: pub.message, hint: pub.hint });
+    const retry = /Retry after (\d+) seconds/.exec(pub.detail ?? "");
+    if (retry) res.setHeader("Retry-After", retry[1]!);
+    res.status(pub.status).json({ code: pub.code, message: pub.message, detail: pub.detail, hint: pub.hint });
   });
 
   await new Promise<void>((resolve, reject) => {
@@ -113,6 +120,8 @@ export async function startServer(opts: {
     async close() {
       await mcp.close();
       await audit.close();
+      await rateLimiter.close();
+      await authenticator.close();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await pgl.release();

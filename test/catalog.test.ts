@@ -34,7 +34,7 @@ describe("catalog tools through MCP", () => {
     const { rows } = (await callOk(demo, "list_tables", { schema: "shop" })) as { rows: Record<string, unknown>[] };
     expect(rows.map((r) => r.table_name)).toEqual(["customers", "monthly_revenue", "order_items", "orders", "products"]);
     expect(rows[0]).toMatchObject({ kind: "table", estimated_rows: 1500, description: expect.stringContaining("account") });
-    expect(Number(rows[0]!.total_bytes)).toBeGreaterThan(0);
+    expect(Number(rows[0]!.estimated_bytes)).toBeGreaterThan(0);
     const page2 = (await callOk(demo, "list_tables", { schema: "shop", max_results: 2, page_offset: 2 })) as { rows: { table_name: string }[] };
     expect(page2.rows.map((r) => r.table_name)).toEqual(["order_items", "orders"]);
   });

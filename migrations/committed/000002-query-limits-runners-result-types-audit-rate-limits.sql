@@ -1,5 +1,5 @@
 --! Previous: sha1:711a1f93393168e3645fdb650488c744953c4c80
---! Hash: sha1:be4123deb6ea855194648c3f21b2ffb0e7151ad6
+--! Hash: sha1:fb86f5d965e8be0bac26264a4089ac5e08bbc78b
 --! Message: query: limits, runners, result types, audit, rate limits
 
 -- Read-only SQL and metadata: per-tenant limits, the query runners' schema, result types,
@@ -10,6 +10,10 @@
 alter role sextant_authenticator set synchronous_commit = off;
 
 set local role sextant_owner;
+
+-- sextant.tables changes its columns (total_bytes -> estimated_bytes); sql/catalog.sql
+-- recreates it and the functions that return it.
+drop view if exists sextant.tables cascade;
 
 -- Limits and filters per tenant; every door reads them from here.
 alter table sextant.tenants
@@ -133,5 +137,25 @@ create table if not exists sextant_private.rate_buckets (
   hits integer not null default 0,
   primary key (bucket, window_start)
 );
+
+-- Servers cache verified credentials and tenants' limits; these tell them to forget.
+create or replace function sextant_private.tg_notify_auth_change()
+returns trigger
+language plpgsql
+as $$
+begin
+  perform pg_notify('sextant_auth', tg_table_name);
+  return null;
+end
+$$;
+drop trigger if exists _900_notify_auth_change on sextant_private.api_tokens;
+create trigger _900_notify_auth_change after update or delete on sextant_private.api_tokens
+  for each statement execute function sextant_private.tg_notify_auth_change();
+drop trigger if exists _900_notify_auth_change on sextant.tenants;
+create trigger _900_notify_auth_change after update or delete on sextant.tenants
+  for each statement execute function sextant_private.tg_notify_auth_change();
+drop trigger if exists _900_notify_auth_change on sextant.principals;
+create trigger _900_notify_auth_change after update or delete on sextant.principals
+  for each statement execute function sextant_private.tg_notify_auth_change();
 
 reset role;

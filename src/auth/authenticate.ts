@@ -1,11 +1,22 @@
+import { createHash } from "node:crypto";
 import type pg from "pg";
 import type { Config } from "../config.ts";
 import { SextantError } from "../db/errors.ts";
+import { listenForAuthChanges } from "./changeListener.ts";
 import type { Principal } from "./principal.ts";
-import { createTenantLimits } from "./tenantLimits.ts";
+import { createTenantLimits, type TenantLimitsCache } from "./tenantLimits.ts";
 import { createJwtVerifier } from "./verifyJwt.ts";
 
 export type Authenticate = (token: string) => Promise<Principal>;
+
+export interface Authenticator {
+  authenticate: Authenticate;
+  limits: TenantLimitsCache;
+  close(): Promise<void>;
+}
+
+const CACHE_TTL_MS = 60_000;
+const CACHE_MAX = 10_000;
 
 const LEVELS = new Set(["viewer", "analyst", "admin"]);
 
@@ -17,12 +28,37 @@ function unauthorized(message: string): SextantError {
  * Turns a Bearer credential into a Principal: `sxt_…` API tokens are looked up by hash in
  * PostgreSQL; anything else must be a JWT that verifies. Throws SX401 otherwise. The token
  * itself is never logged or echoed.
+ *
+ * Verified credentials are cached (keyed by their SHA-256) until a token, principal or tenant
+ * changes anywhere — triggers notify every server — or for a minute at most; while the
+ * notification connection is down nothing is served from the cache. Expiry is checked on
+ * every use.
  */
-export function createAuthenticator(pool: pg.Pool, config: Config): Authenticate {
+export function createAuthenticator(pool: pg.Pool, config: Config): Authenticator {
   const verifyJwt = createJwtVerifier(config);
   const limits = createTenantLimits(pool);
+  const cache = new Map<string, { at: number; principal: Principal }>();
+  const listener = listenForAuthChanges(pool, () => {
+    cache.clear();
+    limits.clear();
+  });
 
-  return async (token: string) => {
+  const authenticate: Authenticate = async (token) => {
+    const key = createHash("sha256").update(token).digest("base64");
+    const hit = cache.get(key);
+    const now = Date.now();
+    if (hit && listener.healthy() && now - hit.at < CACHE_TTL_MS && (hit.principal.expiresAt ?? Infinity) * 1000 > now) {
+      return hit.principal;
+    }
+    const principal = await verify(token);
+    if (listener.healthy()) {
+      if (cache.size >= CACHE_MAX) cache.clear();
+      cache.set(key, { at: now, principal });
+    }
+    return principal;
+  };
+
+  const verify = async (token: string): Promise<Principal> => {
     if (token.startsWith("sxt_")) {
       const { rows } = await pool.query("select * from sextant_private.authenticate_token($1)", [token]);
       const row = rows[0];
@@ -33,7 +69,7 @@ export function createAuthenticator(pool: pg.Pool, config: Config): Authenticate
         dbRole: row.db_role,
         subject: row.principal_name,
         authMethod: "api_token",
-        statementTimeoutMs: (await limits(row.tenant_slug)).statementTimeoutMs,
+        statementTimeoutMs: (await limits.get(row.tenant_slug)).statementTimeoutMs,
         ...(row.expires_at ? { expiresAt: Math.floor(new Date(row.expires_at).getTime() / 1000) } : {}),
       };
     }
@@ -63,8 +99,10 @@ export function createAuthenticator(pool: pg.Pool, config: Config): Authenticate
       dbRole,
       subject: String(claims.sub),
       authMethod: "jwt",
-      statementTimeoutMs: (await limits(tenant)).statementTimeoutMs,
+      statementTimeoutMs: (await limits.get(tenant)).statementTimeoutMs,
       ...(claims.exp ? { expiresAt: claims.exp } : {}),
     };
   };
+
+  return { authenticate, limits, close: () => listener.close() };
 }

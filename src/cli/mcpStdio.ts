@@ -3,6 +3,8 @@ import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js"
 import type { Principal } from "../auth/principal.ts";
 import { authenticatorUrl } from "../db/migrate.ts";
 import { AuditLog } from "../audit/auditLog.ts";
+import { RateLimiter } from "../audit/rateLimiter.ts";
+import { createTenantLimits } from "../auth/tenantLimits.ts";
 import { createPool } from "../db/pool.ts";
 import { createMcpServer } from "../mcp/server.ts";
 import { openContext } from "./context.ts";
@@ -31,9 +33,11 @@ export async function runStdio(tenant: string, level: string): Promise<void> {
   }
   const pool = createPool(await authenticatorUrl(ctx.db.adminUrl), 5, (e) => ctx.log.warn({ err: e }, "idle connection error"));
   const audit = new AuditLog(pool, (e) => ctx.log.warn({ err: e }, "audit flush failed; will retry"));
+  const rateLimiter = new RateLimiter(pool, createTenantLimits(pool), (e) => ctx.log.warn({ err: e }, "rate-limit flush failed"));
   const server = createMcpServer({
     pool,
     audit,
+    rateLimiter,
     principalOf: () => principal,
     logError: (id, err) => ctx.log.error({ err, requestId: id }, "tool failed"),
   });
@@ -41,6 +45,7 @@ export async function runStdio(tenant: string, level: string): Promise<void> {
   const shutdown = async () => {
     await server.close().catch(() => {});
     await audit.close();
+    await rateLimiter.close();
     await pool.end().catch(() => {});
     await ctx.close();
     process.exit(0);

@@ -21,7 +21,9 @@ function beginSql(client: pg.PoolClient, principal: Principal, write: boolean): 
 /**
  * Runs `fn` in one transaction as the principal's role, read-only unless `write`; rolls back
  * unless `commit`, so settings, role and anything the call did end with it. A connection
- * whose cleanup fails is destroyed, never returned to the pool.
+ * whose cleanup fails is destroyed, never returned to the pool. After a read, the result is
+ * returned while the rollback is still on its way (the connection goes back to the pool only
+ * once it is done): one round trip less per call.
  */
 export async function withRole<T>(
   pool: pg.Pool,
@@ -30,16 +32,24 @@ export async function withRole<T>(
   { commit = false, write = false } = {},
 ): Promise<T> {
   const client = await pool.connect();
-  let broken: Error | undefined;
+  let result: T;
   try {
     await client.query(beginSql(client, principal, write));
-    const result = await fn(client);
-    await client.query(`${commit ? "commit" : "rollback"}; ${CLEANUP}`);
-    return result;
+    result = await fn(client);
   } catch (error) {
-    await client.query(`rollback; ${CLEANUP}`).catch((e: Error) => (broken = e));
+    await client.query(`rollback; ${CLEANUP}`).then(() => client.release(), (e: Error) => client.release(e));
     throw error;
-  } finally {
-    client.release(broken);
   }
+  if (commit) {
+    try {
+      await client.query(`commit; ${CLEANUP}`);
+    } catch (error) {
+      client.release(error as Error);
+      throw error;
+    }
+    client.release();
+  } else {
+    client.query(`rollback; ${CLEANUP}`).then(() => client.release(), (e: Error) => client.release(e));
+  }
+  return result;
 }

@@ -3,6 +3,7 @@ import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import type pg from "pg";
 import type { AuditLog } from "../audit/auditLog.ts";
+import type { RateLimiter } from "../audit/rateLimiter.ts";
 import type { Principal } from "../auth/principal.ts";
 import { toPublicError } from "../db/errors.ts";
 import { withRole } from "../db/withRole.ts";
@@ -15,11 +16,7 @@ export interface ToolDeps {
   principalOf: (extra: { authInfo?: { extra?: Record<string, unknown> } }) => Principal;
   logError: (requestId: string, error: unknown) => void;
   audit?: AuditLog;
-}
-
-/** Counts the call against the principal's and tenant's limits (kept in PostgreSQL). */
-async function hitRateLimit(pool: pg.Pool, p: Principal): Promise<void> {
-  await pool.query("select sextant_private.hit_rate_limit($1, $2)", [p.tenant, p.subject]);
+  rateLimiter?: RateLimiter;
 }
 
 function shapeRows(spec: ToolSpec, rows: Record<string, unknown>[]): CallToolResult {
@@ -46,7 +43,7 @@ export async function callTool(spec: ToolSpec, deps: ToolDeps, principal: Princi
   let failure: ReturnType<typeof toPublicError> | undefined;
   try {
     spec.guard?.(input as never);
-    await hitRateLimit(deps.pool, principal);
+    await deps.rateLimiter?.hit(principal);
     const rows = await withRole(
       deps.pool,
       principal,

@@ -1,0 +1,46 @@
+import type pg from "pg";
+
+/**
+ * Listens on channel `sextant_auth` (sent by triggers when tokens, principals or tenants
+ * change) and calls `onChange`. While the listening connection is down, `healthy()` is false
+ * so that callers stop trusting their caches; it reconnects every second.
+ */
+export function listenForAuthChanges(pool: pg.Pool, onChange: () => void) {
+  let client: pg.PoolClient | undefined;
+  let closed = false;
+  let retry: NodeJS.Timeout | undefined;
+
+  const connect = async () => {
+    if (closed) return;
+    try {
+      const c = await pool.connect();
+      c.on("notification", () => onChange());
+      c.on("error", () => {
+        client = undefined;
+        c.release(true);
+        onChange();
+        retry = setTimeout(() => void connect(), 1000);
+      });
+      await c.query("listen sextant_auth");
+      client = c;
+      onChange(); // anything may have changed while we were not listening
+    } catch {
+      retry = setTimeout(() => void connect(), 1000);
+    }
+  };
+  void connect();
+
+  return {
+    healthy: () => client !== undefined,
+    async close() {
+      closed = true;
+      clearTimeout(retry);
+      const c = client;
+      client = undefined;
+      if (c) {
+        await c.query("unlisten *").catch(() => {});
+        c.release();
+      }
+    },
+  };
+}
