@@ -74,12 +74,53 @@ begin
   values (schema_name, slug, v_created)
   on conflict on constraint tenant_schemas_pkey do update set tenant_slug = excluded.tenant_slug
   returning * into v_row;
+  perform sextant_private.apply_table_filters(slug);
   return v_row;
 end
 $$;
 comment on function sextant_private.map_schema(text, text) is
   E'Gives a tenant read access to a schema, creating it when it does not exist.';
 revoke all on function sextant_private.map_schema(text, text) from public;
+
+-- Layer 1 of the query path: the allow/deny lists become privileges, so every door (and psql)
+-- obeys them. Patterns are 'schema.table' with LIKE wildcards; an empty allow list allows all.
+create or replace function sextant_private.apply_table_filters(slug text)
+returns integer
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_tenant sextant.tenants;
+  v_table record;
+  v_denied integer := 0;
+begin
+  select * into v_tenant from sextant.tenants as t where t.slug = apply_table_filters.slug;
+  if v_tenant.slug is null then
+    raise exception 'tenant % does not exist', slug using errcode = 'SX404';
+  end if;
+  for v_table in
+    select n.nspname as schema_name, c.relname as table_name,
+           (cardinality(v_tenant.allowed_tables) > 0
+              and not exists (select from unnest(v_tenant.allowed_tables) as p where n.nspname || '.' || c.relname like p))
+           or exists (select from unnest(v_tenant.excluded_tables) as p where n.nspname || '.' || c.relname like p) as denied
+    from pg_catalog.pg_class as c
+    join pg_catalog.pg_namespace as n on n.oid = c.relnamespace
+    join sextant.tenant_schemas as s on s.schema_name = n.nspname and s.tenant_slug = v_tenant.slug
+    where c.relkind in ('r', 'p', 'v', 'm', 'f')
+  loop
+    if v_table.denied then
+      execute format('revoke select on %I.%I from %I', v_table.schema_name, v_table.table_name, v_tenant.reader_role);
+      v_denied := v_denied + 1;
+    else
+      execute format('grant select on %I.%I to %I', v_table.schema_name, v_table.table_name, v_tenant.reader_role);
+    end if;
+  end loop;
+  return v_denied;
+end
+$$;
+comment on function sextant_private.apply_table_filters(text) is
+  E'Grants SELECT on a tenant''s tables except those its allow/deny lists exclude; returns how many are excluded.';
+revoke all on function sextant_private.apply_table_filters(text) from public;
 
 create or replace function sextant_private.create_tenant(slug text, display_name text, schema_names text[])
 returns sextant.tenants

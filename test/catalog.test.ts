@@ -125,3 +125,24 @@ describe("a large catalog", () => {
     expect(none.rows.every((r) => r.schema_name === "shop")).toBe(true);
   });
 });
+
+describe("allow and deny lists are privileges", () => {
+  test("an excluded table disappears from every tool and cannot be queried", async () => {
+    await db.admin.query(`set role sextant_owner; create table shop.internal_costs (id int, cost numeric); reset role;
+      select sextant_private.apply_table_filters('demo');`);
+    const before = (await callOk(demo, "list_tables", { schema: "shop" })) as { rows: { table_name: string }[] };
+    expect(before.rows.map((r) => r.table_name)).toContain("internal_costs");
+    await db.admin.query("update sextant.tenants set excluded_tables = array['shop.internal%'] where slug = 'demo'");
+    await db.admin.query("select sextant_private.apply_table_filters('demo')");
+    const after = (await callOk(demo, "list_tables", { schema: "shop" })) as { rows: { table_name: string }[] };
+    expect(after.rows.map((r) => r.table_name)).not.toContain("internal_costs");
+    expect(textOf(await demo.callTool({ name: "query", arguments: { sql: "select * from shop.internal_costs" } }))).toMatch(/^error 42501/);
+    expect(textOf(await demo.callTool({ name: "describe_table", arguments: { table: "shop.internal_costs" } }))).toMatch(/^error SX404/);
+    // an allow list keeps only what it names
+    await db.admin.query("update sextant.tenants set excluded_tables = '{}', allowed_tables = array['shop.orders', 'shop.customers'] where slug = 'demo'");
+    await db.admin.query("select sextant_private.apply_table_filters('demo')");
+    const allowed = (await callOk(demo, "list_tables", { schema: "shop" })) as { rows: { table_name: string }[] };
+    expect(allowed.rows.map((r) => r.table_name)).toEqual(["customers", "orders"]);
+    await db.admin.query("update sextant.tenants set allowed_tables = '{}' where slug = 'demo'; select sextant_private.apply_table_filters('demo')");
+  });
+});

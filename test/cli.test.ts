@@ -78,3 +78,16 @@ describe("sextant CLI", () => {
     expect(stderr + stdout).not.toMatch(/at .*\.(ts|js):\d+/);
   });
 });
+
+describe("sextant tenant update", () => {
+  test("changes limits and filters, and reports what its filters hide", async () => {
+    const r = await runCli(["tenant", "update", "acme", "--max-rows", "50", "--exclude", "acme_sales.ord%"], env);
+    expect(r.stderr).toBe("");
+    expect(r.stdout).toContain("tenant acme updated (1 tables hidden by its filters)");
+    const { rows } = await db.admin.query("select max_rows, excluded_tables from sextant.tenants where slug = 'acme'");
+    expect(rows[0]).toEqual({ max_rows: 50, excluded_tables: ["acme_sales.ord%"] });
+    const bad = await runCli(["tenant", "update", "nosuch", "--max-rows", "5"], env);
+    expect(bad.stderr).toMatch(/tenant nosuch does not exist/);
+    await runCli(["tenant", "update", "acme", "--max-rows", "500", "--exclude", "none.none"], env);
+  });
+});

@@ -2,10 +2,12 @@ const UTC_ISO = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?)\+00:00$/;
 
 /**
  * A value as one TSV cell: null is empty, tabs and newlines are escaped, objects are JSON,
- * UTC timestamps end in Z (the same instant, five bytes shorter).
+ * booleans are PostgreSQL's t / f, UTC timestamps end in Z (the same instant, five bytes
+ * shorter). The column types are listed above the rows, so nothing is ambiguous.
  */
 function cell(value: unknown): string {
   if (value === null || value === undefined) return "";
+  if (typeof value === "boolean") return value ? "t" : "f";
   const text =
     value instanceof Date ? value.toISOString() : typeof value === "object" ? JSON.stringify(value) : String(value).replace(UTC_ISO, "$1Z");
   return text.replace(/\\/g, "\\\\").replace(/\t/g, "\\t").replace(/\n/g, "\\n").replace(/\r/g, "\\r");
