@@ -42,7 +42,10 @@ export async function runStdio(tenant: string, level: string): Promise<void> {
     logError: (id, err) => ctx.log.error({ err, requestId: id }, "tool failed"),
   });
   const transport = new StdioServerTransport();
+  let stopping = false;
   const shutdown = async () => {
+    if (stopping) return;
+    stopping = true;
     await server.close().catch(() => {});
     await audit.close();
     await rateLimiter.close();
@@ -50,6 +53,7 @@ export async function runStdio(tenant: string, level: string): Promise<void> {
     await ctx.close();
     process.exit(0);
   };
+  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.removeAllListeners(signal); // see serve.ts
   transport.onclose = () => void shutdown();
   process.stdin.on("end", () => void shutdown());
   process.on("SIGINT", () => void shutdown());

