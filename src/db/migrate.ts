@@ -2,6 +2,9 @@ import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { Logger, migrate, type Settings } from "graphile-migrate";
+// graphile-migrate keeps its pool for 200 ms after use, and exits the process if that pool's
+// idle connection then sees the database stop (as a short CLI command does): end it at once.
+import { clearAllPools } from "graphile-migrate/dist/pgReal.js";
 import pg from "pg";
 import { projectRoot } from "./paths.ts";
 
@@ -19,7 +22,11 @@ export async function migrateDatabase(adminUrl: string, { verbose = false } = {}
     migrationsFolder: path.join(projectRoot, "migrations"),
     ...(verbose ? {} : { logger: quietLogger }),
   };
-  await migrate(settings, false, true);
+  try {
+    await migrate(settings, false, true);
+  } finally {
+    clearAllPools();
+  }
   await ensureAuthenticatorPassword(adminUrl);
 }
 
