@@ -13,8 +13,8 @@ import express from "express";
 import pg from "pg";
 import { allTools } from "../src/mcp/server.ts";
 
-const pool = new pg.Pool({ connectionString: process.env.FLOOR_DB_URL, max: 20 });
-pool.on("connect", (client) => void client.query(`set role ${process.env.FLOOR_ROLE}`));
+// Connections start in the tenant's role (a startup option): no per-call switching.
+const pool = new pg.Pool({ connectionString: process.env.FLOOR_DB_URL, max: 20, options: `-c role=${process.env.FLOOR_ROLE}` });
 
 function createServer(): McpServer {
   const server = new McpServer({ name: "floor", version: "1.0.0" });

@@ -132,8 +132,7 @@ async function main() {
     await Promise.all([waitForLine(sextant, "Sextant is ready"), waitForLine(floor, "floor ready")]);
 
     // Floor (a): raw pooled SQL, connections already in the tenant's role.
-    const raw = new pg.Pool({ connectionString: authUrl, max: 4 });
-    raw.on("connect", (c) => void c.query("set role sextant_t_bench__analyst"));
+    const raw = new pg.Pool({ connectionString: authUrl, max: 4, options: "-c role=sextant_t_bench__analyst" });
 
     const results: string[] = [];
     const table = (title: string) => {

@@ -1,6 +1,6 @@
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { runCli } from "./helpers/cli.ts";
+import { runCli, SEXTANT_BIN } from "./helpers/cli.ts";
 import { createTestDatabase, type TestDatabase } from "./helpers/db.ts";
 
 let db: TestDatabase;
@@ -89,5 +89,19 @@ describe("sextant tenant update", () => {
     const bad = await runCli(["tenant", "update", "nosuch", "--max-rows", "5"], env);
     expect(bad.stderr).toMatch(/tenant nosuch does not exist/);
     await runCli(["tenant", "update", "acme", "--max-rows", "500", "--exclude", "none.none"], env);
+  });
+});
+
+describe("sextant psql", () => {
+  test("opens psql as the tenant's read-only role", async () => {
+    const { spawnSync } = await import("node:child_process");
+    const r = spawnSync(process.execPath, [SEXTANT_BIN, "psql", "--tenant", "globex"], {
+      env: { ...process.env, ...env },
+      input: "select current_user as u, sextant.current_tenant() as t, current_setting('transaction_read_only') as ro;\n",
+      encoding: "utf8",
+      timeout: 60_000,
+    });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/sextant_t_globex \| globex +\| on/);
   });
 });

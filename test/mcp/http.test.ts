@@ -139,3 +139,19 @@ describe("MCP over Streamable HTTP", () => {
     await Promise.all(clients.map(({ client }) => client.close()));
   });
 });
+
+describe("CORS", () => {
+  test("only configured origins get CORS headers", async () => {
+    const s = await startTestServer(db, { SEXTANT_CORS_ORIGINS: "https://app.example" });
+    try {
+      const ok = await fetch(`${s.url}/graphql`, { method: "OPTIONS", headers: { origin: "https://app.example" } });
+      expect(ok.status).toBe(204);
+      expect(ok.headers.get("access-control-allow-origin")).toBe("https://app.example");
+      expect(ok.headers.get("access-control-allow-headers")).toContain("authorization");
+      const other = await fetch(`${s.url}/graphql`, { method: "OPTIONS", headers: { origin: "https://evil.example" } });
+      expect(other.headers.get("access-control-allow-origin")).toBeNull();
+    } finally {
+      await s.close();
+    }
+  });
+});
