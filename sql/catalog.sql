@@ -32,6 +32,18 @@ comment on function sextant.whoami() is
   E'Who you are to Sextant: tenant, access level, database role, principal and database.';
 grant execute on function sextant.whoami() to sextant_tenant_reader;
 
+-- Schemas that are never a tenant's data.
+create or replace function sextant_exec.is_internal_schema(schema_name text)
+returns boolean
+language sql immutable
+set search_path = pg_catalog, pg_temp
+as $$
+  select schema_name in ('sextant', 'sextant_private', 'sextant_exec', 'information_schema', 'pg_catalog', 'pg_toast')
+      or schema_name like 'pg\_%' or schema_name like 'graphile\_%';
+$$;
+comment on function sextant_exec.is_internal_schema(text) is E'Sextant''s and PostgreSQL''s own schemas.';
+grant execute on function sextant_exec.is_internal_schema(text) to sextant_tenant_reader;
+
 create or replace view sextant.schemas with (security_invoker = true) as
   select n.nspname::text as schema_name,
          ts.tenant_slug as tenant,
@@ -49,9 +61,7 @@ create or replace view sextant.schemas with (security_invoker = true) as
                 and has_table_privilege(c.oid, 'select')
               group by c.relnamespace) as counts on counts.relnamespace = n.oid
   where has_schema_privilege(n.oid, 'usage')
-    and n.nspname not in ('sextant', 'sextant_private', 'sextant_exec', 'information_schema', 'pg_catalog', 'pg_toast')
-    and n.nspname not like 'pg\_%'
-    and n.nspname not like 'graphile\_%'
+    and not sextant_exec.is_internal_schema(n.nspname)
     -- public is usable by everyone by default: list it only when it is mapped to the tenant.
     and (n.nspname <> 'public' or ts.schema_name is not null);
 comment on view sextant.schemas is E'@behavior -list -connection\nSchemas the current role can use, with their tenant.';
@@ -70,19 +80,8 @@ grant execute on function sextant.list_schemas() to sextant_tenant_reader;
 reset role;
 
 -- ---------------------------------------------------------------------------------------------
--- Tables, columns, functions, data dictionary. Schemas that are never a tenant's data:
+-- Tables, columns, functions, data dictionary.
 set role sextant_owner;
-
-create or replace function sextant_exec.is_internal_schema(schema_name text)
-returns boolean
-language sql immutable
-set search_path = pg_catalog, pg_temp
-as $$
-  select schema_name in ('sextant', 'sextant_private', 'sextant_exec', 'information_schema', 'pg_catalog', 'pg_toast')
-      or schema_name like 'pg\_%' or schema_name like 'graphile\_%';
-$$;
-comment on function sextant_exec.is_internal_schema(text) is E'Sextant''s and PostgreSQL''s own schemas.';
-grant execute on function sextant_exec.is_internal_schema(text) to sextant_tenant_reader;
 
 -- Whether a column name looks sensitive under the current tenant's patterns.
 create or replace function sextant_exec.is_sensitive_column(column_name text)
