@@ -291,7 +291,16 @@ as $$
               'definition', pg_get_constraintdef(con.oid)) order by con.conname), '[]')
        from pg_catalog.pg_constraint as con
       where con.conrelid = t.oid and con.contype in ('c', 'u', 'x')),
-    null::jsonb,
+    -- The dbt node that builds this relation, if the tenant loaded its project.
+    (select jsonb_strip_nulls(jsonb_build_object('project', p.project_name, 'unique_id', n.unique_id,
+              'resource_type', n.resource_type, 'materialization', n.materialization, 'description', n.description,
+              'columns', n.columns, 'last_run_status', n.last_run_status, 'last_run_at', n.last_run_at))
+       from sextant.dbt_nodes as n
+       join sextant.dbt_projects as p on p.id = n.project_id
+      where lower(n.schema_name) = lower(t.schema_name) and lower(n.alias) = lower(t.table_name)
+        and n.resource_type in ('model', 'seed', 'snapshot', 'source')
+      order by n.resource_type = 'model' desc
+      limit 1),
     null::jsonb
   from target as t;
 $$;

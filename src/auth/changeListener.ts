@@ -16,10 +16,11 @@ export function listenForAuthChanges(pool: pg.Pool, onChange: () => void) {
       const c = await pool.connect();
       c.on("notification", () => onChange());
       c.on("error", () => {
+        if (client !== c) return; // already closed and handed back
         client = undefined;
         c.release(true);
         onChange();
-        retry = setTimeout(() => void connect(), 1000);
+        if (!closed) retry = setTimeout(() => void connect(), 1000);
       });
       await c.query("listen sextant_auth");
       client = c;
@@ -39,6 +40,7 @@ export function listenForAuthChanges(pool: pg.Pool, onChange: () => void) {
       client = undefined;
       if (c) {
         await c.query("unlisten *").catch(() => {});
+        c.removeAllListeners("notification");
         c.release();
       }
     },

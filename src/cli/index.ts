@@ -1,6 +1,8 @@
 import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import cliProgress from "cli-progress";
 import { Command, InvalidArgumentError, Option } from "commander";
+import { loadDbtArtifacts } from "../dbt/loadArtifacts.ts";
 import { authenticatorUrl } from "../db/migrate.ts";
 import { loadDemo } from "../demo/loadDemo.ts";
 import { exitWithError, withContext } from "./context.ts";
@@ -165,6 +167,39 @@ token
     withContext(async ({ admin }) => {
       const { rows } = await admin.query("select * from sextant_private.revoke_api_token($1)", [id]);
       process.stdout.write(`revoked token ${rows[0].prefix} of ${rows[0].principal_name} (${rows[0].tenant_slug})\n`);
+    }),
+  );
+
+program
+  .command("dbt")
+  .description("dbt knowledge base")
+  .command("load <target-dir>")
+  .description("load manifest.json (+ catalog.json, run_results.json; plain or .gz) for a tenant, replacing its previous version atomically")
+  .requiredOption("--tenant <slug>", "tenant")
+  .option("--project <name>", "project name (default: the manifest's, or its main package)")
+  .action((dir: string, opts: { tenant: string; project?: string }) =>
+    withContext(async ({ admin }) => {
+      // A progress bar on a terminal only; logs and pipes stay clean.
+      const bar = new cliProgress.SingleBar(
+        { format: "loading {bar} {percentage}% | {value}/{total} KB", stream: process.stderr, hideCursor: true },
+        cliProgress.Presets.shades_classic,
+      );
+      let started = false;
+      const result = await loadDbtArtifacts(admin, {
+        tenant: opts.tenant,
+        dir,
+        project: opts.project,
+        onProgress: (read, total) => {
+          if (!started) bar.start(Math.ceil(total / 1024), 0), (started = true);
+          bar.update(Math.ceil(read / 1024));
+        },
+      });
+      if (started) bar.stop();
+      const c = result.counts;
+      process.stdout.write(
+        `loaded dbt project ${result.project} for ${opts.tenant} in ${result.ms} ms: ${c.node ?? 0} nodes` +
+          `${c.catalog_node ? `, ${c.catalog_node} catalog entries` : ""}${c.run_result ? `, ${c.run_result} run results` : ""}\n`,
+      );
     }),
   );
 

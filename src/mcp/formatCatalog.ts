@@ -10,6 +10,8 @@ export function formatTableDescription(row: Json): { text: string; structured: J
     `${row.schema_name}.${row.table_name} (${row.kind}; ~${row.estimated_rows ?? "?"} rows${row.total_bytes ? `; ${row.total_bytes} bytes` : ""})`,
   ];
   if (row.description) lines.push(`  ${row.description}`);
+  const dbt = row.dbt as Json | null;
+  if (dbt) lines.push(`  dbt: ${dbt.unique_id} (${dbt.materialization ?? dbt.resource_type})${dbt.description ? ` -- ${String(dbt.description).trim()}` : ""}`);
   lines.push("columns:");
   for (const c of list(row.columns)) {
     const flags = [c.primary_key && "pk", c.nullable === false && "not null", c.sensitive && "sensitive", c.default && `default ${c.default}`]

@@ -1,0 +1,322 @@
+-- Area: dbt. Tools: list_dbt_models, search_dbt_models, get_model_details, get_project_summary
+-- (MCP; GraphQL listDbtModels, searchDbtModels, getModelDetails, getProjectSummary; psql).
+-- Loading: `sextant dbt load` streams artifacts into sextant_private.dbt_load_items in
+-- batches, then finish_dbt_load turns them into nodes — all in one transaction, so readers
+-- see the old project or the new one, never half of either, and a failed load changes nothing.
+-- Invariants: every row is tenant-scoped (RLS on tenant_slug); manifests v7-v12 are read
+-- (raw_sql/raw_code, compiled_sql/compiled_code, missing project_name, ephemeral models).
+
+set role sextant_owner;
+
+create or replace function sextant_private.stage_dbt_items(load_id uuid, kind text, items json)
+returns integer
+language sql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+  with ins as (
+    insert into sextant_private.dbt_load_items (load_id, kind, item)
+    select stage_dbt_items.load_id, stage_dbt_items.kind, e.value::jsonb
+    from json_array_elements(items) as e
+    returning 1
+  )
+  select count(*)::integer from ins;
+$$;
+comment on function sextant_private.stage_dbt_items(uuid, text, json) is E'Stages a batch of artifact items for a load.';
+revoke all on function sextant_private.stage_dbt_items(uuid, text, json) from public;
+
+create or replace function sextant_private.finish_dbt_load(slug text, load_id uuid, project_override text, source text)
+returns sextant.dbt_projects
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_meta jsonb := (select i.item from sextant_private.dbt_load_items as i
+                    where i.load_id = finish_dbt_load.load_id and i.kind = 'metadata' limit 1);
+  v_name text;
+  v_project sextant.dbt_projects;
+begin
+  if not exists (select from sextant.tenants as t where t.slug = finish_dbt_load.slug) then
+    raise exception 'tenant % does not exist', slug using errcode = 'SX404';
+  end if;
+  if v_meta is null or v_meta ->> 'dbt_schema_version' !~ '/manifest/v(\d+)\.json$' then
+    raise exception 'no dbt manifest metadata was found in this load'
+      using errcode = 'SX400', hint = 'Point at a dbt target directory with manifest.json (schema v7 or later).';
+  end if;
+  if substring(v_meta ->> 'dbt_schema_version' from '/manifest/v(\d+)\.json$')::int < 7 then
+    raise exception 'manifest schema % is too old', v_meta ->> 'dbt_schema_version'
+      using errcode = 'SX400', hint = 'Sextant reads manifests v7 (dbt 1.3) and later.';
+  end if;
+  -- Older manifests (v7-v9) have no project_name: take the package that owns most models.
+  v_name := coalesce(nullif(project_override, ''), v_meta ->> 'project_name',
+    (select i.item ->> 'package_name' from sextant_private.dbt_load_items as i
+      where i.load_id = finish_dbt_load.load_id and i.kind = 'node' and i.item ->> 'resource_type' = 'model'
+      group by 1 order by count(*) desc, 1 limit 1), 'dbt_project');
+
+  delete from sextant.dbt_projects as p where p.tenant_slug = slug and p.project_name = v_name;
+  insert into sextant.dbt_projects (tenant_slug, project_name, dbt_version, manifest_schema, generated_at, invocation_id, source)
+  values (slug, v_name, v_meta ->> 'dbt_version', v_meta ->> 'dbt_schema_version',
+          (v_meta ->> 'generated_at')::timestamptz, v_meta ->> 'invocation_id', finish_dbt_load.source)
+  returning * into v_project;
+
+  insert into sextant.dbt_nodes (project_id, tenant_slug, unique_id, name, resource_type, package_name, database_name,
+      schema_name, alias, relation_name, materialization, description, columns, raw_code, compiled_code, tags, meta,
+      owner, file_path, depends_on)
+  select v_project.id, slug, n ->> 'unique_id',
+         coalesce(n ->> 'name', n ->> 'unique_id'),
+         n ->> 'resource_type',
+         n ->> 'package_name',
+         n ->> 'database',
+         n ->> 'schema',
+         coalesce(n ->> 'alias', n ->> 'identifier', n ->> 'name'),
+         n ->> 'relation_name',
+         n -> 'config' ->> 'materialized',
+         nullif(coalesce(n ->> 'description', n ->> 'label'), ''),
+         coalesce((select jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
+                      'name', c.value ->> 'name',
+                      'description', nullif(c.value ->> 'description', ''),
+                      'data_type', c.value ->> 'data_type',
+                      'meta', nullif(c.value -> 'meta', '{}'::jsonb),
+                      'tags', nullif(c.value -> 'tags', '[]'::jsonb))) order by c.ordinality)
+                   from jsonb_each(coalesce(n -> 'columns', '{}')) with ordinality as c(key, value, ordinality)), '[]'),
+         coalesce(n ->> 'raw_code', n ->> 'raw_sql'),
+         coalesce(n ->> 'compiled_code', n ->> 'compiled_sql'),
+         coalesce(array(select jsonb_array_elements_text(coalesce(n -> 'tags', '[]'))), '{}'),
+         case when n ->> 'resource_type' = 'test'
+              then jsonb_strip_nulls(jsonb_build_object(
+                     'column_name', coalesce(n ->> 'column_name', n -> 'test_metadata' -> 'kwargs' ->> 'column_name'),
+                     'test_name', n -> 'test_metadata' ->> 'name'))
+              else coalesce(nullif(n -> 'meta', '{}'::jsonb), n -> 'config' -> 'meta', '{}') end,
+         coalesce(n -> 'meta' ->> 'owner', n -> 'config' -> 'meta' ->> 'owner', n -> 'owner' ->> 'email', n -> 'owner' ->> 'name'),
+         n ->> 'original_file_path',
+         coalesce(array(select jsonb_array_elements_text(coalesce(n -> 'depends_on' -> 'nodes', '[]'))), '{}')
+  from (select i.item as n from sextant_private.dbt_load_items as i
+         where i.load_id = finish_dbt_load.load_id and i.kind = 'node') as items
+  where n ->> 'unique_id' is not null and n ->> 'resource_type' is not null
+  on conflict do nothing;
+
+  -- Tests attach to a column of the node they test (column_name, v7+ kwargs, attached_node v10+).
+  update sextant.dbt_nodes as m
+  set columns = (
+    select jsonb_agg(case when t.tests is null then c.col else c.col || jsonb_build_object('tests', t.tests) end order by c.i)
+    from jsonb_array_elements(m.columns) with ordinality as c(col, i)
+    left join lateral (
+      select jsonb_agg(distinct coalesce(tn.meta ->> 'test_name', tn.name)) as tests
+      from sextant.dbt_nodes as tn
+      where tn.project_id = m.project_id and tn.resource_type = 'test'
+        and m.unique_id = any(tn.depends_on)
+        and lower(tn.meta ->> 'column_name') = lower(c.col ->> 'name')
+    ) as t on true)
+  where m.project_id = v_project.id and m.resource_type <> 'test' and jsonb_array_length(m.columns) > 0;
+
+  -- Column types and table statistics from catalog.json, when it came along.
+  update sextant.dbt_nodes as m
+  set columns = case
+        when jsonb_array_length(m.columns) = 0 then
+          (select coalesce(jsonb_agg(jsonb_build_object('name', lower(cc.value ->> 'name'), 'catalog_type', cc.value ->> 'type')
+                                     order by (cc.value ->> 'index')::int), '[]')
+             from jsonb_each(c.item -> 'columns') as cc)
+        else
+          (select jsonb_agg(col.value || coalesce(
+                    (select jsonb_build_object('catalog_type', cc.value ->> 'type')
+                       from jsonb_each(c.item -> 'columns') as cc
+                      where lower(cc.key) = lower(col.value ->> 'name') limit 1), '{}') order by col.ordinality)
+             from jsonb_array_elements(m.columns) with ordinality as col(value, ordinality))
+      end,
+      catalog_stats = (select jsonb_object_agg(s.key, s.value -> 'value')
+                         from jsonb_each(c.item -> 'stats') as s where (s.value ->> 'include')::boolean)
+  from sextant_private.dbt_load_items as c
+  where c.load_id = finish_dbt_load.load_id and c.kind = 'catalog_node'
+    and m.project_id = v_project.id and m.unique_id = c.item ->> 'unique_id';
+
+  -- Last run status and timing from run_results.json.
+  update sextant.dbt_nodes as m
+  set last_run_status = r.item ->> 'status',
+      last_run_seconds = (r.item ->> 'execution_time')::numeric,
+      last_run_at = (select max((t.value ->> 'completed_at')::timestamptz) from jsonb_array_elements(r.item -> 'timing') as t)
+  from sextant_private.dbt_load_items as r
+  where r.load_id = finish_dbt_load.load_id and r.kind = 'run_result'
+    and m.project_id = v_project.id and m.unique_id = r.item ->> 'unique_id';
+
+  update sextant.dbt_nodes as m
+  set search =
+        setweight(to_tsvector('english', replace(m.name, '_', ' ') || ' ' || coalesce(replace(m.alias, '_', ' '), '')), 'A')
+     || setweight(to_tsvector('english', coalesce(m.description, '')), 'B')
+     || setweight(to_tsvector('english', coalesce((select string_agg(replace(c ->> 'name', '_', ' ') || ' ' || coalesce(c ->> 'description', ''), ' ')
+                                                    from jsonb_array_elements(m.columns) as c), '')), 'C')
+     || setweight(to_tsvector('english', array_to_string(m.tags, ' ') || ' ' || left(coalesce(m.raw_code, ''), 20000)), 'D')
+  where m.project_id = v_project.id;
+
+  delete from sextant_private.dbt_load_items as i where i.load_id = finish_dbt_load.load_id;
+  return v_project;
+end
+$$;
+comment on function sextant_private.finish_dbt_load(text, uuid, text, text) is
+  E'Replaces a tenant''s dbt project with the staged artifacts (call inside the loading transaction).';
+revoke all on function sextant_private.finish_dbt_load(text, uuid, text, text) from public;
+
+create or replace view sextant.dbt_models with (security_invoker = true) as
+  select p.project_name, n.unique_id, n.name, n.resource_type, n.schema_name, n.alias, n.relation_name,
+         n.materialization, n.description, n.tags, jsonb_array_length(n.columns) as column_count,
+         n.owner, n.file_path, n.last_run_status, n.last_run_at
+  from sextant.dbt_nodes as n
+  join sextant.dbt_projects as p on p.id = n.project_id;
+comment on view sextant.dbt_models is E'@behavior -list -connection\nModels and other nodes of the tenant''s dbt projects.';
+grant select on sextant.dbt_models to sextant_tenant_reader;
+
+create or replace function sextant.list_dbt_models(
+  project text default null, schema_name text default null, materialization text default null, tag text default null,
+  resource_type text default 'model', max_results integer default 100, page_offset integer default 0)
+returns setof sextant.dbt_models
+language plpgsql stable
+as $$
+begin
+  if max_results is null or max_results not between 1 and 1000 then
+    raise exception 'max_results must be between 1 and 1000, got %', max_results using errcode = 'SX400';
+  end if;
+  return query
+    select m.* from sextant.dbt_models as m
+    where (list_dbt_models.project is null or m.project_name = list_dbt_models.project)
+      and (list_dbt_models.schema_name is null or lower(m.schema_name) = lower(list_dbt_models.schema_name))
+      and (list_dbt_models.materialization is null or m.materialization = list_dbt_models.materialization)
+      and (list_dbt_models.tag is null or list_dbt_models.tag = any(m.tags))
+      and (list_dbt_models.resource_type is null or m.resource_type = list_dbt_models.resource_type)
+    order by m.project_name, m.name, m.unique_id
+    limit max_results offset greatest(page_offset, 0);
+end
+$$;
+comment on function sextant.list_dbt_models(text, text, text, text, text, integer, integer) is
+  E'dbt models (or other resource types) of your projects, filtered by project, schema, materialization or tag.';
+grant execute on function sextant.list_dbt_models(text, text, text, text, text, integer, integer) to sextant_tenant_reader;
+
+create or replace function sextant.search_dbt_models(query text, max_results integer default 10)
+returns setof sextant.dbt_search_hit
+language sql stable
+as $$
+  -- Any word of the question may match (OR of its stems); ranked by weighted full-text
+  -- rank plus trigram similarity of the name, so typos and partial names still find models.
+  with q as (
+    select nullif(array_to_string(tsvector_to_array(to_tsvector('english', replace(search_dbt_models.query, '_', ' '))), ' | '), '') as terms,
+           lower(btrim(search_dbt_models.query)) as raw
+  ),
+  tq as (select case when q.terms is not null then to_tsquery('english', q.terms) end as ts, q.raw from q),
+  candidates as (
+    select n.*, tq.ts, tq.raw,
+           coalesce(ts_rank_cd('{0.1, 0.3, 0.6, 1.0}', n.search, tq.ts, 1), 0) as text_rank,
+           greatest(public.similarity(n.name, tq.raw), public.word_similarity(tq.raw, replace(n.name, '_', ' '))) as name_sim
+    from sextant.dbt_nodes as n, tq
+    where n.resource_type in ('model', 'source', 'seed', 'snapshot', 'exposure', 'metric', 'semantic_model')
+      and ((tq.ts is not null and n.search @@ tq.ts)
+           or public.word_similarity(tq.raw, replace(n.name, '_', ' ')) > 0.3
+           or public.similarity(n.name, tq.raw) > 0.25)
+  )
+  select p.project_name, c.unique_id, c.name, c.resource_type, c.relation_name, c.description,
+         round((c.text_rank + c.name_sim * 0.6)::numeric, 4)::float8,
+         array_remove(array[
+           case when c.name_sim > 0.3 or (c.ts is not null and to_tsvector('english', replace(c.name, '_', ' ')) @@ c.ts) then 'name' end,
+           case when c.ts is not null and to_tsvector('english', coalesce(c.description, '')) @@ c.ts then 'description' end,
+           case when c.ts is not null and exists (select from jsonb_array_elements(c.columns) as col
+                                                   where to_tsvector('english', replace(col ->> 'name', '_', ' ') || ' ' || coalesce(col ->> 'description', '')) @@ c.ts)
+                then 'columns' end,
+           case when c.ts is not null and to_tsvector('english', array_to_string(c.tags, ' ')) @@ c.ts then 'tags' end,
+           case when c.ts is not null and to_tsvector('english', left(coalesce(c.raw_code, ''), 20000)) @@ c.ts then 'sql' end
+         ], null)
+  from candidates as c
+  join sextant.dbt_projects as p on p.id = c.project_id
+  order by c.text_rank + c.name_sim * 0.6 desc, c.name
+  limit least(greatest(coalesce(search_dbt_models.max_results, 10), 1), 100);
+$$;
+comment on function sextant.search_dbt_models(text, integer) is
+  E'Plain-English search over your dbt models: names, descriptions, columns, tags and SQL, ranked, with the fields that matched.';
+grant execute on function sextant.search_dbt_models(text, integer) to sextant_tenant_reader;
+
+create or replace function sextant.get_model_details(model text, lineage_depth integer default 2)
+returns sextant.dbt_model_details
+language plpgsql stable
+as $$
+declare
+  v_node sextant.dbt_nodes;
+  v_project text;
+  v_depth integer := least(greatest(coalesce(lineage_depth, 2), 0), 10);
+  v_result sextant.dbt_model_details;
+begin
+  select n.* into v_node from sextant.dbt_nodes as n
+  where n.unique_id = model or (n.name = model and n.resource_type in ('model', 'source', 'seed', 'snapshot'))
+  order by n.unique_id = model desc, n.resource_type = 'model' desc
+  limit 1;
+  if v_node.unique_id is null then
+    raise exception 'no dbt model named %', model
+      using errcode = 'SX404', hint = 'Call search_dbt_models or list_dbt_models to find the name or unique_id.';
+  end if;
+  select p.project_name into v_project from sextant.dbt_projects as p where p.id = v_node.project_id;
+
+  with recursive up(unique_id, depth) as (
+    select d, 1 from unnest(v_node.depends_on) as d
+    union
+    select d, up.depth + 1 from up
+    join sextant.dbt_nodes as n on n.project_id = v_node.project_id and n.unique_id = up.unique_id
+    cross join unnest(n.depends_on) as d
+    where up.depth < v_depth
+  ),
+  down(unique_id, depth) as (
+    select n.unique_id, 1 from sextant.dbt_nodes as n
+    where n.project_id = v_node.project_id and v_node.unique_id = any(n.depends_on) and n.resource_type <> 'test'
+    union
+    select n.unique_id, down.depth + 1 from down
+    join sextant.dbt_nodes as n on n.project_id = v_node.project_id and down.unique_id = any(n.depends_on)
+    where down.depth < v_depth and n.resource_type <> 'test'
+  )
+  select v_project, v_node.unique_id, v_node.name, v_node.resource_type, v_node.materialization, v_node.relation_name,
+         v_node.description, v_node.columns, coalesce(v_node.compiled_code, v_node.raw_code), v_node.compiled_code is not null,
+         v_node.tags, v_node.owner, v_node.file_path, v_node.last_run_status, v_node.last_run_at,
+         (select coalesce(jsonb_agg(jsonb_build_object('unique_id', u.unique_id, 'name', n.name, 'resource_type', n.resource_type, 'depth', u.depth)
+                                    order by u.depth, n.name), '[]')
+            from (select unique_id, min(depth) as depth from up group by 1) as u
+            join sextant.dbt_nodes as n on n.project_id = v_node.project_id and n.unique_id = u.unique_id
+           where n.resource_type <> 'test' and v_depth > 0),
+         (select coalesce(jsonb_agg(jsonb_build_object('unique_id', d.unique_id, 'name', n.name, 'resource_type', n.resource_type, 'depth', d.depth)
+                                    order by d.depth, n.name), '[]')
+            from (select unique_id, min(depth) as depth from down group by 1) as d
+            join sextant.dbt_nodes as n on n.project_id = v_node.project_id and n.unique_id = d.unique_id
+           where n.resource_type <> 'exposure' and v_depth > 0),
+         (select coalesce(jsonb_agg(jsonb_build_object('unique_id', e.unique_id, 'name', e.name, 'owner', e.owner) order by e.name), '[]')
+            from sextant.dbt_nodes as e
+           where e.project_id = v_node.project_id and e.resource_type = 'exposure' and v_node.unique_id = any(e.depends_on)),
+         (select coalesce(jsonb_agg(jsonb_build_object('name', t.name, 'column', t.meta ->> 'column_name') order by t.name), '[]')
+            from sextant.dbt_nodes as t
+           where t.project_id = v_node.project_id and t.resource_type = 'test' and v_node.unique_id = any(t.depends_on))
+    into v_result;
+  return v_result;
+end
+$$;
+comment on function sextant.get_model_details(text, integer) is
+  E'One dbt model by name or unique_id: description, columns with docs and tests, SQL (compiled when available), '
+  'materialization, relation, upstream and downstream lineage to lineage_depth (default 2), exposures, last run.';
+grant execute on function sextant.get_model_details(text, integer) to sextant_tenant_reader;
+
+create or replace view sextant.dbt_project_summaries with (security_invoker = true) as
+  select p.project_name, p.dbt_version, p.manifest_schema, p.generated_at, p.loaded_at,
+         (select jsonb_object_agg(t.resource_type, t.n) from (select n.resource_type, count(*) as n from sextant.dbt_nodes as n
+            where n.project_id = p.id group by 1) as t) as counts_by_type,
+         (select jsonb_object_agg(coalesce(t.materialization, 'none'), t.n) from (select n.materialization, count(*) as n from sextant.dbt_nodes as n
+            where n.project_id = p.id and n.resource_type = 'model' group by 1) as t) as models_by_materialization,
+         (select jsonb_object_agg(coalesce(t.schema_name, 'none'), t.n) from (select n.schema_name, count(*) as n from sextant.dbt_nodes as n
+            where n.project_id = p.id and n.resource_type = 'model' group by 1) as t) as models_by_schema,
+         (select round(avg((n.description is not null)::int), 3) from sextant.dbt_nodes as n
+            where n.project_id = p.id and n.resource_type = 'model')::float8 as models_documented,
+         (select round(avg((c ->> 'description' is not null)::int), 3) from sextant.dbt_nodes as n, jsonb_array_elements(n.columns) as c
+            where n.project_id = p.id and n.resource_type = 'model')::float8 as columns_documented
+  from sextant.dbt_projects as p;
+comment on view sextant.dbt_project_summaries is E'@behavior -list -connection\nOne row per dbt project: counts, documentation coverage and load freshness.';
+grant select on sextant.dbt_project_summaries to sextant_tenant_reader;
+
+create or replace function sextant.get_project_summary()
+returns setof sextant.dbt_project_summaries
+language sql stable
+as $$
+  select * from sextant.dbt_project_summaries order by project_name;
+$$;
+comment on function sextant.get_project_summary() is
+  E'Your dbt projects: counts by type, schema and materialization, documentation coverage, and when each was generated and loaded.';
+grant execute on function sextant.get_project_summary() to sextant_tenant_reader;
+
+reset role;
