@@ -16,7 +16,9 @@ import pg from "pg";
 import { openEmbedded } from "../src/db/embedded.ts";
 import { authenticatorUrl, migrateDatabase } from "../src/db/migrate.ts";
 import { projectRoot } from "../src/db/paths.ts";
+import { loadDbtArtifacts } from "../src/dbt/loadArtifacts.ts";
 import { loadDemo } from "../src/demo/loadDemo.ts";
+import { writeSyntheticManifest } from "./syntheticManifest.ts";
 import { allTools } from "../src/mcp/server.ts";
 import { freePort } from "../test/helpers/ports.ts";
 
@@ -226,6 +228,42 @@ async function main() {
     results.push(`| get_metadata, 100-table schema (median of 20, HTTP) | ${f(stats(metaMs).median)} ms | ≤ 150 ms |`);
     results.push(`| text for ${wideRows.rows.length} rows × ${wideRows.columns.length} columns vs pretty JSON | ${wideText.length} B / ${pretty.length} B = **${(wideText.length / pretty.length).toFixed(2)}** | ≤ 0.40 |`);
     results.push(`| tools/list (${list.tools.length} tools) | ${listBytes} B ≈ **${Math.round(listBytes / 4)} tokens** | ≤ 2,500 tokens |`);
+
+    // dbt: load throughput (largest real fixture, and a synthetic 10,000-node manifest), then
+    // search and details latency on the real one.
+    results.push("\n### dbt knowledge base\n");
+    results.push("| measure | value | target |");
+    results.push("| --- | --- | --- |");
+    const fixtures = path.resolve(projectRoot, "../shared/fixtures/dbt");
+    const loader = new pg.Client({ connectionString: db.adminUrl });
+    await loader.connect();
+    // The synthetic project goes to another tenant: search below runs on Tuva, the largest real one.
+    for (const [label, dir, tenant] of [
+      ["Tuva manifest v8 + catalog + run_results (4 MB + 2 files)", path.join(fixtures, "tuva"), "bench"],
+      ["synthetic manifest, 10,000 models", writeSyntheticManifest(path.join(dataDir, "synthetic"), 10_000), "demo"],
+    ] as const) {
+      if (!fs.existsSync(dir)) continue;
+      const r = await loadDbtArtifacts(loader, { tenant, dir });
+      const nodes = r.counts.node ?? 0;
+      results.push(`| load ${label} | ${nodes} nodes in ${r.ms} ms = **${Math.round((nodes / r.ms) * 1000)} nodes/s** | |`);
+      log(results.at(-1)!);
+    }
+    await loader.end();
+    {
+      const { client: c } = await httpClient(`http://127.0.0.1:${sxPort}/mcp`, token);
+      const queries = ["hospital readmission rate", "readmision sumary", "chronic conditions per patient", "pmpm cost by payer",
+        "emergency department visits", "medical claim lines", "risk adjustment hcc", "encounter type", "pharmacy claims", "member months"];
+      const searchMs: number[] = [];
+      const detailMs: number[] = [];
+      for (let i = 0; i < 5; i++) await timeCall(c, "search_dbt_models", { query: queries[i]! });
+      for (let i = 0; i < 60; i++) searchMs.push(await timeCall(c, "search_dbt_models", { query: queries[i % queries.length]! }));
+      for (let i = 0; i < 40; i++) detailMs.push(await timeCall(c, "get_model_details", { model: "core__condition", lineage_depth: 3 }));
+      await c.close();
+      results.push(`| search_dbt_models on Tuva, 441 nodes (MCP HTTP, median of 60) | ${f(stats(searchMs).median)} ms (p95 ${f(stats(searchMs).p95)}) | < 15 ms |`);
+      results.push(`| get_model_details, lineage depth 3 (MCP HTTP, median of 40) | ${f(stats(detailMs).median)} ms (p95 ${f(stats(detailMs).p95)}) | < 20 ms |`);
+      log(results.at(-2)!);
+      log(results.at(-1)!);
+    }
     await raw.end();
 
     const header = `# Sextant benchmark (${new Date().toISOString()}, ${os.cpus().length} cores, Node ${process.versions.node})`;

@@ -94,19 +94,22 @@ begin
   where n ->> 'unique_id' is not null and n ->> 'resource_type' is not null
   on conflict do nothing;
 
-  -- Tests attach to a column of the node they test (column_name, v7+ kwargs, attached_node v10+).
+  -- Tests attach to a column of the node they test (column_name, v7+ kwargs, attached_node
+  -- v10+): grouped once per (model, column), then joined.
+  with tests as (
+    select d as model_id, lower(tn.meta ->> 'column_name') as column_name,
+           jsonb_agg(distinct coalesce(tn.meta ->> 'test_name', tn.name)) as tests
+    from sextant.dbt_nodes as tn, unnest(tn.depends_on) as d
+    where tn.project_id = v_project.id and tn.resource_type = 'test' and tn.meta ->> 'column_name' is not null
+    group by 1, 2
+  )
   update sextant.dbt_nodes as m
   set columns = (
     select jsonb_agg(case when t.tests is null then c.col else c.col || jsonb_build_object('tests', t.tests) end order by c.i)
     from jsonb_array_elements(m.columns) with ordinality as c(col, i)
-    left join lateral (
-      select jsonb_agg(distinct coalesce(tn.meta ->> 'test_name', tn.name)) as tests
-      from sextant.dbt_nodes as tn
-      where tn.project_id = m.project_id and tn.resource_type = 'test'
-        and m.unique_id = any(tn.depends_on)
-        and lower(tn.meta ->> 'column_name') = lower(c.col ->> 'name')
-    ) as t on true)
-  where m.project_id = v_project.id and m.resource_type <> 'test' and jsonb_array_length(m.columns) > 0;
+    left join tests as t on t.model_id = m.unique_id and t.column_name = lower(c.col ->> 'name'))
+  where m.project_id = v_project.id and m.resource_type <> 'test' and jsonb_array_length(m.columns) > 0
+    and exists (select from tests as t where t.model_id = m.unique_id);
 
   -- Column types and table statistics from catalog.json, when it came along.
   update sextant.dbt_nodes as m
@@ -202,12 +205,13 @@ as $$
   candidates as (
     select n.*, tq.ts, tq.raw,
            coalesce(ts_rank_cd('{0.1, 0.3, 0.6, 1.0}', n.search, tq.ts, 1), 0) as text_rank,
-           greatest(public.similarity(n.name, tq.raw), public.word_similarity(tq.raw, replace(n.name, '_', ' '))) as name_sim
+           greatest(public.similarity(n.name, tq.raw), public.word_similarity(tq.raw, n.name)) as name_sim
     from sextant.dbt_nodes as n, tq
     where n.resource_type in ('model', 'source', 'seed', 'snapshot', 'exposure', 'metric', 'semantic_model')
+      -- All three conditions can use an index (GIN on search, GIN trigram on name).
       and ((tq.ts is not null and n.search @@ tq.ts)
-           or public.word_similarity(tq.raw, replace(n.name, '_', ' ')) > 0.3
-           or public.similarity(n.name, tq.raw) > 0.25)
+           or n.name operator(public.%) tq.raw
+           or tq.raw operator(public.<%) n.name)
   )
   select p.project_name, c.unique_id, c.name, c.resource_type, c.relation_name, c.description,
          round((c.text_rank + c.name_sim * 0.6)::numeric, 4)::float8,
@@ -259,10 +263,10 @@ begin
   ),
   down(unique_id, depth) as (
     select n.unique_id, 1 from sextant.dbt_nodes as n
-    where n.project_id = v_node.project_id and v_node.unique_id = any(n.depends_on) and n.resource_type <> 'test'
+    where n.project_id = v_node.project_id and n.depends_on @> array[v_node.unique_id] and n.resource_type <> 'test'
     union
     select n.unique_id, down.depth + 1 from down
-    join sextant.dbt_nodes as n on n.project_id = v_node.project_id and down.unique_id = any(n.depends_on)
+    join sextant.dbt_nodes as n on n.project_id = v_node.project_id and n.depends_on @> array[down.unique_id]
     where down.depth < v_depth and n.resource_type <> 'test'
   )
   select v_project, v_node.unique_id, v_node.name, v_node.resource_type, v_node.materialization, v_node.relation_name,
@@ -280,10 +284,10 @@ begin
            where n.resource_type <> 'exposure' and v_depth > 0),
          (select coalesce(jsonb_agg(jsonb_build_object('unique_id', e.unique_id, 'name', e.name, 'owner', e.owner) order by e.name), '[]')
             from sextant.dbt_nodes as e
-           where e.project_id = v_node.project_id and e.resource_type = 'exposure' and v_node.unique_id = any(e.depends_on)),
+           where e.project_id = v_node.project_id and e.resource_type = 'exposure' and e.depends_on @> array[v_node.unique_id]),
          (select coalesce(jsonb_agg(jsonb_build_object('name', t.name, 'column', t.meta ->> 'column_name') order by t.name), '[]')
             from sextant.dbt_nodes as t
-           where t.project_id = v_node.project_id and t.resource_type = 'test' and v_node.unique_id = any(t.depends_on))
+           where t.project_id = v_node.project_id and t.resource_type = 'test' and t.depends_on @> array[v_node.unique_id])
     into v_result;
   return v_result;
 end
