@@ -301,7 +301,14 @@ as $$
         and n.resource_type in ('model', 'seed', 'snapshot', 'source')
       order by n.resource_type = 'model' desc
       limit 1),
-    null::jsonb
+    -- What the team wrote down about it (sql/knowledge.sql has the tools).
+    (select jsonb_strip_nulls(jsonb_build_object(
+              'note', (select to_jsonb(kn) - 'search' - 'tenant_slug' - 'id' from sextant.knowledge_notes as kn
+                        where kn.table_ref = t.schema_name || '.' || t.table_name),
+              'learnings', (select jsonb_agg(jsonb_build_object('learning', l.learning, 'confidence', l.confidence, 'status', l.status)
+                                             order by l.status = 'confirmed' desc, l.confidence desc)
+                              from sextant.learnings as l
+                             where l.table_ref = t.schema_name || '.' || t.table_name and l.status <> 'rejected'))))
   from target as t;
 $$;
 comment on function sextant.describe_table(text, text) is

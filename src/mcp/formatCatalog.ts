@@ -25,6 +25,14 @@ export function formatTableDescription(row: Json): { text: string; structured: J
   for (const fk of list(row.referenced_by)) {
     lines.push(`referenced by: ${fk.table}(${list(fk.columns).join(", ")})`);
   }
+  const knowledge = row.knowledge as Json | null;
+  const note = knowledge?.note as Json | undefined;
+  if (note) {
+    for (const key of ["description", "use_cases", "data_quality_notes", "owner", "refresh_frequency"]) {
+      if (note[key]) lines.push(`note ${key.replace(/_/g, " ")}: ${note[key]}`);
+    }
+  }
+  for (const l of list(knowledge?.learnings)) lines.push(`learning (${l.status}, confidence ${l.confidence}): ${l.learning}`);
   for (const ix of list(row.indexes)) lines.push(`index: ${ix.definition}`);
   for (const ck of list(row.constraints)) lines.push(`${ck.type}: ${ck.definition}`);
   return { text: lines.join("\n"), structured: row };

@@ -2,10 +2,11 @@ import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { registerTools, type ToolDeps } from "./registerTools.ts";
 import { catalogTools } from "./tools/catalog.ts";
 import { dbtTools } from "./tools/dbt.ts";
+import { knowledgeTools } from "./tools/knowledge.ts";
 import { queryTools } from "./tools/query.ts";
 
 /** Every tool Sextant offers, area by area. */
-export const allTools = [...catalogTools, ...queryTools, ...dbtTools];
+export const allTools = [...catalogTools, ...queryTools, ...dbtTools, ...knowledgeTools];
 
 /** An MCP server with all tools registered; transports (HTTP, stdio) are attached by the caller. */
 export function createMcpServer(deps: ToolDeps): McpServer {

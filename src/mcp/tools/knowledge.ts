@@ -1,0 +1,38 @@
+import { z } from "zod";
+import { defineTool, type ToolSpec } from "../toolSpec.ts";
+
+/** Knowledge area: sql/knowledge.sql. */
+export const knowledgeTools: ToolSpec[] = [
+  defineTool({
+    name: "get_knowledge",
+    title: "Team knowledge about a table",
+    description: "What your team wrote down about a table (note, learnings, related entries), or about every table when none is named.",
+    input: { table: z.string().optional().describe('Table name or "schema.table"') },
+    sql: "select * from sextant.get_knowledge($1)",
+    args: ({ table }) => [table ?? null],
+    result: "rows",
+  }),
+  defineTool({
+    name: "search_knowledge",
+    title: "Search team knowledge",
+    description: "Search your team's notes, entries and learnings in plain English.",
+    input: { query: z.string(), max_results: z.number().int().optional() },
+    sql: "select * from sextant.search_knowledge($1, $2)",
+    args: ({ query, max_results }) => [query, max_results ?? 10],
+    result: "rows",
+  }),
+  defineTool({
+    name: "save_learning",
+    title: "Record a learning",
+    description: "Record something you learned (a correction, a caveat, a join that works), optionally about one table, with your confidence from 0 to 1. Needs the analyst role; admins review it.",
+    input: {
+      learning: z.string().describe("One or two sentences"),
+      table: z.string().optional(),
+      confidence: z.number().optional().describe("0 to 1 (default 0.5)"),
+    },
+    sql: "select id, table_ref, learning, confidence, status, recorded_by, created_at from sextant.save_learning($1, $2, $3)",
+    args: ({ learning, table, confidence }) => [learning, table ?? null, confidence ?? 0.5],
+    result: "one",
+    writes: true,
+  }),
+];
