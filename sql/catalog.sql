@@ -83,19 +83,31 @@ reset role;
 -- Tables, columns, functions, data dictionary.
 set role sextant_owner;
 
--- Whether a column name looks sensitive under the current tenant's patterns.
-create or replace function sextant_exec.is_sensitive_column(column_name text)
+-- Whether a column is sensitive for the current tenant: its name matches one of the tenant's
+-- patterns, or the tenant's dbt project marks it (meta key or tag in sensitive_meta_keys).
+drop function if exists sextant_exec.is_sensitive_column(text);
+create or replace function sextant_exec.is_sensitive_column(schema_name text, table_name text, column_name text)
 returns boolean
 language sql stable
 set search_path = pg_catalog, pg_temp
 as $$
   select exists (
     select from sextant.tenants as t, unnest(t.sensitive_column_patterns) as p
-    where t.slug = sextant.current_tenant() and column_name ~* p);
+    where t.slug = sextant.current_tenant() and is_sensitive_column.column_name ~* p)
+  or exists (
+    select from sextant.dbt_nodes as n
+    cross join jsonb_array_elements(n.columns) as c
+    cross join sextant.tenants as t
+    where t.slug = sextant.current_tenant()
+      and lower(n.schema_name) = lower(is_sensitive_column.schema_name)
+      and lower(n.alias) = lower(is_sensitive_column.table_name)
+      and lower(c ->> 'name') = lower(is_sensitive_column.column_name)
+      and exists (select from unnest(t.sensitive_meta_keys) as k
+                  where lower(c -> 'meta' ->> k) in ('true', 'yes', '1') or coalesce(c -> 'tags', '[]') ? k));
 $$;
-comment on function sextant_exec.is_sensitive_column(text) is
-  E'True when a column name matches one of the tenant''s sensitive-column patterns.';
-grant execute on function sextant_exec.is_sensitive_column(text) to sextant_tenant_reader;
+comment on function sextant_exec.is_sensitive_column(text, text, text) is
+  E'True when a column is sensitive for the current tenant (name pattern, or dbt meta/tag).';
+grant execute on function sextant_exec.is_sensitive_column(text, text, text) to sextant_tenant_reader;
 
 create or replace view sextant.databases with (security_invoker = true) as
   select current_database()::text as database_name,
@@ -247,7 +259,7 @@ as $$
               'default', pg_get_expr(d.adbin, d.adrelid),
               'description', col_description(t.oid, a.attnum),
               'primary_key', case when array_position((select conkey from pk), a.attnum) is not null then true end,
-              'sensitive', case when sextant_exec.is_sensitive_column(a.attname) then true end))
+              'sensitive', case when sextant_exec.is_sensitive_column(t.schema_name, t.table_name, a.attname) then true end))
             order by a.attnum), '[]')
        from pg_catalog.pg_attribute as a
        left join pg_catalog.pg_attrdef as d on d.adrelid = a.attrelid and d.adnum = a.attnum
@@ -294,7 +306,22 @@ as $$
     -- The dbt node that builds this relation, if the tenant loaded its project.
     (select jsonb_strip_nulls(jsonb_build_object('project', p.project_name, 'unique_id', n.unique_id,
               'resource_type', n.resource_type, 'materialization', n.materialization, 'description', n.description,
-              'columns', n.columns, 'last_run_status', n.last_run_status, 'last_run_at', n.last_run_at))
+              'columns', n.columns, 'last_run_status', n.last_run_status, 'last_run_at', n.last_run_at,
+              -- Where the docs and the table disagree.
+              'drift', jsonb_strip_nulls(jsonb_build_object(
+                'documented_but_missing', (select jsonb_agg(c ->> 'name') from jsonb_array_elements(n.columns) as c
+                   where not exists (select from pg_catalog.pg_attribute as a where a.attrelid = t.oid and a.attnum > 0
+                                       and not a.attisdropped and lower(a.attname) = lower(c ->> 'name'))),
+                'present_but_undocumented', (select jsonb_agg(a.attname order by a.attnum) from pg_catalog.pg_attribute as a
+                   where a.attrelid = t.oid and a.attnum > 0 and not a.attisdropped
+                     and not exists (select from jsonb_array_elements(n.columns) as c where lower(c ->> 'name') = lower(a.attname))),
+                'type_differences', (select jsonb_agg(jsonb_build_object('column', a.attname, 'documented', c ->> 'data_type',
+                                                                         'actual', format_type(a.atttypid, a.atttypmod)))
+                   from pg_catalog.pg_attribute as a
+                   join jsonb_array_elements(n.columns) as c on lower(c ->> 'name') = lower(a.attname)
+                   where a.attrelid = t.oid and a.attnum > 0 and not a.attisdropped and c ->> 'data_type' is not null
+                     and lower(c ->> 'data_type') <> lower(format_type(a.atttypid, a.atttypmod))
+                     and lower(c ->> 'data_type') <> lower(format_type(a.atttypid, null)))))))
        from sextant.dbt_nodes as n
        join sextant.dbt_projects as p on p.id = n.project_id
       where lower(n.schema_name) = lower(t.schema_name) and lower(n.alias) = lower(t.table_name)
@@ -367,6 +394,15 @@ as $$
     from (select 1) as one
     left join sextant.tenants as t on t.slug = sextant.current_tenant()
   ),
+  dbt_flagged as materialized (
+    select lower(n.schema_name) as schema_name, lower(n.alias) as table_name, lower(c ->> 'name') as name
+    from sextant.dbt_nodes as n
+    cross join jsonb_array_elements(n.columns) as c
+    cross join sextant.tenants as t
+    where t.slug = sextant.current_tenant()
+      and exists (select from unnest(t.sensitive_meta_keys) as k
+                  where lower(c -> 'meta' ->> k) in ('true', 'yes', '1') or coalesce(c -> 'tags', '[]') ? k)
+  ),
   stats as materialized (
     select s.schemaname::text as schema_name, s.tablename::text as table_name, s.attname::text as name,
            s.most_common_vals::text as common_values
@@ -382,7 +418,9 @@ as $$
     select a.attrelid, a.attnum, t.schema_name, t.table_name, a.attname::text as name,
            format_type(a.atttypid, a.atttypmod) as type, a.attnotnull,
            col_description(a.attrelid, a.attnum) as description,
-           a.attname ~* (select pattern from sensitive) as sensitive,
+           a.attname ~* (select pattern from sensitive)
+             or exists (select from dbt_flagged as f where f.schema_name = lower(t.schema_name)
+                          and f.table_name = lower(t.table_name) and f.name = lower(a.attname)) as sensitive,
            pk.attnum is not null as is_pk
     from tabs as t
     join pg_catalog.pg_attribute as a on a.attrelid = t.oid and a.attnum > 0 and not a.attisdropped

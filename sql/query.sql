@@ -259,7 +259,7 @@ begin
   end if;
   -- Built from catalog identifiers only; sensitive columns are replaced, unreadable ones left out.
   select format('select %s from %I.%I limit %s',
-                string_agg(case when sextant_exec.is_sensitive_column(a.attname)
+                string_agg(case when sextant_exec.is_sensitive_column(ns.nspname, c.relname, a.attname)
                                 then format('''[masked]''::text as %I', a.attname)
                                 else format('%I', a.attname) end, ', ' order by a.attnum),
                 ns.nspname, c.relname, sample_table.n)

@@ -169,3 +169,66 @@ describe("dbt tools", () => {
     expect(body.data.searchDbtModels.nodes).toHaveLength(3);
   });
 });
+
+describe("a hand-made project: semantic models, dbt-marked sensitive columns, drift", () => {
+  // No shared fixture has semantic models; this small manifest (v12) is written by the test.
+  const manifest = {
+    metadata: { dbt_schema_version: "https://schemas.getdbt.com/dbt/manifest/v12.json", dbt_version: "1.8.0", project_name: "acme_handmade" },
+    nodes: {
+      "model.acme_handmade.orders": {
+        unique_id: "model.acme_handmade.orders", name: "orders", resource_type: "model", package_name: "acme_handmade",
+        database: "x", schema: "acme_sales", alias: "orders", relation_name: "x.acme_sales.orders",
+        config: { materialized: "table" }, description: "Acme orders as the finance team sees them.",
+        columns: {
+          id: { name: "id", description: "Order id", data_type: "integer" },
+          customer: { name: "customer", description: "Customer full name", data_type: "text", meta: { pii: true } },
+          discount: { name: "discount", description: "Discount granted", data_type: "numeric" },
+        },
+        raw_code: "select 1", depends_on: { nodes: [] }, tags: [], meta: {}, original_file_path: "models/orders.sql",
+      },
+    },
+    sources: {},
+    semantic_models: {
+      "semantic_model.acme_handmade.orders_sm": {
+        unique_id: "semantic_model.acme_handmade.orders_sm", name: "orders_sm", resource_type: "semantic_model",
+        package_name: "acme_handmade", description: "Order facts with revenue measures", label: "Orders",
+        depends_on: { nodes: ["model.acme_handmade.orders"] }, original_file_path: "models/sm.yml",
+      },
+    },
+    metrics: {
+      "metric.acme_handmade.revenue": {
+        unique_id: "metric.acme_handmade.revenue", name: "revenue", resource_type: "metric", package_name: "acme_handmade",
+        description: "Total order revenue", label: "Revenue", depends_on: { nodes: ["semantic_model.acme_handmade.orders_sm"] },
+      },
+    },
+    exposures: {},
+  };
+
+  test("loads semantic models and metrics, flags and masks dbt-marked columns, reports drift", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dbt-handmade-"));
+    fs.writeFileSync(path.join(dir, "manifest.json"), JSON.stringify(manifest));
+    const client = new pg.Client({ connectionString: db.adminUrl });
+    await client.connect();
+    await loadDbtArtifacts(client, { tenant: "acme", dir });
+    await client.end();
+
+    const sm = (await callOk(acme, "list_dbt_models", { resource_type: "semantic_model" })) as { rows: { name: string }[] };
+    expect(sm.rows.map((r) => r.name)).toEqual(["orders_sm"]);
+    const details = (await callOk(acme, "get_model_details", { model: "model.acme_handmade.orders" })) as { downstream: { name: string }[] };
+    expect(details.downstream.map((d) => d.name)).toEqual(["orders_sm", "revenue"]);
+
+    const d = (await callOk(acme, "describe_table", { table: "acme_sales.orders" })) as {
+      columns: { name: string; sensitive?: boolean }[];
+      dbt: { unique_id: string; drift: Record<string, unknown> };
+    };
+    expect(d.dbt.unique_id).toBe("model.acme_handmade.orders");
+    expect(d.columns.find((c) => c.name === "customer")?.sensitive).toBe(true);
+    expect(d.dbt.drift).toEqual({ documented_but_missing: ["discount"], present_but_undocumented: ["amount"] });
+    const sample = (await callOk(acme, "sample_table", { table: "acme_sales.orders", n: 2 })) as { rows: Record<string, unknown>[] };
+    expect(sample.rows.every((r) => r.customer === "[masked]")).toBe(true);
+    const meta = (await callOk(acme, "get_metadata", { schema: "acme_sales" })) as { tables: { table: string; columns: { name: string; sensitive?: boolean; samples?: unknown }[] }[] };
+    const customer = meta.tables.find((t) => t.table === "acme_sales.orders")!.columns.find((c) => c.name === "customer")!;
+    expect(customer).toMatchObject({ sensitive: true });
+    expect(customer.samples).toBeUndefined();
+  });
+});
