@@ -8,9 +8,11 @@
 
 set role sextant_owner;
 
+-- SECURITY DEFINER (both loading functions): the server loads uploads as the authenticator,
+-- passing the tenant of a verified admin principal; the CLI calls them as admin.
 create or replace function sextant_private.stage_dbt_items(load_id uuid, kind text, items json)
 returns integer
-language sql volatile
+language sql volatile security definer
 set search_path = pg_catalog, pg_temp
 as $$
   with ins as (
@@ -23,10 +25,11 @@ as $$
 $$;
 comment on function sextant_private.stage_dbt_items(uuid, text, json) is E'Stages a batch of artifact items for a load.';
 revoke all on function sextant_private.stage_dbt_items(uuid, text, json) from public;
+grant execute on function sextant_private.stage_dbt_items(uuid, text, json) to sextant_authenticator;
 
 create or replace function sextant_private.finish_dbt_load(slug text, load_id uuid, project_override text, source text)
 returns sextant.dbt_projects
-language plpgsql volatile
+language plpgsql volatile security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
@@ -156,6 +159,7 @@ $$;
 comment on function sextant_private.finish_dbt_load(text, uuid, text, text) is
   E'Replaces a tenant''s dbt project with the staged artifacts (call inside the loading transaction).';
 revoke all on function sextant_private.finish_dbt_load(text, uuid, text, text) from public;
+grant execute on function sextant_private.finish_dbt_load(text, uuid, text, text) to sextant_authenticator;
 
 create or replace view sextant.dbt_models with (security_invoker = true) as
   select p.project_name, n.unique_id, n.name, n.resource_type, n.schema_name, n.alias, n.relation_name,

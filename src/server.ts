@@ -9,6 +9,7 @@ import { createAuthenticator } from "./auth/authenticate.ts";
 import { bearerAuth, principalFromAuth } from "./auth/bearer.ts";
 import type { Config } from "./config.ts";
 import { toPublicError } from "./db/errors.ts";
+import { installDbtUpload } from "./dbt/upload.ts";
 import { createGraphql } from "./graphql/preset.ts";
 import { installMcp } from "./mcp/http.ts";
 
@@ -80,6 +81,7 @@ export async function startServer(opts: {
   });
 
   const mcp = installMcp(app, { pool, authenticate, config, logError, audit, rateLimiter });
+  installDbtUpload(app, { pool, authenticate, audit, logError });
 
   const pgl = createGraphql(pool, logError, audit);
   const serv = pgl.createServ(grafserv);

@@ -2,6 +2,10 @@ import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import cliProgress from "cli-progress";
 import { Command, InvalidArgumentError, Option } from "commander";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { downloadCloudArtifacts } from "../dbt/cloud.ts";
 import { loadDbtArtifacts } from "../dbt/loadArtifacts.ts";
 import { authenticatorUrl } from "../db/migrate.ts";
 import { loadDemo } from "../demo/loadDemo.ts";
@@ -173,12 +177,30 @@ token
 program
   .command("dbt")
   .description("dbt knowledge base")
-  .command("load <target-dir>")
-  .description("load manifest.json (+ catalog.json, run_results.json; plain or .gz) for a tenant, replacing its previous version atomically")
+  .command("load [target-dir]")
+  .description(
+    "load manifest.json (+ catalog.json, run_results.json; plain or .gz) for a tenant from a directory or dbt Cloud, " +
+      "replacing its previous version atomically",
+  )
   .requiredOption("--tenant <slug>", "tenant")
   .option("--project <name>", "project name (default: the manifest's, or its main package)")
-  .action((dir: string, opts: { tenant: string; project?: string }) =>
+  .option("--cloud-account <id>", "dbt Cloud account id (token in DBT_CLOUD_TOKEN)")
+  .option("--cloud-run <id>", "dbt Cloud run id")
+  .option("--cloud-job <id>", "dbt Cloud job id (its latest run's artifacts)")
+  .option("--cloud-url <url>", "dbt Cloud base URL", "https://cloud.getdbt.com")
+  .action((targetDir: string | undefined, opts: { tenant: string; project?: string; cloudAccount?: string; cloudRun?: string; cloudJob?: string; cloudUrl: string }) =>
     withContext(async ({ admin }) => {
+      let dir = targetDir;
+      let downloaded: string | undefined;
+      if (opts.cloudAccount) {
+        if (!process.env.DBT_CLOUD_TOKEN) throw new InvalidArgumentError("set DBT_CLOUD_TOKEN to a dbt Cloud API token");
+        downloaded = dir = fs.mkdtempSync(path.join(os.tmpdir(), "sextant-dbt-cloud-"));
+        await downloadCloudArtifacts(
+          { baseUrl: opts.cloudUrl, accountId: opts.cloudAccount, runId: opts.cloudRun, jobId: opts.cloudJob, token: process.env.DBT_CLOUD_TOKEN },
+          dir,
+        );
+      }
+      if (!dir) throw new InvalidArgumentError("give a target directory, or --cloud-account with --cloud-run or --cloud-job");
       // A progress bar on a terminal only; logs and pipes stay clean.
       const bar = new cliProgress.SingleBar(
         { format: "loading {bar} {percentage}% | {value}/{total} KB", stream: process.stderr, hideCursor: true },
@@ -187,7 +209,7 @@ program
       let started = false;
       const result = await loadDbtArtifacts(admin, {
         tenant: opts.tenant,
-        dir,
+        dir: dir as string,
         project: opts.project,
         onProgress: (read, total) => {
           if (!started) bar.start(Math.ceil(total / 1024), 0), (started = true);
@@ -195,6 +217,7 @@ program
         },
       });
       if (started) bar.stop();
+      if (downloaded) fs.rmSync(downloaded, { recursive: true, force: true });
       const c = result.counts;
       process.stdout.write(
         `loaded dbt project ${result.project} for ${opts.tenant} in ${result.ms} ms: ${c.node ?? 0} nodes` +

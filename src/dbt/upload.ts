@@ -1,0 +1,88 @@
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import type { Express, Request, Response } from "express";
+import type pg from "pg";
+import type { AuditLog } from "../audit/auditLog.ts";
+import type { Authenticate } from "../auth/authenticate.ts";
+import { bearerAuth, principalFromAuth } from "../auth/bearer.ts";
+import { SextantError, toPublicError } from "../db/errors.ts";
+import { loadDbtArtifacts } from "./loadArtifacts.ts";
+import { unzipArtifacts } from "./unzipArtifacts.ts";
+
+const LIMIT_BYTES = Number(process.env.SEXTANT_UPLOAD_LIMIT_MB ?? 200) * 1024 * 1024;
+
+/** Streams the request body to `file`, refusing more than LIMIT_BYTES. */
+async function saveBody(req: Request, file: string): Promise<void> {
+  let bytes = 0;
+  const out = fs.createWriteStream(file);
+  await new Promise<void>((resolve, reject) => {
+    req.on("data", (chunk: Buffer) => {
+      bytes += chunk.length;
+      if (bytes > LIMIT_BYTES) {
+        req.unpipe(out);
+        out.destroy();
+        reject(new SextantError("SX413", `the upload is larger than ${LIMIT_BYTES / 1024 / 1024} MB`, "Set SEXTANT_UPLOAD_LIMIT_MB, or load from a directory with the CLI."));
+      }
+    });
+    req.on("error", reject);
+    out.on("error", reject);
+    out.on("finish", () => resolve());
+    req.pipe(out);
+  });
+}
+
+/**
+ * POST /dbt/upload — a tenant admin uploads dbt artifacts: a zip of the target directory
+ * (application/zip), or manifest.json alone (application/json, or application/gzip). The
+ * project replaces the tenant's previous version atomically (?project= names it).
+ */
+export function installDbtUpload(app: Express, deps: { pool: pg.Pool; authenticate: Authenticate; audit?: AuditLog; logError: (id: string, e: unknown) => void }) {
+  app.post("/dbt/upload", bearerAuth(deps.authenticate), async (req: Request, res: Response) => {
+    const principal = principalFromAuth(req.auth);
+    const started = performance.now();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sextant-upload-"));
+    let outcome: "ok" | "refused" | "error" = "ok";
+    let code: string | undefined;
+    try {
+      if (principal.accessLevel !== "admin") {
+        throw new SextantError("SX403", "loading dbt artifacts needs the admin role", "Use a tenant admin's token.");
+      }
+      const type = (req.headers["content-type"] ?? "").split(";")[0]!.trim();
+      if (type === "application/zip") {
+        await saveBody(req, path.join(dir, "upload.zip"));
+        const found = await unzipArtifacts(path.join(dir, "upload.zip"), dir);
+        if (!found.some((f) => f.startsWith("manifest.json"))) {
+          throw new SextantError("SX400", "the zip holds no manifest.json", "Zip the dbt target directory (manifest.json, catalog.json, run_results.json).");
+        }
+      } else if (type === "application/json") {
+        await saveBody(req, path.join(dir, "manifest.json"));
+      } else if (type === "application/gzip") {
+        await saveBody(req, path.join(dir, "manifest.json.gz"));
+      } else {
+        throw new SextantError("SX400", `content type ${type || "(none)"} is not accepted`, "Send application/zip, application/json or application/gzip.");
+      }
+      const client = await deps.pool.connect();
+      try {
+        const project = typeof req.query.project === "string" ? req.query.project : undefined;
+        const result = await loadDbtArtifacts(client, { tenant: principal.tenant, dir, project });
+        res.json({ project: result.project, counts: result.counts, ms: result.ms });
+      } finally {
+        client.release();
+      }
+    } catch (error) {
+      const pub = toPublicError(error, deps.logError);
+      outcome = pub.status < 500 ? "refused" : "error";
+      code = pub.code;
+      if (!res.headersSent) res.status(pub.status).json({ code: pub.code, message: pub.message, hint: pub.hint });
+      req.resume(); // drain what is left of a refused body
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+      deps.audit?.record({
+        at: new Date().toISOString(), tenant_slug: principal.tenant, principal: principal.subject, auth_method: principal.authMethod,
+        database_role: principal.dbRole, tool: "dbt_upload", duration_ms: Math.round(performance.now() - started),
+        outcome, error_code: code,
+      });
+    }
+  });
+}
