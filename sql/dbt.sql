@@ -144,12 +144,15 @@ begin
     and m.project_id = v_project.id and m.unique_id = r.item ->> 'unique_id';
 
   update sextant.dbt_nodes as m
-  set search =
-        setweight(to_tsvector('english', replace(m.name, '_', ' ') || ' ' || coalesce(replace(m.alias, '_', ' '), '')), 'A')
-     || setweight(to_tsvector('english', coalesce(m.description, '')), 'B')
-     || setweight(to_tsvector('english', coalesce((select string_agg(replace(c ->> 'name', '_', ' ') || ' ' || coalesce(c ->> 'description', ''), ' ')
-                                                    from jsonb_array_elements(m.columns) as c), '')), 'C')
-     || setweight(to_tsvector('english', array_to_string(m.tags, ' ') || ' ' || left(coalesce(m.raw_code, ''), 20000)), 'D')
+  set search_name = to_tsvector('english', replace(m.name, '_', ' ') || ' ' || coalesce(replace(m.alias, '_', ' '), '')),
+      search_description = to_tsvector('english', coalesce(m.description, '')),
+      search_columns = to_tsvector('english', coalesce((select string_agg(replace(c ->> 'name', '_', ' ') || ' ' || coalesce(c ->> 'description', ''), ' ')
+                                                         from jsonb_array_elements(m.columns) as c), '')),
+      search_rest = to_tsvector('english', array_to_string(m.tags, ' ') || ' ' || left(coalesce(m.raw_code, ''), 20000))
+  where m.project_id = v_project.id;
+  update sextant.dbt_nodes as m
+  set search = setweight(m.search_name, 'A') || setweight(m.search_description, 'B')
+            || setweight(m.search_columns, 'C') || setweight(m.search_rest, 'D')
   where m.project_id = v_project.id;
 
   delete from sextant_private.dbt_load_items as i where i.load_id = finish_dbt_load.load_id;
@@ -167,6 +170,12 @@ create or replace view sextant.dbt_models with (security_invoker = true) as
          n.owner, n.file_path, n.last_run_status, n.last_run_at
   from sextant.dbt_nodes as n
   join sextant.dbt_projects as p on p.id = n.project_id;
+comment on column sextant.dbt_nodes.search is E'@behavior -*';
+comment on column sextant.dbt_nodes.search_name is E'@behavior -*';
+comment on column sextant.dbt_nodes.search_description is E'@behavior -*';
+comment on column sextant.dbt_nodes.search_columns is E'@behavior -*';
+comment on column sextant.dbt_nodes.search_rest is E'@behavior -*';
+
 comment on view sextant.dbt_models is E'@behavior -list -connection\nModels and other nodes of the tenant''s dbt projects.';
 grant select on sextant.dbt_models to sextant_tenant_reader;
 
@@ -199,38 +208,57 @@ create or replace function sextant.search_dbt_models(query text, max_results int
 returns setof sextant.dbt_search_hit
 language sql stable
 as $$
-  -- Any word of the question may match (OR of its stems); ranked by weighted full-text
-  -- rank plus trigram similarity of the name, so typos and partial names still find models.
-  with q as (
-    select nullif(array_to_string(tsvector_to_array(to_tsvector('english', replace(search_dbt_models.query, '_', ' '))), ' | '), '') as terms,
-           lower(btrim(search_dbt_models.query)) as raw
+  -- Each stem of the question scores where it occurs (name 3, description 1.5, columns 0.7,
+  -- tags and SQL 0.3), weighted by how rare it is in the tenant's project (idf), so "pharmacy"
+  -- outweighs "claim". Trigram similarity of the name adds typo and partial-name matches.
+  with stems as (
+    select s.stem, to_tsquery('english', quote_literal(s.stem)) as ts
+    from unnest(tsvector_to_array(to_tsvector('english', replace(search_dbt_models.query, '_', ' ')))) as s(stem)
   ),
-  tq as (select case when q.terms is not null then to_tsquery('english', q.terms) end as ts, q.raw from q),
+  total as (select greatest(count(*), 1)::float8 as n from sextant.dbt_nodes),
+  weighted as (
+    select st.stem, st.ts,
+           ln(1 + (select t.n from total as t) / (1 + (select count(*) from sextant.dbt_nodes as d where d.search @@ st.ts))) as idf
+    from stems as st
+  ),
+  q as (
+    select lower(btrim(search_dbt_models.query)) as raw,
+           (select to_tsquery('english', string_agg(quote_literal(w.stem), ' | ')) from weighted as w) as any_ts,
+           (select sum(w.idf) from weighted as w) as idf_sum
+  ),
   candidates as (
-    select n.*, tq.ts, tq.raw,
-           coalesce(ts_rank_cd('{0.1, 0.3, 0.6, 1.0}', n.search, tq.ts, 1), 0) as text_rank,
-           greatest(public.similarity(n.name, tq.raw), public.word_similarity(tq.raw, n.name)) as name_sim
-    from sextant.dbt_nodes as n, tq
+    select n.*, q.raw, q.any_ts, q.idf_sum,
+           greatest(public.similarity(n.name, q.raw), public.word_similarity(q.raw, n.name)) as name_sim
+    from sextant.dbt_nodes as n, q
     where n.resource_type in ('model', 'source', 'seed', 'snapshot', 'exposure', 'metric', 'semantic_model')
-      -- All three conditions can use an index (GIN on search, GIN trigram on name).
-      and ((tq.ts is not null and n.search @@ tq.ts)
-           or n.name operator(public.%) tq.raw
-           or tq.raw operator(public.<%) n.name)
+      and ((q.any_ts is not null and n.search @@ q.any_ts)
+           or n.name operator(public.%) q.raw
+           or q.raw operator(public.<%) n.name)
+  ),
+  fields as (
+    select c.*, coalesce(c.search_name, '') as v_name, coalesce(c.search_description, '') as v_desc,
+           coalesce(c.search_columns, '') as v_cols, coalesce(c.search_rest, '') as v_rest
+    from candidates as c
+  ),
+  scored as (
+    select f.*,
+           coalesce((select sum(w.idf * (case when f.v_name @@ w.ts then 3 else 0 end + case when f.v_desc @@ w.ts then 1.5 else 0 end
+                                         + case when f.v_cols @@ w.ts then 0.7 else 0 end + case when f.v_rest @@ w.ts then 0.3 else 0 end))
+                       from weighted as w) / nullif(f.idf_sum, 0), 0)
+             + 2 * f.name_sim as score
+    from fields as f
   )
-  select p.project_name, c.unique_id, c.name, c.resource_type, c.relation_name, c.description,
-         round((c.text_rank + c.name_sim * 0.6)::numeric, 4)::float8,
+  select p.project_name, s.unique_id, s.name, s.resource_type, s.relation_name, s.description,
+         round(s.score::numeric, 4)::float8,
          array_remove(array[
-           case when c.name_sim > 0.3 or (c.ts is not null and to_tsvector('english', replace(c.name, '_', ' ')) @@ c.ts) then 'name' end,
-           case when c.ts is not null and to_tsvector('english', coalesce(c.description, '')) @@ c.ts then 'description' end,
-           case when c.ts is not null and exists (select from jsonb_array_elements(c.columns) as col
-                                                   where to_tsvector('english', replace(col ->> 'name', '_', ' ') || ' ' || coalesce(col ->> 'description', '')) @@ c.ts)
-                then 'columns' end,
-           case when c.ts is not null and to_tsvector('english', array_to_string(c.tags, ' ')) @@ c.ts then 'tags' end,
-           case when c.ts is not null and to_tsvector('english', left(coalesce(c.raw_code, ''), 20000)) @@ c.ts then 'sql' end
+           case when s.name_sim > 0.3 or (s.any_ts is not null and s.v_name @@ s.any_ts) then 'name' end,
+           case when s.any_ts is not null and s.v_desc @@ s.any_ts then 'description' end,
+           case when s.any_ts is not null and s.v_cols @@ s.any_ts then 'columns' end,
+           case when s.any_ts is not null and s.v_rest @@ s.any_ts then 'tags/sql' end
          ], null)
-  from candidates as c
-  join sextant.dbt_projects as p on p.id = c.project_id
-  order by c.text_rank + c.name_sim * 0.6 desc, c.name
+  from scored as s
+  join sextant.dbt_projects as p on p.id = s.project_id
+  order by s.score desc, s.name
   limit least(greatest(coalesce(search_dbt_models.max_results, 10), 1), 100);
 $$;
 comment on function sextant.search_dbt_models(text, integer) is

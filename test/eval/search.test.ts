@@ -1,0 +1,82 @@
+import path from "node:path";
+import pg from "pg";
+import { afterAll, beforeAll, expect, test } from "vitest";
+import { projectRoot } from "../../src/db/paths.ts";
+import { loadDbtArtifacts } from "../../src/dbt/loadArtifacts.ts";
+import { asRole, createTestDatabase, withTx, type TestDatabase } from "../helpers/db.ts";
+import { tuvaQuestions, type EvalQuestion } from "./tuvaQuestions.ts";
+
+// Search quality on the real Tuva project: recall@5 and MRR@10 of search_dbt_models beside a
+// naive token-overlap ranker over the same nodes, for all questions and for the hard ones.
+let db: TestDatabase;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  const client = new pg.Client({ connectionString: db.adminUrl });
+  await client.connect();
+  await loadDbtArtifacts(client, { tenant: "acme", dir: path.resolve(projectRoot, "../shared/fixtures/dbt/tuva") });
+  await client.end();
+}, 120_000);
+afterAll(() => db?.drop());
+
+const STOP = new Set(["the", "and", "for", "with", "per", "from", "by", "of", "to", "a", "an", "in", "on", "at", "is", "are", "what", "which", "where", "how"]);
+const tokens = (text: string) => (text.toLowerCase().match(/[a-z0-9]+/g) ?? []).filter((t) => t.length > 1 && !STOP.has(t));
+
+function score(rankings: string[][], questions: EvalQuestion[]) {
+  let hits = 0;
+  let rr = 0;
+  questions.forEach((q, i) => {
+    const ranked = rankings[i]!;
+    const first = ranked.findIndex((name) => q.answers.includes(name));
+    if (first >= 0 && first < 5) hits += 1;
+    if (first >= 0 && first < 10) rr += 1 / (first + 1);
+  });
+  return { recall5: hits / questions.length, mrr10: rr / questions.length };
+}
+
+test("search_dbt_models beats a naive token-overlap ranker on the Tuva evaluation", async () => {
+  const { ours, naive } = await withTx(db.auth, async (client) => {
+    await asRole(client, "sextant_t_acme");
+    const ours: string[][] = [];
+    for (const q of tuvaQuestions) {
+      const { rows } = await client.query("select name from sextant.search_dbt_models($1, 10) where resource_type = 'model'", [q.question]);
+      ours.push(rows.map((r) => r.name));
+    }
+    const { rows: nodes } = await client.query(
+      `select name, coalesce(description, '') || ' ' || coalesce((select string_agg((c ->> 'name') || ' ' || coalesce(c ->> 'description', ''), ' ')
+         from jsonb_array_elements(columns) as c), '') as text
+       from sextant.dbt_nodes where resource_type = 'model'`,
+    );
+    const docs = nodes.map((n) => ({ name: n.name as string, words: new Set([...tokens(n.name.replace(/_/g, " ")), ...tokens(n.text)]) }));
+    const naive = tuvaQuestions.map((q) => {
+      const words = new Set(tokens(q.question));
+      return docs
+        .map((d) => ({ name: d.name, score: [...words].filter((w) => d.words.has(w)).length }))
+        .filter((d) => d.score > 0)
+        .sort((a, b) => b.score - a.score || a.name.localeCompare(b.name))
+        .slice(0, 10)
+        .map((d) => d.name);
+    });
+    return { ours, naive };
+  });
+
+  const hardIdx = tuvaQuestions.map((q, i) => (q.hard ? i : -1)).filter((i) => i >= 0);
+  const hardQs = hardIdx.map((i) => tuvaQuestions[i]!);
+  const report = {
+    sextant: { all: score(ours, tuvaQuestions), hard: score(hardIdx.map((i) => ours[i]!), hardQs) },
+    naive: { all: score(naive, tuvaQuestions), hard: score(hardIdx.map((i) => naive[i]!), hardQs) },
+  };
+  const f = (n: number) => n.toFixed(2);
+  console.log(
+    [
+      `search evaluation on Tuva: ${tuvaQuestions.length} questions, ${hardQs.length} hard`,
+      "| ranker | recall@5 all | MRR@10 all | recall@5 hard | MRR@10 hard |",
+      `| search_dbt_models | ${f(report.sextant.all.recall5)} | ${f(report.sextant.all.mrr10)} | ${f(report.sextant.hard.recall5)} | ${f(report.sextant.hard.mrr10)} |`,
+      `| naive token overlap | ${f(report.naive.all.recall5)} | ${f(report.naive.all.mrr10)} | ${f(report.naive.hard.recall5)} | ${f(report.naive.hard.mrr10)} |`,
+    ].join("\n"),
+  );
+  expect(tuvaQuestions.length).toBeGreaterThanOrEqual(40);
+  expect(hardQs.length).toBeGreaterThanOrEqual(Math.ceil(tuvaQuestions.length / 3));
+  expect(report.sextant.all.recall5).toBeGreaterThanOrEqual(report.naive.all.recall5);
+  expect(report.sextant.all.mrr10).toBeGreaterThanOrEqual(report.naive.all.mrr10);
+});
