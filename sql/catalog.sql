@@ -394,6 +394,7 @@ as $$
     from (select 1) as one
     left join sextant.tenants as t on t.slug = sextant.current_tenant()
   ),
+  -- The dbt half of sextant_exec.is_sensitive_column, as one set instead of a call per column.
   dbt_flagged as materialized (
     select lower(n.schema_name) as schema_name, lower(n.alias) as table_name, lower(c ->> 'name') as name
     from sextant.dbt_nodes as n
