@@ -77,6 +77,16 @@ describe("query results", () => {
     expect(r).toMatchObject({ row_count: 2, truncated: false, next_offset: null });
   });
 
+  test("SQL text with quotes, backslashes and dollar quotes reaches PostgreSQL unchanged", async () => {
+    // The tool's arguments travel inlined as quoted literals (one round trip): nothing may change.
+    // (E'\x' is PostgreSQL's own escape: an x.)
+    const sql = "select 'a''b\\c' as v, E'\\x' as e, $$x'y$$ as w, $t$\\'); drop table orders; --$t$ as z -- trailing \\' comment";
+    const r = await q(demo, sql);
+    expect(r.rows[0]).toEqual({ v: "a'b\\c", e: "x", w: "x'y", z: "\\'); drop table orders; --" });
+    const { rows } = await db.admin.query("select count(*)::int as n from shop.orders");
+    expect(rows[0].n).toBe(4000);
+  });
+
   test("an empty result still names its columns", async () => {
     const r = await q(demo, "select id, status from orders where false");
     expect(r.columns.map((c) => c.name)).toEqual(["id", "status"]);

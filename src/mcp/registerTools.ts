@@ -44,12 +44,11 @@ export async function callTool(spec: ToolSpec, deps: ToolDeps, principal: Princi
   try {
     spec.guard?.(input as never);
     await deps.rateLimiter?.hit(principal);
-    const rows = await withRole(
-      deps.pool,
-      principal,
-      async (client) => (await client.query(spec.sql, spec.args(input as never))).rows,
-      { write: spec.writes ?? false, commit: spec.writes ?? false },
-    );
+    const rows = await withRole(deps.pool, principal, async (_client, firstRows) => firstRows ?? [], {
+      write: spec.writes ?? false,
+      commit: spec.writes ?? false,
+      first: { sql: spec.sql, args: spec.args(input as never) },
+    });
     const result = shapeRows(spec, rows);
     const structured = result.structuredContent as { row_count?: number } | undefined;
     rowCount = structured?.row_count ?? rows.length;
