@@ -1,5 +1,6 @@
 import pg from "pg";
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { ROLLBACK_AND_CLEANUP } from "../src/db/queryAsRole.ts";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { asRole, createTestDatabase, createToken, withTx, type TestDatabase } from "./helpers/db.ts";
 import { callOk, connectHttp, textOf } from "./helpers/mcpClient.ts";
@@ -277,8 +278,8 @@ describe("pool hygiene", () => {
     withTx(db.auth, async (client) => {
       await asRole(client, "sextant_t_acme");
       await client.query("select * from sextant.query('select pg_advisory_lock(42)')");
-      // the server's cleanup, as withRole sends it
-      await client.query("rollback; select pg_catalog.pg_advisory_unlock_all()");
+      // the server's cleanup, as queryAsRole sends it
+      await client.query(ROLLBACK_AND_CLEANUP);
       const { rows } = await db.admin.query("select count(*)::int as n from pg_locks where locktype = 'advisory'");
       expect(rows[0].n).toBe(0);
       await client.query("begin");

@@ -6,7 +6,7 @@ import type { AuditLog } from "../audit/auditLog.ts";
 import type { RateLimiter } from "../audit/rateLimiter.ts";
 import type { Principal } from "../auth/principal.ts";
 import { toPublicError } from "../db/errors.ts";
-import { withRole } from "../db/withRole.ts";
+import { queryAsRole } from "../db/queryAsRole.ts";
 import { formatRows } from "./formatRows.ts";
 import type { ToolSpec } from "./toolSpec.ts";
 
@@ -44,11 +44,7 @@ export async function callTool(spec: ToolSpec, deps: ToolDeps, principal: Princi
   try {
     spec.guard?.(input as never);
     await deps.rateLimiter?.hit(principal);
-    const rows = await withRole(deps.pool, principal, async (_client, firstRows) => firstRows ?? [], {
-      write: spec.writes ?? false,
-      commit: spec.writes ?? false,
-      first: { sql: spec.sql, args: spec.args(input as never) },
-    });
+    const rows = await queryAsRole(deps.pool, principal, spec.sql, spec.args(input as never), { write: spec.writes ?? false });
     const result = shapeRows(spec, rows);
     const structured = result.structuredContent as { row_count?: number } | undefined;
     rowCount = structured?.row_count ?? rows.length;

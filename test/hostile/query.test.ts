@@ -1,4 +1,5 @@
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { ROLLBACK_AND_CLEANUP } from "../../src/db/queryAsRole.ts";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { asRole, createTestDatabase, createToken, type TestDatabase } from "../helpers/db.ts";
 import { connectHttp, textOf } from "../helpers/mcpClient.ts";
@@ -62,7 +63,7 @@ async function throughDatabase(sql: string): Promise<{ code?: string; text: stri
     const e = error as { code?: string; message?: string };
     return { code: e.code ?? "error", text: e.message ?? "" };
   } finally {
-    await client.query("rollback; select pg_catalog.pg_advisory_unlock_all()");
+    await client.query(ROLLBACK_AND_CLEANUP);
     client.release();
   }
 }

@@ -10,6 +10,9 @@ import "./pgTypes.ts";
  */
 const CLEANUP = "select pg_catalog.pg_advisory_unlock_all()";
 
+/** How every call ends that does not commit; tests that stand in for a door end the same way. */
+export const ROLLBACK_AND_CLEANUP = `rollback; ${CLEANUP}`;
+
 /** `begin` plus the principal's settings as one simple-protocol round trip (values quoted). */
 function beginSql(client: pg.PoolClient, principal: Principal, write: boolean): string {
   const settings = Object.entries(toPgSettings(principal))
@@ -36,35 +39,30 @@ export function inlineParams(client: pg.PoolClient, sql: string, args: unknown[]
 }
 
 /**
- * Runs `fn` in one transaction as the principal's role, read-only unless `write`; rolls back
- * unless `commit`, so settings, role and anything the call did end with it. A connection
- * whose cleanup fails is destroyed, never returned to the pool. After a read, the result is
- * returned while the rollback is still on its way (the connection goes back to the pool only
- * once it is done). With `first`, that statement travels with `begin` and the settings in the
- * same round trip, and `fn` gets its rows: one round trip per call in all.
+ * Runs one of Sextant's own statements (`sql` with $1..$n bound to `args`) in a transaction as
+ * the principal's role and returns its rows. `begin`, the settings and the statement travel in
+ * one round trip. A read is read-only and rolled back, and its rows are returned while the
+ * rollback is still on its way (the connection goes back to the pool only once it is done);
+ * a `write` commits before returning. Settings, role and anything a read did end with its
+ * transaction; a connection whose cleanup fails is destroyed, never returned to the pool.
  */
-export async function withRole<T>(
+export async function queryAsRole(
   pool: pg.Pool,
   principal: Principal,
-  fn: (client: pg.PoolClient, firstRows?: Record<string, unknown>[]) => Promise<T>,
-  { commit = false, write = false, first }: { commit?: boolean; write?: boolean; first?: { sql: string; args: unknown[] } } = {},
-): Promise<T> {
+  sql: string,
+  args: unknown[],
+  { write = false } = {},
+): Promise<Record<string, unknown>[]> {
   const client = await pool.connect();
-  let result: T;
+  let rows: Record<string, unknown>[];
   try {
-    const begin = beginSql(client, principal, write);
-    if (first) {
-      const results = (await client.query(`${begin}; ${inlineParams(client, first.sql, first.args)}`)) as unknown as pg.QueryResult[];
-      result = await fn(client, results.at(-1)!.rows);
-    } else {
-      await client.query(begin);
-      result = await fn(client);
-    }
+    const text = `${beginSql(client, principal, write)}; ${inlineParams(client, sql, args)}`;
+    rows = ((await client.query(text)) as unknown as pg.QueryResult[]).at(-1)!.rows;
   } catch (error) {
-    await client.query(`rollback; ${CLEANUP}`).then(() => client.release(), (e: Error) => client.release(e));
+    await client.query(ROLLBACK_AND_CLEANUP).then(() => client.release(), (e: Error) => client.release(e));
     throw error;
   }
-  if (commit) {
+  if (write) {
     try {
       await client.query(`commit; ${CLEANUP}`);
     } catch (error) {
@@ -73,7 +71,7 @@ export async function withRole<T>(
     }
     client.release();
   } else {
-    client.query(`rollback; ${CLEANUP}`).then(() => client.release(), (e: Error) => client.release(e));
+    client.query(ROLLBACK_AND_CLEANUP).then(() => client.release(), (e: Error) => client.release(e));
   }
-  return result;
+  return rows;
 }
