@@ -1,10 +1,11 @@
 import os from "node:os";
+import type pg from "pg";
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
 import type { Principal } from "../auth/principal.ts";
 import { authenticatorUrl } from "../db/migrate.ts";
 import { AuditLog } from "../audit/auditLog.ts";
 import { RateLimiter } from "../audit/rateLimiter.ts";
-import { createTenantLimits } from "../auth/tenantLimits.ts";
+import { createTenantLimits, type TenantLimitsCache } from "../auth/tenantLimits.ts";
 import { createPool } from "../db/pool.ts";
 import { createMcpServer } from "../mcp/server.ts";
 import { openContext } from "./context.ts";
@@ -17,23 +18,28 @@ import { openContext } from "./context.ts";
 export async function runStdio(tenant: string, level: string): Promise<void> {
   const ctx = await openContext();
   let principal: Principal;
+  let pool: pg.Pool | undefined;
+  let limits: TenantLimitsCache;
   try {
     const { rows } = await ctx.admin.query("select sextant_private.tenant_role($1, $2) as role", [tenant, level]);
+    pool = createPool(await authenticatorUrl(ctx.db.adminUrl), 5, (e) => ctx.log.warn({ err: e }, "idle connection error"));
+    // The same limits reader the HTTP server uses (statement timeout, rate limits).
+    limits = createTenantLimits(pool);
     principal = {
       tenant,
       accessLevel: level as Principal["accessLevel"],
       dbRole: rows[0].role,
       subject: `local:${os.userInfo().username}`,
       authMethod: "local",
-      statementTimeoutMs: (await ctx.admin.query("select statement_timeout_ms from sextant.tenants where slug = $1", [tenant])).rows[0].statement_timeout_ms,
+      statementTimeoutMs: (await limits.get(tenant)).statementTimeoutMs,
     };
   } catch (error) {
+    await pool?.end().catch(() => {});
     await ctx.close();
     throw error;
   }
-  const pool = createPool(await authenticatorUrl(ctx.db.adminUrl), 5, (e) => ctx.log.warn({ err: e }, "idle connection error"));
   const audit = new AuditLog(pool, (e) => ctx.log.warn({ err: e }, "audit flush failed; will retry"));
-  const rateLimiter = new RateLimiter(pool, createTenantLimits(pool), (e) => ctx.log.warn({ err: e }, "rate-limit flush failed"));
+  const rateLimiter = new RateLimiter(pool, limits, (e) => ctx.log.warn({ err: e }, "rate-limit flush failed"));
   const server = createMcpServer({
     pool,
     audit,
