@@ -81,7 +81,7 @@ export async function startServer(opts: {
   });
 
   const mcp = installMcp(app, { pool, authenticate, config, logError, audit, rateLimiter });
-  installDbtUpload(app, { pool, authenticate, audit, logError });
+  installDbtUpload(app, { pool, authenticate, audit });
 
   const pgl = createGraphql(pool, logError, audit);
   const serv = pgl.createServ(grafserv);

@@ -1,7 +1,7 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import type { Express, Request, Response } from "express";
+import type { Express, NextFunction, Request, Response } from "express";
 import type pg from "pg";
 import type { AuditLog } from "../audit/auditLog.ts";
 import type { Authenticate } from "../auth/authenticate.ts";
@@ -37,8 +37,8 @@ async function saveBody(req: Request, file: string): Promise<void> {
  * (application/zip), or manifest.json alone (application/json, or application/gzip). The
  * project replaces the tenant's previous version atomically (?project= names it).
  */
-export function installDbtUpload(app: Express, deps: { pool: pg.Pool; authenticate: Authenticate; audit?: AuditLog; logError: (id: string, e: unknown) => void }) {
-  app.post("/dbt/upload", bearerAuth(deps.authenticate), async (req: Request, res: Response) => {
+export function installDbtUpload(app: Express, deps: { pool: pg.Pool; authenticate: Authenticate; audit?: AuditLog }) {
+  app.post("/dbt/upload", bearerAuth(deps.authenticate), async (req: Request, res: Response, next: NextFunction) => {
     const principal = principalFromAuth(req.auth);
     const started = performance.now();
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sextant-upload-"));
@@ -71,11 +71,11 @@ export function installDbtUpload(app: Express, deps: { pool: pg.Pool; authentica
         client.release();
       }
     } catch (error) {
-      const pub = toPublicError(error, deps.logError);
+      const pub = toPublicError(error); // for the audit only; the error handler answers and logs
       outcome = pub.status < 500 ? "refused" : "error";
       code = pub.code;
-      if (!res.headersSent) res.status(pub.status).json({ code: pub.code, message: pub.message, hint: pub.hint });
       req.resume(); // drain what is left of a refused body
+      next(error);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
       deps.audit?.record({
