@@ -1,15 +1,10 @@
 import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import cliProgress from "cli-progress";
 import { Command, InvalidArgumentError, Option } from "commander";
-import fs from "node:fs";
-import os from "node:os";
-import path from "node:path";
-import { downloadCloudArtifacts } from "../dbt/cloud.ts";
-import { loadDbtArtifacts } from "../dbt/loadArtifacts.ts";
 import { authenticatorUrl } from "../db/migrate.ts";
 import { loadDemo } from "../demo/loadDemo.ts";
 import { exitWithError, withContext } from "./context.ts";
+import { dbtLoad, type DbtLoadOptions } from "./dbtLoad.ts";
 import { runStdio } from "./mcpStdio.ts";
 import { serve } from "./serve.ts";
 
@@ -188,43 +183,7 @@ program
   .option("--cloud-run <id>", "dbt Cloud run id")
   .option("--cloud-job <id>", "dbt Cloud job id (its latest run's artifacts)")
   .option("--cloud-url <url>", "dbt Cloud base URL", "https://cloud.getdbt.com")
-  .action((targetDir: string | undefined, opts: { tenant: string; project?: string; cloudAccount?: string; cloudRun?: string; cloudJob?: string; cloudUrl: string }) =>
-    withContext(async ({ admin }) => {
-      let dir = targetDir;
-      let downloaded: string | undefined;
-      if (opts.cloudAccount) {
-        if (!process.env.DBT_CLOUD_TOKEN) throw new InvalidArgumentError("set DBT_CLOUD_TOKEN to a dbt Cloud API token");
-        downloaded = dir = fs.mkdtempSync(path.join(os.tmpdir(), "sextant-dbt-cloud-"));
-        await downloadCloudArtifacts(
-          { baseUrl: opts.cloudUrl, accountId: opts.cloudAccount, runId: opts.cloudRun, jobId: opts.cloudJob, token: process.env.DBT_CLOUD_TOKEN },
-          dir,
-        );
-      }
-      if (!dir) throw new InvalidArgumentError("give a target directory, or --cloud-account with --cloud-run or --cloud-job");
-      // A progress bar on a terminal only; logs and pipes stay clean.
-      const bar = new cliProgress.SingleBar(
-        { format: "loading {bar} {percentage}% | {value}/{total} KB", stream: process.stderr, hideCursor: true },
-        cliProgress.Presets.shades_classic,
-      );
-      let started = false;
-      const result = await loadDbtArtifacts(admin, {
-        tenant: opts.tenant,
-        dir: dir as string,
-        project: opts.project,
-        onProgress: (read, total) => {
-          if (!started) bar.start(Math.ceil(total / 1024), 0), (started = true);
-          bar.update(Math.ceil(read / 1024));
-        },
-      });
-      if (started) bar.stop();
-      if (downloaded) fs.rmSync(downloaded, { recursive: true, force: true });
-      const c = result.counts;
-      process.stdout.write(
-        `loaded dbt project ${result.project} for ${opts.tenant} in ${result.ms} ms: ${c.node ?? 0} nodes` +
-          `${c.catalog_node ? `, ${c.catalog_node} catalog entries` : ""}${c.run_result ? `, ${c.run_result} run results` : ""}\n`,
-      );
-    }),
-  );
+  .action((targetDir: string | undefined, opts: DbtLoadOptions) => withContext(({ admin }) => dbtLoad(admin, targetDir, opts)));
 
 program
   .command("analyst")

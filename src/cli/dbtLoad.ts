@@ -1,0 +1,60 @@
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import cliProgress from "cli-progress";
+import { InvalidArgumentError } from "commander";
+import type pg from "pg";
+import { downloadCloudArtifacts } from "../dbt/cloud.ts";
+import { loadDbtArtifacts } from "../dbt/loadArtifacts.ts";
+
+export interface DbtLoadOptions {
+  tenant: string;
+  project?: string;
+  cloudAccount?: string;
+  cloudRun?: string;
+  cloudJob?: string;
+  cloudUrl: string;
+}
+
+/**
+ * `sextant dbt load`: from a target directory, or from dbt Cloud into a temporary directory
+ * (removed afterwards, whatever happens); a progress bar on stderr when it is a terminal.
+ */
+export async function dbtLoad(admin: pg.ClientBase, targetDir: string | undefined, opts: DbtLoadOptions): Promise<void> {
+  let downloaded: string | undefined;
+  try {
+    let dir = targetDir;
+    if (opts.cloudAccount) {
+      if (!process.env.DBT_CLOUD_TOKEN) throw new InvalidArgumentError("set DBT_CLOUD_TOKEN to a dbt Cloud API token");
+      downloaded = dir = fs.mkdtempSync(path.join(os.tmpdir(), "sextant-dbt-cloud-"));
+      await downloadCloudArtifacts(
+        { baseUrl: opts.cloudUrl, accountId: opts.cloudAccount, runId: opts.cloudRun, jobId: opts.cloudJob, token: process.env.DBT_CLOUD_TOKEN },
+        dir,
+      );
+    }
+    if (!dir) throw new InvalidArgumentError("give a target directory, or --cloud-account with --cloud-run or --cloud-job");
+    // cli-progress draws only on a terminal: logs and pipes stay clean.
+    const bar = new cliProgress.SingleBar(
+      { format: "loading {bar} {percentage}% | {value}/{total} KB", stream: process.stderr, hideCursor: true },
+      cliProgress.Presets.shades_classic,
+    );
+    let started = false;
+    const result = await loadDbtArtifacts(admin, {
+      tenant: opts.tenant,
+      dir,
+      project: opts.project,
+      onProgress: (read, total) => {
+        if (!started) bar.start(Math.ceil(total / 1024), 0), (started = true);
+        bar.update(Math.ceil(read / 1024));
+      },
+    });
+    if (started) bar.stop();
+    const c = result.counts;
+    process.stdout.write(
+      `loaded dbt project ${result.project} for ${opts.tenant} in ${result.ms} ms: ${c.node ?? 0} nodes` +
+        `${c.catalog_node ? `, ${c.catalog_node} catalog entries` : ""}${c.run_result ? `, ${c.run_result} run results` : ""}\n`,
+    );
+  } finally {
+    if (downloaded) fs.rmSync(downloaded, { recursive: true, force: true });
+  }
+}
