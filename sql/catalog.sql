@@ -39,7 +39,7 @@ language sql immutable
 set search_path = pg_catalog, pg_temp
 as $$
   select schema_name in ('sextant', 'sextant_private', 'sextant_exec', 'information_schema', 'pg_catalog', 'pg_toast')
-      or schema_name like 'pg\_%' or schema_name like 'graphile\_%';
+      or schema_name like 'pg\_%' or schema_name like 'graphile\_%' or schema_name like 'sextant\_stage\_%';
 $$;
 comment on function sextant_exec.is_internal_schema(text) is E'Sextant''s and PostgreSQL''s own schemas.';
 grant execute on function sextant_exec.is_internal_schema(text) to sextant_tenant_reader;
@@ -146,9 +146,14 @@ create or replace view sextant.tables with (security_invoker = true) as
          case when c.relkind in ('r', 'm') and c.relpages > 0
               then c.relpages::bigint * current_setting('block_size')::bigint end as estimated_bytes,
          (select count(*) from pg_catalog.pg_attribute as a
-           where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped)::integer as column_count
+           where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped)::integer as column_count,
+         -- Freshness of tables a pipeline produced (sql/materialize.sql).
+         mt.loaded_at as last_loaded_at,
+         mt.run_id as loaded_by_run,
+         mt.rows_changed
   from pg_catalog.pg_class as c
   join pg_catalog.pg_namespace as n on n.oid = c.relnamespace
+  left join sextant.materialized_tables as mt on mt.schema_name = n.nspname and mt.table_name = c.relname
   where c.relkind in ('r', 'p', 'v', 'm', 'f')
     and not c.relispartition
     and not sextant_exec.is_internal_schema(n.nspname)
@@ -335,7 +340,13 @@ as $$
               'learnings', (select jsonb_agg(jsonb_build_object('learning', l.learning, 'confidence', l.confidence, 'status', l.status)
                                              order by l.status = 'confirmed' desc, l.confidence desc)
                               from sextant.learnings as l
-                             where l.table_ref = t.schema_name || '.' || t.table_name and l.status <> 'rejected'))))
+                             where l.table_ref = t.schema_name || '.' || t.table_name and l.status <> 'rejected')))),
+    -- When a pipeline last loaded it (sql/materialize.sql).
+    (select jsonb_build_object('pipeline', p.name, 'run_id', m.run_id, 'loaded_at', m.loaded_at, 'kind', m.kind,
+                               'row_count', m.row_count, 'rows_changed', m.rows_changed)
+       from sextant.materialized_tables as m
+       left join sextant.pipelines as p on p.id = m.pipeline_id
+      where m.schema_name = t.schema_name and m.table_name = t.table_name)
   from target as t;
 $$;
 comment on function sextant.describe_table(text, text) is

@@ -167,6 +167,7 @@ begin
     perform sextant_private.map_schema(slug, v_schema);
   end loop;
   perform sextant_private.install_query_runner(slug);  -- sql/query.sql
+  perform sextant_private.install_builder(slug);  -- sql/materialize.sql
   return v_row;
 end
 $$;

@@ -24,6 +24,15 @@ export interface Config {
   logLevel: string;
   /** Load the demo tenant on first start. */
   demo: boolean;
+  /** Run the pipeline worker inside `sextant serve` (off: run `sextant worker` elsewhere). */
+  worker: boolean;
+  workerConcurrency: number;
+  /** A running run whose worker sent no heartbeat for this long is retried by another worker. */
+  workerStaleMs: number;
+  /** Hosts pipeline sources may reach although they resolve to private or loopback addresses ("*": any). */
+  sourceAllowHosts: string[];
+  /** The only directory CSV sources may read files from. */
+  sourceFileDir: string;
 }
 
 function list(value: string | undefined, fallback: string[]): string[] {
@@ -61,5 +70,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     bodyLimit: env.SEXTANT_BODY_LIMIT || "1mb",
     logLevel: env.LOG_LEVEL || "info",
     demo: env.SEXTANT_DEMO !== "0",
+    worker: env.SEXTANT_WORKER !== "0",
+    workerConcurrency: Math.max(1, int("SEXTANT_WORKER_CONCURRENCY", env.SEXTANT_WORKER_CONCURRENCY, 2)),
+    workerStaleMs: Math.max(1000, Number(env.SEXTANT_WORKER_STALE_MS || 30000)),
+    sourceAllowHosts: list(env.SEXTANT_SOURCE_ALLOW_HOSTS, []),
+    sourceFileDir: path.resolve(env.SEXTANT_SOURCE_FILE_DIR || path.join(env.SEXTANT_DATA_DIR || ".sextant", "files")),
   };
 }

@@ -7,6 +7,7 @@ import { authenticatorUrl, migrateDatabase } from "../db/migrate.ts";
 import { createPool } from "../db/pool.ts";
 import { loadDemo } from "../demo/loadDemo.ts";
 import { startServer } from "../server.ts";
+import { startWorker } from "../worker/index.ts";
 import { createLogger } from "./context.ts";
 
 /**
@@ -48,6 +49,10 @@ export async function serve(): Promise<void> {
   }
   const pool = createPool(await authenticatorUrl(db.adminUrl), 20, (e) => log.warn({ err: e }, "idle connection error"));
   const server = await startServer({ config, pool, log });
+  const worker = config.worker
+    ? await startWorker({ adminUrl: db.adminUrl, log, concurrency: config.workerConcurrency, staleMs: config.workerStaleMs,
+        allowHosts: config.sourceAllowHosts, fileDir: config.sourceFileDir })
+    : undefined;
   const ms = Math.round(performance.now() - started);
   const base = config.publicUrl;
   const lines = [
@@ -55,6 +60,7 @@ export async function serve(): Promise<void> {
     `  health   ${base}/health`,
     `  GraphQL  ${base}/graphql   (playground: ${base}/graphiql)`,
     `  MCP      ${base}/mcp`,
+    `  worker   ${worker ? `running (${config.workerConcurrency} jobs at a time)` : "off (SEXTANT_WORKER=0; run `sextant worker`)"}`,
   ];
   if (token) {
     lines.push(
@@ -75,6 +81,7 @@ export async function serve(): Promise<void> {
     stopping = true;
     log.info({ signal }, "stopping");
     await server.close().catch((e) => log.warn({ err: e }, "server close"));
+    await worker?.stop().catch((e) => log.warn({ err: e }, "worker stop"));
     await pool.end().catch(() => {});
     await db.close().catch(() => {});
     process.exit(0);

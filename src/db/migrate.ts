@@ -6,6 +6,7 @@ import { Logger, migrate, type Settings } from "graphile-migrate";
 // idle connection then sees the database stop (as a short CLI command does): end it at once.
 import { clearAllPools } from "graphile-migrate/dist/pgReal.js";
 import pg from "pg";
+import { installWorkerSchema } from "../worker/schema.ts";
 import { projectRoot } from "./paths.ts";
 
 const quietLogger = new Logger(() => () => {});
@@ -27,6 +28,7 @@ export async function migrateDatabase(adminUrl: string, { verbose = false } = {}
   } finally {
     clearAllPools();
   }
+  await installWorkerSchema(adminUrl);
   await ensureAuthenticatorPassword(adminUrl);
 }
 

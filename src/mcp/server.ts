@@ -3,10 +3,11 @@ import { registerTools, type ToolDeps } from "./registerTools.ts";
 import { catalogTools } from "./tools/catalog.ts";
 import { dbtTools } from "./tools/dbt.ts";
 import { knowledgeTools } from "./tools/knowledge.ts";
+import { materializeTools } from "./tools/materialize.ts";
 import { queryTools } from "./tools/query.ts";
 
 /** Every tool Sextant offers, area by area. */
-export const allTools = [...catalogTools, ...queryTools, ...dbtTools, ...knowledgeTools];
+export const allTools = [...catalogTools, ...queryTools, ...dbtTools, ...knowledgeTools, ...materializeTools];
 
 /** An MCP server with all tools registered; transports (HTTP, stdio) are attached by the caller. */
 export function createMcpServer(deps: ToolDeps): McpServer {

@@ -23,6 +23,11 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   await m.query(`create database ${name} template sextant_test_template`);
   await m.end();
   const adminUrl = templateUrl.replace(/\/[^/]+$/, `/${name}`);
+  // A clone does not copy the template's database privileges (the migration granted them there).
+  const g = new pg.Client({ connectionString: adminUrl });
+  await g.connect();
+  await g.query(`grant create, connect on database ${name} to sextant_owner`);
+  await g.end();
   const authUrl = await authenticatorUrl(adminUrl);
   const admin = new pg.Pool({ connectionString: adminUrl, max: 4 });
   const auth = new pg.Pool({ connectionString: authUrl, max: 8 });

@@ -34,12 +34,12 @@ function post(body: unknown, headers: Record<string, string>) {
 }
 
 describe("MCP over Streamable HTTP", () => {
-  test("lists the tools; only save_learning is not read-only", async () => {
+  test("lists the tools; only learnings, schemas and runs are not read-only", async () => {
     const { client } = await connectHttp(server.url, acmeToken);
     const { tools } = await client.listTools();
     expect(tools.map((t) => t.name)).toEqual(expect.arrayContaining(["list_schemas", "whoami", "query", "explain_query"]));
     const writers = tools.filter((t) => t.annotations?.readOnlyHint !== true).map((t) => t.name);
-    expect(writers).toEqual(["save_learning"]);
+    expect(writers.sort()).toEqual(["cancel_materialization", "provision_schema", "run_materialization", "save_learning", "teardown_schema"]);
     await client.close();
   });
 

@@ -1,0 +1,93 @@
+import cliProgress from "cli-progress";
+import type pg from "pg";
+import { readPipelineFile } from "../pipelines/definition.ts";
+
+/** Runs `fn` in a transaction as one of the tenant's roles, so RLS and level checks apply as for any caller. */
+export async function asTenant<T>(admin: pg.ClientBase, tenant: string, level: "viewer" | "analyst" | "admin", fn: () => Promise<T>): Promise<T> {
+  const { rows } = await admin.query("select sextant_private.tenant_role($1, $2) as role", [tenant, level]);
+  await admin.query("begin");
+  try {
+    await admin.query(`set local role ${admin.escapeIdentifier(rows[0].role)}`);
+    await admin.query("select set_config('jwt.claims.sub', $1, true)", [`cli:${process.env.USER ?? "admin"}`]);
+    const result = await fn();
+    await admin.query("commit");
+    return result;
+  } catch (error) {
+    await admin.query("rollback").catch(() => {});
+    throw error;
+  }
+}
+
+/** `sextant pipeline create`: the definition and its secrets in one transaction, as the tenant's admin. */
+export async function createPipeline(admin: pg.ClientBase, tenant: string, file: string, extraSecrets: Record<string, string>): Promise<string> {
+  const { definition, secrets } = readPipelineFile(file);
+  const all = { ...secrets, ...extraSecrets };
+  return asTenant(admin, tenant, "admin", async () => {
+    const { rows } = await admin.query("select name, target_schema from sextant.create_pipeline($1)", [JSON.stringify(definition)]);
+    for (const [name, value] of Object.entries(all)) {
+      await admin.query("select sextant.set_pipeline_secret($1, $2, $3)", [rows[0].name, name, value]);
+    }
+    const models = definition.models.length;
+    return `pipeline ${rows[0].name} saved (target ${rows[0].target_schema}; ${definition.entities.length} entities, ${models} models, ${Object.keys(all).length} secrets)`;
+  });
+}
+
+interface Status {
+  run_id: number;
+  status: string;
+  current_step: string | null;
+  entities: Record<string, { rows?: number; done?: boolean }>;
+  error: string | null;
+  elapsed_ms: number;
+}
+
+export async function runStatus(admin: pg.ClientBase, tenant: string, runId: number): Promise<Status> {
+  const rows = await asTenant(admin, tenant, "viewer", async () => (await admin.query("select * from sextant.get_materialization_status($1)", [runId])).rows);
+  if (!rows[0]) throw Object.assign(new Error(`run ${runId} does not exist in tenant ${tenant}`), { hint: "`sextant pipeline list --tenant " + tenant + "` shows the last runs." });
+  return rows[0] as Status;
+}
+
+/**
+ * `sextant pipeline run`: queues a run; with --wait, follows it with a progress bar on stderr
+ * (rows loaded, current step) and exits 1 unless it succeeds. Ctrl-C cancels the run.
+ */
+export async function runPipeline(admin: pg.ClientBase, tenant: string, pipeline: string, opts: { entity: string[]; wait?: boolean }): Promise<void> {
+  const run = await asTenant(admin, tenant, "admin", async () =>
+    (await admin.query("select id, status from sextant.run_materialization($1, $2)", [pipeline, opts.entity.length ? opts.entity : null])).rows[0],
+  );
+  process.stdout.write(`run ${run.id} queued\n`);
+  if (!opts.wait) return;
+  const bar = new cliProgress.SingleBar(
+    { format: "{status} {bar} {value} rows | {step}", stream: process.stderr, hideCursor: true, noTTYOutput: false },
+    cliProgress.Presets.shades_classic,
+  );
+  let cancelled = false;
+  const onSigint = () => {
+    cancelled = true;
+  };
+  process.on("SIGINT", onSigint);
+  bar.start(0, 0, { status: "queued", step: "" });
+  let status: Status;
+  try {
+    for (;;) {
+      if (cancelled) {
+        await asTenant(admin, tenant, "admin", () => admin.query("select sextant.cancel_materialization($1)", [run.id]));
+        cancelled = false;
+      }
+      status = await runStatus(admin, tenant, run.id);
+      const rows = Object.values(status.entities ?? {}).reduce((n, e) => n + (e.rows ?? 0), 0);
+      bar.setTotal(Math.max(rows, 1));
+      bar.update(rows, { status: status.status, step: status.current_step ?? "" });
+      if (["succeeded", "failed", "cancelled"].includes(status.status)) break;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  } finally {
+    bar.stop();
+    process.off("SIGINT", onSigint);
+  }
+  const summary = Object.entries(status.entities ?? {}).map(([e, p]) => `${e}: ${p.rows ?? 0} rows`).join(", ");
+  process.stdout.write(`run ${run.id} ${status.status} in ${(status.elapsed_ms / 1000).toFixed(1)} s${summary ? ` (${summary})` : ""}\n`);
+  if (status.status !== "succeeded") {
+    throw Object.assign(new Error(`run ${run.id} ${status.status}${status.error ? `: ${status.error}` : ""}`), {});
+  }
+}

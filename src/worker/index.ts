@@ -1,0 +1,75 @@
+import { hostname } from "node:os";
+import { Logger as WorkerLogger, run, type Runner } from "graphile-worker";
+import pg from "pg";
+import type { Logger } from "pino";
+import { materializeTask } from "./materialize.ts";
+
+export interface WorkerHandle {
+  runner: Runner;
+  /** Reaps stale runs now (also done on a timer). */
+  reap(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface WorkerOptions {
+  adminUrl: string;
+  log: Logger;
+  concurrency: number;
+  staleMs: number;
+  allowHosts: string[];
+  fileDir: string;
+}
+
+/**
+ * Runs graphile-worker in this process as sextant_worker: the materialize task, a tick every
+ * minute (scheduled pipelines, expired schemas, orphan staging schemas), and a reaper that
+ * hands the runs of workers that stopped sending heartbeats back to the queue.
+ */
+export async function startWorker(opts: WorkerOptions): Promise<WorkerHandle> {
+  const { log } = opts;
+  // The admin login, acting as sextant_worker for the whole session.
+  const pool = new pg.Pool({ connectionString: opts.adminUrl, max: opts.concurrency + 4, options: "-c role=sextant_worker" });
+  pool.on("error", (e) => log.warn({ err: e }, "worker connection error"));
+  pool.on("connect", (client) => client.on("error", (e) => log.warn({ err: e }, "worker connection error")));
+  const wlog = log.child({ component: "worker" });
+  const logger = new WorkerLogger((scope) => (level, message, meta) => {
+    const fn = level === "error" ? wlog.error : level === "warning" ? wlog.warn : level === "info" ? wlog.info : wlog.debug;
+    fn.call(wlog, { ...scope, ...meta }, message);
+  });
+  const reap = async () => {
+    const { rows } = await pool.query("select sextant_private.reap_stale_runs(make_interval(secs => $1::double precision / 1000)) as workers", [opts.staleMs]);
+    const workers = rows[0].workers as string[];
+    if (workers.length > 0) {
+      await pool.query("select graphile_worker.force_unlock_workers($1::text[])", [workers]);
+      log.warn({ workers }, "unlocked the jobs of workers that stopped responding; their runs will be retried");
+    }
+  };
+  const runner = await run({
+    pgPool: pool,
+    concurrency: opts.concurrency,
+    noHandleSignals: true,
+    pollInterval: 1000,
+    logger,
+    taskList: {
+      sextant_materialize: materializeTask({ pool, log, allowHosts: opts.allowHosts, fileDir: opts.fileDir }) as never,
+      sextant_tick: async () => {
+        const { rows } = await pool.query("select sextant_private.scheduler_tick(now()) as result");
+        if (rows[0].result.queued || rows[0].result.schemas_dropped) log.info(rows[0].result, "scheduler tick");
+        await reap();
+      },
+    },
+    crontab: "* * * * * sextant_tick ?max=1&jobKey=sextant_tick&jobKeyMode=replace",
+  });
+  await reap().catch((e) => log.warn({ err: e }, "reaper failed"));
+  const timer = setInterval(() => void reap().catch((e) => log.warn({ err: e }, "reaper failed")), Math.max(500, Math.min(opts.staleMs / 2, 15000)));
+  log.info({ host: hostname(), concurrency: opts.concurrency }, "pipeline worker started");
+  return {
+    runner,
+    reap,
+    async stop() {
+      clearInterval(timer);
+      await runner.stop().catch(() => {});
+      await pool.end().catch(() => {});
+    },
+  };
+}

@@ -1,0 +1,291 @@
+import type { JobHelpers } from "graphile-worker";
+import type pg from "pg";
+import type { Logger } from "pino";
+import { guardSql } from "../query/guard.ts";
+import { describeRunError, isTransient, RunError, RunStopped } from "./errors.ts";
+import { loadCsv, type CsvEntity, type CsvSource } from "./sources/csv.ts";
+import { readHttpPages, type HttpEntity, type HttpSource } from "./sources/http.ts";
+import { loadPostgres, type PostgresEntity, type PostgresSource } from "./sources/postgres.ts";
+import { StageWriter } from "./stageWriter.ts";
+
+/** What sextant_private.claim_run returns. */
+interface Claim {
+  run_id: number;
+  tenant: string;
+  pipeline: string;
+  pipeline_id: number;
+  builder_role: string;
+  reader_role: string;
+  stage_schema: string;
+  target_schema: string;
+  source: Record<string, unknown> & { kind: string; name: string };
+  secrets: Record<string, string>;
+  entities: ({ name: string } & Record<string, unknown>)[];
+  models: { name: string; materialized: "table" | "view"; raw_sql: string }[];
+  timeout_ms: number;
+}
+
+export interface MaterializeDeps {
+  pool: pg.Pool;
+  log: Logger;
+  allowHosts: string[];
+  fileDir: string;
+}
+
+const quote = (id: string) => '"' + id.replace(/"/g, '""') + '"';
+
+/** {"secret": "name"} anywhere in a source definition becomes the decrypted value. */
+export function resolveSecrets(value: unknown, secrets: Record<string, string>): unknown {
+  if (Array.isArray(value)) return value.map((v) => resolveSecrets(v, secrets));
+  if (value && typeof value === "object") {
+    const o = value as Record<string, unknown>;
+    const keys = Object.keys(o);
+    if (keys.length === 1 && typeof o.secret === "string") {
+      const secret = secrets[o.secret];
+      if (secret === undefined) throw new RunError(`the source refers to secret "${o.secret}", which is not stored`, false, "Store it with `sextant pipeline secret` or set_pipeline_secret.");
+      return secret;
+    }
+    return Object.fromEntries(keys.map((k) => [k, resolveSecrets(o[k], secrets)]));
+  }
+  return value;
+}
+
+/** Progress and heartbeats of one run; `stop` turns true when the run is cancelled. */
+class RunReporter {
+  stop = false;
+  private last = 0;
+  private timer: NodeJS.Timeout;
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly runId: number,
+  ) {
+    this.timer = setInterval(() => void this.send(null, null, null).catch(() => {}), 2000);
+  }
+  async send(step: string | null, entity: string | null, progress: Record<string, unknown> | null): Promise<boolean> {
+    const { rows } = await this.pool.query("select sextant_private.report_progress($1, $2, $3, $4) as stop", [
+      this.runId, step, entity, progress ? JSON.stringify(progress) : null,
+    ]);
+    this.stop ||= rows[0].stop;
+    return this.stop;
+  }
+  /** Throttled progress of a batch; throws RunStopped when the run was cancelled. */
+  async batch(entity: string, progress: Record<string, unknown>, force = false): Promise<void> {
+    if (force || Date.now() - this.last > 300) {
+      this.last = Date.now();
+      await this.send(null, entity, progress);
+    }
+    if (this.stop) throw new RunStopped("cancelled");
+  }
+  close(): void {
+    clearInterval(this.timer);
+  }
+}
+
+/** The graphile-worker task `sextant_materialize` (payload: {run_id}). */
+export function materializeTask(deps: MaterializeDeps) {
+  return async (payload: unknown, helpers: JobHelpers): Promise<void> => {
+    const runId = Number((payload as { run_id?: unknown })?.run_id);
+    if (!Number.isSafeInteger(runId)) throw new Error("sextant_materialize needs {run_id}");
+    const workerId = helpers.job.locked_by ?? `worker-${process.pid}`;
+    const { rows } = await deps.pool.query("select sextant_private.claim_run($1, $2, $3) as claim", [runId, workerId, helpers.job.attempts]);
+    const claim = rows[0].claim as Claim | null;
+    if (!claim) return;
+    const log = deps.log.child({ run: runId, pipeline: claim.pipeline, tenant: claim.tenant });
+    const reporter = new RunReporter(deps.pool, runId);
+    try {
+      await runPipeline(claim, workerId, deps, reporter, helpers.abortSignal, log);
+      log.info("run succeeded");
+    } catch (error) {
+      if (error instanceof RunStopped || reporter.stop) {
+        await deps.pool.query("select sextant_private.end_run($1, 'cancelled', null)", [runId]);
+        log.info("run cancelled");
+        return;
+      }
+      const message = describeRunError(error);
+      const last = helpers.job.attempts >= helpers.job.max_attempts;
+      if (isTransient(error) && !last) {
+        await deps.pool.query("select sextant_private.end_run($1, 'queued', $2)", [runId, `attempt ${helpers.job.attempts} failed: ${message}`]);
+        log.warn({ err: message }, "run attempt failed; graphile-worker will retry");
+        throw error;
+      }
+      await deps.pool.query("select sextant_private.end_run($1, 'failed', $2)", [runId, message]);
+      log.warn({ err: message }, "run failed");
+    } finally {
+      reporter.close();
+    }
+  };
+}
+
+async function runPipeline(claim: Claim, workerId: string, deps: MaterializeDeps, reporter: RunReporter, signal: AbortSignal, log: Logger): Promise<void> {
+  const source = resolveSecrets(claim.source, claim.secrets) as Claim["source"];
+  const loaded: { table: string; kind: "entity" | "model"; rows: number | null; relkind: "table" | "view" }[] = [];
+
+  // 1. Entities, each in its own transaction into the staging schema (invisible to readers).
+  for (const entity of claim.entities) {
+    await reporter.send(`loading ${entity.name}`, entity.name, { rows: 0, done: false });
+    if (reporter.stop) throw new RunStopped("cancelled");
+    const rows = await withBuilder(deps.pool, claim.builder_role, async (client) => {
+      const headerLines = source.kind === "csv" ? 1 : 0;
+      const report = (bytes: number, lines: number) =>
+        reporter.batch(entity.name, { bytes, rows: Math.max(0, lines - headerLines), done: false }).then(() => false, (e) => {
+          if (e instanceof RunStopped) return true;
+          throw e;
+        });
+      switch (source.kind) {
+        case "http": {
+          const writer = new StageWriter(client, claim.stage_schema, entity.name);
+          for await (const page of readHttpPages(source as unknown as HttpSource, entity as HttpEntity, {
+            signal,
+            allowHosts: deps.allowHosts,
+            onRetry: (why) => log.info({ entity: entity.name, why }, "retrying a request"),
+          })) {
+            await writer.write(page.records);
+            await reporter.batch(entity.name, { rows: writer.rows, pages: page.page, requests: page.requests, retries: page.retries, done: false });
+          }
+          await writer.finish();
+          return writer.rows;
+        }
+        case "csv":
+          return loadCsv(client, claim.stage_schema, entity.name, source as unknown as CsvSource, entity as CsvEntity, {
+            fileDir: deps.fileDir, allowHosts: deps.allowHosts, signal, report,
+          });
+        case "postgres":
+          return loadPostgres(client, claim.stage_schema, entity.name, source as unknown as PostgresSource, entity as PostgresEntity, {
+            allowHosts: deps.allowHosts, report,
+          });
+        default:
+          throw new RunError(`source kind ${source.kind} is not one of http, csv, postgres`);
+      }
+    });
+    await reporter.batch(entity.name, { rows, done: true }, true);
+    loaded.push({ table: entity.name, kind: "entity", rows, relkind: "table" });
+  }
+
+  // 2. Models in dependency order, through the tenant's builder (read-only SELECTs).
+  const loadedNames = claim.entities.map((e) => e.name);
+  for (const model of claim.models) {
+    await reporter.send(`building ${model.name}`, null, null);
+    if (reporter.stop) throw new RunStopped("cancelled");
+    const { rows } = await deps.pool.query("select sextant_exec.render_model($1, $2, $3, $4, $5) as sql", [
+      model.raw_sql, claim.stage_schema, claim.target_schema, source.name, loadedNames,
+    ]);
+    const sql = rows[0].sql as string;
+    try {
+      guardSql(sql);
+    } catch (error) {
+      throw new RunError(`model ${model.name}: ${(error as Error).message}`);
+    }
+    try {
+      const built = await deps.pool.query(`select sextant_exec.${quote("build_model__" + claim.tenant)}($1, $2, $3, $4, $5) as rows`, [
+        claim.stage_schema, model.name, model.materialized, sql, claim.timeout_ms,
+      ]);
+      loaded.push({ table: model.name, kind: "model", rows: built.rows[0].rows, relkind: model.materialized });
+    } catch (error) {
+      if (isTransient(error)) throw error;
+      throw new RunError(`model ${model.name} failed: ${(error as Error).message}`);
+    }
+  }
+
+  // 3. The swap: one transaction moves everything into the target schema.
+  await reporter.send("swapping into place", null, null);
+  if (reporter.stop) throw new RunStopped("cancelled");
+  const { rows: foreign } = await deps.pool.query("select sextant_private.foreign_tables($1, $2, $3) as names", [
+    claim.pipeline_id, claim.target_schema, loaded.map((l) => l.table),
+  ]);
+  if (foreign[0].names.length > 0) {
+    throw new RunError(`${claim.target_schema} already has ${foreign[0].names.join(", ")}, not made by this pipeline`, false,
+      "Rename the entities or models, or point the pipeline at another schema.");
+  }
+  const client = await deps.pool.connect();
+  try {
+    await client.query("begin");
+    await client.query(`set local role ${quote(claim.builder_role)}`);
+    await client.query("set local lock_timeout = '30s'");
+    const target = (t: string) => `${quote(claim.target_schema)}.${quote(t)}`;
+    const tables: Record<string, unknown>[] = [];
+    for (const item of loaded) {
+      tables.push({ schema: claim.target_schema, table: item.table, kind: item.kind, rows: item.rows, rows_changed: await rowsChanged(client, claim, item) });
+    }
+    // Old views first (they may depend on old tables), then old tables; new ones move in.
+    const existing = await client.query<{ relname: string; relkind: string }>(
+      "select c.relname, c.relkind from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname = $1 and c.relname = any($2)",
+      [claim.target_schema, loaded.map((l) => l.table)],
+    );
+    const old = [...existing.rows].sort((a, b) => (a.relkind === "v" ? -1 : 0) - (b.relkind === "v" ? -1 : 0));
+    for (const o of old) {
+      try {
+        await client.query("savepoint drop_old");
+        await client.query(`drop ${o.relkind === "v" ? "view" : "table"} ${target(o.relname)}`);
+        await client.query("release savepoint drop_old");
+      } catch (error) {
+        if ((error as { code?: string }).code === "2BP01") {
+          throw new RunError(`cannot replace ${claim.target_schema}.${o.relname}: ${(error as { detail?: string }).detail ?? (error as Error).message}`, false,
+            "Another view depends on it; drop that view or make it a model of this pipeline.");
+        }
+        throw error;
+      }
+    }
+    for (const item of loaded) {
+      await client.query(`alter ${item.relkind === "view" ? "view" : "table"} ${quote(claim.stage_schema)}.${quote(item.table)} set schema ${quote(claim.target_schema)}`);
+    }
+    await client.query("reset role");
+    await client.query("select sextant_private.finish_run($1, $2, $3)", [claim.run_id, workerId, JSON.stringify(tables)]);
+    await client.query("commit");
+  } catch (error) {
+    await client.query("rollback").catch(() => {});
+    throw error;
+  } finally {
+    client.release();
+  }
+}
+
+/** Rows that differ between the old and new table (both ways); null when too big to compare or not comparable. */
+async function rowsChanged(client: pg.PoolClient, claim: Claim, item: { table: string; rows: number | null; relkind: string }): Promise<number | null> {
+  if (item.relkind !== "table" || item.rows === null || item.rows > 200000) return null;
+  const oldT = `${quote(claim.target_schema)}.${quote(item.table)}`;
+  const newT = `${quote(claim.stage_schema)}.${quote(item.table)}`;
+  try {
+    await client.query("savepoint rows_changed");
+    const exists = await client.query("select to_regclass($1) as r", [oldT]);
+    if (!exists.rows[0].r) {
+      await client.query("release savepoint rows_changed");
+      return item.rows;
+    }
+    const size = await client.query(`select count(*)::int as n from ${oldT}`);
+    if (size.rows[0].n > 200000) {
+      await client.query("release savepoint rows_changed");
+      return null;
+    }
+    // _raw is left out: key order in the source must not count as a change.
+    const cols = await client.query<{ c: string }>(
+      "select string_agg(quote_ident(attname), ', ' order by attnum) as c from pg_attribute where attrelid = $1::regclass and attnum > 0 and not attisdropped and attname <> '_raw'",
+      [newT],
+    );
+    const list = cols.rows[0]!.c;
+    const { rows } = await client.query(
+      `select count(*)::int as n from ((select ${list} from ${newT} except all select ${list} from ${oldT}) union all (select ${list} from ${oldT} except all select ${list} from ${newT})) as d`,
+    );
+    await client.query("release savepoint rows_changed");
+    return rows[0].n;
+  } catch {
+    await client.query("rollback to savepoint rows_changed");
+    return null;
+  }
+}
+
+/** A transaction as the tenant's builder role (owner of everything pipelines produce). */
+async function withBuilder<T>(pool: pg.Pool, role: string, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query("begin");
+    await client.query(`set local role ${quote(role)}`);
+    const result = await fn(client);
+    await client.query("commit");
+    return result;
+  } catch (error) {
+    await client.query("rollback").catch(() => {});
+    throw error;
+  } finally {
+    client.release();
+  }
+}

@@ -1,0 +1,237 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import { RunError } from "../errors.ts";
+import { assertReachable } from "../hostGuard.ts";
+
+export type Pagination =
+  | { type: "none" }
+  | { type: "page"; param?: string; start?: number; size_param?: string; size?: number }
+  | { type: "offset"; param?: string; limit_param?: string; limit?: number }
+  | { type: "cursor"; param?: string; cursor_path: string }
+  | { type: "next_link"; next_path?: string };
+
+export interface HttpSource {
+  kind: "http";
+  base_url: string;
+  headers?: Record<string, string>;
+  pagination?: Pagination;
+  records_path?: string;
+  requests_per_second?: number;
+  max_retries?: number;
+  timeout_ms?: number;
+  max_page_bytes?: number;
+}
+
+export interface HttpEntity {
+  name: string;
+  path?: string;
+  params?: Record<string, string | number | boolean>;
+  records_path?: string;
+  pagination?: Pagination;
+}
+
+export interface Page {
+  records: Record<string, unknown>[];
+  page: number;
+  requests: number;
+  retries: number;
+}
+
+/** "data.items" → body.data.items; "" or undefined → the body itself. */
+export function atPath(body: unknown, path: string | undefined): unknown {
+  if (!path) return body;
+  let value = body;
+  for (const key of path.split(".")) {
+    if (value === null || typeof value !== "object") return undefined;
+    value = (value as Record<string, unknown>)[key];
+  }
+  return value;
+}
+
+function nextFromLinkHeader(link: string | null): string | undefined {
+  if (!link) return undefined;
+  for (const part of link.split(",")) {
+    const m = /<([^>]+)>\s*;\s*rel="?next"?/i.exec(part);
+    if (m) return m[1];
+  }
+  return undefined;
+}
+
+/** Spaces requests out to the source's rate limit (per run, per source). */
+class Pacer {
+  private next = 0;
+  constructor(private readonly perSecond: number | undefined) {}
+  async wait(signal: AbortSignal): Promise<void> {
+    if (!this.perSecond || this.perSecond <= 0) return;
+    const now = Date.now();
+    const at = Math.max(now, this.next);
+    this.next = at + 1000 / this.perSecond;
+    if (at > now) await sleep(at - now, undefined, { signal });
+  }
+}
+
+/**
+ * Reads an entity page by page from a JSON API: pagination by page number, offset, cursor or
+ * next link; retries 429 and 5xx with backoff (honouring Retry-After); refuses pages over
+ * max_page_bytes, bodies that are not JSON and records that are not objects.
+ */
+export async function* readHttpPages(
+  source: HttpSource,
+  entity: HttpEntity,
+  opts: { signal: AbortSignal; allowHosts: string[]; onRetry?: (why: string) => void },
+): AsyncGenerator<Page> {
+  if (typeof source.base_url !== "string") throw new RunError("an http source needs base_url");
+  let url: URL;
+  try {
+    url = new URL(entity.path ?? "", source.base_url.endsWith("/") ? source.base_url : source.base_url + "/");
+    if (entity.path?.startsWith("/")) url = new URL(entity.path, source.base_url);
+  } catch {
+    throw new RunError(`source URL ${source.base_url} ${entity.path ?? ""} is not a valid URL`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") throw new RunError(`source URL scheme ${url.protocol} is not http or https`);
+  await assertReachable(url.hostname, opts.allowHosts);
+  for (const [k, v] of Object.entries(entity.params ?? {})) url.searchParams.set(k, String(v));
+
+  const pagination: Pagination = entity.pagination ?? source.pagination ?? { type: "none" };
+  const recordsPath = entity.records_path ?? source.records_path;
+  const maxRetries = source.max_retries ?? 5;
+  const maxBytes = source.max_page_bytes ?? 50 * 1024 * 1024;
+  const timeoutMs = source.timeout_ms ?? 30000;
+  const pacer = new Pacer(source.requests_per_second);
+  let requests = 0;
+  let retries = 0;
+
+  const get = async (target: URL): Promise<{ body: unknown; link: string | null }> => {
+    for (let attempt = 0; ; attempt++) {
+      await pacer.wait(opts.signal);
+      requests++;
+      let res: Response;
+      try {
+        res = await fetch(target, {
+          headers: { accept: "application/json", ...(source.headers ?? {}) },
+          redirect: "error",
+          signal: AbortSignal.any([opts.signal, AbortSignal.timeout(timeoutMs)]),
+        });
+      } catch (error) {
+        if (opts.signal.aborted) throw error;
+        if (attempt >= maxRetries) throw new RunError(`GET ${target.pathname}: ${(error as Error).message} (after ${attempt + 1} tries)`, true);
+        retries++;
+        opts.onRetry?.(`network error: ${(error as Error).message}`);
+        await sleep(backoff(attempt), undefined, { signal: opts.signal });
+        continue;
+      }
+      if (res.status === 429 || res.status >= 500) {
+        await res.body?.cancel();
+        if (attempt >= maxRetries) {
+          throw new RunError(`GET ${target.pathname}${target.search} answered ${res.status} ${res.statusText} (after ${attempt + 1} tries)`, true);
+        }
+        retries++;
+        opts.onRetry?.(`HTTP ${res.status}`);
+        const after = Number(res.headers.get("retry-after"));
+        await sleep(Number.isFinite(after) && after > 0 ? Math.min(after * 1000, 60000) : backoff(attempt), undefined, { signal: opts.signal });
+        continue;
+      }
+      if (!res.ok) {
+        await res.body?.cancel();
+        throw new RunError(`GET ${target.pathname}${target.search} answered ${res.status} ${res.statusText}`, false,
+          res.status === 401 || res.status === 403 ? "Check the source's credentials (pipeline secrets)." : undefined);
+      }
+      const declared = Number(res.headers.get("content-length"));
+      if (declared > maxBytes) {
+        await res.body?.cancel();
+        throw new RunError(`a page of ${entity.name} is ${declared} bytes, over the limit of ${maxBytes}`, false, "Use a smaller page size, or raise max_page_bytes.");
+      }
+      const text = await readLimited(res, maxBytes, entity.name);
+      try {
+        return { body: JSON.parse(text), link: res.headers.get("link") };
+      } catch {
+        throw new RunError(`GET ${target.pathname}${target.search} did not return JSON (starts with ${JSON.stringify(text.slice(0, 40))})`);
+      }
+    }
+  };
+
+  const recordsOf = (body: unknown): Record<string, unknown>[] => {
+    const records = atPath(body, recordsPath);
+    if (!Array.isArray(records)) {
+      throw new RunError(`the response has no array at ${recordsPath ? `"${recordsPath}"` : "its top level"}`, false,
+        "Set records_path to where the records are, e.g. \"data\".");
+    }
+    for (const r of records) {
+      if (r === null || typeof r !== "object" || Array.isArray(r)) {
+        throw new RunError(`the records of ${entity.name} are not JSON objects (found ${JSON.stringify(r)?.slice(0, 40)})`);
+      }
+    }
+    return records as Record<string, unknown>[];
+  };
+
+  let page = 0;
+  let target: URL | undefined = new URL(url);
+  let pageNumber = pagination.type === "page" ? (pagination.start ?? 1) : 0;
+  let offset = 0;
+  while (target) {
+    if (pagination.type === "page") {
+      target.searchParams.set(pagination.param ?? "page", String(pageNumber));
+      if (pagination.size_param && pagination.size) target.searchParams.set(pagination.size_param, String(pagination.size));
+    } else if (pagination.type === "offset") {
+      target.searchParams.set(pagination.param ?? "offset", String(offset));
+      target.searchParams.set(pagination.limit_param ?? "limit", String(pagination.limit ?? 100));
+    }
+    const { body, link } = await get(target);
+    const records = recordsOf(body);
+    page++;
+    yield { records, page, requests, retries };
+    switch (pagination.type) {
+      case "none":
+        target = undefined;
+        break;
+      case "page":
+        pageNumber++;
+        if (records.length === 0 || (pagination.size && records.length < pagination.size)) target = undefined;
+        break;
+      case "offset":
+        offset += records.length;
+        if (records.length < (pagination.limit ?? 100)) target = undefined;
+        break;
+      case "cursor": {
+        const cursor = atPath(body, pagination.cursor_path);
+        if (cursor === null || cursor === undefined || cursor === "" || records.length === 0) target = undefined;
+        else target.searchParams.set(pagination.param ?? "cursor", String(cursor));
+        break;
+      }
+      case "next_link": {
+        const next = pagination.next_path ? atPath(body, pagination.next_path) : nextFromLinkHeader(link);
+        if (typeof next !== "string" || next === "" || records.length === 0) {
+          target = undefined;
+        } else {
+          const resolved = new URL(next, target);
+          if (resolved.host !== url.host) throw new RunError(`the next link of ${entity.name} leaves the source's host (${resolved.host})`);
+          target = resolved;
+        }
+        break;
+      }
+      default:
+        throw new RunError(`pagination type ${(pagination as { type: string }).type} is not one of none, page, offset, cursor, next_link`);
+    }
+  }
+}
+
+function backoff(attempt: number): number {
+  return Math.min(200 * 2 ** attempt, 10000) * (0.75 + Math.random() / 2);
+}
+
+async function readLimited(res: Response, maxBytes: number, entity: string): Promise<string> {
+  const reader = res.body?.getReader();
+  if (!reader) return "";
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > maxBytes) {
+      await reader.cancel();
+      throw new RunError(`a page of ${entity} is over the limit of ${maxBytes} bytes`, false, "Use a smaller page size, or raise max_page_bytes.");
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks).toString("utf8");
+}

@@ -1,0 +1,442 @@
+import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { spawn } from "node:child_process";
+import pino from "pino";
+import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
+import { asTenant, createPipeline } from "../src/cli/pipeline.ts";
+import { startShopApi } from "../src/demo/shopApi.ts";
+import { readPipelineFile } from "../src/pipelines/definition.ts";
+import { startWorker, type WorkerHandle } from "../src/worker/index.ts";
+import { asRole, createTestDatabase, createToken, withTx, type TestDatabase } from "./helpers/db.ts";
+import { SEXTANT_BIN } from "./helpers/cli.ts";
+import { callOk, connectHttp, textOf } from "./helpers/mcpClient.ts";
+import { startTestServer } from "./helpers/server.ts";
+
+let db: TestDatabase;
+let api: Awaited<ReturnType<typeof startShopApi>>;
+let worker: WorkerHandle | undefined;
+const silent = pino({ level: "silent" });
+const EXAMPLE = "src/demo/pipeline/pipeline.yaml";
+
+async function startTestWorker(staleMs = 30000) {
+  worker = await startWorker({ adminUrl: db.adminUrl, log: silent, concurrency: 2, staleMs, allowHosts: ["127.0.0.1"], fileDir: "/nonexistent" });
+  return worker;
+}
+
+/** As the tenant's admin, in a transaction that commits (like the CLI). */
+async function asAdmin<T>(tenant: string, fn: (c: import("pg").PoolClient) => Promise<T>): Promise<T> {
+  const client = await db.admin.connect();
+  try {
+    return await asTenant(client, tenant, "admin", () => fn(client));
+  } finally {
+    client.release();
+  }
+}
+
+async function provision(tenant: string, name: string) {
+  return asAdmin(tenant, async (c) => (await c.query("select * from sextant.provision_schema($1)", [name])).rows[0]);
+}
+
+async function definePipeline(tenant: string, overrides: Record<string, unknown> = {}, apiUrl = api.url) {
+  process.env.SHOP_API_URL = apiUrl;
+  process.env.SHOP_API_AUTH_HEADER = "Bearer shop-secret-token";
+  const { definition } = readPipelineFile(EXAMPLE);
+  const def = { ...definition, target_schema: `t_${tenant}__shop_api`, schedule: undefined, ...overrides };
+  return asAdmin(tenant, async (c) => {
+    const { rows } = await c.query("select * from sextant.create_pipeline($1)", [JSON.stringify(def)]);
+    await c.query("select sextant.set_pipeline_secret($1, 'shop_auth_header', 'Bearer shop-secret-token')", [def.name]);
+    return rows[0];
+  });
+}
+
+async function requestRun(tenant: string, pipeline: string, entities: string[] | null = null): Promise<number> {
+  return asAdmin(tenant, async (c) => (await c.query("select id from sextant.run_materialization($1, $2)", [pipeline, entities])).rows[0].id);
+}
+
+async function status(runId: number) {
+  return (await db.admin.query("select * from sextant.materialization_runs where id = $1", [runId])).rows[0];
+}
+
+async function waitFor(runId: number, states: string[], timeoutMs = 30000) {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const s = await status(runId);
+    if (states.includes(s.status)) return s;
+    if (Date.now() > until) throw new Error(`run ${runId} is still ${s.status} (${s.current_step}; ${s.error ?? ""})`);
+    await new Promise((r) => setTimeout(r, 150));
+  }
+}
+
+async function waitUntil(runId: number, ok: (r: Record<string, any>) => boolean, timeoutMs = 20000) {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const s = await status(runId);
+    if (ok(s)) return s;
+    if (Date.now() > until) throw new Error(`run ${runId}: condition not met (${s.status}, ${s.current_step}, ${s.error ?? ""})`);
+    await new Promise((r) => setTimeout(r, 150));
+  }
+}
+
+/** Expects `sql` to fail with `code`, inside a savepoint so the transaction goes on. */
+async function refused(c: import("pg").ClientBase, sql: string, code: string) {
+  await c.query("savepoint t");
+  await expect(c.query(sql)).rejects.toMatchObject({ code });
+  await c.query("rollback to savepoint t");
+}
+
+async function count(sql: string): Promise<number> {
+  return (await db.admin.query(`select count(*)::int as n from ${sql}`)).rows[0].n;
+}
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  api = await startShopApi({ rateLimitEvery: 7, failPageOnce: 3, token: "shop-secret-token" });
+  await provision("acme", "shop_api");
+});
+afterEach(async () => {
+  await worker?.stop();
+  worker = undefined;
+});
+afterAll(async () => {
+  await worker?.stop();
+  await api?.close();
+  await db?.drop();
+});
+
+describe("provisioned schemas", () => {
+  test("an analyst provisions t_<tenant>__<name> with a TTL; it is listed with owner and expiry, and only its tenant reads it", async () => {
+    const row = await withTx(db.auth, async (c) => {
+      await asRole(c, "sextant_t_acme__analyst");
+      const r = (await c.query("select * from sextant.provision_schema('scratch', 2)")).rows[0];
+      const listed = (await c.query("select * from sextant.list_schemas() where schema_name = 't_acme__scratch'")).rows[0];
+      expect(listed).toMatchObject({ tenant: "acme", provisioned: true });
+      expect(new Date(listed.expires_at).getTime() - Date.now()).toBeGreaterThan(3600_000);
+      await asRole(c, "sextant_t_globex");
+      const seen = (await c.query("select count(*)::int as n from sextant.list_schemas() where schema_name = 't_acme__scratch'")).rows[0].n;
+      expect(seen).toBe(0);
+      return r;
+    });
+    expect(row.schema_name).toBe("t_acme__scratch");
+  });
+
+  test("viewers cannot provision; nobody can name another tenant's schema, even with a direct INSERT", async () => {
+    await withTx(db.auth, async (c) => {
+      await asRole(c, "sextant_t_acme");
+      await refused(c, "select sextant.provision_schema('x')", "SX403");
+    });
+    await withTx(db.auth, async (c) => {
+      await asRole(c, "sextant_t_acme__admin");
+      await refused(c, "insert into sextant.tenant_schemas (schema_name, tenant_slug, provisioned) values ('t_globex__x', 'acme', true)", "42501");
+      await refused(c, "insert into sextant.tenant_schemas (schema_name, tenant_slug, provisioned) values ('t_globex__x', 'globex', true)", "42501");
+      // Adopting an existing schema (another tenant's data) is refused too.
+      await refused(c, "insert into sextant.tenant_schemas (schema_name, tenant_slug, provisioned) values ('globex_ops', 'acme', true)", "42501");
+      await refused(c, "select sextant.provision_schema('Bad Name')", "SX400");
+    });
+  });
+
+  test("teardown drops the schema; a schema a pipeline targets, or one not provisioned, is refused", async () => {
+    await provision("acme", "temp");
+    await db.admin.query("create table t_acme__temp.x as select 1 as a");
+    await asAdmin("acme", (c) => c.query("select sextant.teardown_schema('temp')"));
+    expect((await db.admin.query("select count(*)::int as n from pg_namespace where nspname = 't_acme__temp'")).rows[0].n).toBe(0);
+    await definePipeline("acme");
+    await expect(asAdmin("acme", (c) => c.query("select sextant.teardown_schema('shop_api')"))).rejects.toMatchObject({ code: "SX409" });
+    await expect(asAdmin("acme", (c) => c.query("select sextant.teardown_schema('acme_sales')"))).rejects.toMatchObject({ code: "SX404" });
+  });
+
+  test("expired schemas are dropped by the scheduler tick", async () => {
+    await provision("acme", "shortlived");
+    await db.admin.query("update sextant.tenant_schemas set expires_at = now() - interval '1 minute' where schema_name = 't_acme__shortlived'");
+    const { rows } = await db.admin.query("select sextant_private.scheduler_tick(now()) as r");
+    expect(rows[0].r.schemas_dropped).toBeGreaterThanOrEqual(1);
+    expect((await db.admin.query("select count(*)::int as n from pg_namespace where nspname = 't_acme__shortlived'")).rows[0].n).toBe(0);
+  });
+});
+
+describe("pipeline definitions", () => {
+  const models = (list: { name: string; sql: string }[]) => ({ models: list });
+
+  test.each([
+    ["a cycle", models([{ name: "a", sql: "select * from {{ ref('b') }}" }, { name: "b", sql: "select * from {{ ref('a') }}" }]), /cycle/],
+    ["an unknown ref", models([{ name: "a", sql: "select * from {{ ref('nope') }}" }]), /refers to nope/],
+    ["an unknown entity", models([{ name: "a", sql: "select * from {{ source('shop', 'invoices') }}" }]), /no entity invoices/],
+    ["Jinja statements", models([{ name: "a", sql: "{% if true %}select 1{% endif %}" }]), /Jinja statements/],
+    ["another Jinja call", models([{ name: "a", sql: "select {{ var('x') }}" }]), /ref\('model'\)|calls var/],
+    ["incremental", models([{ name: "a", sql: "{{ config(materialized='incremental') }} select 1" }]), /only table and view/],
+    ["a secret in the definition", { source: { kind: "http", base_url: "http://x", password: "hunter2" } }, /secret value/],
+    ["a bad schedule", { schedule: "every minute" }, /cron/],
+    ["a target schema of another tenant", { target_schema: "globex_ops" }, /not one of your tenant/],
+  ])("refuses %s with a clear message", async (_what, overrides, message) => {
+    await expect(definePipeline("acme", { name: "bad_one", ...overrides })).rejects.toThrow(message);
+  });
+
+  test("models come back in dependency order; viewers and analysts cannot define pipelines", async () => {
+    await definePipeline("acme");
+    const { rows } = await db.admin.query("select name, build_order, materialized from sextant.pipeline_models order by build_order, name");
+    expect(rows.map((r) => r.name)).toEqual(["customer_revenue", "top_customers"]);
+    expect(rows[1]).toMatchObject({ materialized: "view", build_order: 1 });
+    await withTx(db.auth, async (c) => {
+      await asRole(c, "sextant_t_acme__analyst");
+      await expect(c.query("select sextant.create_pipeline('{\"name\": \"x\"}')")).rejects.toMatchObject({ code: "SX403" });
+    });
+  });
+
+  test("secrets are stored encrypted and returned by nothing a tenant can call", async () => {
+    await definePipeline("acme");
+    const { rows } = await db.admin.query("select ciphertext from sextant_private.pipeline_secrets");
+    expect(rows.length).toBeGreaterThan(0);
+    expect(Buffer.from(rows[0].ciphertext).toString("latin1")).not.toContain("shop-secret-token");
+    await withTx(db.auth, async (c) => {
+      await asRole(c, "sextant_t_acme__admin");
+      const listed = JSON.stringify((await c.query("select * from sextant.list_pipelines()")).rows);
+      const stored = JSON.stringify((await c.query("select * from sextant.pipelines")).rows);
+      expect(listed + stored).not.toContain("shop-secret-token");
+      await refused(c, "select * from sextant_private.pipeline_secrets", "42501");
+      await refused(c, "select sextant_private.claim_run(1, 'me', 1)", "42501");
+      // store_secret cannot write into a pipeline the caller did not just update as its admin.
+      await refused(c, "select sextant_exec.store_secret(p.id, 'x', 'y') from sextant.pipelines p limit 1", "SX403");
+    });
+  });
+});
+
+describe("runs", () => {
+  test("a run loads both entities through 429s and a failing page, builds the models, and reports freshness", async () => {
+    await definePipeline("acme");
+    await startTestWorker();
+    const runId = await requestRun("acme", "shop_api");
+    const done = await waitFor(runId, ["succeeded", "failed"]);
+    expect(done.error).toBeNull();
+    expect(done.status).toBe("succeeded");
+    expect(done.progress.customers).toMatchObject({ rows: 120, done: true });
+    expect(done.progress.orders).toMatchObject({ rows: 400, done: true });
+    expect(await count("t_acme__shop_api.customers")).toBe(120);
+    expect(await count("t_acme__shop_api.orders")).toBe(400);
+    // Inferred columns: camelCase to snake_case, nested objects as jsonb, the record kept in _raw.
+    const cols = (await db.admin.query(
+      "select column_name, data_type from information_schema.columns where table_schema = 't_acme__shop_api' and table_name = 'customers' order by ordinal_position",
+    )).rows;
+    expect(cols).toEqual(expect.arrayContaining([
+      { column_name: "id", data_type: "bigint" },
+      { column_name: "signed_up_at", data_type: "timestamp with time zone" },
+      { column_name: "vip", data_type: "boolean" },
+      { column_name: "address", data_type: "jsonb" },
+      { column_name: "_raw", data_type: "jsonb" },
+    ]));
+    // The models, readable by the tenant (and only by it).
+    await withTx(db.auth, async (c) => {
+      await asRole(c, "sextant_t_acme");
+      const top = (await c.query("select * from sextant.query('select count(*) as n from t_acme__shop_api.top_customers')")).rows[0];
+      expect(top.rows[0].n).toBe(10);
+      const d = (await c.query("select freshness from sextant.describe_table('t_acme__shop_api.customer_revenue')")).rows[0];
+      expect(d.freshness).toMatchObject({ pipeline: "shop_api", run_id: runId, kind: "model", row_count: 120 });
+      const listed = (await c.query("select * from sextant.list_tables('t_acme__shop_api')")).rows;
+      expect(listed.find((t) => t.table_name === "orders")).toMatchObject({ loaded_by_run: runId, rows_changed: 400 });
+      await asRole(c, "sextant_t_globex");
+      await refused(c, "select * from t_acme__shop_api.customers", "42501");
+    });
+    // Same data again: nothing changed.
+    const again = await requestRun("acme", "shop_api");
+    await waitFor(again, ["succeeded"]);
+    const fresh = (await db.admin.query("select rows_changed, run_id from sextant.materialized_tables where table_name = 'orders'")).rows[0];
+    expect(fresh).toMatchObject({ rows_changed: 0, run_id: again });
+    expect(await db.admin.query("select count(*)::int as n from pg_namespace where nspname like 'sextant_stage_%'").then((r) => r.rows[0].n)).toBe(0);
+  });
+
+  test("two runs of one pipeline requested at once: the second is refused while the first is active", async () => {
+    await definePipeline("acme");
+    const first = await requestRun("acme", "shop_api");
+    await expect(requestRun("acme", "shop_api")).rejects.toMatchObject({ code: "SX409", message: expect.stringContaining(`run ${first}`) });
+    await asAdmin("acme", (c) => c.query("select sextant.cancel_materialization($1)", [first]));
+  });
+
+  test("a queued run that is cancelled never starts", async () => {
+    await definePipeline("acme");
+    const runId = await requestRun("acme", "shop_api");
+    const row = await asAdmin("acme", async (c) => (await c.query("select * from sextant.cancel_materialization($1)", [runId])).rows[0]);
+    expect(row.status).toBe("cancelled");
+    await startTestWorker();
+    await new Promise((r) => setTimeout(r, 1500));
+    const s = await status(runId);
+    expect(s).toMatchObject({ status: "cancelled", started_at: null });
+  });
+
+  test("a running run that is cancelled stops at the next batch and leaves the old tables in place", async () => {
+    const slow = await startShopApi({ delayMs: 150, customers: 2000, token: "shop-secret-token" });
+    try {
+      await definePipeline("acme", {}, slow.url);
+      await startTestWorker();
+      const before = await count("t_acme__shop_api.customers");
+      const runId = await requestRun("acme", "shop_api");
+      await waitFor(runId, ["running"]);
+      await new Promise((r) => setTimeout(r, 600));
+      await asAdmin("acme", (c) => c.query("select sextant.cancel_materialization($1)", [runId]));
+      const s = await waitFor(runId, ["cancelled", "succeeded", "failed"]);
+      expect(s.status).toBe("cancelled");
+      expect(s.progress.customers.rows).toBeLessThan(2000);
+      expect(await count("t_acme__shop_api.customers")).toBe(before);
+    } finally {
+      await slow.close();
+    }
+  });
+
+  test.each([
+    ["a source that returns garbage", { garbage: true }, {}, /did not return JSON/],
+    ["a records path that is not there", {}, { entities: [{ name: "customers", path: "/customers", records_path: "items" }], models: [] }, /no array at "items"/],
+    ["a page over the size limit", {}, { source: { name: "shop", kind: "http", base_url: "${URL}", max_page_bytes: 1000, headers: { authorization: { secret: "shop_auth_header" } } } }, /over the limit/],
+    ["a model with a syntax error", {}, { models: [{ name: "broken", sql: "select from from {{ source('shop', 'customers') }}" }] }, /model broken/],
+    ["a model that reads another tenant's table", {}, { models: [{ name: "snoop", sql: "select * from globex_ops.shipments" }] }, /permission denied|globex_ops/],
+    ["a model with a data-modifying CTE", {}, { models: [{ name: "evil", sql: "with d as (delete from t_acme__shop_api.customers returning *) select * from d" }] }, /modifies data|writes or locks/],
+    ["a model that switches role", {}, { models: [{ name: "esc", sql: "select set_config('role', 'sextant_t_globex', true)" }] }, /set_config|not allowed/],
+    ["a wrong credential", { token: "another-token" }, {}, /401/],
+  ])("%s: the run fails with a reason and the old tables stay complete", async (_what, apiOpts, overrides, reason) => {
+    const bad = await startShopApi({ token: "shop-secret-token", ...apiOpts });
+    try {
+      const o = JSON.parse(JSON.stringify(overrides).replace("${URL}", bad.url));
+      await definePipeline("acme", o, bad.url);
+      await startTestWorker();
+      const before = await count("t_acme__shop_api.customers");
+      const runId = await requestRun("acme", "shop_api");
+      const s = await waitFor(runId, ["failed", "succeeded"]);
+      expect(s.status).toBe("failed");
+      expect(s.error).toMatch(reason);
+      expect(await count("t_acme__shop_api.customers")).toBe(before);
+      expect(await count("globex_ops.shipments")).toBe(20);
+      expect(await db.admin.query("select count(*)::int as n from pg_namespace where nspname = $1", [`sextant_stage_${runId}`]).then((r) => r.rows[0].n)).toBe(0);
+    } finally {
+      await bad.close();
+    }
+  });
+
+  test("a source on a private address is refused unless the operator allows the host", async () => {
+    await definePipeline("acme");
+    worker = await startWorker({ adminUrl: db.adminUrl, log: silent, concurrency: 1, staleMs: 30000, allowHosts: [], fileDir: "/nonexistent" });
+    const runId = await requestRun("acme", "shop_api");
+    const s = await waitFor(runId, ["failed", "succeeded"]);
+    expect(s).toMatchObject({ status: "failed" });
+    expect(s.error).toMatch(/private or loopback address/);
+  });
+
+  test("a transient failure on every try is retried by the queue, then the run fails with the reason", async () => {
+    const down = await startShopApi({ rateLimitEvery: 1, token: "shop-secret-token" });
+    try {
+      await definePipeline("acme", { source: { name: "shop", kind: "http", base_url: down.url, max_retries: 1, headers: { authorization: { secret: "shop_auth_header" } } } }, down.url);
+      await startTestWorker();
+      const runId = await requestRun("acme", "shop_api");
+      const first = await waitUntil(runId, (r) => r.attempts >= 1 && r.status === "queued" && r.error !== null);
+      expect(first.error).toMatch(/attempt 1 failed: .*429/);
+      expect(first.current_step).toBe("waiting to retry");
+      // Skip the queue's backoff and make the next attempt the last one.
+      await db.admin.query("update graphile_worker._private_jobs set run_at = now(), max_attempts = 2 where key = $1", [`sextant_run_${runId}`]);
+      const last = await waitFor(runId, ["failed", "succeeded"]);
+      expect(last).toMatchObject({ status: "failed", attempts: 2 });
+      expect(last.error).toMatch(/429/);
+    } finally {
+      await down.close();
+    }
+  });
+});
+
+describe("a worker killed in the middle of a load", () => {
+  test("the old tables stay readable and complete, the job is retried by another worker, and the run succeeds", { timeout: 90_000 }, async () => {
+    // A first, complete load.
+    await definePipeline("acme");
+    await startTestWorker();
+    await waitFor(await requestRun("acme", "shop_api"), ["succeeded"]);
+    await worker!.stop();
+    worker = undefined;
+    const before = await count("t_acme__shop_api.customers");
+    expect(before).toBe(120);
+
+    const slow = await startShopApi({ delayMs: 60, customers: 1500, token: "shop-secret-token" });
+    const child = spawn(process.execPath, [SEXTANT_BIN, "worker"], {
+      env: { ...process.env, DATABASE_URL: db.adminUrl, SEXTANT_SOURCE_ALLOW_HOSTS: "127.0.0.1", LOG_LEVEL: "warn" },
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    let stderr = "";
+    child.stderr.on("data", (d) => (stderr += d));
+    try {
+      await definePipeline("acme", {}, slow.url);
+      const runId = await requestRun("acme", "shop_api");
+      const mid = await waitUntil(runId, (r) => r.status === "running" && (r.progress.customers?.rows ?? 0) >= 100, 45000).catch((e) => {
+        throw new Error(`${e.message}\nworker stderr: ${stderr}`);
+      });
+      expect(mid.worker_id).toBeTruthy();
+      child.kill("SIGKILL");
+      await new Promise((r) => child.once("exit", r));
+      // Readers still see the complete old table while the run is stuck with a dead worker.
+      expect(await count("t_acme__shop_api.customers")).toBe(before);
+      expect((await status(runId)).status).toBe("running");
+      // Another worker notices the missing heartbeats and takes the job over.
+      await startTestWorker(2000);
+      const done = await waitFor(runId, ["succeeded", "failed"], 60000);
+      expect(done.error).toBeNull();
+      expect(done).toMatchObject({ status: "succeeded", attempts: 2 });
+      expect(await count("t_acme__shop_api.customers")).toBe(1500);
+    } finally {
+      child.kill("SIGKILL");
+      await slow.close();
+    }
+  });
+});
+
+describe("an agent over MCP", () => {
+  let server: Awaited<ReturnType<typeof startTestServer>>;
+  let agent: Client;
+  let viewer: Client;
+  beforeAll(async () => {
+    server = await startTestServer(db);
+    agent = (await connectHttp(server.url, await createToken(db, "acme", "mcp-analyst", "analyst"))).client;
+    viewer = (await connectHttp(server.url, await createToken(db, "acme", "mcp-viewer", "viewer"))).client;
+  });
+  afterAll(async () => {
+    await agent?.close();
+    await viewer?.close();
+    await server?.close();
+  });
+
+  test("provisions a schema, runs a pipeline, watches it, and queries the result", async () => {
+    const schema = await callOk(agent, "provision_schema", { name: "agent_work", ttl_hours: 24 });
+    expect(schema).toMatchObject({ schema_name: "t_acme__agent_work", provisioned: true });
+    await definePipeline("acme", { name: "agent_pipeline", target_schema: "t_acme__agent_work" });
+    const listed = (await callOk(agent, "list_pipelines")) as { rows: { name: string }[] };
+    expect(listed.rows.map((r) => r.name)).toContain("agent_pipeline");
+    await startTestWorker();
+    const run = (await callOk(agent, "run_materialization", { pipeline: "agent_pipeline", entities: ["customers", "orders"] })) as { run_id: number };
+    let s: Record<string, unknown> = {};
+    for (let i = 0; i < 200; i++) {
+      s = await callOk(agent, "get_materialization_status", { run_id: run.run_id });
+      if (["succeeded", "failed", "cancelled"].includes(s.status as string)) break;
+      await new Promise((r) => setTimeout(r, 150));
+    }
+    expect(s).toMatchObject({ status: "succeeded", pipeline: "agent_pipeline" });
+    const q = await agent.callTool({ name: "query", arguments: { sql: "select count(*) as n from t_acme__agent_work.customer_revenue" } });
+    expect(textOf(q)).toMatch(/\b120\b/);
+    const denied = await viewer.callTool({ name: "run_materialization", arguments: { pipeline: "agent_pipeline" } });
+    expect(denied.isError).toBe(true);
+    expect(textOf(denied)).toMatch(/analyst or admin/);
+    const cancel = await callOk(agent, "cancel_materialization", { run_id: run.run_id });
+    expect(cancel).toMatchObject({ status: "succeeded", cancel_requested: false });
+  });
+});
+
+describe("the CLI's pipeline file", () => {
+  test("the example pipeline file is read with its models folder, docs and secrets from the environment", async () => {
+    process.env.SHOP_API_URL = api.url;
+    process.env.SHOP_API_AUTH_HEADER = "Bearer shop-secret-token";
+    const { definition, secrets } = readPipelineFile(EXAMPLE);
+    expect(definition.models.map((m) => m.name)).toEqual(["customer_revenue", "top_customers"]);
+    expect(definition.models[0]!.description).toMatch(/Revenue/);
+    expect(secrets).toEqual({ shop_auth_header: "Bearer shop-secret-token" });
+    expect(JSON.stringify(definition)).not.toContain("shop-secret-token");
+    delete process.env.SHOP_API_AUTH_HEADER;
+    expect(() => readPipelineFile(EXAMPLE)).toThrow(/SHOP_API_AUTH_HEADER/);
+    const client = await db.admin.connect();
+    try {
+      process.env.SHOP_API_AUTH_HEADER = "Bearer shop-secret-token";
+      const text = await createPipeline(client, "acme", EXAMPLE, {}).catch((e) => String(e.message));
+      // The example targets the demo tenant's schema, which acme does not have.
+      expect(text).toMatch(/target schema t_demo__shop_api is not one of your tenant's schemas/);
+    } finally {
+      client.release();
+    }
+  });
+});
