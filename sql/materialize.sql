@@ -902,6 +902,7 @@ begin
       set pipeline_id = excluded.pipeline_id, run_id = excluded.run_id, kind = excluded.kind, loaded_at = excluded.loaded_at,
           row_count = excluded.row_count, rows_changed = excluded.rows_changed;
   end loop;
+  perform sextant_private.index_pipeline_models(v_run.pipeline_id);
   update sextant.materialization_runs as r
   set status = 'succeeded', finished_at = now(), current_step = 'done', error = null, heartbeat_at = now()
   where r.id = v_run.id;
@@ -910,6 +911,61 @@ end
 $$;
 revoke all on function sextant_private.finish_run(bigint, text, jsonb) from public;
 grant execute on function sextant_private.finish_run(bigint, text, jsonb) to sextant_worker;
+
+-- A pipeline's models and entities, indexed like a dbt project (pipeline_<name>), so that
+-- search_dbt_models, get_model_details and describe_table show their docs and lineage.
+create or replace function sextant_private.index_pipeline_models(pipeline_id bigint)
+returns void
+language plpgsql volatile security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_p sextant.pipelines;
+  v_load uuid := gen_random_uuid();
+  v_project text;
+  v_src text;
+begin
+  select * into v_p from sextant.pipelines as p where p.id = index_pipeline_models.pipeline_id;
+  v_project := 'pipeline_' || v_p.name;
+  v_src := v_p.source ->> 'name';
+  insert into sextant_private.dbt_load_items (load_id, kind, item)
+  select v_load, 'metadata', jsonb_build_object('dbt_schema_version', 'https://schemas.getdbt.com/dbt/manifest/v12.json',
+           'project_name', v_project, 'generated_at', now(), 'dbt_version', 'sextant pipeline')
+  union all
+  select v_load, 'node', jsonb_build_object(
+           'unique_id', 'source.' || v_project || '.' || v_src || '.' || (e ->> 'name'), 'name', e ->> 'name',
+           'resource_type', 'source', 'package_name', v_project, 'schema', v_p.target_schema, 'identifier', e ->> 'name',
+           'relation_name', format('%I.%I', v_p.target_schema, e ->> 'name'),
+           'description', coalesce(e ->> 'description', 'Loaded by pipeline ' || v_p.name || ' from its ' || (v_p.source ->> 'kind') || ' source'),
+           'original_file_path', 'pipeline ' || v_p.name)
+  from jsonb_array_elements(v_p.entities) as e
+  union all
+  select v_load, 'node', jsonb_build_object(
+           'unique_id', 'model.' || v_project || '.' || m.name, 'name', m.name, 'resource_type', 'model',
+           'package_name', v_project, 'schema', v_p.target_schema, 'alias', m.name,
+           'relation_name', format('%I.%I', v_p.target_schema, m.name),
+           'config', jsonb_build_object('materialized', m.materialized),
+           'description', m.description, 'raw_code', m.raw_sql, 'original_file_path', 'models/' || m.name || '.sql',
+           'columns', (select coalesce(jsonb_object_agg(c ->> 'name', jsonb_build_object('name', c ->> 'name', 'description', c ->> 'description',
+                                        'data_type', c ->> 'data_type')), '{}')
+                         from jsonb_array_elements(m.columns) as c where c ->> 'name' is not null),
+           'depends_on', jsonb_build_object('nodes',
+             to_jsonb(array(select 'model.' || v_project || '.' || r from unnest(m.refs) as r)
+                      || array(select 'source.' || v_project || '.' || s from unnest(m.sources) as s where s like v_src || '.%'))))
+  from sextant.pipeline_models as m where m.pipeline_id = v_p.id
+  union all
+  -- Column tests (unique, not_null, ...) written in schema.yml.
+  select v_load, 'node', jsonb_build_object(
+           'unique_id', 'test.' || v_project || '.' || (t #>> '{}') || '_' || m.name || '_' || (c ->> 'name'),
+           'name', (t #>> '{}') || '_' || m.name || '_' || (c ->> 'name'), 'resource_type', 'test', 'package_name', v_project,
+           'column_name', c ->> 'name', 'test_metadata', jsonb_build_object('name', t #>> '{}'),
+           'depends_on', jsonb_build_object('nodes', jsonb_build_array('model.' || v_project || '.' || m.name)))
+  from sextant.pipeline_models as m, jsonb_array_elements(m.columns) as c, jsonb_array_elements(coalesce(c -> 'tests', '[]')) as t
+  where m.pipeline_id = v_p.id and jsonb_typeof(t) = 'string';
+  perform sextant_private.finish_dbt_load(v_p.tenant_slug, v_load, v_project, 'pipeline');
+end
+$$;
+revoke all on function sextant_private.index_pipeline_models(bigint) from public;
 
 -- Ends a run that will not be retried (failed or cancelled), or puts it back in the queue
 -- with the error of the attempt (retrying). The staging schema goes; the old tables stay.

@@ -1,5 +1,8 @@
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { spawn } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import pino from "pino";
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
 import { asTenant, createPipeline } from "../src/cli/pipeline.ts";
@@ -230,8 +233,18 @@ describe("runs", () => {
       expect(d.freshness).toMatchObject({ pipeline: "shop_api", run_id: runId, kind: "model", row_count: 120 });
       const listed = (await c.query("select * from sextant.list_tables('t_acme__shop_api')")).rows;
       expect(listed.find((t) => t.table_name === "orders")).toMatchObject({ loaded_by_run: runId, rows_changed: 400 });
+      // The models' docs are indexed like a dbt project: search, details with lineage, describe_table.
+      const hits = (await c.query("select * from sextant.search_dbt_models('revenue per customer', 5)")).rows;
+      expect(hits[0]).toMatchObject({ name: "customer_revenue" });
+      const details = (await c.query("select * from sextant.get_model_details('customer_revenue')")).rows[0];
+      expect(JSON.stringify(details)).toContain("source.pipeline_shop_api.shop.orders");
+      expect(JSON.stringify(details)).toMatch(/top_customers/);
+      const described = (await c.query("select dbt from sextant.describe_table('t_acme__shop_api.customer_revenue')")).rows[0];
+      expect(JSON.stringify(described.dbt)).toMatch(/Revenue and number of paid orders/);
+      expect(JSON.stringify(described.dbt)).toMatch(/not_null/);
       await asRole(c, "sextant_t_globex");
       await refused(c, "select * from t_acme__shop_api.customers", "42501");
+      expect((await c.query("select count(*)::int as n from sextant.search_dbt_models('revenue per customer', 5)")).rows[0].n).toBe(0);
     });
     // Same data again: nothing changed.
     const again = await requestRun("acme", "shop_api");
@@ -332,6 +345,96 @@ describe("runs", () => {
     } finally {
       await down.close();
     }
+  });
+});
+
+describe("CSV and PostgreSQL sources", () => {
+  test("CSV files load with sampled types, fall back to text when a later value does not fit, and stay inside the file directory", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sextant-csv-"));
+    fs.mkdirSync(path.join(dir, "sub"));
+    const lines = ["Id,Full Name,Signup Date,Score,Active"];
+    for (let i = 1; i <= 5000; i++) lines.push(`${i},"Person ${i}, Jr.",2024-01-${String((i % 28) + 1).padStart(2, "0")},${i % 3 === 0 ? "" : i * 1.5},${i % 2 === 0}`);
+    fs.writeFileSync(path.join(dir, "sub", "people.csv"), lines.join("\n") + "\n");
+    const late = ["id,code"];
+    for (let i = 1; i <= 4000; i++) late.push(`${i},${i === 3999 ? "N/A" : i}`);
+    fs.writeFileSync(path.join(dir, "sub", "late.csv"), late.join("\n") + "\n");
+    try {
+      await provision("acme", "files");
+      const def = { name: "files", target_schema: "t_acme__files", source: { name: "files", kind: "csv", directory: "sub" },
+        entities: [{ name: "people", file: "people.csv" }, { name: "late", file: "late.csv" }], models: [] };
+      await asAdmin("acme", (c) => c.query("select sextant.create_pipeline($1)", [JSON.stringify(def)]));
+      worker = await startWorker({ adminUrl: db.adminUrl, log: silent, concurrency: 1, staleMs: 30000, allowHosts: [], fileDir: dir });
+      const run = await waitFor(await requestRun("acme", "files"), ["succeeded", "failed"]);
+      expect(run.error).toBeNull();
+      expect(run.progress.people).toMatchObject({ rows: 5000, done: true });
+      const types = (await db.admin.query(
+        "select table_name, column_name, data_type from information_schema.columns where table_schema = 't_acme__files' order by table_name, ordinal_position",
+      )).rows.map((r) => `${r.table_name}.${r.column_name}:${r.data_type}`);
+      expect(types).toEqual(["late.id:text", "late.code:text",
+        "people.id:bigint", "people.full_name:text", "people.signup_date:date", "people.score:numeric", "people.active:boolean"]);
+      expect(await count("t_acme__files.people where score is null")).toBe(1666);
+      expect(await count("t_acme__files.late")).toBe(4000);
+
+      const escape = { ...def, entities: [{ name: "passwd", file: "../../../../etc/passwd" }] };
+      await asAdmin("acme", (c) => c.query("select sextant.create_pipeline($1)", [JSON.stringify(escape)]));
+      const refusedRun = await waitFor(await requestRun("acme", "files"), ["succeeded", "failed"]);
+      expect(refusedRun.error).toMatch(/outside the source directory|does not exist in the source directory/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("a PostgreSQL source copies a query's result with the source's column types; its connection string is a secret", async () => {
+    await provision("acme", "mirror");
+    const def = { name: "mirror", target_schema: "t_acme__mirror", source: { name: "other", kind: "postgres", connection_string: { secret: "dsn" } },
+      entities: [{ name: "big_orders", query: "select id, customer, amount, now()::date as seen_on from acme_sales.orders where amount >= 250" }],
+      models: [{ name: "order_total", sql: "select sum(amount) as total, count(*) as n from {{ source('other', 'big_orders') }}" }] };
+    await asAdmin("acme", async (c) => {
+      await c.query("select sextant.create_pipeline($1)", [JSON.stringify(def)]);
+      await c.query("select sextant.set_pipeline_secret('mirror', 'dsn', $1)", [db.adminUrl]);
+    });
+    await startTestWorker();
+    const run = await waitFor(await requestRun("acme", "mirror"), ["succeeded", "failed"]);
+    expect(run.error).toBeNull();
+    const cols = (await db.admin.query(
+      "select column_name, data_type from information_schema.columns where table_schema = 't_acme__mirror' and table_name = 'big_orders' order by ordinal_position",
+    )).rows.map((r) => `${r.column_name}:${r.data_type}`);
+    expect(cols).toEqual(["id:integer", "customer:text", "amount:numeric", "seen_on:date"]);
+    const total = (await db.admin.query("select total::int, n from t_acme__mirror.order_total")).rows[0];
+    expect(total).toEqual({ total: 9750, n: 26 });
+    // A query that writes is refused by the source's read-only transaction.
+    const writing = { ...def, entities: [{ name: "big_orders", query: "select lo_create(0) as id" }], models: [] };
+    await asAdmin("acme", (c) => c.query("select sextant.create_pipeline($1)", [JSON.stringify(writing)]));
+    const failed = await waitFor(await requestRun("acme", "mirror"), ["succeeded", "failed"]);
+    expect(failed.error).toMatch(/read-only transaction/);
+    expect(await count("acme_sales.orders")).toBe(50);
+  });
+});
+
+describe("schedules", () => {
+  test.each([
+    ["* * * * *", "2026-03-04T05:06:00Z", true],
+    ["0 * * * *", "2026-03-04T05:00:00Z", true],
+    ["0 * * * *", "2026-03-04T05:01:00Z", false],
+    ["*/15 8-18 * * 1-5", "2026-03-04T08:45:00Z", true],
+    ["*/15 8-18 * * 1-5", "2026-03-07T08:45:00Z", false],
+    ["30 2 1,15 * *", "2026-03-15T02:30:00Z", true],
+    ["0 0 * * 7", "2026-03-08T00:00:00Z", true],
+  ])("cron %s at %s: %s", async (expr, at, expected) => {
+    const { rows } = await db.admin.query("select sextant_exec.cron_matches($1, $2) as m", [expr, at]);
+    expect(rows[0].m).toBe(expected);
+  });
+
+  test("the tick queues due pipelines once, marked as scheduled", async () => {
+    await definePipeline("acme", { name: "hourly", schedule: "0 * * * *" });
+    await db.admin.query("select sextant_private.scheduler_tick('2026-03-04T05:00:00Z')");
+    await db.admin.query("select sextant_private.scheduler_tick('2026-03-04T05:00:00Z')");
+    await db.admin.query("select sextant_private.scheduler_tick('2026-03-04T05:01:00Z')");
+    const { rows } = await db.admin.query(
+      "select r.trigger, r.status from sextant.materialization_runs r join sextant.pipelines p on p.id = r.pipeline_id where p.name = 'hourly'");
+    expect(rows).toEqual([{ trigger: "schedule", status: "queued" }]);
+    const job = await db.admin.query("select count(*)::int as n from graphile_worker.jobs where task_identifier = 'sextant_materialize'");
+    expect(job.rows[0].n).toBeGreaterThanOrEqual(1);
   });
 });
 
