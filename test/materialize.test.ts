@@ -10,7 +10,7 @@ import { startShopApi } from "../src/demo/shopApi.ts";
 import { readPipelineFile } from "../src/pipelines/definition.ts";
 import { startWorker, type WorkerHandle } from "../src/worker/index.ts";
 import { asRole, createTestDatabase, createToken, withTx, type TestDatabase } from "./helpers/db.ts";
-import { SEXTANT_BIN } from "./helpers/cli.ts";
+import { runCli, SEXTANT_BIN } from "./helpers/cli.ts";
 import { callOk, connectHttp, textOf } from "./helpers/mcpClient.ts";
 import { startTestServer } from "./helpers/server.ts";
 
@@ -481,6 +481,50 @@ describe("a worker killed in the middle of a load", () => {
   });
 });
 
+describe("sextant pipeline (CLI)", () => {
+  test("create from YAML with a models folder, run --wait to the end, list; errors are one line", { timeout: 60_000 }, async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sextant-pipe-"));
+    fs.mkdirSync(path.join(dir, "models"));
+    fs.writeFileSync(path.join(dir, "models", "by_country.sql"), "select country, count(*) as customers from {{ source('shop', 'customers') }} group by country\n");
+    fs.writeFileSync(path.join(dir, "pipe.yaml"), [
+      "name: cli_pipe",
+      "target_schema: t_acme__cli",
+      "source: { name: shop, kind: http, base_url: '${SHOP_URL}', headers: { authorization: { secret: auth } } }",
+      "entities:",
+      "  - { name: customers, path: /customers, records_path: data, pagination: { type: page, size_param: per_page, size: 50 } }",
+      "models: ./models",
+      "secrets: { auth: { env: SHOP_AUTH } }",
+    ].join("\n"));
+    fs.writeFileSync(path.join(dir, "broken.yaml"), "name: [unclosed\n");
+    const env = { DATABASE_URL: db.adminUrl, SHOP_URL: api.url, SHOP_AUTH: "Bearer shop-secret-token" };
+    await provision("acme", "cli");
+    try {
+      const created = await runCli(["pipeline", "create", "--tenant", "acme", path.join(dir, "pipe.yaml")], env);
+      expect(created.stderr).toBe("");
+      expect(created.stdout).toMatch(/pipeline cli_pipe saved \(target t_acme__cli; 1 entities, 1 models, 1 secrets\)/);
+      await startTestWorker();
+      const ran = await runCli(["pipeline", "run", "--tenant", "acme", "cli_pipe", "--wait"], env);
+      expect(ran.stdout).toMatch(/run \d+ queued\nrun \d+ succeeded in [\d.]+ s \(customers: 120 rows\)/);
+      expect(ran.code).toBe(0);
+      const list = await runCli(["pipeline", "list", "--tenant", "acme"], env);
+      expect(list.stdout).toMatch(/cli_pipe\s+http\s+t_acme__cli\s+\d+\s+succeeded/);
+      for (const [args, message] of [
+        [["pipeline", "create", "--tenant", "acme", path.join(dir, "nope.yaml")], /^sextant: cannot read .*nope.yaml\n$/],
+        [["pipeline", "create", "--tenant", "acme", path.join(dir, "broken.yaml")], /^sextant: .*broken.yaml is not valid YAML/],
+        [["pipeline", "run", "--tenant", "acme", "no_such_pipeline"], /^sextant: pipeline no_such_pipeline does not exist\nhint: Call list_pipelines/],
+        [["pipeline", "status", "--tenant", "globex", "1"], /^sextant: run 1 does not exist in tenant globex/],
+      ] as const) {
+        const r = await runCli([...args], env);
+        expect(r.code).toBe(1);
+        expect(r.stderr).toMatch(message);
+        expect(r.stderr).not.toMatch(/\n\s+at /);
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe("an agent over MCP", () => {
   let server: Awaited<ReturnType<typeof startTestServer>>;
   let agent: Client;
@@ -518,6 +562,39 @@ describe("an agent over MCP", () => {
     expect(textOf(denied)).toMatch(/analyst or admin/);
     const cancel = await callOk(agent, "cancel_materialization", { run_id: run.run_id });
     expect(cancel).toMatchObject({ status: "succeeded", cancel_requested: false });
+  });
+
+  test("GraphQL: an admin defines and runs a pipeline and reads its status; a viewer cannot run it", async () => {
+    const gql = async (token: string, query: string, variables: Record<string, unknown> = {}) => {
+      const res = await fetch(`${server.url}/graphql`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+        body: JSON.stringify({ query, variables }),
+      });
+      return (await res.json()) as { data?: any; errors?: { message: string }[] };
+    };
+    const admin = await createToken(db, "acme", "gql-admin", "admin");
+    await provision("acme", "gql");
+    process.env.SHOP_API_URL = api.url;
+    process.env.SHOP_API_AUTH_HEADER = "x";
+    const { definition } = readPipelineFile(EXAMPLE);
+    const created = await gql(admin, `mutation($d: JSON!) { createPipeline(input: { definition: $d }) { result { name targetSchema } } }`,
+      { d: { ...definition, name: "gql_pipeline", target_schema: "t_acme__gql", schedule: null } });
+    expect(created.errors).toBeUndefined();
+    expect(created.data.createPipeline.result).toEqual({ name: "gql_pipeline", targetSchema: "t_acme__gql" });
+    const secret = await gql(admin, `mutation { setPipelineSecret(input: { pipeline: "gql_pipeline", name: "shop_auth_header", value: "Bearer shop-secret-token" }) { result } }`);
+    expect(secret.errors).toBeUndefined();
+    await startTestWorker();
+    const ran = await gql(admin, `mutation { runMaterialization(input: { pipeline: "gql_pipeline" }) { result { rowId status } } }`);
+    expect(ran.errors).toBeUndefined();
+    const runId = ran.data.runMaterialization.result.rowId;
+    await waitFor(runId, ["succeeded", "failed"]);
+    const st = await gql(admin, `query($id: BigInt!) { getMaterializationStatus(runId: $id) { nodes { status pipeline entities } } }`, { id: String(runId) });
+    expect(st.errors).toBeUndefined();
+    expect(st.data.getMaterializationStatus.nodes[0]).toMatchObject({ status: "succeeded", pipeline: "gql_pipeline", entities: { customers: { rows: 120 } } });
+    const viewerToken = await createToken(db, "acme", "gql-viewer", "viewer");
+    const denied = await gql(viewerToken, `mutation { runMaterialization(input: { pipeline: "gql_pipeline" }) { result { rowId } } }`);
+    expect(denied.errors?.[0]?.message).toMatch(/analyst or admin/);
   });
 });
 
