@@ -18,6 +18,7 @@ import { authenticatorUrl, migrateDatabase } from "../src/db/migrate.ts";
 import { projectRoot } from "../src/db/paths.ts";
 import { loadDbtArtifacts } from "../src/dbt/loadArtifacts.ts";
 import { loadDemo } from "../src/demo/loadDemo.ts";
+import { benchMaterialize } from "./materialize.ts";
 import { writeSyntheticManifest } from "./syntheticManifest.ts";
 import { allTools } from "../src/mcp/server.ts";
 import { freePort } from "../test/helpers/ports.ts";
@@ -265,6 +266,7 @@ async function main() {
       log(results.at(-1)!);
     }
     await raw.end();
+    results.push(...(await benchMaterialize(db.adminUrl, dataDir)));
 
     const header = `# Sextant benchmark (${new Date().toISOString()}, ${os.cpus().length} cores, Node ${process.versions.node})`;
     process.stdout.write([header, ...results, ""].join("\n"));
