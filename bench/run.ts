@@ -122,7 +122,7 @@ async function main() {
     const sxPort = await freePort();
     const floorPort = await freePort();
     const sextant = spawn(node, [path.join(projectRoot, "bin/sextant.mjs"), "serve"], {
-      env: { ...process.env, DATABASE_URL: db.adminUrl, PORT: String(sxPort), SEXTANT_DEMO: "0", LOG_LEVEL: "warn", SEXTANT_DATA_DIR: dataDir },
+      env: { ...process.env, DATABASE_URL: db.adminUrl, PORT: String(sxPort), SEXTANT_DEMO: "0", SEXTANT_WORKER: "0", LOG_LEVEL: "warn", SEXTANT_DATA_DIR: dataDir },
       stdio: ["ignore", "pipe", "inherit"],
     });
     children.push(sextant);

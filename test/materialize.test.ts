@@ -1,4 +1,5 @@
-import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { Client as McpClient, type Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { spawn } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
@@ -506,6 +507,10 @@ describe("sextant pipeline (CLI)", () => {
       const ran = await runCli(["pipeline", "run", "--tenant", "acme", "cli_pipe", "--wait"], env);
       expect(ran.stdout).toMatch(/run \d+ queued\nrun \d+ succeeded in [\d.]+ s \(customers: 120 rows\)/);
       expect(ran.code).toBe(0);
+      const provisioned = await runCli(["schema", "provision", "--tenant", "acme", "clitmp", "--ttl-hours", "2"], env);
+      expect(provisioned.stdout).toMatch(/^schema t_acme__clitmp provisioned \(expires \d{4}-/);
+      const dropped = await runCli(["schema", "teardown", "--tenant", "acme", "clitmp"], env);
+      expect(dropped.stdout).toBe("schema t_acme__clitmp dropped\n");
       const list = await runCli(["pipeline", "list", "--tenant", "acme"], env);
       expect(list.stdout).toMatch(/cli_pipe\s+http\s+t_acme__cli\s+\d+\s+succeeded/);
       for (const [args, message] of [
@@ -562,6 +567,36 @@ describe("an agent over MCP", () => {
     expect(textOf(denied)).toMatch(/analyst or admin/);
     const cancel = await callOk(agent, "cancel_materialization", { run_id: run.run_id });
     expect(cancel).toMatchObject({ status: "succeeded", cancel_requested: false });
+  });
+
+  test("run_materialization with wait_seconds waits for the end, with progress notifications over stdio", { timeout: 60_000 }, async () => {
+    await provision("acme", "stdio_wait");
+    await definePipeline("acme", { name: "stdio_pipeline", target_schema: "t_acme__stdio_wait" });
+    await startTestWorker();
+    const transport = new StdioClientTransport({
+      command: process.execPath,
+      args: [SEXTANT_BIN, "mcp", "--tenant", "acme", "--role", "analyst"],
+      env: { PATH: process.env.PATH ?? "", DATABASE_URL: db.adminUrl, LOG_LEVEL: "warn", SEXTANT_WORKER: "0" },
+      stderr: "pipe",
+    });
+    const client = new McpClient({ name: "progress-test", version: "1.0.0" });
+    await client.connect(transport);
+    try {
+      const progress: { progress: number; message?: string }[] = [];
+      const result = await client.callTool({ name: "run_materialization", arguments: { pipeline: "stdio_pipeline", wait_seconds: 45 } }, undefined,
+        { onprogress: (p) => void progress.push(p), timeout: 60_000 });
+      expect(result.isError).toBeFalsy();
+      expect(result.structuredContent).toMatchObject({ status: "succeeded", pipeline: "stdio_pipeline", entities: { customers: { rows: 120 } } });
+      expect(progress.length).toBeGreaterThanOrEqual(2);
+      expect(progress.at(-1)!.message).toMatch(/^succeeded: done \(520 rows loaded\)/);
+      for (let i = 1; i < progress.length; i++) expect(progress[i]!.progress).toBeGreaterThan(progress[i - 1]!.progress);
+      // Without wait_seconds the call returns at once, queued.
+      const quick = await callOk(client, "run_materialization", { pipeline: "stdio_pipeline" });
+      expect(quick).toMatchObject({ status: "queued" });
+      await waitFor(quick.run_id as number, ["succeeded"]);
+    } finally {
+      await client.close();
+    }
   });
 
   test("GraphQL: an admin defines and runs a pipeline and reads its status; a viewer cannot run it", async () => {

@@ -36,7 +36,14 @@ function shapeRows(spec: ToolSpec, rows: Record<string, unknown>[]): CallToolRes
  * caller's role in a transaction that is rolled back, shape the output, and audit the outcome
  * (refused and failed calls too). Errors come back as `isError` results, never as stacks.
  */
-export async function callTool(spec: ToolSpec, deps: ToolDeps, principal: Principal, input: unknown): Promise<CallToolResult> {
+/** What the MCP SDK passes a tool handler that callTool uses (progress token, notifications, cancel). */
+export interface CallExtra {
+  signal?: AbortSignal;
+  _meta?: { progressToken?: string | number };
+  sendNotification?: (n: { method: "notifications/progress"; params: { progressToken: string | number; progress: number; message?: string } }) => Promise<void>;
+}
+
+export async function callTool(spec: ToolSpec, deps: ToolDeps, principal: Principal, input: unknown, extra: CallExtra = {}): Promise<CallToolResult> {
   const started = performance.now();
   const requestId = randomUUID();
   let rowCount: number | undefined;
@@ -44,7 +51,21 @@ export async function callTool(spec: ToolSpec, deps: ToolDeps, principal: Princi
   try {
     spec.guard?.(input as never);
     await deps.rateLimiter?.hit(principal);
-    const rows = await queryAsRole(deps.pool, principal, spec.sql, spec.args(input as never), { write: spec.writes ?? false });
+    let rows = await queryAsRole(deps.pool, principal, spec.sql, spec.args(input as never), { write: spec.writes ?? false });
+    if (spec.follow) {
+      const token = extra._meta?.progressToken;
+      rows = [await spec.follow({
+        input: input as never,
+        row: rows[0] ?? {},
+        query: (sql, args) => queryAsRole(deps.pool, principal, sql, args),
+        progress: async (progress, message) => {
+          if (token !== undefined && extra.sendNotification) {
+            await extra.sendNotification({ method: "notifications/progress", params: { progressToken: token, progress, message } });
+          }
+        },
+        signal: extra.signal,
+      })];
+    }
     const result = shapeRows(spec, rows);
     const structured = result.structuredContent as { row_count?: number } | undefined;
     rowCount = structured?.row_count ?? rows.length;
@@ -85,8 +106,8 @@ export function registerTools(server: McpServer, specs: ToolSpec[], deps: ToolDe
         inputSchema: spec.input,
         annotations: { readOnlyHint: !spec.writes, openWorldHint: false },
       },
-      async (input: unknown, extra: Parameters<ToolDeps["principalOf"]>[0]) =>
-        callTool(spec, deps, deps.principalOf(extra), input),
+      async (input: unknown, extra: Parameters<ToolDeps["principalOf"]>[0] & CallExtra) =>
+        callTool(spec, deps, deps.principalOf(extra), input, extra),
     );
   }
 }

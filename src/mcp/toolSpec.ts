@@ -20,8 +20,23 @@ export interface ToolSpec<S extends ZodRawShape = ZodRawShape> {
   guard?: (input: z.infer<z.ZodObject<S>>) => void;
   /** Text and structuredContent for a `one` result, when the default JSON is not right. */
   shape?: (row: Record<string, unknown>) => { text: string; structured: Record<string, unknown> };
+  /**
+   * Work after the SQL call, for tools that may wait (run_materialization with wait_seconds):
+   * it polls with the caller's role and may report MCP progress; returns the final row.
+   */
+  follow?: (ctx: FollowContext<z.infer<z.ZodObject<S>>>) => Promise<Record<string, unknown>>;
   /** The SQL text this call runs on the user's behalf, for the audit log. */
   auditSql?: (input: z.infer<z.ZodObject<S>>) => string | undefined;
+}
+
+export interface FollowContext<I> {
+  input: I;
+  row: Record<string, unknown>;
+  /** Runs SQL as the caller (same role and settings as the tool's own call). */
+  query: (sql: string, args: unknown[]) => Promise<Record<string, unknown>[]>;
+  /** Sends an MCP progress notification when the client asked for them (a no-op otherwise). */
+  progress: (progress: number, message: string) => Promise<void>;
+  signal?: AbortSignal;
 }
 
 /** Keeps each spec's `args` typed against its own `input`. */

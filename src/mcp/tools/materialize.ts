@@ -1,5 +1,35 @@
 import { z } from "zod";
-import { defineTool, type ToolSpec } from "../toolSpec.ts";
+import { defineTool, type FollowContext, type ToolSpec } from "../toolSpec.ts";
+
+const FINISHED = new Set(["succeeded", "failed", "cancelled"]);
+
+/**
+ * run_materialization with wait_seconds: polls the run's status as the caller until it ends or
+ * the time is up, reporting rows loaded and the current step as MCP progress.
+ */
+async function followRun(ctx: FollowContext<{ wait_seconds?: number }>): Promise<Record<string, unknown>> {
+  const wait = ctx.input.wait_seconds ?? 0;
+  if (wait <= 0) return ctx.row;
+  const until = Date.now() + wait * 1000;
+  let last = 0;
+  let lastMessage = "";
+  for (;;) {
+    const [status] = await ctx.query("select * from sextant.get_materialization_status($1)", [ctx.row.run_id]);
+    if (!status) return ctx.row;
+    const entities = (status.entities ?? {}) as Record<string, { rows?: number }>;
+    const rows = Object.values(entities).reduce((n, e) => n + (e.rows ?? 0), 0);
+    const message = `${status.status}: ${status.current_step ?? "waiting for a worker"} (${rows} rows loaded)`;
+    if (message !== lastMessage) {
+      last = Math.max(last + 1, rows);
+      lastMessage = message;
+      await ctx.progress(last, message);
+    }
+    if (FINISHED.has(status.status as string) || Date.now() >= until || ctx.signal?.aborted) {
+      return { ...status, waited: !FINISHED.has(status.status as string) ? "timed out; poll get_materialization_status" : undefined };
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
 
 /** Materialization area: sql/materialize.sql. */
 export const materializeTools: ToolSpec[] = [
@@ -39,11 +69,14 @@ export const materializeTools: ToolSpec[] = [
     input: {
       pipeline: z.string(),
       entities: z.array(z.string()).optional().describe("only these entities (default: all); models are rebuilt either way"),
+      wait_seconds: z.number().int().min(0).max(300).optional()
+        .describe("wait up to this long for the run to end (progress notifications if you ask for them); default 0: return at once"),
     },
     sql: "select id as run_id, status, entities, created_at from sextant.run_materialization($1, (select array_agg(e) from jsonb_array_elements_text($2::jsonb) as e))",
     args: ({ pipeline, entities }) => [pipeline, entities ? JSON.stringify(entities) : null],
     result: "one",
     writes: true,
+    follow: followRun,
   }),
   defineTool({
     name: "get_materialization_status",
