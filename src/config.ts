@@ -33,6 +33,9 @@ export interface Config {
   sourceAllowHosts: string[];
   /** The only directory CSV sources may read files from. */
   sourceFileDir: string;
+  /** Lifetime of OAuth access tokens (seconds) and refresh tokens (seconds). */
+  oauthAccessTtl: number;
+  oauthRefreshTtl: number;
 }
 
 function list(value: string | undefined, fallback: string[]): string[] {
@@ -74,6 +77,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     workerConcurrency: Math.max(1, int("SEXTANT_WORKER_CONCURRENCY", env.SEXTANT_WORKER_CONCURRENCY, 2)),
     workerStaleMs: Math.max(1000, Number(env.SEXTANT_WORKER_STALE_MS || 30000)),
     sourceAllowHosts: list(env.SEXTANT_SOURCE_ALLOW_HOSTS, []),
+    oauthAccessTtl: Math.max(1, Number(env.SEXTANT_OAUTH_ACCESS_TTL || 900)),
+    oauthRefreshTtl: Math.max(60, Number(env.SEXTANT_OAUTH_REFRESH_TTL || 30 * 86400)),
     sourceFileDir: path.resolve(env.SEXTANT_SOURCE_FILE_DIR || path.join(env.SEXTANT_DATA_DIR || ".sextant", "files")),
   };
 }

@@ -12,6 +12,8 @@ import { toPublicError } from "./db/errors.ts";
 import { installDbtUpload } from "./dbt/upload.ts";
 import { createGraphql } from "./graphql/preset.ts";
 import { installMcp } from "./mcp/http.ts";
+import { KeyRing } from "./oauth/keys.ts";
+import { installOAuth } from "./oauth/routes.ts";
 
 export interface RunningServer {
   url: string;
@@ -35,7 +37,8 @@ export async function startServer(opts: {
   app.set("trust proxy", false);
   const server = http.createServer(app);
   const logError = (id: string, error: unknown) => log.error({ err: error, requestId: id }, "request failed");
-  const authenticator = createAuthenticator(pool, config);
+  const keys = new KeyRing(pool);
+  const authenticator = createAuthenticator(pool, config, keys);
   const authenticate = authenticator.authenticate;
   const audit = new AuditLog(pool, (e) => log.warn({ err: e }, "audit flush failed; will retry"));
   const rateLimiter = new RateLimiter(pool, authenticator.limits, (e) => log.warn({ err: e }, "rate-limit flush failed; will retry"));
@@ -80,12 +83,19 @@ export async function startServer(opts: {
     next();
   });
 
-  const mcp = installMcp(app, { pool, authenticate, config, logError, audit, rateLimiter });
-  installDbtUpload(app, { pool, authenticate, audit });
+  // OAuth 2.1: tokens are issued for /mcp (MCP clients) or /graphql (apps), each usable only there.
+  const mcpResource = { url: `${config.publicUrl}/mcp`, metadataUrl: `${config.publicUrl}/.well-known/oauth-protected-resource/mcp` };
+  const graphqlResource = { url: `${config.publicUrl}/graphql`, metadataUrl: `${config.publicUrl}/.well-known/oauth-protected-resource/graphql` };
+  installOAuth(app, {
+    pool, keys, authenticate, log,
+    settings: { issuer: config.publicUrl, resources: [mcpResource.url, graphqlResource.url], accessTtlSeconds: config.oauthAccessTtl, refreshTtlSeconds: config.oauthRefreshTtl },
+  });
+  const mcp = installMcp(app, { pool, authenticate, config, logError, audit, rateLimiter, resource: mcpResource });
+  installDbtUpload(app, { pool, authenticate, audit, resource: graphqlResource });
 
   const pgl = createGraphql(pool, logError, audit);
   const serv = pgl.createServ(grafserv);
-  app.post("/graphql", bearerAuth(authenticate), (req, _res, next) => {
+  app.post("/graphql", bearerAuth(authenticate, graphqlResource), (req, _res, next) => {
     rateLimiter.hit(principalFromAuth(req.auth)).then(() => next(), next);
   });
   app.options("/graphql", (_req, res) => void res.status(204).end());

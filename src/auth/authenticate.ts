@@ -5,6 +5,8 @@ import { SextantError } from "../db/errors.ts";
 import { listenForAuthChanges } from "./changeListener.ts";
 import type { Principal } from "./principal.ts";
 import { createTenantLimits, type TenantLimitsCache } from "./tenantLimits.ts";
+import { decodeJwt, decodeProtectedHeader } from "jose";
+import type { KeyRing } from "../oauth/keys.ts";
 import { createJwtVerifier } from "./verifyJwt.ts";
 
 export type Authenticate = (token: string) => Promise<Principal>;
@@ -34,7 +36,7 @@ function unauthorized(message: string): SextantError {
  * notification connection is down nothing is served from the cache. Expiry is checked on
  * every use.
  */
-export function createAuthenticator(pool: pg.Pool, config: Config): Authenticator {
+export function createAuthenticator(pool: pg.Pool, config: Config, keys?: KeyRing): Authenticator {
   const verifyJwt = createJwtVerifier(config);
   const limits = createTenantLimits(pool);
   const cache = new Map<string, { at: number; principal: Principal }>();
@@ -73,6 +75,7 @@ export function createAuthenticator(pool: pg.Pool, config: Config): Authenticato
         ...(row.expires_at ? { expiresAt: Math.floor(new Date(row.expires_at).getTime() / 1000) } : {}),
       };
     }
+    if (keys && isSextantAccessToken(token)) return verifyAccessToken(token, keys);
     if (!verifyJwt) throw unauthorized("the token is not a Sextant API token and JWTs are not configured");
     let claims;
     try {
@@ -101,6 +104,44 @@ export function createAuthenticator(pool: pg.Pool, config: Config): Authenticato
       authMethod: "jwt",
       statementTimeoutMs: (await limits.get(tenant)).statementTimeoutMs,
       ...(claims.exp ? { expiresAt: claims.exp } : {}),
+    };
+  };
+
+  /** Only a peek, to route the token; everything is verified below. */
+  const isSextantAccessToken = (token: string) => {
+    try {
+      return decodeProtectedHeader(token).typ === "at+jwt" && decodeJwt(token).iss === config.publicUrl;
+    } catch {
+      return false;
+    }
+  };
+
+  /**
+   * An OAuth access token Sextant signed: signature, issuer, expiry, and its grant, which must
+   * still be valid (not revoked; the person still in the tenant at that level).
+   */
+  const verifyAccessToken = async (token: string, ring: KeyRing): Promise<Principal> => {
+    let claims;
+    try {
+      claims = await ring.verify(token, { issuer: config.publicUrl, typ: "at+jwt", requiredClaims: ["exp", "sub", "aud", "sid"] });
+    } catch (error) {
+      throw unauthorized(`the access token was refused (${(error as { code?: string }).code ?? "invalid"})`);
+    }
+    const { rows } = await pool.query("select sextant_private.oauth_grant_check($1) as g", [String(claims.sid)]);
+    const grant = rows[0].g as { tenant: string; access_level: string; principal: string } | null;
+    if (!grant || grant.tenant !== claims.tenant || grant.access_level !== claims.access_level) {
+      throw unauthorized("the access token's grant was revoked or no longer matches the person's access");
+    }
+    const { rows: roles } = await pool.query("select sextant_private.tenant_role($1, $2) as role", [grant.tenant, grant.access_level]);
+    return {
+      tenant: grant.tenant,
+      accessLevel: grant.access_level as Principal["accessLevel"],
+      dbRole: roles[0].role,
+      subject: grant.principal,
+      authMethod: "oauth",
+      audience: ([] as string[]).concat(claims.aud ?? []),
+      statementTimeoutMs: (await limits.get(grant.tenant)).statementTimeoutMs,
+      expiresAt: claims.exp,
     };
   };
 

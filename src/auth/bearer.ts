@@ -9,7 +9,7 @@ import type { Principal } from "./principal.ts";
 const NO_EXPIRY_WINDOW_S = 3600;
 
 /** Adapts Sextant's authenticator to the MCP SDK's verifier (401 + WWW-Authenticate on failure). */
-export function tokenVerifier(authenticate: Authenticate): OAuthTokenVerifier {
+export function tokenVerifier(authenticate: Authenticate, resource?: string): OAuthTokenVerifier {
   return {
     async verifyAccessToken(token) {
       let principal: Principal;
@@ -18,6 +18,10 @@ export function tokenVerifier(authenticate: Authenticate): OAuthTokenVerifier {
       } catch (error) {
         if ((error as { code?: string }).code === "SX401") throw new InvalidTokenError((error as Error).message);
         throw error;
+      }
+      // RFC 8707: an OAuth token works only at the resource it was issued for.
+      if (resource && principal.audience && !principal.audience.includes(resource)) {
+        throw new InvalidTokenError(`this token was issued for ${principal.audience.join(", ")}, not ${resource}`);
       }
       return {
         token: "", // never keep the credential on the request: nothing can log it by accident
@@ -30,9 +34,12 @@ export function tokenVerifier(authenticate: Authenticate): OAuthTokenVerifier {
   };
 }
 
-/** Express middleware: a valid Bearer credential or 401; sets req.auth.extra.principal. */
-export function bearerAuth(authenticate: Authenticate): RequestHandler {
-  return requireBearerAuth({ verifier: tokenVerifier(authenticate) });
+/**
+ * Express middleware: a valid Bearer credential for `resource` or 401 with WWW-Authenticate
+ * (pointing at the protected-resource metadata, for OAuth discovery); sets req.auth.extra.principal.
+ */
+export function bearerAuth(authenticate: Authenticate, resource?: { url: string; metadataUrl: string }): RequestHandler {
+  return requireBearerAuth({ verifier: tokenVerifier(authenticate, resource?.url), resourceMetadataUrl: resource?.metadataUrl });
 }
 
 /** The principal `bearerAuth` put on a request or MCP call. */

@@ -7,9 +7,11 @@ export interface Principal {
   dbRole: string;
   /** Person or agent name (API token) or JWT `sub`: for audit, never for access decisions. */
   subject: string;
-  authMethod: "api_token" | "jwt" | "local";
+  authMethod: "api_token" | "jwt" | "oauth" | "local";
   /** The tenant's statement timeout, applied to every call. */
   statementTimeoutMs: number;
+  /** OAuth access tokens: the resources (RFC 8707) the token is for; undefined for other credentials. */
+  audience?: string[];
   /** Seconds since the epoch; undefined for credentials that do not expire. */
   expiresAt?: number;
 }

@@ -37,8 +37,8 @@ async function saveBody(req: Request, file: string): Promise<void> {
  * (application/zip), or manifest.json alone (application/json, or application/gzip). The
  * project replaces the tenant's previous version atomically (?project= names it).
  */
-export function installDbtUpload(app: Express, deps: { pool: pg.Pool; authenticate: Authenticate; audit?: AuditLog }) {
-  app.post("/dbt/upload", bearerAuth(deps.authenticate), async (req: Request, res: Response, next: NextFunction) => {
+export function installDbtUpload(app: Express, deps: { pool: pg.Pool; authenticate: Authenticate; audit?: AuditLog; resource?: { url: string; metadataUrl: string } }) {
+  app.post("/dbt/upload", bearerAuth(deps.authenticate, deps.resource), async (req: Request, res: Response, next: NextFunction) => {
     const principal = principalFromAuth(req.auth);
     const started = performance.now();
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sextant-upload-"));

@@ -32,7 +32,7 @@ function jsonRpcError(res: Response, status: number, message: string): void {
  */
 export function installMcp(
   app: Express,
-  deps: Omit<ToolDeps, "principalOf"> & { authenticate: Authenticate; config: Config },
+  deps: Omit<ToolDeps, "principalOf"> & { authenticate: Authenticate; config: Config; resource?: { url: string; metadataUrl: string } },
 ): { close(): Promise<void> } {
   const sessions = new Map<string, Session>();
   const toolDeps: ToolDeps = { ...deps, principalOf: (extra) => principalFromAuth(extra.authInfo) };
@@ -90,7 +90,7 @@ export function installMcp(
     "/mcp",
     hostHeaderValidation(deps.config.allowedHosts.map((h) => h.replace(/:\d+$/, ""))),
     originCheck,
-    bearerAuth(deps.authenticate),
+    bearerAuth(deps.authenticate, deps.resource),
     express.json({ limit: deps.config.bodyLimit }),
     (req, res, next) => {
       handle(req, res).catch(next);

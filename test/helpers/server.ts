@@ -17,6 +17,6 @@ export async function startTestServer(db: TestDatabase, env: Record<string, stri
     SEXTANT_JWT_ISSUER: JWT_ISSUER,
     ...env,
   });
-  const server = await startServer({ config, pool: db.auth, log: pino({ level: "silent" }), port: 0 });
+  const server = await startServer({ config, pool: db.auth, log: pino({ level: "silent" }), port: env.PORT ? Number(env.PORT) : 0 });
   return { ...server, config };
 }

@@ -1,0 +1,216 @@
+import { createHash, randomBytes } from "node:crypto";
+import type { OAuthRegisteredClientsStore } from "@modelcontextprotocol/sdk/server/auth/clients.js";
+import { InvalidGrantError, InvalidTargetError, InvalidTokenError, ServerError } from "@modelcontextprotocol/sdk/server/auth/errors.js";
+import type { AuthorizationParams, OAuthServerProvider } from "@modelcontextprotocol/sdk/server/auth/provider.js";
+import type { AuthInfo } from "@modelcontextprotocol/sdk/server/auth/types.js";
+import type { OAuthClientInformationFull, OAuthTokenRevocationRequest, OAuthTokens } from "@modelcontextprotocol/sdk/shared/auth.js";
+import type { Response } from "express";
+import type pg from "pg";
+import type { KeyRing } from "./keys.ts";
+import { loginPage } from "./pages.ts";
+
+export const sha256 = (s: string) => createHash("sha256").update(s).digest("base64url");
+export const randomToken = () => randomBytes(32).toString("base64url");
+
+export interface OAuthSettings {
+  issuer: string;
+  /** Resources tokens may be issued for (RFC 8707); the first is the default (/mcp). */
+  resources: string[];
+  accessTtlSeconds: number;
+  refreshTtlSeconds: number;
+}
+
+/** What a signed authorization request carries from /authorize to the login and consent forms. */
+export interface AuthorizationRequest {
+  client_id: string;
+  redirect_uri: string;
+  code_challenge: string;
+  state?: string;
+  scopes: string[];
+  resource: string;
+}
+
+export const TICKET_LOGIN = "sx-login+jwt";
+export const TICKET_CONSENT = "sx-consent+jwt";
+export const ACCESS_TOKEN = "at+jwt";
+const TICKET_TTL = 600;
+
+/** "https://x/mcp/" and "https://x/mcp" are one resource. */
+export function normalizeResource(url: string | URL): string {
+  return String(url).replace(/\/+$/, "");
+}
+
+export function clientView(client: OAuthClientInformationFull, redirectUri: string) {
+  let host: string;
+  try {
+    const u = new URL(redirectUri);
+    host = u.host || u.protocol;
+  } catch {
+    host = redirectUri;
+  }
+  return { name: client.client_name || `an unnamed app (${client.client_id.slice(0, 8)})`, redirectHost: host };
+}
+
+/** Maps a refusal raised by sql/oauth.sql (hint = the OAuth error) to the SDK's error. */
+function oauthError(error: unknown): Error {
+  const e = error as { code?: string; hint?: string; message?: string };
+  if (e.code === "SX400" && e.hint === "invalid_target") return new InvalidTargetError(e.message ?? "invalid target");
+  if (e.code === "SX400" || e.code === "SX403") return new InvalidGrantError(e.message ?? "invalid grant");
+  return error instanceof Error ? error : new ServerError("server error");
+}
+
+/**
+ * Sextant as an OAuth 2.1 authorization server, for the MCP SDK's handlers (discovery,
+ * registration, authorize, token, revoke). State lives in PostgreSQL (sql/oauth.sql); the
+ * person signs in on Sextant's own pages (routes.ts), which this provider starts.
+ */
+export class SextantOAuthProvider implements OAuthServerProvider {
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly keys: KeyRing,
+    private readonly settings: OAuthSettings,
+    private readonly verifyAccess: (token: string) => Promise<AuthInfo>,
+  ) {}
+
+  get clientsStore(): OAuthRegisteredClientsStore {
+    const pool = this.pool;
+    return {
+      async getClient(clientId: string) {
+        const { rows } = await pool.query("select * from sextant_private.oauth_get_client($1)", [clientId]);
+        if (!rows[0]) return undefined;
+        // The secret is checked against its hash before the SDK sees the request (routes.ts);
+        // the SDK gets the client without it.
+        return { ...rows[0].metadata, client_id: clientId } as OAuthClientInformationFull;
+      },
+      async registerClient(client: Omit<OAuthClientInformationFull, "client_id" | "client_id_issued_at">) {
+        const full = client as OAuthClientInformationFull;
+        const { client_secret, ...metadata } = full;
+        await pool.query("select sextant_private.oauth_register_client($1, $2, $3)", [
+          full.client_id, client_secret ? sha256(client_secret) : null, JSON.stringify(metadata),
+        ]);
+        return full;
+      },
+    };
+  }
+
+  /** Checks the resource (RFC 8707) and shows the sign-in page. */
+  async authorize(client: OAuthClientInformationFull, params: AuthorizationParams, res: Response): Promise<void> {
+    const resource = params.resource ? normalizeResource(params.resource) : this.settings.resources[0]!;
+    if (!this.settings.resources.includes(resource)) {
+      throw new InvalidTargetError(`this server issues tokens for ${this.settings.resources.join(" and ")} only`);
+    }
+    const request: AuthorizationRequest = {
+      client_id: client.client_id,
+      redirect_uri: params.redirectUri,
+      code_challenge: params.codeChallenge,
+      state: params.state,
+      scopes: params.scopes ?? [],
+      resource,
+    };
+    const ticket = await this.keys.sign({ req: request }, {
+      typ: TICKET_LOGIN, issuer: this.settings.issuer, audience: `${this.settings.issuer}/oauth/login`, subject: client.client_id, ttlSeconds: TICKET_TTL,
+    });
+    const csrf = randomToken();
+    res.cookie("sx_csrf", csrf, { httpOnly: true, sameSite: "strict", secure: this.settings.issuer.startsWith("https:"), path: "/oauth", maxAge: TICKET_TTL * 1000 });
+    sendPage(res, 200, loginPage({ client: clientView(client, params.redirectUri), ticket, csrf }), params.redirectUri);
+  }
+
+  async challengeForAuthorizationCode(client: OAuthClientInformationFull, code: string): Promise<string> {
+    const { rows } = await this.pool.query("select sextant_private.oauth_code_challenge($1, $2) as c", [sha256(code), client.client_id]);
+    if (!rows[0].c) throw new InvalidGrantError("the authorization code is unknown");
+    return rows[0].c;
+  }
+
+  async exchangeAuthorizationCode(client: OAuthClientInformationFull, code: string, _verifier?: string, redirectUri?: string, resource?: URL): Promise<OAuthTokens> {
+    const refresh = randomToken();
+    let grant: Grant;
+    try {
+      const { rows } = await this.pool.query("select sextant_private.oauth_exchange_code($1, $2, $3, $4, $5, $6) as g", [
+        sha256(code), client.client_id, redirectUri ?? null, resource ? normalizeResource(resource) : null, sha256(refresh), this.settings.refreshTtlSeconds,
+      ]);
+      grant = rows[0].g;
+    } catch (error) {
+      throw oauthError(error);
+    }
+    if (grant.error) throw new InvalidGrantError(grant.message ?? "invalid grant");
+    return this.tokens(grant, client, refresh);
+  }
+
+  async exchangeRefreshToken(client: OAuthClientInformationFull, refreshToken: string, _scopes?: string[], resource?: URL): Promise<OAuthTokens> {
+    const refresh = randomToken();
+    let grant: Grant;
+    try {
+      const { rows } = await this.pool.query("select sextant_private.oauth_refresh($1, $2, $3, $4) as g", [
+        sha256(refreshToken), client.client_id, sha256(refresh), this.settings.refreshTtlSeconds,
+      ]);
+      grant = rows[0].g;
+    } catch (error) {
+      throw oauthError(error);
+    }
+    if (grant.error) throw new InvalidGrantError(grant.message ?? "invalid grant");
+    if (resource && normalizeResource(resource) !== grant.resource) {
+      throw new InvalidTargetError("the refresh token was issued for another resource");
+    }
+    return this.tokens(grant, client, refresh);
+  }
+
+  private async tokens(grant: Grant, client: OAuthClientInformationFull, refresh: string): Promise<OAuthTokens> {
+    const access = await this.keys.sign(
+      { tenant: grant.tenant, access_level: grant.access_level, sid: String(grant.grant_id), client_id: client.client_id, scope: grant.access_level },
+      { typ: ACCESS_TOKEN, issuer: this.settings.issuer, audience: grant.resource, subject: grant.principal, ttlSeconds: this.settings.accessTtlSeconds },
+    );
+    return { access_token: access, token_type: "Bearer", expires_in: this.settings.accessTtlSeconds, refresh_token: refresh, scope: grant.access_level };
+  }
+
+  verifyAccessToken(token: string): Promise<AuthInfo> {
+    return this.verifyAccess(token);
+  }
+
+  /** RFC 7009: a refresh token or an access token; either way its grant ends. Unknown tokens are ignored. */
+  async revokeToken(client: OAuthClientInformationFull, request: OAuthTokenRevocationRequest): Promise<void> {
+    let grantId: string | null = null;
+    if (request.token.split(".").length === 3) {
+      try {
+        const claims = await this.keys.verify(request.token, { issuer: this.settings.issuer, typ: ACCESS_TOKEN });
+        grantId = String(claims.sid);
+      } catch {
+        // Not one of ours (or expired): nothing to revoke, as RFC 7009 allows.
+      }
+    }
+    await this.pool.query("select sextant_private.oauth_revoke($1, $2, $3)", [sha256(request.token), grantId, client.client_id]);
+  }
+}
+
+interface Grant {
+  /** Set (with message) when the database refused the exchange but had to commit a revocation. */
+  error?: string;
+  message?: string;
+  grant_id: number;
+  tenant: string;
+  access_level: string;
+  principal: string;
+  scopes: string[];
+  resource: string;
+}
+
+/** HTML with the headers every sign-in page needs: no framing, no scripts, forms only to us (and the app, for the last redirect). */
+export function sendPage(res: Response, status: number, html: string, redirectUri?: string): void {
+  let formAction = "'self'";
+  if (redirectUri) {
+    try {
+      const u = new URL(redirectUri);
+      formAction += u.protocol === "http:" || u.protocol === "https:" ? ` ${u.origin}` : ` ${u.protocol}`;
+    } catch {
+      // the SDK has validated it; keep 'self' only
+    }
+  }
+  res.status(status);
+  res.setHeader("Content-Type", "text/html; charset=utf-8");
+  res.setHeader("Content-Security-Policy", `default-src 'none'; style-src 'unsafe-inline'; form-action ${formAction}; frame-ancestors 'none'; base-uri 'none'`);
+  res.setHeader("X-Frame-Options", "DENY");
+  res.setHeader("Cache-Control", "no-store");
+  res.setHeader("Referrer-Policy", "no-referrer");
+  res.send(html);
+}
+
+export { InvalidTokenError };

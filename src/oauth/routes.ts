@@ -1,0 +1,188 @@
+import { timingSafeEqual } from "node:crypto";
+import { mcpAuthRouter } from "@modelcontextprotocol/sdk/server/auth/router.js";
+import express, { type Express, type Request, type Response } from "express";
+import type pg from "pg";
+import type { Logger } from "pino";
+import { tokenVerifier } from "../auth/bearer.ts";
+import type { Authenticate } from "../auth/authenticate.ts";
+import type { KeyRing } from "./keys.ts";
+import { consentPage, loginPage, messagePage } from "./pages.ts";
+import { verifyPassword } from "./password.ts";
+import {
+  clientView, randomToken, sendPage, sha256, SextantOAuthProvider, TICKET_CONSENT, TICKET_LOGIN,
+  type AuthorizationRequest, type OAuthSettings,
+} from "./provider.ts";
+
+const LEVELS = ["viewer", "analyst", "admin"];
+const rank = (level: string) => LEVELS.indexOf(level);
+// Brute-force protection: failures per e-mail and per client address in a sliding window.
+const WINDOW_S = 900;
+const MAX_PER_EMAIL = 5;
+const MAX_PER_ADDRESS = 30;
+
+function cookie(req: Request, name: string): string | undefined {
+  for (const part of (req.headers.cookie ?? "").split(";")) {
+    const [k, ...v] = part.trim().split("=");
+    if (k === name) return decodeURIComponent(v.join("="));
+  }
+  return undefined;
+}
+
+function sameToken(a: string | undefined, b: unknown): boolean {
+  if (!a || typeof b !== "string" || a.length !== b.length) return false;
+  return timingSafeEqual(Buffer.from(a), Buffer.from(b));
+}
+
+/**
+ * OAuth 2.1 for remote MCP clients: the MCP SDK's discovery, registration, authorize, token
+ * and revocation handlers over SextantOAuthProvider, plus Sextant's own sign-in and consent
+ * forms, the JWKS, and the protected-resource metadata at the root too.
+ */
+export function installOAuth(app: Express, deps: { pool: pg.Pool; keys: KeyRing; settings: OAuthSettings; authenticate: Authenticate; log: Logger }) {
+  const { pool, keys, settings } = deps;
+  const verifier = tokenVerifier(deps.authenticate);
+  const provider = new SextantOAuthProvider(pool, keys, settings, (t) => verifier.verifyAccessToken(t));
+  const form = express.urlencoded({ extended: false, limit: "16kb" });
+
+  // Confidential clients: the secret is checked against its hash here; the SDK's handlers then
+  // see a client without a secret.
+  app.use(["/token", "/revoke"], form, async (req: Request, res: Response, next) => {
+    try {
+      const body = (req.body ?? {}) as Record<string, string>;
+      const basic = /^Basic\s+(.+)$/i.exec(req.headers.authorization ?? "");
+      if (basic) {
+        const [id, secret] = Buffer.from(basic[1]!, "base64").toString().split(":").map(decodeURIComponent);
+        body.client_id ??= id!;
+        body.client_secret ??= secret!;
+      }
+      if (typeof body.client_id === "string") {
+        const { rows } = await pool.query("select secret_hash from sextant_private.oauth_get_client($1)", [body.client_id]);
+        const hash = rows[0]?.secret_hash as string | null | undefined;
+        if (hash && !sameToken(hash, body.client_secret ? sha256(body.client_secret) : undefined)) {
+          return void res.status(401).json({ error: "invalid_client", error_description: "client authentication failed" });
+        }
+      }
+      delete body.client_secret;
+      req.body = body;
+      next();
+    } catch (error) {
+      next(error);
+    }
+  });
+
+  const resourceUrl = new URL(settings.resources[0]!);
+  app.use(
+    mcpAuthRouter({
+      provider,
+      issuerUrl: new URL(settings.issuer),
+      resourceServerUrl: resourceUrl,
+      scopesSupported: LEVELS,
+      resourceName: "Sextant",
+    }),
+  );
+  // RFC 9728 for each resource (the SDK serves /mcp's), and at the root for the default one.
+  const metadata = (resource: string) => ({ resource, authorization_servers: [new URL(settings.issuer).href], scopes_supported: LEVELS, resource_name: "Sextant" });
+  app.get("/.well-known/oauth-protected-resource", (_req, res) => void res.json(metadata(settings.resources[0]!)));
+  for (const resource of settings.resources.slice(1)) {
+    app.get(`/.well-known/oauth-protected-resource${new URL(resource).pathname}`, (_req, res) => void res.json(metadata(resource)));
+  }
+  app.get("/.well-known/jwks.json", async (_req, res, next) => {
+    try {
+      res.setHeader("Cache-Control", "max-age=300");
+      res.json(await keys.publicKeys(true));
+    } catch (error) {
+      next(error);
+    }
+  });
+
+  const readTicket = async (req: Request, typ: string, audience: string) => {
+    try {
+      return await keys.verify(String(req.body?.ticket ?? ""), { issuer: settings.issuer, audience, typ });
+    } catch {
+      return undefined;
+    }
+  };
+  const expired = (res: Response) =>
+    sendPage(res, 400, messagePage("Sign-in expired", "This sign-in request has expired or is not valid. Go back to the app and connect again."));
+  const forged = (res: Response) =>
+    sendPage(res, 403, messagePage("Form not accepted", "The form could not be verified (Sextant needs its cookie). Go back to the app and connect again."));
+
+  app.post("/oauth/login", form, async (req, res, next) => {
+    try {
+      const claims = await readTicket(req, TICKET_LOGIN, `${settings.issuer}/oauth/login`);
+      if (!claims) return expired(res);
+      const csrf = cookie(req, "sx_csrf");
+      if (!sameToken(csrf, req.body?.csrf)) return forged(res);
+      const request = claims.req as AuthorizationRequest;
+      const client = await provider.clientsStore.getClient(request.client_id);
+      if (!client) return expired(res);
+      const view = clientView(client, request.redirect_uri);
+      const email = String(req.body?.email ?? "").trim().toLowerCase().slice(0, 320);
+      const password = String(req.body?.password ?? "");
+      const again = (status: number, error: string) =>
+        sendPage(res, status, loginPage({ client: view, ticket: String(req.body.ticket), csrf: csrf!, email, error }), request.redirect_uri);
+
+      const keysFor = [`email:${email}`, `ip:${req.ip}`];
+      const [byEmail, byAddress] = await Promise.all(keysFor.map(async (k) =>
+        (await pool.query("select sextant_private.oauth_login_failures($1, $2) as n", [[k], WINDOW_S])).rows[0].n as number));
+      if (byEmail! >= MAX_PER_EMAIL || byAddress! >= MAX_PER_ADDRESS) {
+        res.setHeader("Retry-After", String(WINDOW_S));
+        return again(429, "Too many failed sign-ins. Wait 15 minutes, then try again.");
+      }
+      const { rows } = await pool.query("select * from sextant_private.oauth_user_for_login($1)", [email]);
+      const user = rows[0] as { user_id: number; password_hash: string | null; tenants: { tenant: string; name: string; access_level: string }[] } | undefined;
+      if (!(await verifyPassword(password, user?.password_hash)) || !user) {
+        await pool.query("select sextant_private.oauth_record_login($1, false)", [keysFor]);
+        deps.log.info({ email: email.replace(/^(.).*@/, "$1…@"), ip: req.ip }, "failed sign-in");
+        return again(401, "The e-mail or the password is not right.");
+      }
+      await pool.query("select sextant_private.oauth_record_login($1, true)", [[keysFor[0]]]);
+      if (user.tenants.length === 0) {
+        return sendPage(res, 403, messagePage("No tenant", "Your account does not belong to any tenant yet. Ask a Sextant admin to add you."));
+      }
+      const ticket = await keys.sign({ req: request, uid: user.user_id, tenants: user.tenants }, {
+        typ: TICKET_CONSENT, issuer: settings.issuer, audience: `${settings.issuer}/oauth/consent`, subject: email, ttlSeconds: 600,
+      });
+      sendPage(res, 200, consentPage({ client: view, email, ticket, csrf: csrf!, tenants: user.tenants, resource: request.resource }), request.redirect_uri);
+    } catch (error) {
+      next(error);
+    }
+  });
+
+  app.post("/oauth/consent", form, async (req, res, next) => {
+    try {
+      const claims = await readTicket(req, TICKET_CONSENT, `${settings.issuer}/oauth/consent`);
+      if (!claims) return expired(res);
+      if (!sameToken(cookie(req, "sx_csrf"), req.body?.csrf)) return forged(res);
+      const request = claims.req as AuthorizationRequest;
+      const tenants = claims.tenants as { tenant: string; access_level: string }[];
+      const back = new URL(request.redirect_uri);
+      if (request.state !== undefined) back.searchParams.set("state", request.state);
+      back.searchParams.set("iss", new URL(settings.issuer).href);
+      res.clearCookie("sx_csrf", { path: "/oauth" });
+      if (req.body?.decision !== "allow") {
+        back.searchParams.set("error", "access_denied");
+        back.searchParams.set("error_description", "the person did not allow access");
+        return void res.redirect(303, back.href);
+      }
+      const chosen = tenants.find((t) => t.tenant === req.body?.tenant);
+      if (!chosen) return sendPage(res, 400, messagePage("No such tenant", "Pick one of the tenants listed on the previous page."));
+      // The person's level in the tenant, or the highest level at or below it that the app asked
+      // for when its scope names levels (an app may ask for "viewer" only).
+      const asked = request.scopes.filter((s) => LEVELS.includes(s));
+      const allowed = asked.filter((s) => rank(s) <= rank(chosen.access_level)).sort((a, b) => rank(b) - rank(a));
+      const level = asked.length === 0 ? chosen.access_level : (allowed[0] ?? "viewer");
+      const code = randomToken();
+      await pool.query("select sextant_private.oauth_create_code($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)", [
+        sha256(code), request.client_id, claims.uid, chosen.tenant, level, request.redirect_uri, request.code_challenge,
+        request.scopes, request.resource, 300,
+      ]);
+      back.searchParams.set("code", code);
+      res.redirect(303, back.href);
+    } catch (error) {
+      next(error);
+    }
+  });
+
+  return { provider };
+}

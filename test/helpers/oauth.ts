@@ -1,0 +1,85 @@
+import { createHash, randomBytes } from "node:crypto";
+import type { OAuthClientProvider } from "@modelcontextprotocol/sdk/client/auth.js";
+import type { OAuthClientInformationMixed, OAuthClientMetadata, OAuthTokens } from "@modelcontextprotocol/sdk/shared/auth.js";
+
+export const REDIRECT = "http://127.0.0.1:9/callback";
+
+/** An OAuth client for the MCP SDK that keeps everything in memory and records where it was sent to sign in. */
+export class MemoryOAuthClient implements OAuthClientProvider {
+  info?: OAuthClientInformationMixed;
+  saved?: OAuthTokens;
+  verifier = "";
+  authUrl?: URL;
+  constructor(readonly name = "Test MCP client", readonly scope?: string) {}
+  get redirectUrl() {
+    return REDIRECT;
+  }
+  get clientMetadata(): OAuthClientMetadata {
+    return { client_name: this.name, redirect_uris: [REDIRECT], grant_types: ["authorization_code", "refresh_token"], response_types: ["code"], token_endpoint_auth_method: "none", ...(this.scope ? { scope: this.scope } : {}) };
+  }
+  clientInformation() {
+    return this.info;
+  }
+  saveClientInformation(info: OAuthClientInformationMixed) {
+    this.info = info;
+  }
+  tokens() {
+    return this.saved;
+  }
+  saveTokens(tokens: OAuthTokens) {
+    this.saved = tokens;
+  }
+  redirectToAuthorization(url: URL) {
+    this.authUrl = url;
+  }
+  saveCodeVerifier(v: string) {
+    this.verifier = v;
+  }
+  codeVerifier() {
+    return this.verifier;
+  }
+}
+
+export function pkce() {
+  const verifier = randomBytes(32).toString("base64url");
+  return { verifier, challenge: createHash("sha256").update(verifier).digest("base64url") };
+}
+
+function hidden(html: string, name: string): string {
+  const m = new RegExp(`name="${name}" value="([^"]*)"`).exec(html);
+  if (!m) throw new Error(`no hidden field ${name} in: ${html.slice(0, 400)}`);
+  return m[1]!.replace(/&amp;/g, "&").replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&lt;/g, "<").replace(/&gt;/g, ">");
+}
+
+export interface SignInResult {
+  status: number;
+  /** Where the browser was sent at the end (the app's redirect URI with code or error). */
+  location?: URL;
+  html: string;
+}
+
+/**
+ * Does in HTTP what a person does in a browser: opens the authorization URL, submits the
+ * sign-in form, then the consent form (allow or deny, for a tenant).
+ */
+export async function signIn(authUrl: URL | string, email: string, password: string, opts: { tenant?: string; decision?: string; dropCookie?: boolean } = {}): Promise<SignInResult> {
+  const first = await fetch(authUrl, { redirect: "manual" });
+  const html = await first.text();
+  if (first.status !== 200) return { status: first.status, html, location: first.headers.get("location") ? new URL(first.headers.get("location")!) : undefined };
+  const cookie = (first.headers.get("set-cookie") ?? "").split(";")[0]!;
+  const base = new URL(authUrl).origin;
+  const post = (path: string, fields: Record<string, string>) =>
+    fetch(`${base}${path}`, {
+      method: "POST",
+      redirect: "manual",
+      headers: { "content-type": "application/x-www-form-urlencoded", ...(opts.dropCookie ? {} : { cookie }) },
+      body: new URLSearchParams(fields).toString(),
+    });
+  const login = await post("/oauth/login", { ticket: hidden(html, "ticket"), csrf: hidden(html, "csrf"), email, password });
+  const consentHtml = await login.text();
+  if (login.status !== 200 || !consentHtml.includes('action="/oauth/consent"')) return { status: login.status, html: consentHtml };
+  const tenant = opts.tenant ?? /name="tenant" value="([^"]+)"/.exec(consentHtml)?.[1] ?? /<option value="([^"]+)"/.exec(consentHtml)?.[1] ?? "";
+  const consent = await post("/oauth/consent", { ticket: hidden(consentHtml, "ticket"), csrf: hidden(consentHtml, "csrf"), decision: opts.decision ?? "allow", tenant });
+  const location = consent.headers.get("location");
+  return { status: consent.status, html: await consent.text(), location: location ? new URL(location) : undefined };
+}
