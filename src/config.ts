@@ -36,6 +36,8 @@ export interface Config {
   /** Lifetime of OAuth access tokens (seconds) and refresh tokens (seconds). */
   oauthAccessTtl: number;
   oauthRefreshTtl: number;
+  /** Optional sign-in through an upstream OpenID Connect provider (the person must exist in Sextant). */
+  oidc?: { issuer: string; clientId: string; clientSecret: string; name: string };
 }
 
 function list(value: string | undefined, fallback: string[]): string[] {
@@ -77,6 +79,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     workerConcurrency: Math.max(1, int("SEXTANT_WORKER_CONCURRENCY", env.SEXTANT_WORKER_CONCURRENCY, 2)),
     workerStaleMs: Math.max(1000, Number(env.SEXTANT_WORKER_STALE_MS || 30000)),
     sourceAllowHosts: list(env.SEXTANT_SOURCE_ALLOW_HOSTS, []),
+    oidc: env.SEXTANT_OIDC_ISSUER
+      ? {
+          issuer: env.SEXTANT_OIDC_ISSUER.replace(/\/$/, ""),
+          clientId: env.SEXTANT_OIDC_CLIENT_ID ?? "",
+          clientSecret: env.SEXTANT_OIDC_CLIENT_SECRET ?? "",
+          name: env.SEXTANT_OIDC_NAME || new URL(env.SEXTANT_OIDC_ISSUER).hostname,
+        }
+      : undefined,
     oauthAccessTtl: Math.max(1, Number(env.SEXTANT_OAUTH_ACCESS_TTL || 900)),
     oauthRefreshTtl: Math.max(60, Number(env.SEXTANT_OAUTH_REFRESH_TTL || 30 * 86400)),
     sourceFileDir: path.resolve(env.SEXTANT_SOURCE_FILE_DIR || path.join(env.SEXTANT_DATA_DIR || ".sextant", "files")),

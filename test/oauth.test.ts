@@ -6,6 +6,7 @@ import { hashPassword } from "../src/oauth/password.ts";
 import { runCli } from "./helpers/cli.ts";
 import { createTestDatabase, type TestDatabase } from "./helpers/db.ts";
 import { callOk, textOf } from "./helpers/mcpClient.ts";
+import { startFakeOidc } from "./helpers/fakeOidc.ts";
 import { MemoryOAuthClient, pkce, REDIRECT, signIn } from "./helpers/oauth.ts";
 import { freePort } from "./helpers/ports.ts";
 import { startTestServer } from "./helpers/server.ts";
@@ -315,5 +316,67 @@ describe("grants: listed and revoked by the person and by tenant admins", () => 
     expect((await mcpStatus(after.access_token)).status).toBe(200);
     const jwks = await (await fetch(`${base}/.well-known/jwks.json`)).json();
     expect(jwks.keys.length).toBe(2);
+  });
+});
+
+describe("sign-in through an upstream OpenID Connect provider", () => {
+  test("the provider proves the e-mail; the person must exist in Sextant; state is checked", { timeout: 30_000 }, async () => {
+    const idp = await startFakeOidc({ clientId: "sextant-rp", clientSecret: "rp-secret" });
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    const other = await startTestServer(db, {
+      PORT: String(port), SEXTANT_PUBLIC_URL: url, SEXTANT_OIDC_ISSUER: idp.issuer, SEXTANT_OIDC_CLIENT_ID: "sextant-rp",
+      SEXTANT_OIDC_CLIENT_SECRET: "rp-secret", SEXTANT_OIDC_NAME: "Fake IdP",
+    });
+    try {
+      const reg = await (await fetch(`${url}/register`, { method: "POST", headers: { "content-type": "application/json" },
+        body: JSON.stringify({ client_name: "upstream test", redirect_uris: [REDIRECT], token_endpoint_auth_method: "none" }) })).json();
+      const run = async (email: string, tamper = false) => {
+        idp.state.email = email;
+        const { verifier, challenge } = pkce();
+        const a = new URL(`${url}/authorize`);
+        for (const [k, v] of Object.entries({ response_type: "code", client_id: reg.client_id, redirect_uri: REDIRECT, code_challenge: challenge, code_challenge_method: "S256", state: "s" })) a.searchParams.set(k, v);
+        const login = await fetch(a, { redirect: "manual" });
+        const html = await login.text();
+        expect(html).toContain("Sign in with Fake IdP");
+        const csrfCookie = login.headers.get("set-cookie")!.split(";")[0]!;
+        const field = (n: string, h: string) => new RegExp(`name="${n}" value="([^"]*)"`).exec(h)![1]!;
+        const go = await fetch(`${url}/oauth/upstream`, { method: "POST", redirect: "manual", headers: { "content-type": "application/x-www-form-urlencoded", cookie: csrfCookie },
+          body: new URLSearchParams({ ticket: field("ticket", html), csrf: field("csrf", html) }).toString() });
+        expect(go.status).toBe(303);
+        const upCookie = go.headers.get("set-cookie")!.split(";")[0]!;
+        const atIdp = await fetch(go.headers.get("location")!, { redirect: "manual" });
+        if (!atIdp.headers.get("location")) throw new Error(`idp: ${atIdp.status} ${await atIdp.text()} from ${go.headers.get("location")}`);
+        const callback = new URL(atIdp.headers.get("location")!);
+        if (tamper) callback.searchParams.set("state", "forged");
+        const back = await fetch(callback, { redirect: "manual", headers: { cookie: upCookie } });
+        return { back, html: await back.text(), verifier, client_id: reg.client_id as string };
+      };
+      const ok = await run(ANN);
+      expect(ok.back.status).toBe(200);
+      expect(ok.html).toContain("Signed in as <strong>ann@acme.test</strong>");
+      const consentCookie = ok.back.headers.getSetCookie().find((c) => c.startsWith("sx_csrf="))!.split(";")[0]!;
+      const field = (n: string) => new RegExp(`name="${n}" value="([^"]*)"`).exec(ok.html)![1]!;
+      const consent = await fetch(`${url}/oauth/consent`, { method: "POST", redirect: "manual", headers: { "content-type": "application/x-www-form-urlencoded", cookie: consentCookie },
+        body: new URLSearchParams({ ticket: field("ticket"), csrf: field("csrf"), decision: "allow", tenant: "acme" }).toString() });
+      const code = new URL(consent.headers.get("location")!).searchParams.get("code")!;
+      const t = await fetch(`${url}/token`, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" },
+        body: new URLSearchParams({ grant_type: "authorization_code", code, code_verifier: ok.verifier, client_id: ok.client_id, redirect_uri: REDIRECT }).toString() });
+      const access = ((await t.json()) as { access_token: string }).access_token;
+      const res = await fetch(`${url}/graphql`, { method: "POST", headers: { authorization: `Bearer ${access}`, "content-type": "application/json" }, body: "{}" });
+      expect(res.status).toBe(401); // the token is for /mcp, so /graphql refuses it (RFC 8707)
+      const whoami = await fetch(`${url}/mcp`, { method: "POST", headers: { authorization: `Bearer ${access}`, "content-type": "application/json", accept: "application/json, text/event-stream" },
+        body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "t", version: "1" } } }) });
+      expect(whoami.status).toBe(200);
+
+      const stranger = await run("stranger@elsewhere.test");
+      expect(stranger.back.status).toBe(403);
+      expect(stranger.html).toMatch(/has no Sextant account/);
+      const forged = await run(ANN, true);
+      expect(forged.back.status).toBe(403);
+    } finally {
+      await other.close();
+      await idp.close();
+    }
   });
 });

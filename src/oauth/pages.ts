@@ -30,7 +30,7 @@ export interface ClientView {
   redirectHost: string;
 }
 
-export function loginPage(opts: { client: ClientView; ticket: string; csrf: string; email?: string; error?: string }): string {
+export function loginPage(opts: { client: ClientView; ticket: string; csrf: string; email?: string; error?: string; upstream?: string }): string {
   return page("Sign in", `
 <h1>Sign in to Sextant</h1>
 <p><strong>${esc(opts.client.name)}</strong> wants to use Sextant on your behalf. It will send you back to <strong>${esc(opts.client.redirectHost)}</strong>.</p>
@@ -43,7 +43,13 @@ ${opts.error ? `<p class="error" role="alert" id="error">${esc(opts.error)}</p>`
   <label for="password">Password</label>
   <input id="password" name="password" type="password" autocomplete="current-password" required>
   <button type="submit">Sign in</button>
-</form>`);
+</form>${opts.upstream ? `
+<form method="post" action="/oauth/upstream">
+  <input type="hidden" name="ticket" value="${esc(opts.ticket)}">
+  <input type="hidden" name="csrf" value="${esc(opts.csrf)}">
+  <p class="muted">or</p>
+  <button type="submit" class="secondary" style="margin:0">Sign in with ${esc(opts.upstream)}</button>
+</form>` : ""}`);
 }
 
 const LEVEL_TEXT: Record<string, string> = {

@@ -70,6 +70,7 @@ export class SextantOAuthProvider implements OAuthServerProvider {
     private readonly keys: KeyRing,
     private readonly settings: OAuthSettings,
     private readonly verifyAccess: (token: string) => Promise<AuthInfo>,
+    private readonly upstreamName?: string,
   ) {}
 
   get clientsStore(): OAuthRegisteredClientsStore {
@@ -112,7 +113,7 @@ export class SextantOAuthProvider implements OAuthServerProvider {
     });
     const csrf = randomToken();
     res.cookie("sx_csrf", csrf, { httpOnly: true, sameSite: "strict", secure: this.settings.issuer.startsWith("https:"), path: "/oauth", maxAge: TICKET_TTL * 1000 });
-    sendPage(res, 200, loginPage({ client: clientView(client, params.redirectUri), ticket, csrf }), params.redirectUri);
+    sendPage(res, 200, loginPage({ client: clientView(client, params.redirectUri), ticket, csrf, upstream: this.upstreamName }), params.redirectUri);
   }
 
   async challengeForAuthorizationCode(client: OAuthClientInformationFull, code: string): Promise<string> {

@@ -8,6 +8,7 @@ import type { Authenticate } from "../auth/authenticate.ts";
 import type { KeyRing } from "./keys.ts";
 import { consentPage, loginPage, messagePage } from "./pages.ts";
 import { verifyPassword } from "./password.ts";
+import { UpstreamOidc, type UpstreamConfig } from "./upstream.ts";
 import {
   clientView, randomToken, sendPage, sha256, SextantOAuthProvider, TICKET_CONSENT, TICKET_LOGIN,
   type AuthorizationRequest, type OAuthSettings,
@@ -38,10 +39,11 @@ function sameToken(a: string | undefined, b: unknown): boolean {
  * and revocation handlers over SextantOAuthProvider, plus Sextant's own sign-in and consent
  * forms, the JWKS, and the protected-resource metadata at the root too.
  */
-export function installOAuth(app: Express, deps: { pool: pg.Pool; keys: KeyRing; settings: OAuthSettings; authenticate: Authenticate; log: Logger }) {
+export function installOAuth(app: Express, deps: { pool: pg.Pool; keys: KeyRing; settings: OAuthSettings; authenticate: Authenticate; log: Logger; upstream?: UpstreamConfig }) {
   const { pool, keys, settings } = deps;
   const verifier = tokenVerifier(deps.authenticate);
-  const provider = new SextantOAuthProvider(pool, keys, settings, (t) => verifier.verifyAccessToken(t));
+  const upstream = deps.upstream ? new UpstreamOidc(deps.upstream, `${settings.issuer}/oauth/upstream/callback`) : undefined;
+  const provider = new SextantOAuthProvider(pool, keys, settings, (t) => verifier.verifyAccessToken(t), upstream?.config.name);
   const form = express.urlencoded({ extended: false, limit: "16kb" });
 
   // Confidential clients: the secret is checked against its hash here; the SDK's handlers then
@@ -120,7 +122,7 @@ export function installOAuth(app: Express, deps: { pool: pg.Pool; keys: KeyRing;
       const email = String(req.body?.email ?? "").trim().toLowerCase().slice(0, 320);
       const password = String(req.body?.password ?? "");
       const again = (status: number, error: string) =>
-        sendPage(res, status, loginPage({ client: view, ticket: String(req.body.ticket), csrf: csrf!, email, error }), request.redirect_uri);
+        sendPage(res, status, loginPage({ client: view, ticket: String(req.body.ticket), csrf: csrf!, email, error, upstream: upstream?.config.name }), request.redirect_uri);
 
       const keysFor = [`email:${email}`, `ip:${req.ip}`];
       const [byEmail, byAddress] = await Promise.all(keysFor.map(async (k) =>
@@ -137,17 +139,73 @@ export function installOAuth(app: Express, deps: { pool: pg.Pool; keys: KeyRing;
         return again(401, "The e-mail or the password is not right.");
       }
       await pool.query("select sextant_private.oauth_record_login($1, true)", [[keysFor[0]]]);
-      if (user.tenants.length === 0) {
-        return sendPage(res, 403, messagePage("No tenant", "Your account does not belong to any tenant yet. Ask a Sextant admin to add you."));
-      }
-      const ticket = await keys.sign({ req: request, uid: user.user_id, tenants: user.tenants }, {
-        typ: TICKET_CONSENT, issuer: settings.issuer, audience: `${settings.issuer}/oauth/consent`, subject: email, ttlSeconds: 600,
-      });
-      sendPage(res, 200, consentPage({ client: view, email, ticket, csrf: csrf!, tenants: user.tenants, resource: request.resource }), request.redirect_uri);
+      await showConsent(res, request, view, user, email, csrf!);
     } catch (error) {
       next(error);
     }
   });
+
+  /** After a successful sign-in (password or upstream): the consent page, or why there is none. */
+  const showConsent = async (res: Response, request: AuthorizationRequest, view: ReturnType<typeof clientView>,
+    user: { user_id: number; tenants: { tenant: string; name: string; access_level: string }[] }, email: string, csrf: string) => {
+    if (user.tenants.length === 0) {
+      return sendPage(res, 403, messagePage("No tenant", "Your account does not belong to any tenant yet. Ask a Sextant admin to add you."));
+    }
+    const ticket = await keys.sign({ req: request, uid: user.user_id, tenants: user.tenants }, {
+      typ: TICKET_CONSENT, issuer: settings.issuer, audience: `${settings.issuer}/oauth/consent`, subject: email, ttlSeconds: 600,
+    });
+    sendPage(res, 200, consentPage({ client: view, email, ticket, csrf, tenants: user.tenants, resource: request.resource }), request.redirect_uri);
+  };
+
+  if (upstream) {
+    const UPSTREAM_COOKIE = "sx_up";
+    app.post("/oauth/upstream", form, async (req, res, next) => {
+      try {
+        const claims = await readTicket(req, TICKET_LOGIN, `${settings.issuer}/oauth/login`);
+        if (!claims) return expired(res);
+        if (!sameToken(cookie(req, "sx_csrf"), req.body?.csrf)) return forged(res);
+        const start = await upstream.start();
+        const memo = await keys.sign({ req: claims.req, state: start.state, nonce: start.nonce, verifier: start.verifier }, {
+          typ: "sx-upstream+jwt", issuer: settings.issuer, audience: `${settings.issuer}/oauth/upstream`, subject: "upstream", ttlSeconds: 600,
+        });
+        // Lax, not Strict: the provider sends the browser back with a cross-site navigation.
+        res.cookie(UPSTREAM_COOKIE, memo, { httpOnly: true, sameSite: "lax", secure: settings.issuer.startsWith("https:"), path: "/oauth/upstream", maxAge: 600_000 });
+        res.redirect(303, start.url);
+      } catch (error) {
+        deps.log.warn({ err: error }, "upstream sign-in could not start");
+        sendPage(res, 502, messagePage("Sign-in unavailable", `${upstream.config.name} cannot be reached right now. Try again, or sign in with your password.`));
+      }
+    });
+    app.get("/oauth/upstream/callback", async (req, res) => {
+      let memo;
+      try {
+        memo = await keys.verify(cookie(req, UPSTREAM_COOKIE) ?? "", { issuer: settings.issuer, audience: `${settings.issuer}/oauth/upstream`, typ: "sx-upstream+jwt" });
+      } catch {
+        return expired(res);
+      }
+      res.clearCookie(UPSTREAM_COOKIE, { path: "/oauth/upstream" });
+      if (typeof req.query.state !== "string" || !sameToken(String(memo.state), req.query.state)) return forged(res);
+      if (typeof req.query.error === "string") {
+        return sendPage(res, 403, messagePage("Sign-in refused", `${upstream.config.name} did not sign you in (${req.query.error}).`));
+      }
+      const request = memo.req as AuthorizationRequest;
+      try {
+        const email = await upstream.finish(String(req.query.code ?? ""), { nonce: String(memo.nonce), verifier: String(memo.verifier) });
+        const client = await provider.clientsStore.getClient(request.client_id);
+        if (!client) return expired(res);
+        const { rows } = await pool.query("select * from sextant_private.oauth_user_for_login($1)", [email]);
+        if (!rows[0]) {
+          return sendPage(res, 403, messagePage("No Sextant account", `${email} has no Sextant account. Ask a Sextant admin to add you (sextant user create).`));
+        }
+        const csrf = randomToken();
+        res.cookie("sx_csrf", csrf, { httpOnly: true, sameSite: "strict", secure: settings.issuer.startsWith("https:"), path: "/oauth", maxAge: 600_000 });
+        await showConsent(res, request, clientView(client, request.redirect_uri), rows[0], email, csrf);
+      } catch (error) {
+        deps.log.warn({ err: error }, "upstream sign-in failed");
+        sendPage(res, 403, messagePage("Sign-in failed", `${upstream.config.name} could not confirm who you are: ${(error as Error).message}.`));
+      }
+    });
+  }
 
   app.post("/oauth/consent", form, async (req, res, next) => {
     try {

@@ -1,0 +1,53 @@
+import { createHash, randomBytes } from "node:crypto";
+import http from "node:http";
+import { exportJWK, generateKeyPair, SignJWT } from "jose";
+
+/**
+ * A tiny OpenID provider for tests: discovery, an authorize endpoint that signs in `email`
+ * at once, a token endpoint that checks the client secret, PKCE and redirect URI, and JWKS.
+ */
+export async function startFakeOidc(opts: { clientId: string; clientSecret: string }) {
+  const { privateKey, publicKey } = await generateKeyPair("RS256");
+  const jwk = { ...(await exportJWK(publicKey)), kid: "k1", alg: "RS256", use: "sig" };
+  const codes = new Map<string, { nonce: string; challenge: string; redirect: string; email: string }>();
+  const state = { email: "ann@acme.test" };
+  let issuer = "";
+  const server = http.createServer(async (req, res) => {
+    const url = new URL(req.url!, issuer);
+    const json = (status: number, body: unknown) => {
+      res.writeHead(status, { "content-type": "application/json" });
+      res.end(JSON.stringify(body));
+    };
+    if (url.pathname === "/.well-known/openid-configuration") {
+      return json(200, { issuer, authorization_endpoint: `${issuer}/authorize`, token_endpoint: `${issuer}/token`, jwks_uri: `${issuer}/jwks` });
+    }
+    if (url.pathname === "/jwks") return json(200, { keys: [jwk] });
+    if (url.pathname === "/authorize") {
+      const code = randomBytes(12).toString("base64url");
+      codes.set(code, { nonce: url.searchParams.get("nonce")!, challenge: url.searchParams.get("code_challenge")!, redirect: url.searchParams.get("redirect_uri")!, email: state.email });
+      const back = new URL(url.searchParams.get("redirect_uri")!);
+      back.searchParams.set("code", code);
+      back.searchParams.set("state", url.searchParams.get("state")!);
+      res.writeHead(302, { location: back.href });
+      return res.end();
+    }
+    if (url.pathname === "/token" && req.method === "POST") {
+      let raw = "";
+      for await (const chunk of req) raw += chunk;
+      const form = new URLSearchParams(raw);
+      const entry = codes.get(form.get("code") ?? "");
+      if (form.get("client_id") !== opts.clientId || form.get("client_secret") !== opts.clientSecret) return json(401, { error: "invalid_client" });
+      if (!entry || entry.redirect !== form.get("redirect_uri")) return json(400, { error: "invalid_grant" });
+      if (createHash("sha256").update(form.get("code_verifier") ?? "").digest("base64url") !== entry.challenge) return json(400, { error: "invalid_grant" });
+      codes.delete(form.get("code")!);
+      const idToken = await new SignJWT({ email: entry.email, email_verified: true, nonce: entry.nonce })
+        .setProtectedHeader({ alg: "RS256", kid: "k1" }).setIssuer(issuer).setAudience(opts.clientId).setSubject("upstream-" + entry.email)
+        .setIssuedAt().setExpirationTime("5m").sign(privateKey);
+      return json(200, { access_token: "x", token_type: "Bearer", id_token: idToken });
+    }
+    json(404, { error: "not found" });
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+  issuer = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  return { issuer, state, close: () => new Promise((r) => server.close(r)) };
+}
