@@ -101,10 +101,10 @@ export function registerTools(server: McpServer, specs: ToolSpec[], deps: ToolDe
     server.registerTool(
       spec.name,
       {
-        title: spec.title,
+
         description: spec.description,
         inputSchema: spec.input,
-        annotations: { readOnlyHint: !spec.writes, openWorldHint: false },
+        annotations: { readOnlyHint: !spec.writes },
       },
       async (input: unknown, extra: Parameters<ToolDeps["principalOf"]>[0] & CallExtra) =>
         callTool(spec, deps, deps.principalOf(extra), input, extra),

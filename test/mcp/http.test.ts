@@ -40,6 +40,8 @@ describe("MCP over Streamable HTTP", () => {
     expect(tools.map((t) => t.name)).toEqual(expect.arrayContaining(["list_schemas", "whoami", "query", "explain_query"]));
     const writers = tools.filter((t) => t.annotations?.readOnlyHint !== true).map((t) => t.name);
     expect(writers.sort()).toEqual(["cancel_materialization", "provision_schema", "run_materialization", "save_learning", "teardown_schema"]);
+    // The whole tool list stays within about 2,500 tokens of an agent's context (4 characters a token).
+    expect(JSON.stringify(tools).length).toBeLessThanOrEqual(10_000);
     await client.close();
   });
 

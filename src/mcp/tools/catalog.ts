@@ -38,11 +38,11 @@ export const catalogTools: ToolSpec[] = [
   defineTool({
     name: "list_tables",
     title: "List tables",
-    description: "Tables and views you can read, with comments, row estimates and size. Paged: max_results (default 100), page_offset.",
+    description: "Tables and views you can read: comments, row estimates, size, freshness. Paged (max_results, page_offset).",
     input: {
       schema,
-      max_results: z.number().int().optional().describe("Page size, 1 to 1000 (default 100)"),
-      page_offset: z.number().int().optional().describe("Rows to skip (default 0)"),
+      max_results: z.number().optional().describe("Page size, 1 to 1000 (default 100)"),
+      page_offset: z.number().optional().describe("Rows to skip (default 0)"),
     },
     sql: "select * from sextant.list_tables($1, $2, $3)",
     args: ({ schema, max_results, page_offset }) => [schema ?? null, max_results ?? 100, page_offset ?? 0],
@@ -51,7 +51,7 @@ export const catalogTools: ToolSpec[] = [
   defineTool({
     name: "describe_table",
     title: "Describe a table",
-    description: "Columns (type, nullable, default, comment), primary key, foreign keys both ways, indexes, constraints and row estimate of a table or view.",
+    description: "Columns (type, nullable, default, comment), keys, foreign keys both ways, indexes, constraints, row estimate, freshness.",
     input: { table, schema },
     sql: "select * from sextant.describe_table($1, $2)",
     args: ({ table, schema }) => [table, schema ?? null],
@@ -61,7 +61,7 @@ export const catalogTools: ToolSpec[] = [
   defineTool({
     name: "get_metadata",
     title: "Data dictionary",
-    description: "A compact data dictionary for a schema: tables, columns, keys, join paths, enums and a few sample values (never from sensitive columns).",
+    description: "A compact data dictionary of a schema: tables, columns, keys, join paths, enums, sample values (not of sensitive columns).",
     input: { schema },
     sql: "select * from sextant.get_metadata($1)",
     args: ({ schema }) => [schema ?? null],
@@ -81,7 +81,7 @@ export const catalogTools: ToolSpec[] = [
     name: "sample_table",
     title: "Sample a table",
     description: "The first n rows (default 20) of a table or view, with sensitive columns masked.",
-    input: { table, schema, n: z.number().int().optional().describe("Rows, 1 to 1000 (default 20)") },
+    input: { table, schema, n: z.number().optional().describe("Rows, 1 to 1000 (default 20)") },
     sql: "select * from sextant.sample_table($1, $2, $3)",
     args: ({ table, schema, n }) => [table, schema ?? null, n ?? 20],
     result: "one",

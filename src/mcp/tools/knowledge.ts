@@ -16,7 +16,7 @@ export const knowledgeTools: ToolSpec[] = [
     name: "search_knowledge",
     title: "Search team knowledge",
     description: "Search your team's notes, entries and learnings in plain English.",
-    input: { query: z.string(), max_results: z.number().int().optional() },
+    input: { query: z.string(), max_results: z.number().optional() },
     sql: "select * from sextant.search_knowledge($1, $2)",
     args: ({ query, max_results }) => [query, max_results ?? 10],
     result: "rows",
@@ -24,7 +24,7 @@ export const knowledgeTools: ToolSpec[] = [
   defineTool({
     name: "save_learning",
     title: "Record a learning",
-    description: "Record something you learned (a correction, a caveat, a join that works), optionally about one table, with your confidence from 0 to 1. Needs the analyst role; admins review it.",
+    description: "Record a learning (a correction, caveat or join), optionally about a table, with confidence 0-1. Analysts+.",
     input: {
       learning: z.string().describe("One or two sentences"),
       table: z.string().optional(),

@@ -36,8 +36,8 @@ export const materializeTools: ToolSpec[] = [
   defineTool({
     name: "provision_schema",
     title: "Provision a schema",
-    description: "Create a schema for your tenant, named t_<tenant>__<name>, readable by your tenant only; with ttl_hours it is dropped automatically later. Analysts and admins.",
-    input: { name: z.string().describe('e.g. "work"'), ttl_hours: z.number().int().optional().describe("1 to 8760; omit to keep it") },
+    description: "Create schema t_<tenant>__<name>, readable by your tenant only; ttl_hours drops it later. Analysts+.",
+    input: { name: z.string(), ttl_hours: z.number().optional().describe("1-8760") },
     sql: "select * from sextant.provision_schema($1, $2)",
     args: ({ name, ttl_hours }) => [name, ttl_hours ?? null],
     result: "one",
@@ -46,8 +46,8 @@ export const materializeTools: ToolSpec[] = [
   defineTool({
     name: "teardown_schema",
     title: "Tear down a schema",
-    description: "Drop a schema your tenant provisioned, with everything in it. Analysts and admins.",
-    input: { name: z.string().describe('the name given to provision_schema, or the full "t_<tenant>__<name>"') },
+    description: "Drop a schema you provisioned, with its contents. Analysts+.",
+    input: { name: z.string() },
     sql: "select sextant.teardown_schema($1) as dropped_schema",
     args: ({ name }) => [name],
     result: "one",
@@ -56,7 +56,7 @@ export const materializeTools: ToolSpec[] = [
   defineTool({
     name: "list_pipelines",
     title: "List pipelines",
-    description: "Your tenant's pipelines (a source API, the entities it loads, SQL models built on them) with their schedule and last run.",
+    description: "Your pipelines (source, entities, SQL models), schedule and last run.",
     input: {},
     sql: "select * from sextant.list_pipelines()",
     args: () => [],
@@ -65,12 +65,12 @@ export const materializeTools: ToolSpec[] = [
   defineTool({
     name: "run_materialization",
     title: "Run a pipeline",
-    description: "Load fresh data from a pipeline's source into your tenant's schema and rebuild its models (full refresh). Returns a run id at once; poll get_materialization_status. Readers keep seeing the old tables until the new ones are complete. Analysts and admins.",
+    description: "Reload a pipeline (full refresh) into your schema; returns a run id. Readers see the old tables until the new ones are complete. Analysts+.",
     input: {
       pipeline: z.string(),
-      entities: z.array(z.string()).optional().describe("only these entities (default: all); models are rebuilt either way"),
-      wait_seconds: z.number().int().min(0).max(300).optional()
-        .describe("wait up to this long for the run to end (progress notifications if you ask for them); default 0: return at once"),
+      entities: z.array(z.string()).optional().describe("default: all"),
+      wait_seconds: z.number().min(0).max(300).optional()
+        .describe("wait for the end, with progress (default 0)"),
     },
     sql: "select id as run_id, status, entities, created_at from sextant.run_materialization($1, (select array_agg(e) from jsonb_array_elements_text($2::jsonb) as e))",
     args: ({ pipeline, entities }) => [pipeline, entities ? JSON.stringify(entities) : null],
@@ -81,8 +81,8 @@ export const materializeTools: ToolSpec[] = [
   defineTool({
     name: "get_materialization_status",
     title: "Status of a pipeline run",
-    description: "queued, running, succeeded, failed or cancelled; rows loaded per entity, the current step, attempts, error, timings.",
-    input: { run_id: z.number().int() },
+    description: "Status of a run: rows per entity, step, error.",
+    input: { run_id: z.number() },
     sql: "select * from sextant.get_materialization_status($1)",
     args: ({ run_id }) => [run_id],
     result: "one",
@@ -94,8 +94,8 @@ export const materializeTools: ToolSpec[] = [
   defineTool({
     name: "cancel_materialization",
     title: "Cancel a pipeline run",
-    description: "Cancel a run: a queued run never starts; a running one stops at its next batch and the old tables stay in place. Analysts and admins.",
-    input: { run_id: z.number().int() },
+    description: "Cancel a run; the old tables stay. Analysts+.",
+    input: { run_id: z.number() },
     sql: "select id as run_id, status, cancel_requested from sextant.cancel_materialization($1)",
     args: ({ run_id }) => [run_id],
     result: "one",

@@ -13,8 +13,8 @@ export const queryTools: ToolSpec[] = [
       "max_rows is capped by your tenant. When truncated, call again with row_offset=next_offset.",
     input: {
       sql: z.string().describe("One PostgreSQL SELECT, WITH ... SELECT, VALUES or TABLE statement"),
-      max_rows: z.number().int().optional().describe("At most this many rows (default 500)"),
-      row_offset: z.number().int().optional().describe("Skip this many rows (for the next page)"),
+      max_rows: z.number().optional().describe("At most this many rows (default 500)"),
+      row_offset: z.number().optional().describe("Skip this many rows (for the next page)"),
     },
     guard: ({ sql }) => guardSql(sql),
     sql: "select * from sextant.query($1, $2, $3)",
