@@ -11,7 +11,7 @@ export const catalogTools: ToolSpec[] = [
   defineTool({
     name: "whoami",
     title: "Who am I",
-    description: "Your tenant, access level, database role and principal, as Sextant sees them.",
+    description: "Your tenant, access level, role and principal.",
     input: {},
     sql: "select * from sextant.whoami()",
     args: () => [],

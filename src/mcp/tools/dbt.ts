@@ -43,7 +43,7 @@ export const dbtTools: ToolSpec[] = [
   defineTool({
     name: "get_project_summary",
     title: "dbt project summary",
-    description: "Your dbt projects: counts by type, schema and materialization, documentation coverage, and load freshness.",
+    description: "Your dbt projects: counts, doc coverage, load freshness.",
     input: {},
     sql: "select * from sextant.get_project_summary()",
     args: () => [],

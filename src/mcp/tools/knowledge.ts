@@ -6,7 +6,7 @@ export const knowledgeTools: ToolSpec[] = [
   defineTool({
     name: "get_knowledge",
     title: "Team knowledge about a table",
-    description: "What your team wrote down about a table (note, learnings, related entries), or about every table when none is named.",
+    description: "What your team wrote about a table (or all tables): notes, learnings, entries.",
     input: { table: z.string().optional().describe('Table name or "schema.table"') },
     sql: "select * from sextant.get_knowledge($1)",
     args: ({ table }) => [table ?? null],
