@@ -204,30 +204,68 @@ comment on function sextant.list_dbt_models(text, text, text, text, text, intege
   E'dbt models (or other resource types) of your projects, filtered by project, schema, materialization or tag.';
 grant execute on function sextant.list_dbt_models(text, text, text, text, text, integer, integer) to sextant_tenant_reader;
 
+-- The thesaurus is large and not the tenants' to read: search reaches it through this.
+revoke select on sextant_exec.thesaurus from sextant_tenant_reader;
+create or replace function sextant_exec.related_terms(stems text[])
+returns table (term text, related text, weight real)
+language sql stable security definer
+set search_path = pg_catalog, pg_temp
+as $$
+  select t.term, t.related, t.weight from sextant_exec.thesaurus as t where t.term = any (stems) limit 2000;
+$$;
+comment on function sextant_exec.related_terms(text[]) is E'Related English stems (WordNet) of some stems, for search.';
+revoke all on function sextant_exec.related_terms(text[]) from public;
+grant execute on function sextant_exec.related_terms(text[]) to sextant_tenant_reader;
+
 create or replace function sextant.search_dbt_models(query text, max_results integer default 10)
 returns setof sextant.dbt_search_hit
 language sql stable
 as $$
   -- Each stem of the question scores where it occurs (name 3, description 1.5, columns 0.7,
   -- tags and SQL 0.3), weighted by how rare it is in the tenant's project (idf), so "pharmacy"
-  -- outweighs "claim". Trigram similarity of the name adds typo and partial-name matches.
+  -- outweighs "claim". Related stems from the thesaurus (WordNet: synonyms, broader and
+  -- narrower terms, definitions) join in at a fraction of their link's weight, when the
+  -- project uses them: "drugstore" finds "pharmacy". Trigram similarity of the name adds typo
+  -- and partial-name matches.
   with stems as (
-    select s.stem, to_tsquery('english', quote_literal(s.stem)) as ts
+    select s.stem
     from unnest(tsvector_to_array(to_tsvector('english', replace(search_dbt_models.query, '_', ' ')))) as s(stem)
+  ),
+  related as (
+    select t.related as stem, max(t.weight) * 0.7 as qweight
+    from sextant_exec.related_terms(array(select stem from stems)) as t
+    where t.related not in (select stem from stems)
+    group by t.related
+  ),
+  terms as (
+    select stem, 1.0::float8 as qweight, true as original from stems
+    union all
+    select stem, qweight, false from related
+  ),
+  -- Document frequency of every term in one pass over the project's lexemes.
+  df as (
+    select l.stem, count(*)::float8 as n
+    from sextant.dbt_nodes as d, unnest(tsvector_to_array(d.search)) as l(stem)
+    where l.stem in (select stem from terms)
+    group by l.stem
   ),
   total as (select greatest(count(*), 1)::float8 as n from sextant.dbt_nodes),
   weighted as (
-    select st.stem, st.ts,
-           ln(1 + (select t.n from total as t) / (1 + (select count(*) from sextant.dbt_nodes as d where d.search @@ st.ts))) as idf
-    from stems as st
+    select t.stem, to_tsquery('english', quote_literal(t.stem)) as ts, t.qweight, t.original,
+           ln(1 + (select x.n from total as x) / (1 + coalesce(df.n, 0))) as idf
+    from terms as t left join df on df.stem = t.stem
+    -- related terms only when the project uses them (at most the 12 strongest)
+    where t.original or (df.n is not null and t.stem in (select r.stem from related as r join df as d2 on d2.stem = r.stem
+                                                        order by r.qweight desc, d2.n limit 20))
   ),
   q as (
     select lower(btrim(search_dbt_models.query)) as raw,
            (select to_tsquery('english', string_agg(quote_literal(w.stem), ' | ')) from weighted as w) as any_ts,
-           (select sum(w.idf) from weighted as w) as idf_sum
+           (select to_tsquery('english', string_agg(quote_literal(w.stem), ' | ')) from weighted as w where w.original) as own_ts,
+           (select sum(w.idf) from weighted as w where w.original) as idf_sum
   ),
   candidates as (
-    select n.*, q.raw, q.any_ts, q.idf_sum,
+    select n.*, q.raw, q.any_ts, q.own_ts, q.idf_sum,
            greatest(public.similarity(n.name, q.raw), public.word_similarity(q.raw, n.name)) as name_sim
     from sextant.dbt_nodes as n, q
     where n.resource_type in ('model', 'source', 'seed', 'snapshot', 'exposure', 'metric', 'semantic_model')
@@ -242,7 +280,7 @@ as $$
   ),
   scored as (
     select f.*,
-           coalesce((select sum(w.idf * (case when f.v_name @@ w.ts then 3 else 0 end + case when f.v_desc @@ w.ts then 1.5 else 0 end
+           coalesce((select sum(w.qweight * w.idf * (case when f.v_name @@ w.ts then 3 else 0 end + case when f.v_desc @@ w.ts then 1.5 else 0 end
                                          + case when f.v_cols @@ w.ts then 0.7 else 0 end + case when f.v_rest @@ w.ts then 0.3 else 0 end))
                        from weighted as w) / nullif(f.idf_sum, 0), 0)
              + 2 * f.name_sim as score
@@ -251,10 +289,11 @@ as $$
   select p.project_name, s.unique_id, s.name, s.resource_type, s.relation_name, s.description,
          round(s.score::numeric, 4)::float8,
          array_remove(array[
-           case when s.name_sim > 0.3 or (s.any_ts is not null and s.v_name @@ s.any_ts) then 'name' end,
-           case when s.any_ts is not null and s.v_desc @@ s.any_ts then 'description' end,
-           case when s.any_ts is not null and s.v_cols @@ s.any_ts then 'columns' end,
-           case when s.any_ts is not null and s.v_rest @@ s.any_ts then 'tags/sql' end
+           case when s.name_sim > 0.3 or (s.own_ts is not null and s.v_name @@ s.own_ts) then 'name' end,
+           case when s.own_ts is not null and s.v_desc @@ s.own_ts then 'description' end,
+           case when s.own_ts is not null and s.v_cols @@ s.own_ts then 'columns' end,
+           case when s.own_ts is not null and s.v_rest @@ s.own_ts then 'tags/sql' end,
+           case when s.any_ts is not null and s.search @@ s.any_ts and (s.own_ts is null or not s.search @@ s.own_ts) then 'related words' end
          ], null)
   from scored as s
   join sextant.dbt_projects as p on p.id = s.project_id

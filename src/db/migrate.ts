@@ -6,6 +6,7 @@ import { Logger, migrate, type Settings } from "graphile-migrate";
 // idle connection then sees the database stop (as a short CLI command does): end it at once.
 import { clearAllPools } from "graphile-migrate/dist/pgReal.js";
 import pg from "pg";
+import { ensureThesaurus } from "../dbt/thesaurus.ts";
 import { ensureSigningKey } from "../oauth/keys.ts";
 import { installWorkerSchema } from "../worker/schema.ts";
 import { projectRoot } from "./paths.ts";
@@ -35,6 +36,7 @@ export async function migrateDatabase(adminUrl: string, { verbose = false } = {}
   await client.connect();
   try {
     await ensureSigningKey(client);
+    await ensureThesaurus(client);
   } finally {
     await client.end();
   }

@@ -60,6 +60,12 @@ test("search_dbt_models beats a naive token-overlap ranker on the Tuva evaluatio
     return { ours, naive };
   });
 
+  if (process.env.SEXTANT_EVAL_VERBOSE) {
+    tuvaQuestions.forEach((q, i) => {
+      const rank = ours[i]!.findIndex((name) => q.answers.includes(name));
+      console.log(`${rank < 0 ? "miss" : `#${rank + 1}`.padEnd(4)} ${q.hard ? "hard" : "    "} ${q.question} → ${ours[i]!.slice(0, 3).join(", ")}`);
+    });
+  }
   const hardIdx = tuvaQuestions.map((q, i) => (q.hard ? i : -1)).filter((i) => i >= 0);
   const hardQs = hardIdx.map((i) => tuvaQuestions[i]!);
   const report = {
@@ -79,4 +85,16 @@ test("search_dbt_models beats a naive token-overlap ranker on the Tuva evaluatio
   expect(hardQs.length).toBeGreaterThanOrEqual(Math.ceil(tuvaQuestions.length / 3));
   expect(report.sextant.all.recall5).toBeGreaterThanOrEqual(report.naive.all.recall5);
   expect(report.sextant.all.mrr10).toBeGreaterThanOrEqual(report.naive.all.mrr10);
+});
+
+test("related words from the thesaurus: a synonym finds the model, and the reason says so; the thesaurus itself is not readable", async () => {
+  await withTx(db.auth, async (client) => {
+    await asRole(client, "sextant_t_acme");
+    const { rows } = await client.query("select name, matched_fields from sextant.search_dbt_models('drugstore', 5)");
+    expect(rows.map((r) => r.name)).toContain("core__pharmacy_claim");
+    expect(rows.find((r) => r.name === "core__pharmacy_claim")!.matched_fields).toContain("related words");
+    await client.query("savepoint s");
+    await expect(client.query("select count(*) from sextant_exec.thesaurus")).rejects.toMatchObject({ code: "42501" });
+    await client.query("rollback to savepoint s");
+  });
 });
