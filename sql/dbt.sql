@@ -155,6 +155,12 @@ begin
             || setweight(m.search_columns, 'C') || setweight(m.search_rest, 'D')
   where m.project_id = v_project.id;
 
+  -- Document frequency of each stem, for search ranking (sextant.dbt_lexemes).
+  insert into sextant.dbt_lexemes (project_id, tenant_slug, stem, df)
+  select v_project.id, slug, l.stem, count(*)
+  from sextant.dbt_nodes as n, unnest(tsvector_to_array(n.search)) as l(stem)
+  where n.project_id = v_project.id
+  group by l.stem;
   delete from sextant_private.dbt_load_items as i where i.load_id = finish_dbt_load.load_id;
   return v_project;
 end
@@ -242,10 +248,10 @@ as $$
     union all
     select stem, qweight, false from related
   ),
-  -- Document frequency of every term in one pass over the project's lexemes.
+  -- Document frequency of every term, kept at load time (sextant.dbt_lexemes).
   df as (
-    select l.stem, count(*)::float8 as n
-    from sextant.dbt_nodes as d, unnest(tsvector_to_array(d.search)) as l(stem)
+    select l.stem, sum(l.df)::float8 as n
+    from sextant.dbt_lexemes as l
     where l.stem in (select stem from terms)
     group by l.stem
   ),
@@ -254,9 +260,9 @@ as $$
     select t.stem, to_tsquery('english', quote_literal(t.stem)) as ts, t.qweight, t.original,
            ln(1 + (select x.n from total as x) / (1 + coalesce(df.n, 0))) as idf
     from terms as t left join df on df.stem = t.stem
-    -- related terms only when the project uses them (at most the 12 strongest)
+    -- related terms only when the project uses them (at most the 10 strongest)
     where t.original or (df.n is not null and t.stem in (select r.stem from related as r join df as d2 on d2.stem = r.stem
-                                                        order by r.qweight desc, d2.n limit 20))
+                                                        order by r.qweight desc, d2.n limit 10))
   ),
   q as (
     select lower(btrim(search_dbt_models.query)) as raw,

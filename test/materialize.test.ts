@@ -2,6 +2,7 @@ import { Client as McpClient, type Client } from "@modelcontextprotocol/sdk/clie
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { spawn } from "node:child_process";
 import fs from "node:fs";
+import http from "node:http";
 import os from "node:os";
 import path from "node:path";
 import pino from "pino";
@@ -345,6 +346,64 @@ describe("runs", () => {
       expect(last.error).toMatch(/429/);
     } finally {
       await down.close();
+    }
+  });
+});
+
+describe("HTTP pagination styles, rate limit, CSV over HTTP", () => {
+  test("offset, next link in the body, Link header; requests spaced by requests_per_second; a CSV by URL", { timeout: 30_000 }, async () => {
+    const times: number[] = [];
+    const records = (from: number, n: number) => Array.from({ length: Math.max(0, Math.min(n, 45 - from)) }, (_, i) => ({ id: from + i + 1, label: `item ${from + i + 1}` }));
+    const server = http.createServer((req, res) => {
+      times.push(Date.now());
+      const u = new URL(req.url!, "http://x");
+      const send = (body: unknown, headers: Record<string, string> = {}) => {
+        res.writeHead(200, { "content-type": u.pathname.endsWith(".csv") ? "text/csv" : "application/json", ...headers });
+        res.end(typeof body === "string" ? body : JSON.stringify(body));
+      };
+      const page = Number(u.searchParams.get("page") ?? 1);
+      if (u.pathname === "/offset") return send({ items: records(Number(u.searchParams.get("offset")), Number(u.searchParams.get("limit"))) });
+      if (u.pathname === "/body-link") return send({ results: records((page - 1) * 10, 10), links: { next: page * 10 < 45 ? `/body-link?page=${page + 1}` : null } });
+      if (u.pathname === "/header-link") {
+        return send(records((page - 1) * 20, 20), page * 20 < 45 ? { link: `<http://127.0.0.1:${(server.address() as { port: number }).port}/header-link?page=${page + 1}>; rel="next"` } : {});
+      }
+      if (u.pathname === "/export.csv") return send("code,amount\nA,1.5\nB,2\nC,\n");
+      res.writeHead(404).end();
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+    const base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+    try {
+      await provision("acme", "pages");
+      const def = {
+        name: "pages", target_schema: "t_acme__pages",
+        source: { name: "api", kind: "http", base_url: base, requests_per_second: 20 },
+        entities: [
+          { name: "by_offset", path: "/offset", records_path: "items", pagination: { type: "offset", limit: 10 } },
+          { name: "by_body_link", path: "/body-link", records_path: "results", pagination: { type: "next_link", next_path: "links.next" } },
+          { name: "by_header_link", path: "/header-link", pagination: { type: "next_link" } },
+        ],
+      };
+      const csv = { name: "csv_url", target_schema: "t_acme__pages", source: { name: "files", kind: "csv", base_url: base }, entities: [{ name: "export", url: "/export.csv" }] };
+      await asAdmin("acme", async (c) => {
+        await c.query("select sextant.create_pipeline($1)", [JSON.stringify(def)]);
+        await c.query("select sextant.create_pipeline($1)", [JSON.stringify(csv)]);
+      });
+      await startTestWorker();
+      const run = await waitFor(await requestRun("acme", "pages"), ["succeeded", "failed"]);
+      expect(run.error).toBeNull();
+      for (const t of ["by_offset", "by_body_link", "by_header_link"]) {
+        expect(await count(`t_acme__pages.${t}`)).toBe(45);
+        expect(await count(`(select distinct id from t_acme__pages.${t}) as d`)).toBe(45);
+      }
+      // 20 requests a second: no two requests of the run closer than ~50 ms (some slack for timers).
+      const gaps = times.slice(1).map((t, i) => t - times[i]!);
+      expect(Math.min(...gaps)).toBeGreaterThanOrEqual(40);
+      const csvRun = await waitFor(await requestRun("acme", "csv_url"), ["succeeded", "failed"]);
+      expect(csvRun.error).toBeNull();
+      expect((await db.admin.query("select code, amount from t_acme__pages.export order by code")).rows).toEqual([
+        { code: "A", amount: "1.5" }, { code: "B", amount: "2" }, { code: "C", amount: null }]);
+    } finally {
+      await new Promise((r) => server.close(r));
     }
   });
 });

@@ -126,6 +126,10 @@ describe("the full flow with the MCP SDK's client auth", () => {
     await client.connect(new StreamableHTTPClientTransport(new URL(`${base}/mcp`), { authProvider: provider }));
     expect(await callOk(client, "whoami")).toMatchObject({ tenant: "acme", access_level: "analyst", auth_method: "oauth", principal: ANN });
     const firstRefresh = provider.saved!.refresh_token!;
+    // Audited like any call, with the person and the method.
+    await new Promise((r) => setTimeout(r, 400));
+    const audited = await db.admin.query("select count(*)::int as n from sextant.audit_events where auth_method = 'oauth' and principal = $1 and tool = 'whoami'", [ANN]);
+    expect(audited.rows[0].n).toBeGreaterThanOrEqual(1);
 
     // The access token expires; the SDK refreshes it and the refresh token rotates.
     await new Promise((r) => setTimeout(r, (ACCESS_TTL + 1.5) * 1000));

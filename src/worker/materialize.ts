@@ -4,7 +4,7 @@ import type { Logger } from "pino";
 import { guardSql } from "../query/guard.ts";
 import { describeRunError, isTransient, RunError, RunStopped } from "./errors.ts";
 import { loadCsv, type CsvEntity, type CsvSource } from "./sources/csv.ts";
-import { readHttpPages, type HttpEntity, type HttpSource } from "./sources/http.ts";
+import { Pacer, readHttpPages, type HttpEntity, type HttpSource } from "./sources/http.ts";
 import { loadPostgres, type PostgresEntity, type PostgresSource } from "./sources/postgres.ts";
 import { StageWriter } from "./stageWriter.ts";
 
@@ -118,6 +118,7 @@ export function materializeTask(deps: MaterializeDeps) {
 
 async function runPipeline(claim: Claim, workerId: string, deps: MaterializeDeps, reporter: RunReporter, signal: AbortSignal, log: Logger): Promise<void> {
   const source = resolveSecrets(claim.source, claim.secrets) as Claim["source"];
+  const pacer = new Pacer((source as { requests_per_second?: number }).requests_per_second);
   const loaded: { table: string; kind: "entity" | "model"; rows: number | null; relkind: "table" | "view" }[] = [];
 
   // 1. Entities, each in its own transaction into the staging schema (invisible to readers).
@@ -137,6 +138,7 @@ async function runPipeline(claim: Claim, workerId: string, deps: MaterializeDeps
           for await (const page of readHttpPages(source as unknown as HttpSource, entity as HttpEntity, {
             signal,
             allowHosts: deps.allowHosts,
+            pacer,
             onRetry: (why) => log.info({ entity: entity.name, why }, "retrying a request"),
           })) {
             await writer.write(page.records);

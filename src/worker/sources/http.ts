@@ -56,8 +56,8 @@ function nextFromLinkHeader(link: string | null): string | undefined {
   return undefined;
 }
 
-/** Spaces requests out to the source's rate limit (per run, per source). */
-class Pacer {
+/** Spaces requests out to the source's rate limit: one per run, shared by all its entities. */
+export class Pacer {
   private next = 0;
   constructor(private readonly perSecond: number | undefined) {}
   async wait(signal: AbortSignal): Promise<void> {
@@ -77,7 +77,7 @@ class Pacer {
 export async function* readHttpPages(
   source: HttpSource,
   entity: HttpEntity,
-  opts: { signal: AbortSignal; allowHosts: string[]; onRetry?: (why: string) => void },
+  opts: { signal: AbortSignal; allowHosts: string[]; onRetry?: (why: string) => void; pacer?: Pacer },
 ): AsyncGenerator<Page> {
   if (typeof source.base_url !== "string") throw new RunError("an http source needs base_url");
   let url: URL;
@@ -96,7 +96,7 @@ export async function* readHttpPages(
   const maxRetries = source.max_retries ?? 5;
   const maxBytes = source.max_page_bytes ?? 50 * 1024 * 1024;
   const timeoutMs = source.timeout_ms ?? 30000;
-  const pacer = new Pacer(source.requests_per_second);
+  const pacer = opts.pacer ?? new Pacer(source.requests_per_second);
   let requests = 0;
   let retries = 0;
 
