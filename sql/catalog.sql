@@ -454,6 +454,21 @@ as $$
     from cols as c
     left join stats as s on s.schema_name = c.schema_name and s.table_name = c.table_name and s.name = c.name
     group by c.attrelid
+  ),
+  -- What the team wrote down (sql/knowledge.sql), briefly: the note, data quality, join hints,
+  -- and the three most trusted learnings that were not rejected.
+  knowledge as (
+    select t.oid,
+           jsonb_strip_nulls(jsonb_build_object(
+             'note', left(kn.description, 300),
+             'data_quality', left(kn.data_quality_notes, 300),
+             'join_hints', nullif(kn.join_hints, '[]'::jsonb),
+             'learnings', (select jsonb_agg(left(l.learning, 300) order by l.status = 'confirmed' desc, l.confidence desc)
+                             from (select * from sextant.learnings as l
+                                    where l.table_ref = t.schema_name || '.' || t.table_name and l.status <> 'rejected'
+                                    order by l.status = 'confirmed' desc, l.confidence desc limit 3) as l))) as k
+    from tabs as t
+    left join sextant.knowledge_notes as kn on kn.table_ref = t.schema_name || '.' || t.table_name
   )
   select
     get_metadata.schema_name,
@@ -462,9 +477,13 @@ as $$
               'kind', case t.relkind when 'v' then 'view' when 'm' then 'materialized view' when 'f' then 'foreign table' end,
               'description', obj_description(t.oid, 'pg_class'),
               'rows', case when t.reltuples >= 0 then t.reltuples::bigint end,
+              'loaded_at', mt.loaded_at,
+              'knowledge', nullif(k.k, '{}'::jsonb),
               'columns', ca.columns))
             order by t.schema_name, t.table_name), '[]')
-       from tabs as t left join colagg as ca on ca.attrelid = t.oid),
+       from tabs as t left join colagg as ca on ca.attrelid = t.oid
+       left join knowledge as k on k.oid = t.oid
+       left join sextant.materialized_tables as mt on mt.schema_name = t.schema_name and mt.table_name = t.table_name),
     (select coalesce(jsonb_agg(jsonb_build_object(
               'from', ft.schema_name || '.' || ft.table_name || '(' ||
                       (select string_agg(a.attname, ', ' order by k.i) from unnest(con.conkey) with ordinality as k(attnum, i)

@@ -70,6 +70,11 @@ describe("knowledge layer", () => {
     expect(note.data.createKnowledgeNote.knowledgeNote).toEqual({ tableRef: "shop.orders", owner: "sales-ops", updatedBy: "kn-admin" });
     const d = await viewer.callTool({ name: "describe_table", arguments: { table: "orders" } });
     expect(textOf(d)).toContain("note owner: sales-ops");
+    // get_metadata carries the note, the join hint and the learnings too, briefly.
+    const meta = textOf(await viewer.callTool({ name: "get_metadata", arguments: { schema: "shop" } }));
+    expect(meta).toContain("  note: One row per checkout");
+    expect(meta).toContain("  join hint: shop.customers on orders.customer_id = customers.id");
+    expect(meta).toMatch(/  learning: Cancelled orders still have order_items rows/);
     const acme = await connectHttp(server.url, await createToken(db, "acme", "kn-acme", "admin"));
     const seen = (await callOk(acme.client, "get_knowledge")) as { rows: unknown[] };
     expect(seen.rows).toEqual([]);

@@ -42,7 +42,12 @@ export function formatTableDescription(row: Json): { text: string; structured: J
 export function formatDataDictionary(row: Json): { text: string; structured: Json } {
   const lines: string[] = [];
   for (const t of list(row.tables)) {
-    lines.push(`${t.table}${t.kind ? ` (${t.kind})` : ""}${t.rows !== undefined ? ` ~${t.rows} rows` : ""}${t.description ? ` -- ${t.description}` : ""}`);
+    lines.push(`${t.table}${t.kind ? ` (${t.kind})` : ""}${t.rows !== undefined ? ` ~${t.rows} rows` : ""}${t.loaded_at ? ` loaded ${t.loaded_at}` : ""}${t.description ? ` -- ${t.description}` : ""}`);
+    const k = t.knowledge as Json | undefined;
+    if (k?.note) lines.push(`  note: ${k.note}`);
+    if (k?.data_quality) lines.push(`  data quality: ${k.data_quality}`);
+    for (const h of list(k?.join_hints)) lines.push(`  join hint: ${h.table ?? ""}${h.on ? ` on ${h.on}` : ""}${h.note ? ` -- ${h.note}` : ""}`);
+    for (const l of list(k?.learnings)) lines.push(`  learning: ${l}`);
     for (const c of list(t.columns)) {
       const samples = list(c.samples).length ? ` e.g. ${list(c.samples).map((s) => JSON.stringify(s)).join(", ")}` : "";
       lines.push(`  ${c.name} ${c.type}${c.pk ? " pk" : ""}${c.sensitive ? " sensitive" : ""}${c.description ? ` -- ${c.description}` : ""}${samples}`);
