@@ -828,7 +828,7 @@ begin
   execute format('create schema %I authorization %I', v_stage, v_builder);
   update sextant.materialization_runs as r
   set status = 'running', started_at = coalesce(r.started_at, now()), worker_id = claim_run.worker_id,
-      heartbeat_at = now(), attempts = attempt, current_step = 'starting', progress = '{}'
+      heartbeat_at = now(), attempts = r.attempts + 1, current_step = 'starting', progress = '{}'
   where r.id = v_run.id;
   return jsonb_build_object(
     'run_id', v_run.id, 'tenant', v_pipeline.tenant_slug, 'pipeline', v_pipeline.name, 'pipeline_id', v_pipeline.id,
@@ -967,13 +967,18 @@ end
 $$;
 revoke all on function sextant_private.index_pipeline_models(bigint) from public;
 
--- Ends a run that will not be retried (failed or cancelled), or puts it back in the queue
--- with the error of the attempt (retrying). The staging schema goes; the old tables stay.
-create or replace function sextant_private.end_run(run_id bigint, status text, error text)
-returns void
+-- Ends a run that will not be retried (failed, or cancelled when cancelling was asked), or puts
+-- it back in the queue with the error of the attempt. Only the worker that holds the run may:
+-- a run another worker took over (after missed heartbeats) is left alone. The staging schema
+-- goes; the old tables stay.
+drop function if exists sextant_private.end_run(bigint, text, text);
+create or replace function sextant_private.end_run(run_id bigint, status text, error text, worker_id text)
+returns boolean
 language plpgsql volatile security definer
 set search_path = pg_catalog, pg_temp
 as $$
+declare
+  v_done boolean;
 begin
   if status not in ('failed', 'cancelled', 'queued') then
     raise exception 'end_run: bad status %', status;
@@ -983,12 +988,17 @@ begin
       finished_at = case when end_run.status = 'queued' then null else now() end,
       current_step = case end_run.status when 'queued' then 'waiting to retry' when 'cancelled' then 'cancelled; old tables kept'
                                          else 'failed; old tables kept' end
-  where r.id = end_run.run_id and r.status in ('queued', 'running');
-  execute format('drop schema if exists %I cascade', 'sextant_stage_' || run_id);
+  where r.id = end_run.run_id and r.status = 'running' and r.worker_id = end_run.worker_id
+    and (end_run.status <> 'cancelled' or r.cancel_requested);
+  v_done := found;
+  if v_done then
+    execute format('drop schema if exists %I cascade', 'sextant_stage_' || run_id);
+  end if;
+  return v_done;
 end
 $$;
-revoke all on function sextant_private.end_run(bigint, text, text) from public;
-grant execute on function sextant_private.end_run(bigint, text, text) to sextant_worker;
+revoke all on function sextant_private.end_run(bigint, text, text, text) from public;
+grant execute on function sextant_private.end_run(bigint, text, text, text) to sextant_worker;
 
 -- Which tables of a target schema a pipeline may replace: its own earlier output, or names
 -- that are free. Returns the names that belong to something else.
@@ -1027,7 +1037,21 @@ begin
     returning r.worker_id
   )
   select array_agg(distinct worker_id) into v_workers from stale where worker_id is not null;
-  -- Runs whose job graphile-worker gave up on (its last attempt crashed) end as failed.
+  -- Queued runs whose job is still locked by a worker that went away without recording the
+  -- attempt (stopped or crashed while stopping).
+  v_workers := coalesce(v_workers, '{}') || coalesce((
+    select array_agg(distinct j.locked_by)
+    from sextant.materialization_runs as r
+    join graphile_worker._private_jobs as j on j.key = 'sextant_run_' || r.id
+    where r.status = 'queued' and j.locked_by is not null and r.heartbeat_at < now() - stale_after), '{}');
+  -- Queued runs that lost their job (a worker that was taken over finished it) get a new one
+  -- while attempts remain; runs whose job graphile-worker gave up on, or that used 5
+  -- attempts, end as failed. Never stuck.
+  perform graphile_worker.add_job('sextant_materialize', json_build_object('run_id', r.id),
+            queue_name => 'sextant_pipeline_' || r.pipeline_id, job_key => 'sextant_run_' || r.id, max_attempts => 5 - r.attempts)
+  from sextant.materialization_runs as r
+  where r.status = 'queued' and r.attempts between 1 and 4
+    and not exists (select from graphile_worker.jobs as j where j.key = 'sextant_run_' || r.id);
   update sextant.materialization_runs as r
   set status = 'failed', finished_at = now(), current_step = 'failed; old tables kept',
       error = coalesce(r.error, 'the job failed') || ' (gave up after ' || r.attempts || ' attempts)'

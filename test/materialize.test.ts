@@ -509,7 +509,8 @@ describe("a worker killed in the middle of a load", () => {
     const before = await count("t_acme__shop_api.customers");
     expect(before).toBe(120);
 
-    const slow = await startShopApi({ delayMs: 60, customers: 1500, token: "shop-secret-token" });
+    const apiOpts = { delayMs: 60, customers: 1500, token: "shop-secret-token" };
+    const slow = await startShopApi(apiOpts);
     const child = spawn(process.execPath, [SEXTANT_BIN, "worker"], {
       env: { ...process.env, DATABASE_URL: db.adminUrl, SEXTANT_SOURCE_ALLOW_HOSTS: "127.0.0.1", LOG_LEVEL: "warn" },
       stdio: ["ignore", "ignore", "pipe"],
@@ -528,6 +529,7 @@ describe("a worker killed in the middle of a load", () => {
       // Readers still see the complete old table while the run is stuck with a dead worker.
       expect(await count("t_acme__shop_api.customers")).toBe(before);
       expect((await status(runId)).status).toBe("running");
+      apiOpts.delayMs = 0; // the retry may go fast
       // Another worker notices the missing heartbeats and takes the job over.
       await startTestWorker(2000);
       const done = await waitFor(runId, ["succeeded", "failed"], 60000);
@@ -585,6 +587,36 @@ describe("sextant pipeline (CLI)", () => {
       }
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("a worker that shuts down gracefully in the middle of a load", () => {
+  test("puts the run back in the queue (not failed); the next worker finishes it", { timeout: 60_000 }, async () => {
+    const apiOpts = { delayMs: 60, customers: 4000, pageSize: 25, token: "shop-secret-token" };
+    const slow = await startShopApi(apiOpts);
+    try {
+      await provision("acme", "graceful");
+      await definePipeline("acme", { name: "graceful", target_schema: "t_acme__graceful" }, slow.url);
+      const first = await startTestWorker();
+      const runId = await requestRun("acme", "graceful");
+      await waitUntil(runId, (r) => r.status === "running" && (r.progress.customers?.rows ?? 0) >= 50);
+      await first.stop(); // graceful: waits, then aborts the job after graphile-worker's timeout
+      worker = undefined;
+      const stopped = await status(runId);
+      expect(stopped).toMatchObject({ status: "queued", current_step: "waiting to retry" });
+      expect(stopped.error).toMatch(/worker shut down/);
+      apiOpts.delayMs = 0; // the retry may go fast
+      await db.admin.query("update graphile_worker._private_jobs set run_at = now() where key = $1", [`sextant_run_${runId}`]);
+      await startTestWorker();
+      const done = await waitFor(runId, ["succeeded", "failed"], 40_000).catch(async (e) => {
+        const job = await db.admin.query("select j.*, q.locked_by as qlocked from graphile_worker._private_jobs j left join graphile_worker._private_job_queues q on q.id = j.job_queue_id where key = $1", [`sextant_run_${runId}`]);
+        throw new Error(`${e.message}: ${JSON.stringify(job.rows)}`);
+      });
+      expect(done).toMatchObject({ status: "succeeded", error: null });
+      expect(await count("t_acme__graceful.customers")).toBe(4000);
+    } finally {
+      await slow.close();
     }
   });
 });

@@ -24,7 +24,8 @@ export function isTransient(error: unknown): boolean {
   if (error instanceof RunError) return error.transient;
   const code = (error as { code?: string; cause?: { code?: string } })?.code ?? (error as { cause?: { code?: string } })?.cause?.code;
   // PostgreSQL: connection failures (08), operator intervention (57P01..), serialization (40).
-  return !!code && (TRANSIENT_CODES.has(code) || /^(08|40|57P0)/.test(code));
+  // 55P03: lock_timeout (another transaction held a table too long).
+  return !!code && (TRANSIENT_CODES.has(code) || /^(08|40|57P0|55P03)/.test(code));
 }
 
 /** One line for the run's error column: the message, and PostgreSQL's hint when there is one. */

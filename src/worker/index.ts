@@ -28,7 +28,8 @@ export interface WorkerOptions {
 export async function startWorker(opts: WorkerOptions): Promise<WorkerHandle> {
   const { log } = opts;
   // The admin login, acting as sextant_worker for the whole session.
-  const pool = new pg.Pool({ connectionString: opts.adminUrl, max: opts.concurrency + 4, options: "-c role=sextant_worker" });
+  // A load never waits more than 30 s for a lock (it fails and is retried instead of hanging).
+  const pool = new pg.Pool({ connectionString: opts.adminUrl, max: opts.concurrency + 4, options: "-c role=sextant_worker -c lock_timeout=30s" });
   pool.on("error", (e) => log.warn({ err: e }, "worker connection error"));
   pool.on("connect", (client) => client.on("error", (e) => log.warn({ err: e }, "worker connection error")));
   const wlog = log.child({ component: "worker" });
@@ -51,7 +52,7 @@ export async function startWorker(opts: WorkerOptions): Promise<WorkerHandle> {
     pollInterval: 1000,
     logger,
     taskList: {
-      sextant_materialize: materializeTask({ pool, log, allowHosts: opts.allowHosts, fileDir: opts.fileDir }) as never,
+      sextant_materialize: materializeTask({ pool, log, allowHosts: opts.allowHosts, fileDir: opts.fileDir, staleMs: opts.staleMs }) as never,
       sextant_tick: async () => {
         const { rows } = await pool.query("select sextant_private.scheduler_tick(now()) as result");
         if (rows[0].result.queued || rows[0].result.schemas_dropped) log.info(rows[0].result, "scheduler tick");
@@ -66,10 +67,20 @@ export async function startWorker(opts: WorkerOptions): Promise<WorkerHandle> {
   return {
     runner,
     reap,
+    /**
+     * Graceful: running jobs are asked to stop (after graphile-worker's 5 s) and go back to the
+     * queue. Bounded: after 20 s the runner is killed and the pool dropped, so a stuck job
+     * cannot keep the process alive (its run is reaped by the next worker).
+     */
     async stop() {
       clearInterval(timer);
-      await runner.stop().catch(() => {});
-      await pool.end().catch(() => {});
+      const within = (p: Promise<unknown>, ms: number) =>
+        Promise.race([p.then(() => true, () => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms).unref())]);
+      if (!(await within(runner.stop(), 20_000))) {
+        log.warn("worker did not stop in 20 s; killing it");
+        await within(runner.kill(), 5_000);
+      }
+      await within(pool.end(), 5_000);
     },
   };
 }

@@ -30,6 +30,7 @@ export interface MaterializeDeps {
   log: Logger;
   allowHosts: string[];
   fileDir: string;
+  staleMs: number;
 }
 
 const quote = (id: string) => '"' + id.replace(/"/g, '""') + '"';
@@ -58,8 +59,9 @@ class RunReporter {
   constructor(
     private readonly pool: pg.Pool,
     private readonly runId: number,
+    heartbeatMs: number,
   ) {
-    this.timer = setInterval(() => void this.send(null, null, null).catch(() => {}), 2000);
+    this.timer = setInterval(() => void this.send(null, null, null).catch(() => {}), heartbeatMs);
   }
   async send(step: string | null, entity: string | null, progress: Record<string, unknown> | null): Promise<boolean> {
     const { rows } = await this.pool.query("select sextant_private.report_progress($1, $2, $3, $4) as stop", [
@@ -91,24 +93,36 @@ export function materializeTask(deps: MaterializeDeps) {
     const claim = rows[0].claim as Claim | null;
     if (!claim) return;
     const log = deps.log.child({ run: runId, pipeline: claim.pipeline, tenant: claim.tenant });
-    const reporter = new RunReporter(deps.pool, runId);
+    // Heartbeats well inside the stale limit, so a live worker is never taken for a dead one.
+    const reporter = new RunReporter(deps.pool, runId, Math.max(200, Math.min(2000, deps.staleMs / 4)));
     try {
       await runPipeline(claim, workerId, deps, reporter, helpers.abortSignal, log);
       log.info("run succeeded");
     } catch (error) {
+      const end = async (status: string, why: string | null) =>
+        (await deps.pool.query("select sextant_private.end_run($1, $2, $3, $4) as done", [runId, status, why, workerId])).rows[0].done as boolean;
       if (error instanceof RunStopped || reporter.stop) {
-        await deps.pool.query("select sextant_private.end_run($1, 'cancelled', null)", [runId]);
-        log.info("run cancelled");
+        // Cancelled, or another worker took the run over after missed heartbeats (then nothing changes).
+        if (await end("cancelled", null)) log.info("run cancelled");
+        else log.warn("run was taken over by another worker; this attempt stops");
         return;
+      }
+      if (helpers.abortSignal.aborted) {
+        // The worker is shutting down: back to the queue, not failed.
+        await end("queued", `attempt ${helpers.job.attempts} stopped: the worker shut down`);
+        // graphile-worker may not record this attempt while it stops: free the job for others now.
+        await deps.pool.query("select graphile_worker.force_unlock_workers($1::text[])", [[workerId]]);
+        log.info("worker stopping; run goes back to the queue");
+        throw error;
       }
       const message = describeRunError(error);
       const last = helpers.job.attempts >= helpers.job.max_attempts;
       if (isTransient(error) && !last) {
-        await deps.pool.query("select sextant_private.end_run($1, 'queued', $2)", [runId, `attempt ${helpers.job.attempts} failed: ${message}`]);
+        await end("queued", `attempt ${helpers.job.attempts} failed: ${message}`);
         log.warn({ err: message }, "run attempt failed; graphile-worker will retry");
         throw error;
       }
-      await deps.pool.query("select sextant_private.end_run($1, 'failed', $2)", [runId, message]);
+      await end("failed", message);
       log.warn({ err: message }, "run failed");
     } finally {
       reporter.close();
