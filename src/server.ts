@@ -87,7 +87,7 @@ export async function startServer(opts: {
   const mcpResource = { url: `${config.publicUrl}/mcp`, metadataUrl: `${config.publicUrl}/.well-known/oauth-protected-resource/mcp` };
   const graphqlResource = { url: `${config.publicUrl}/graphql`, metadataUrl: `${config.publicUrl}/.well-known/oauth-protected-resource/graphql` };
   installOAuth(app, {
-    pool, keys, authenticate, log, upstream: config.oidc,
+    pool, keys, authenticate, log, upstream: config.oidc, onRevoke: authenticator.forget,
     settings: { issuer: config.publicUrl, resources: [mcpResource.url, graphqlResource.url], accessTtlSeconds: config.oauthAccessTtl, refreshTtlSeconds: config.oauthRefreshTtl },
   });
   const mcp = installMcp(app, { pool, authenticate, config, logError, audit, rateLimiter, resource: mcpResource });

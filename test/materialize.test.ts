@@ -157,6 +157,64 @@ describe("provisioned schemas", () => {
   });
 });
 
+describe("crossing tenants and hostile input (SQL, as psql and the server run it)", () => {
+  test("another tenant sees, runs, cancels and tears down nothing of acme's", async () => {
+    const pipelineId = (await definePipeline("acme")).id;
+    const runId = await requestRun("acme", "shop_api");
+    await withTx(db.auth, async (c) => {
+      await asRole(c, "sextant_t_globex__admin");
+      expect((await c.query("select * from sextant.list_pipelines()")).rows).toEqual([]);
+      expect((await c.query("select * from sextant.get_materialization_status($1)", [runId])).rows).toEqual([]);
+      await refused(c, "select sextant.run_materialization('shop_api')", "SX404");
+      await refused(c, `select sextant.cancel_materialization(${runId})`, "SX404");
+      await refused(c, "select sextant.teardown_schema('t_acme__shop_api')", "SX404");
+      await refused(c, "select sextant.set_pipeline_secret('shop_api', 'x', 'y')", "SX404");
+      await refused(c, "select sextant.delete_pipeline('shop_api')", "SX404");
+      // Direct writes past the functions: RLS refuses or matches no row.
+      expect((await c.query(`update sextant.materialization_runs set cancel_requested = true where id = ${runId}`)).rowCount).toBe(0);
+      expect((await c.query("select count(*)::int as n from sextant.materialized_tables")).rows[0].n).toBe(0);
+    });
+    expect((await status(runId)).cancel_requested).toBe(false);
+    await asAdmin("acme", (c) => c.query("select sextant.cancel_materialization($1)", [runId]));
+    // With no run active: a run or a model pointing at acme's pipeline, written as globex.
+    await withTx(db.auth, async (c) => {
+      await asRole(c, "sextant_t_globex__admin");
+      await refused(c, `insert into sextant.materialization_runs (tenant_slug, pipeline_id) values ('acme', ${pipelineId})`, "42501");
+      await refused(c, `insert into sextant.materialization_runs (tenant_slug, pipeline_id) values ('globex', ${pipelineId})`, "42501");
+      await refused(c, `insert into sextant.pipeline_models (pipeline_id, tenant_slug, name, raw_sql) values (${pipelineId}, 'globex', 'evil', 'select 1')`, "42501");
+    });
+  });
+
+  test.each([
+    ["provision_schema", "select sextant.provision_schema($1)", ["x; drop schema acme_sales cascade"], "SX400"],
+    ["provision_schema", "select sextant.provision_schema($1)", ["../globex_ops"], "SX400"],
+    ["provision_schema", "select sextant.provision_schema($1)", ["a".repeat(80)], "SX400"],
+    ["provision_schema", "select sextant.provision_schema($1)", ["ünïcode"], "SX400"],
+    ["provision_schema", "select sextant.provision_schema($1, $2)", ["ok", -5], "SX400"],
+    ["teardown_schema", "select sextant.teardown_schema($1)", ["t_globex__x"], "SX404"],
+    ["teardown_schema", "select sextant.teardown_schema($1)", ["pg_catalog"], "SX404"],
+    ["run_materialization", "select sextant.run_materialization($1)", ["shop_api'; drop table acme_sales.orders; --"], "SX404"],
+    ["run_materialization", "select sextant.run_materialization($1, $2)", ["shop_api", ["customers", "pg_authid"]], "SX400"],
+    ["create_pipeline", "select sextant.create_pipeline($1)", [JSON.stringify({ name: "x", source: "not an object" })], "SX400"],
+    ["create_pipeline", "select sextant.create_pipeline($1)", [JSON.stringify({ name: "x", target_schema: "t_acme__shop_api", source: { kind: "file" }, entities: [{ name: "a" }] })], "SX400"],
+    ["create_pipeline", "select sextant.create_pipeline($1)", [JSON.stringify({ name: "x", target_schema: "t_acme__shop_api", source: { kind: "http" }, entities: [{ name: "a; drop" }] })], "SX400"],
+    ["set_pipeline_secret", "select sextant.set_pipeline_secret($1, $2, $3)", ["shop_api", "bad name!", "v"], "SX400"],
+    ["set_pipeline_secret", "select sextant.set_pipeline_secret($1, $2, $3)", ["shop_api", "ok", ""], "SX400"],
+    ["revoke_oauth_grant", "select sextant.revoke_oauth_grant($1)", [-1], "SX404"],
+  ])("%s refuses %j with a clear error and changes nothing", async (_fn, sql, args, code) => {
+    await definePipeline("acme");
+    const before = await db.admin.query("select (select count(*) from pg_namespace)::int as schemas, (select count(*) from acme_sales.orders)::int as orders");
+    await withTx(db.auth, async (c) => {
+      await asRole(c, "sextant_t_acme__admin");
+      await c.query("savepoint t");
+      await expect(c.query(sql, args as unknown[])).rejects.toMatchObject({ code });
+      await c.query("rollback to savepoint t");
+    });
+    const after = await db.admin.query("select (select count(*) from pg_namespace)::int as schemas, (select count(*) from acme_sales.orders)::int as orders");
+    expect(after.rows).toEqual(before.rows);
+  });
+});
+
 describe("pipeline definitions", () => {
   const models = (list: { name: string; sql: string }[]) => ({ models: list });
 

@@ -306,6 +306,19 @@ describe("grants: listed and revoked by the person and by tenant admins", () => 
     const own = await gql(bobApp.access_token, `mutation { revokeOauthGrant(input: { grantId: "${bobGrant}" }) { result { revokedAt } } }`);
     expect(own.data.revokeOauthGrant.result.revokedAt).toBeTruthy();
 
+    // psql door, across tenants: a globex admin neither sees nor revokes acme's grants.
+    const c = await db.auth.connect();
+    try {
+      await c.query("begin");
+      await c.query("select set_config('role', 'sextant_t_globex__admin', true)");
+      const globexSees = (await c.query("select principal from sextant.list_oauth_grants()")).rows.map((r) => r.principal);
+      expect(globexSees).not.toContain(BOB);
+      await expect(c.query("select sextant.revoke_oauth_grant($1)", [bobGrant])).rejects.toMatchObject({ code: "SX404" });
+    } finally {
+      await c.query("rollback");
+      c.release();
+    }
+
     const env = { DATABASE_URL: db.adminUrl };
     const listed = await runCli(["oauth", "grants", "--tenant", "acme"], env);
     expect(listed.stdout).toMatch(new RegExp(`${BOB.replace(".", "\\.")}.*manual client.*revoked`));

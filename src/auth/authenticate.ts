@@ -14,6 +14,8 @@ export type Authenticate = (token: string) => Promise<Principal>;
 export interface Authenticator {
   authenticate: Authenticate;
   limits: TenantLimitsCache;
+  /** Drops cached credentials now (this server revoked something; NOTIFY tells the others). */
+  forget(): void;
   close(): Promise<void>;
 }
 
@@ -145,5 +147,5 @@ export function createAuthenticator(pool: pg.Pool, config: Config, keys?: KeyRin
     };
   };
 
-  return { authenticate, limits, close: () => listener.close() };
+  return { authenticate, limits, forget: () => cache.clear(), close: () => listener.close() };
 }

@@ -71,6 +71,7 @@ export class SextantOAuthProvider implements OAuthServerProvider {
     private readonly settings: OAuthSettings,
     private readonly verifyAccess: (token: string) => Promise<AuthInfo>,
     private readonly upstreamName?: string,
+    private readonly onRevoke: () => void = () => {},
   ) {}
 
   get clientsStore(): OAuthRegisteredClientsStore {
@@ -133,7 +134,10 @@ export class SextantOAuthProvider implements OAuthServerProvider {
     } catch (error) {
       throw oauthError(error);
     }
-    if (grant.error) throw new InvalidGrantError(grant.message ?? "invalid grant");
+    if (grant.error) {
+      this.onRevoke(); // the database revoked the grant (replayed code or refresh token)
+      throw new InvalidGrantError(grant.message ?? "invalid grant");
+    }
     return this.tokens(grant, client, refresh);
   }
 
@@ -148,7 +152,10 @@ export class SextantOAuthProvider implements OAuthServerProvider {
     } catch (error) {
       throw oauthError(error);
     }
-    if (grant.error) throw new InvalidGrantError(grant.message ?? "invalid grant");
+    if (grant.error) {
+      this.onRevoke(); // the database revoked the grant (replayed code or refresh token)
+      throw new InvalidGrantError(grant.message ?? "invalid grant");
+    }
     if (resource && normalizeResource(resource) !== grant.resource) {
       throw new InvalidTargetError("the refresh token was issued for another resource");
     }
@@ -179,6 +186,7 @@ export class SextantOAuthProvider implements OAuthServerProvider {
       }
     }
     await this.pool.query("select sextant_private.oauth_revoke($1, $2, $3)", [sha256(request.token), grantId, client.client_id]);
+    this.onRevoke();
   }
 }
 

@@ -39,11 +39,15 @@ function sameToken(a: string | undefined, b: unknown): boolean {
  * and revocation handlers over SextantOAuthProvider, plus Sextant's own sign-in and consent
  * forms, the JWKS, and the protected-resource metadata at the root too.
  */
-export function installOAuth(app: Express, deps: { pool: pg.Pool; keys: KeyRing; settings: OAuthSettings; authenticate: Authenticate; log: Logger; upstream?: UpstreamConfig }) {
+export function installOAuth(app: Express, deps: {
+  pool: pg.Pool; keys: KeyRing; settings: OAuthSettings; authenticate: Authenticate; log: Logger; upstream?: UpstreamConfig;
+  /** Called after this server revoked a grant, so its own credential cache forgets at once. */
+  onRevoke?: () => void;
+}) {
   const { pool, keys, settings } = deps;
   const verifier = tokenVerifier(deps.authenticate);
   const upstream = deps.upstream ? new UpstreamOidc(deps.upstream, `${settings.issuer}/oauth/upstream/callback`) : undefined;
-  const provider = new SextantOAuthProvider(pool, keys, settings, (t) => verifier.verifyAccessToken(t), upstream?.config.name);
+  const provider = new SextantOAuthProvider(pool, keys, settings, (t) => verifier.verifyAccessToken(t), upstream?.config.name, deps.onRevoke);
   const form = express.urlencoded({ extended: false, limit: "16kb" });
 
   // Confidential clients: the secret is checked against its hash here; the SDK's handlers then
