@@ -1,5 +1,5 @@
 import type { JobHelpers } from "graphile-worker";
-import type pg from "pg";
+import pg from "pg";
 import type { Logger } from "pino";
 import { guardSql } from "../query/guard.ts";
 import { describeRunError, isTransient, RunError, RunStopped } from "./errors.ts";
@@ -33,7 +33,7 @@ export interface MaterializeDeps {
   staleMs: number;
 }
 
-const quote = (id: string) => '"' + id.replace(/"/g, '""') + '"';
+const quote = pg.escapeIdentifier;
 
 /** {"secret": "name"} anywhere in a source definition becomes the decrypted value. */
 export function resolveSecrets(value: unknown, secrets: Record<string, string>): unknown {

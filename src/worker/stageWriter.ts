@@ -1,9 +1,9 @@
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import type pg from "pg";
+import pg from "pg";
 import { from as copyFrom } from "pg-copy-streams";
 
-type ColumnType = "boolean" | "bigint" | "numeric" | "date" | "timestamptz" | "jsonb" | "text";
+export type ColumnType = "boolean" | "bigint" | "numeric" | "date" | "timestamptz" | "jsonb" | "text";
 
 const TIMESTAMP = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}(:?\d{2})?)?$/;
 const DATE = /^\d{4}-\d{2}-\d{2}$/;
@@ -25,12 +25,20 @@ function typeOf(value: unknown): ColumnType | undefined {
 }
 
 /** The narrowest type that holds both (text holds everything). */
-function widen(a: ColumnType, b: ColumnType): ColumnType {
+export function widen(a: ColumnType, b: ColumnType): ColumnType {
   if (a === b) return a;
   const pair = new Set([a, b]);
   if (pair.has("bigint") && pair.has("numeric")) return "numeric";
   if (pair.has("date") && pair.has("timestamptz")) return "timestamptz";
   return "text";
+}
+
+/** A column name for `key` that is not in `taken` yet (suffix _2, _3, ...); adds it to `taken`. */
+export function uniqueColumnName(key: string, taken: Set<string>): string {
+  let name = columnName(key);
+  for (let i = 2; taken.has(name); i++) name = `${columnName(key).slice(0, 56)}_${i}`;
+  taken.add(name);
+  return name;
 }
 
 /** A record key as a column name: lower-case identifier, at most 60 characters. */
@@ -56,7 +64,7 @@ function copyValue(value: unknown, type: ColumnType): string {
   return text.replace(/[\\\t\n\r]/g, (c) => (c === "\\" ? "\\\\" : c === "\t" ? "\\t" : c === "\n" ? "\\n" : "\\r"));
 }
 
-const quote = (id: string) => '"' + id.replace(/"/g, '""') + '"';
+const quote = pg.escapeIdentifier;
 
 /**
  * Writes JSON records into one staging table: columns are inferred from the records (new keys
@@ -86,9 +94,7 @@ export class StageWriter {
         const seen = typeOf(value);
         let column = this.columns.get(key);
         if (!column) {
-          let name = columnName(key);
-          for (let i = 2; this.names.has(name); i++) name = `${columnName(key).slice(0, 56)}_${i}`;
-          this.names.add(name);
+          const name = uniqueColumnName(key, this.names);
           column = { name, type: seen };
           this.columns.set(key, column);
           if (this.created) ddl.push(`alter table ${this.target} add column ${quote(name)} ${seen ?? "text"}`);

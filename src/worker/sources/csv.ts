@@ -3,12 +3,12 @@ import path from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { parse } from "csv-parse/sync";
-import type pg from "pg";
+import pg from "pg";
 import { from as copyFrom } from "pg-copy-streams";
 import { RunError } from "../errors.ts";
 import { assertReachable } from "../hostGuard.ts";
 import { meter } from "../meter.ts";
-import { columnName } from "../stageWriter.ts";
+import { uniqueColumnName, widen } from "../stageWriter.ts";
 
 export interface CsvSource {
   kind: "csv";
@@ -26,7 +26,7 @@ export interface CsvEntity {
   delimiter?: string;
 }
 
-const quote = (id: string) => '"' + id.replace(/"/g, '""') + '"';
+const quote = pg.escapeIdentifier;
 
 type CsvType = "bigint" | "numeric" | "boolean" | "date" | "timestamptz" | "text";
 
@@ -40,13 +40,9 @@ function typeOfText(value: string): CsvType | undefined {
   return "text";
 }
 
-function widen(a: CsvType | undefined, b: CsvType | undefined): CsvType | undefined {
-  if (!a) return b;
-  if (!b || a === b) return a;
-  const pair = new Set([a, b]);
-  if (pair.has("bigint") && pair.has("numeric")) return "numeric";
-  if (pair.has("date") && pair.has("timestamptz")) return "timestamptz";
-  return "text";
+/** The sampled type so far widened by one more value's type (an empty value tells nothing). */
+function widenSample(a: CsvType | undefined, b: CsvType | undefined): CsvType | undefined {
+  return !a ? b : !b ? a : (widen(a, b) as CsvType);
 }
 
 /** The file or URL of an entity as a byte stream; files only inside the allowed directory. */
@@ -118,13 +114,9 @@ export async function loadCsv(
       stream.destroy();
       throw new RunError(`${entity.name} has no header row`);
     }
-    const names: string[] = [];
-    for (const h of header) {
-      let name = columnName(h);
-      for (let i = 2; names.includes(name); i++) name = `${columnName(h).slice(0, 56)}_${i}`;
-      names.push(name);
-    }
-    const types = names.map((_, i) => (allText ? "text" : (rows.slice(1).reduce<CsvType | undefined>((t, r) => widen(t, typeOfText(r[i] ?? "")), undefined) ?? "text")));
+    const taken = new Set<string>();
+    const names = header.map((h) => uniqueColumnName(h, taken));
+    const types = names.map((_, i) => (allText ? "text" : (rows.slice(1).reduce<CsvType | undefined>((t, r) => widenSample(t, typeOfText(r[i] ?? "")), undefined) ?? "text")));
     const target = `${quote(schema)}.${quote(table)}`;
     await client.query(`create table ${target} (${names.map((n, i) => `${quote(n)} ${types[i]}`).join(", ")})`);
     const copy = client.query(

@@ -4,7 +4,7 @@ import { from as copyFrom, to as copyTo } from "pg-copy-streams";
 import { RunError } from "../errors.ts";
 import { assertReachable } from "../hostGuard.ts";
 import { meter } from "../meter.ts";
-import { columnName } from "../stageWriter.ts";
+import { uniqueColumnName } from "../stageWriter.ts";
 
 export interface PostgresSource {
   kind: "postgres";
@@ -19,7 +19,7 @@ export interface PostgresEntity {
   table?: string;
 }
 
-const quote = (id: string) => '"' + id.replace(/"/g, '""') + '"';
+const quote = pg.escapeIdentifier;
 
 /**
  * Copies the result of a query on another PostgreSQL into a staging table: column types from
@@ -63,11 +63,9 @@ export async function loadPostgres(
       "select t.oid::int, format_type(t.oid, null) as name, t.typnamespace = 'pg_catalog'::regnamespace as builtin from pg_type as t where t.oid = any($1::oid[])",
       [fields.map((f) => f.dataTypeID)],
     );
-    const names: string[] = [];
+    const taken = new Set<string>();
     const cols = fields.map((f) => {
-      let name = columnName(f.name);
-      for (let i = 2; names.includes(name); i++) name = `${columnName(f.name).slice(0, 56)}_${i}`;
-      names.push(name);
+      const name = uniqueColumnName(f.name, taken);
       const t = types.find((x) => x.oid === f.dataTypeID);
       return `${quote(name)} ${t?.builtin ? t.name : "text"}`;
     });
