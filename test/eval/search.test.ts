@@ -4,7 +4,7 @@ import { afterAll, beforeAll, expect, test } from "vitest";
 import { projectRoot } from "../../src/db/paths.ts";
 import { loadDbtArtifacts } from "../../src/dbt/loadArtifacts.ts";
 import { asRole, createTestDatabase, withTx, type TestDatabase } from "../helpers/db.ts";
-import { tuvaQuestions, type EvalQuestion } from "./tuvaQuestions.ts";
+import { tuvaHeldOut, tuvaQuestions, type EvalQuestion } from "./tuvaQuestions.ts";
 
 // Search quality on the real Tuva project: recall@5 and MRR@10 of search_dbt_models beside a
 // naive token-overlap ranker over the same nodes, for all questions and for the hard ones.
@@ -34,11 +34,12 @@ function score(rankings: string[][], questions: EvalQuestion[]) {
   return { recall5: hits / questions.length, mrr10: rr / questions.length };
 }
 
-test("search_dbt_models beats a naive token-overlap ranker on the Tuva evaluation", async () => {
-  const { ours, naive } = await withTx(db.auth, async (client) => {
+/** Our ranking and the naive ranking (top 10 model names) of each question. */
+async function rankAll(questions: EvalQuestion[]) {
+  return withTx(db.auth, async (client) => {
     await asRole(client, "sextant_t_acme");
     const ours: string[][] = [];
-    for (const q of tuvaQuestions) {
+    for (const q of questions) {
       const { rows } = await client.query("select name from sextant.search_dbt_models($1, 10) where resource_type = 'model'", [q.question]);
       ours.push(rows.map((r) => r.name));
     }
@@ -48,7 +49,7 @@ test("search_dbt_models beats a naive token-overlap ranker on the Tuva evaluatio
        from sextant.dbt_nodes where resource_type = 'model'`,
     );
     const docs = nodes.map((n) => ({ name: n.name as string, words: new Set([...tokens(n.name.replace(/_/g, " ")), ...tokens(n.text)]) }));
-    const naive = tuvaQuestions.map((q) => {
+    const naive = questions.map((q) => {
       const words = new Set(tokens(q.question));
       return docs
         .map((d) => ({ name: d.name, score: [...words].filter((w) => d.words.has(w)).length }))
@@ -59,32 +60,52 @@ test("search_dbt_models beats a naive token-overlap ranker on the Tuva evaluatio
     });
     return { ours, naive };
   });
+}
 
+function report(label: string, questions: EvalQuestion[], ours: string[][], naive: string[][]) {
   if (process.env.SEXTANT_EVAL_VERBOSE) {
-    tuvaQuestions.forEach((q, i) => {
+    questions.forEach((q, i) => {
       const rank = ours[i]!.findIndex((name) => q.answers.includes(name));
       console.log(`${rank < 0 ? "miss" : `#${rank + 1}`.padEnd(4)} ${q.hard ? "hard" : "    "} ${q.question} → ${ours[i]!.slice(0, 3).join(", ")}`);
     });
   }
-  const hardIdx = tuvaQuestions.map((q, i) => (q.hard ? i : -1)).filter((i) => i >= 0);
-  const hardQs = hardIdx.map((i) => tuvaQuestions[i]!);
-  const report = {
-    sextant: { all: score(ours, tuvaQuestions), hard: score(hardIdx.map((i) => ours[i]!), hardQs) },
-    naive: { all: score(naive, tuvaQuestions), hard: score(hardIdx.map((i) => naive[i]!), hardQs) },
+  const hardIdx = questions.map((q, i) => (q.hard ? i : -1)).filter((i) => i >= 0);
+  const hardQs = hardIdx.map((i) => questions[i]!);
+  const result = {
+    hardCount: hardQs.length,
+    sextant: { all: score(ours, questions), hard: score(hardIdx.map((i) => ours[i]!), hardQs) },
+    naive: { all: score(naive, questions), hard: score(hardIdx.map((i) => naive[i]!), hardQs) },
   };
   const f = (n: number) => n.toFixed(2);
   console.log(
     [
-      `search evaluation on Tuva: ${tuvaQuestions.length} questions, ${hardQs.length} hard`,
+      `search evaluation on Tuva (${label}): ${questions.length} questions, ${hardQs.length} hard`,
       "| ranker | recall@5 all | MRR@10 all | recall@5 hard | MRR@10 hard |",
-      `| search_dbt_models | ${f(report.sextant.all.recall5)} | ${f(report.sextant.all.mrr10)} | ${f(report.sextant.hard.recall5)} | ${f(report.sextant.hard.mrr10)} |`,
-      `| naive token overlap | ${f(report.naive.all.recall5)} | ${f(report.naive.all.mrr10)} | ${f(report.naive.hard.recall5)} | ${f(report.naive.hard.mrr10)} |`,
+      `| search_dbt_models | ${f(result.sextant.all.recall5)} | ${f(result.sextant.all.mrr10)} | ${f(result.sextant.hard.recall5)} | ${f(result.sextant.hard.mrr10)} |`,
+      `| naive token overlap | ${f(result.naive.all.recall5)} | ${f(result.naive.all.mrr10)} | ${f(result.naive.hard.recall5)} | ${f(result.naive.hard.mrr10)} |`,
     ].join("\n"),
   );
+  return result;
+}
+
+test("search_dbt_models beats a naive token-overlap ranker on the Tuva evaluation", async () => {
+  const { ours, naive } = await rankAll(tuvaQuestions);
+  const result = report("tuning set", tuvaQuestions, ours, naive);
   expect(tuvaQuestions.length).toBeGreaterThanOrEqual(40);
-  expect(hardQs.length).toBeGreaterThanOrEqual(Math.ceil(tuvaQuestions.length / 3));
-  expect(report.sextant.all.recall5).toBeGreaterThanOrEqual(report.naive.all.recall5);
-  expect(report.sextant.all.mrr10).toBeGreaterThanOrEqual(report.naive.all.mrr10);
+  expect(result.hardCount).toBeGreaterThanOrEqual(Math.ceil(tuvaQuestions.length / 3));
+  expect(result.sextant.all.recall5).toBeGreaterThanOrEqual(result.naive.all.recall5);
+  expect(result.sextant.all.mrr10).toBeGreaterThanOrEqual(result.naive.all.mrr10);
+  // Floors at what search reaches now (0.76 / 0.36), so that a regression fails; the issue's
+  // targets (0.90 / 0.75) are not met yet.
+  expect(result.sextant.all.recall5).toBeGreaterThanOrEqual(0.75);
+  expect(result.sextant.hard.recall5).toBeGreaterThanOrEqual(0.35);
+});
+
+test("held-out questions: search_dbt_models beats the naive ranker there too", async () => {
+  const { ours, naive } = await rankAll(tuvaHeldOut);
+  const result = report("held out", tuvaHeldOut, ours, naive);
+  expect(result.sextant.all.recall5).toBeGreaterThanOrEqual(result.naive.all.recall5);
+  expect(result.sextant.hard.recall5).toBeGreaterThanOrEqual(result.naive.hard.recall5);
 });
 
 test("related words from the thesaurus: a synonym finds the model, and the reason says so; the thesaurus itself is not readable", async () => {
