@@ -27,6 +27,34 @@ comment on function sextant_private.stage_dbt_items(uuid, text, json) is E'Stage
 revoke all on function sextant_private.stage_dbt_items(uuid, text, json) from public;
 grant execute on function sextant_private.stage_dbt_items(uuid, text, json) to sextant_authenticator;
 
+-- A node's search prior: staging and intermediate steps (dbt's stg_/int_ naming) 0.8,
+-- ephemeral models (not in the database) 0.7, undocumented nodes 0.9, multiplied; 1 for a
+-- documented model an analyst can query.
+create or replace function sextant_private.dbt_search_prior(name text, materialization text, description text)
+returns real
+language sql immutable parallel safe
+as $$
+  select ((case when name ~ '(^|_)(stg|int|staging|intermediate)_' then 0.8 else 1 end)
+        * (case when materialization = 'ephemeral' then 0.7 else 1 end)
+        * (case when length(btrim(coalesce(description, ''))) < 4 then 0.9 else 1 end))::real;
+$$;
+
+-- Postings go with their project (a trigger rather than a foreign key, see migration 000014).
+create or replace function sextant_private.drop_dbt_postings()
+returns trigger
+language plpgsql security definer
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+  delete from sextant.dbt_postings as p where p.project_id = old.id;
+  return old;
+end
+$$;
+revoke all on function sextant_private.drop_dbt_postings() from public;
+drop trigger if exists drop_postings on sextant.dbt_projects;
+create trigger drop_postings after delete on sextant.dbt_projects
+  for each row execute function sextant_private.drop_dbt_postings();
+
 -- The search index of one project (sextant.dbt_postings, dbt_lexemes, searchable_nodes), made
 -- from the per-field search vectors. Called by finish_dbt_load; at the end of this file for
 -- projects loaded before the index existed.
@@ -37,14 +65,11 @@ set search_path = pg_catalog, pg_temp
 as $$
   delete from sextant.dbt_postings as p where p.project_id = index_dbt_search.project;
   delete from sextant.dbt_lexemes as l where l.project_id = index_dbt_search.project;
-  -- The prior: staging and intermediate steps (dbt's stg_/int_ naming) 0.8, ephemeral models
-  -- (not in the database) 0.7, undocumented nodes 0.9, multiplied; 1 for a documented mart.
+  -- finish_dbt_load sets these with the search vectors; this is for projects loaded before.
   update sextant.dbt_nodes as n
   set name_trigrams = cardinality(public.show_trgm(n.name)),
-      search_prior = (case when n.name ~ '(^|_)(stg|int|staging|intermediate)_' then 0.8 else 1 end)
-                   * (case when n.materialization = 'ephemeral' then 0.7 else 1 end)
-                   * (case when length(btrim(coalesce(n.description, ''))) < 4 then 0.9 else 1 end)
-  where n.project_id = index_dbt_search.project;
+      search_prior = sextant_private.dbt_search_prior(n.name, n.materialization, n.description)
+  where n.project_id = index_dbt_search.project and (n.name_trigrams is null or n.search_prior is null);
   insert into sextant.dbt_postings (project_id, tenant_slug, term, unique_id, weight, fields)
   select n.project_id, n.tenant_slug, f.term, n.unique_id, sum(f.weight) * n.search_prior, bit_or(f.bit)
   from sextant.dbt_nodes as n
@@ -61,7 +86,7 @@ as $$
   insert into sextant.dbt_lexemes (project_id, tenant_slug, stem, df)
   select p.project_id, min(p.tenant_slug), p.term, count(*)
   from sextant.dbt_postings as p
-  where p.project_id = index_dbt_search.project and p.term not like '#%'
+  where p.project_id = index_dbt_search.project
   group by p.project_id, p.term;
   update sextant.dbt_projects as p
   set searchable_nodes = (select count(distinct x.unique_id) from sextant.dbt_postings as x where x.project_id = p.id)
@@ -190,7 +215,9 @@ begin
       search_description = to_tsvector('english', coalesce(m.description, '')),
       search_columns = to_tsvector('english', coalesce((select string_agg(replace(c ->> 'name', '_', ' ') || ' ' || coalesce(c ->> 'description', ''), ' ')
                                                          from jsonb_array_elements(m.columns) as c), '')),
-      search_rest = to_tsvector('english', array_to_string(m.tags, ' ') || ' ' || left(coalesce(m.raw_code, ''), 20000))
+      search_rest = to_tsvector('english', array_to_string(m.tags, ' ') || ' ' || left(coalesce(m.raw_code, ''), 20000)),
+      name_trigrams = cardinality(public.show_trgm(m.name)),
+      search_prior = sextant_private.dbt_search_prior(m.name, m.materialization, m.description)
   where m.project_id = v_project.id;
   update sextant.dbt_nodes as m
   set search = setweight(m.search_name, 'A') || setweight(m.search_description, 'B')
@@ -274,8 +301,8 @@ as $$
   -- "pharmacy") at 0.7 of the link's weight; a match weighs its field (name 3, description 1.5,
   -- columns 0.7, tags and SQL 0.3) times how rare the stem is in the tenant's projects (idf).
   -- Nodes that match more of the question's words rank higher (coordination). Trigram
-  -- similarity of the name (from the name's trigrams in the same index) adds typo and
-  -- partial-name matches.
+  -- similarity of the name adds typo and partial-name matches (candidates from the name's
+  -- trigrams in the same index).
   with words as (
     select distinct s.stem as term
     from unnest(tsvector_to_array(to_tsvector('english', replace(search_dbt_models.query, '_', ' ')))) as s(stem)
@@ -317,31 +344,43 @@ as $$
     from per_word as pw cross join importance as i
     group by pw.project_id, pw.unique_id, i.w, i.n
   ),
-  q as (select public.show_trgm(lower(btrim(search_dbt_models.query))) as trgms),
-  trigrams as (
-    select p.project_id, p.unique_id, count(*)::float8 as shared
-    from sextant.dbt_postings as p
-    where p.term = any (array(select '#' || t from q, unnest(q.trgms) as t))
-    group by p.project_id, p.unique_id
+  q as (select lower(btrim(search_dbt_models.query)) as raw, public.show_trgm(lower(btrim(search_dbt_models.query))) as trgms),
+  -- Names that share the question's less common trigrams (a trigram in more than a tenth of
+  -- the nodes tells little and would read most of the index): candidates for typos and
+  -- partial names, then measured exactly with pg_trgm below.
+  rare_trigrams as (
+    select l.stem
+    from sextant.dbt_lexemes as l
+    where l.stem = any (array(select '#' || t from q, unnest(q.trgms) as t))
+    group by l.stem
+    having sum(l.df) <= greatest(20, (select x.n from total as x) / 10)
   ),
-  fuzzy as (
-    -- similarity (shared / all distinct trigrams) and the share of the question's trigrams
-    -- found in the name (what word_similarity measures); the better of the two
-    select t.project_id, t.unique_id,
-           n.search_prior * greatest(t.shared / (cardinality(q.trgms) + n.name_trigrams - t.shared), t.shared / cardinality(q.trgms)) as sim,
-           t.shared / (cardinality(q.trgms) + n.name_trigrams - t.shared) >= 0.3 or t.shared / cardinality(q.trgms) >= 0.6 as close
-    from trigrams as t
-    cross join q
-    join sextant.dbt_nodes as n on n.project_id = t.project_id and n.unique_id = t.unique_id
+  by_name as (
+    select p.project_id, p.unique_id
+    from sextant.dbt_postings as p
+    where p.term = any (array(select stem from rare_trigrams))
+    group by p.project_id, p.unique_id
+    order by count(*) desc
+    limit greatest(least(coalesce(search_dbt_models.max_results, 10), 100), 30)
+  ),
+  pool as (
+    select project_id, unique_id from (select l.project_id, l.unique_id from lexical as l
+                                         order by l.score desc limit 2 * greatest(least(coalesce(search_dbt_models.max_results, 10), 100), 15)) as top
+    union
+    select project_id, unique_id from by_name
   ),
   scored as (
-    select coalesce(l.project_id, f.project_id) as project_id, coalesce(l.unique_id, f.unique_id) as unique_id,
-           coalesce(l.score, 0) + 2 * coalesce(f.sim, 0) as score, coalesce(f.sim, 0) as name_sim,
-           l.own_fields, l.unique_id is not null as lexical
-    from lexical as l
-    full join fuzzy as f on f.project_id = l.project_id and f.unique_id = l.unique_id
-    where l.unique_id is not null or f.close
-    order by 3 desc, 2
+    select x.project_id, x.unique_id, l.own_fields, l.unique_id is not null as lexical,
+           coalesce(l.score, 0) + 2 * x.search_prior * x.name_sim as score, x.name_sim
+    from (select pl.project_id, pl.unique_id, n.search_prior,
+                 greatest(public.similarity(n.name, q.raw), public.word_similarity(q.raw, n.name)) as name_sim,
+                 public.similarity(n.name, q.raw) >= 0.3 or public.word_similarity(q.raw, n.name) >= 0.6 as close
+          from pool as pl
+          cross join q
+          join sextant.dbt_nodes as n on n.project_id = pl.project_id and n.unique_id = pl.unique_id) as x
+    left join lexical as l on l.project_id = x.project_id and l.unique_id = x.unique_id
+    where l.unique_id is not null or x.close
+    order by 5 desc, 2
     limit least(greatest(coalesce(search_dbt_models.max_results, 10), 1), 100)
   )
   select p.project_name, n.unique_id, n.name, n.resource_type, n.relation_name, n.description,

@@ -95,7 +95,7 @@ test("search_dbt_models beats a naive token-overlap ranker on the Tuva evaluatio
   expect(result.hardCount).toBeGreaterThanOrEqual(Math.ceil(tuvaQuestions.length / 3));
   expect(result.sextant.all.recall5).toBeGreaterThanOrEqual(result.naive.all.recall5);
   expect(result.sextant.all.mrr10).toBeGreaterThanOrEqual(result.naive.all.mrr10);
-  // Floors at what search reaches now (0.76 / 0.36), so that a regression fails; the issue's
+  // Floors just under what search reaches now (0.78 / 0.36), so that a regression fails; the issue's
   // targets (0.90 / 0.75) are not met yet.
   expect(result.sextant.all.recall5).toBeGreaterThanOrEqual(0.75);
   expect(result.sextant.hard.recall5).toBeGreaterThanOrEqual(0.35);
