@@ -30,8 +30,11 @@ export async function startWorker(opts: WorkerOptions): Promise<WorkerHandle> {
   // The admin login, acting as sextant_worker for the whole session.
   // A load never waits more than 30 s for a lock (it fails and is retried instead of hanging).
   const pool = new pg.Pool({ connectionString: opts.adminUrl, max: opts.concurrency + 4, options: "-c role=sextant_worker -c lock_timeout=30s" });
-  pool.on("error", (e) => log.warn({ err: e }, "worker connection error"));
-  pool.on("connect", (client) => client.on("error", (e) => log.warn({ err: e }, "worker connection error")));
+  // Only the message and code: pg attaches the whole client (and its parsed statements) to
+  // these errors, which would fill the log when the database restarts.
+  const warn = (e: Error & { code?: string }) => log.warn({ error: e.message, code: e.code }, "worker connection error");
+  pool.on("error", warn);
+  pool.on("connect", (client) => client.on("error", warn));
   const wlog = log.child({ component: "worker" });
   const logger = new WorkerLogger((scope) => (level, message, meta) => {
     const fn = level === "error" ? wlog.error : level === "warning" ? wlog.warn : level === "info" ? wlog.info : wlog.debug;
