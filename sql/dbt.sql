@@ -287,6 +287,23 @@ comment on function sextant_exec.related_terms(text[]) is E'Related English stem
 revoke all on function sextant_exec.related_terms(text[]) from public;
 grant execute on function sextant_exec.related_terms(text[]) to sextant_tenant_reader;
 
+-- A search question, checked: over 1,000 characters is refused rather than searched word by
+-- word (a pasted document would cost seconds and find nothing better).
+create or replace function sextant_exec.search_question(question text)
+returns text
+language plpgsql immutable
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+  if length(question) > 1000 then
+    raise exception 'the question is too long (% characters; at most 1,000)', length(question)
+      using errcode = 'SX400', hint = 'Ask with a few words, e.g. "readmission rate by hospital".';
+  end if;
+  return coalesce(question, '');
+end
+$$;
+grant execute on function sextant_exec.search_question(text) to sextant_tenant_reader;
+
 create or replace function sextant.search_dbt_models(query text, max_results integer default 10)
 returns setof sextant.dbt_search_hit
 language sql stable
@@ -305,7 +322,7 @@ as $$
   -- trigrams in the same index).
   with words as (
     select distinct s.stem as term
-    from unnest(tsvector_to_array(to_tsvector('english', replace(search_dbt_models.query, '_', ' ')))) as s(stem)
+    from unnest(tsvector_to_array(to_tsvector('english', replace(sextant_exec.search_question(search_dbt_models.query), '_', ' ')))) as s(stem)
   ),
   expansions as (
     select w.term, w.term as stem, 1.0::float8 as qweight from words as w
@@ -344,7 +361,8 @@ as $$
     from per_word as pw cross join importance as i
     group by pw.project_id, pw.unique_id, i.w, i.n
   ),
-  q as (select lower(btrim(search_dbt_models.query)) as raw, public.show_trgm(lower(btrim(search_dbt_models.query))) as trgms),
+  q as (select lower(btrim(sextant_exec.search_question(search_dbt_models.query))) as raw,
+              public.show_trgm(lower(btrim(sextant_exec.search_question(search_dbt_models.query)))) as trgms),
   -- Names that share the question's less common trigrams (a trigram in more than a tenth of
   -- the nodes tells little and would read most of the index): candidates for typos and
   -- partial names, then measured exactly with pg_trgm below.

@@ -60,7 +60,7 @@ language sql stable
 as $$
   with q as (
     select case when t.terms is not null then to_tsquery('english', t.terms) end as ts
-    from (select nullif(array_to_string(tsvector_to_array(to_tsvector('english', replace(search_knowledge.query, '_', ' '))), ' | '), '') as terms) as t
+    from (select nullif(array_to_string(tsvector_to_array(to_tsvector('english', replace(sextant_exec.search_question(search_knowledge.query), '_', ' '))), ' | '), '') as terms) as t
   )
   select * from (
     select 'note'::text, kn.id, kn.table_ref, kn.table_ref, left(coalesce(kn.description, kn.use_cases, kn.data_quality_notes, ''), 300),

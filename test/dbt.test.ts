@@ -158,6 +158,36 @@ describe("dbt tools", () => {
     expect(textOf(r)).toContain("dbt: model.the_tuva_project.core__condition (table)");
   });
 
+  test("hostile questions: each is answered or refused in one clear line, never a stack or a long wait", async () => {
+    const corpus = [
+      "", "   ", "'; drop table sextant.dbt_nodes; --", "!!! & | <-> :* () \\ ''", "readmission\u0000summary",
+      "%_%", "claims ".repeat(140), "наблюдение 病院 readmission", "<script>alert(1)</script>", "a:* & !b",
+    ];
+    for (const query of corpus) {
+      const started = Date.now();
+      const result = await acme.callTool({ name: "search_dbt_models", arguments: { query, max_results: 5 } });
+      expect(Date.now() - started).toBeLessThan(5_000);
+      const text = textOf(result);
+      expect(text).not.toMatch(/at .*\.(ts|js):\d+/);
+      if (result.isError) expect(text.split("\n").length).toBeLessThanOrEqual(3);
+    }
+    // Over 1,000 characters is refused with the reason, at every door.
+    const long = await acme.callTool({ name: "search_dbt_models", arguments: { query: "readmission ".repeat(200) } });
+    expect(long.isError).toBe(true);
+    expect(textOf(long)).toMatch(/too long \(2400 characters; at most 1,000\)/);
+    await withTx(db.auth, async (client) => {
+      await asRole(client, "sextant_t_acme");
+      await expect(client.query("select * from sextant.search_dbt_models(repeat('x ', 600))")).rejects.toMatchObject({ code: "SX400" });
+    });
+    await withTx(db.auth, async (client) => {
+      await asRole(client, "sextant_t_acme");
+      await expect(client.query("select * from sextant.search_knowledge(repeat('x ', 600))")).rejects.toMatchObject({ code: "SX400" });
+    });
+    // Out-of-range result counts are clamped, not errors.
+    const few = (await callOk(acme, "search_dbt_models", { query: "claim", max_results: -3 })) as { rows: unknown[] };
+    expect(few.rows).toHaveLength(1);
+  });
+
   test("another tenant never sees the project, through MCP, GraphQL or SQL", async () => {
     const demo = (await connectHttp(server.url, await createToken(db, "demo", "dbt-demo"))).client;
     const hits = (await callOk(demo, "search_dbt_models", { query: "readmission" })) as { rows: unknown[] };
