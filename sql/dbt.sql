@@ -219,10 +219,6 @@ begin
       name_trigrams = cardinality(public.show_trgm(m.name)),
       search_prior = sextant_private.dbt_search_prior(m.name, m.materialization, m.description)
   where m.project_id = v_project.id;
-  update sextant.dbt_nodes as m
-  set search = setweight(m.search_name, 'A') || setweight(m.search_description, 'B')
-            || setweight(m.search_columns, 'C') || setweight(m.search_rest, 'D')
-  where m.project_id = v_project.id;
 
   perform sextant_private.index_dbt_search(v_project.id);
   delete from sextant_private.dbt_load_items as i where i.load_id = finish_dbt_load.load_id;
@@ -240,7 +236,6 @@ create or replace view sextant.dbt_models with (security_invoker = true) as
          n.owner, n.file_path, n.last_run_status, n.last_run_at
   from sextant.dbt_nodes as n
   join sextant.dbt_projects as p on p.id = n.project_id;
-comment on column sextant.dbt_nodes.search is E'@behavior -*';
 comment on column sextant.dbt_nodes.search_name is E'@behavior -*';
 comment on column sextant.dbt_nodes.search_description is E'@behavior -*';
 comment on column sextant.dbt_nodes.search_columns is E'@behavior -*';
@@ -283,7 +278,7 @@ set search_path = pg_catalog, pg_temp
 as $$
   select t.term, t.related, t.weight from sextant_exec.thesaurus as t where t.term = any (stems) limit 2000;
 $$;
-comment on function sextant_exec.related_terms(text[]) is E'Related English stems (WordNet) of some stems, for search.';
+comment on function sextant_exec.related_terms(text[]) is E'Related English stems (WordNet and GloVe neighbours) of some stems, for search.';
 revoke all on function sextant_exec.related_terms(text[]) from public;
 grant execute on function sextant_exec.related_terms(text[]) to sextant_tenant_reader;
 
