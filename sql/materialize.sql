@@ -434,22 +434,12 @@ language plpgsql volatile
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-  v_reader text := 'sextant_t_' || slug;
   v_builder text := 'sextant_t_' || slug || '__builder';
-  v_fn text := 'build_model__' || slug;
   v_schema text;
 begin
-  if to_regrole(v_builder) is null then
-    execute format('create role %I nologin', v_builder);
-  end if;
-  execute format('grant %I to %I', v_reader, v_builder);
+  perform sextant_private.install_definer(v_builder, 'sextant_t_' || slug, sextant_private.builder_source(slug),
+    format('%I(text, text, text, text, integer)', 'build_model__' || slug), 'sextant_worker');
   execute format('grant %I to sextant_worker, sextant_owner', v_builder);
-  execute sextant_private.builder_source(slug);
-  execute format('grant create on schema sextant_exec to %I', v_builder);
-  execute format('alter function sextant_exec.%I(text, text, text, text, integer) owner to %I', v_fn, v_builder);
-  execute format('revoke create on schema sextant_exec from %I', v_builder);
-  execute format('revoke all on function sextant_exec.%I(text, text, text, text, integer) from public', v_fn);
-  execute format('grant execute on function sextant_exec.%I(text, text, text, text, integer) to sextant_worker', v_fn);
   -- Provisioned schemas and pipeline targets: the builder creates there.
   for v_schema in select s.schema_name from sextant.tenant_schemas as s
                   where s.tenant_slug = slug

@@ -137,28 +137,42 @@ revoke all on function sextant_private.query_runner_source(text) from public;
 
 -- (Re)creates a tenant's runner and its owner role. Runs as the admin (it creates a role and
 -- hands the function to it); re-run for every tenant whenever this file is applied.
+-- Hands a SECURITY DEFINER function in sextant_exec (made by `source`) to its own NOLOGIN
+-- role, which inherits only the tenant's reader role: the pattern of the query runner and the
+-- model builder (sql/materialize.sql). Creates the role when missing; only `grantee` may call
+-- the function. Admin rights needed (it changes owners).
+create or replace function sextant_private.install_definer(owner_role text, reader text, source text, signature text, grantee text)
+returns void
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+  if to_regrole(owner_role) is null then
+    -- NOLOGIN and never granted to a login: no session can become it or inherit from it.
+    execute format('create role %I nologin', owner_role);
+  end if;
+  execute format('grant %I to %I', reader, owner_role);
+  execute source;
+  -- Changing the owner needs CREATE on the schema for the new owner, for a moment.
+  execute format('grant create on schema sextant_exec to %I', owner_role);
+  execute format('alter function sextant_exec.%s owner to %I', signature, owner_role);
+  execute format('revoke create on schema sextant_exec from %I', owner_role);
+  execute format('revoke all on function sextant_exec.%s from public', signature);
+  execute format('grant execute on function sextant_exec.%s to %I', signature, grantee);
+end
+$$;
+revoke all on function sextant_private.install_definer(text, text, text, text, text) from public;
+
 create or replace function sextant_private.install_query_runner(slug text)
 returns void
 language plpgsql volatile
 set search_path = pg_catalog, pg_temp
 as $$
-declare
-  v_reader text := 'sextant_t_' || slug;
-  v_runner text := 'sextant_t_' || slug || '__runner';
-  v_fn text := 'run_query__' || slug;
 begin
-  if to_regrole(v_runner) is null then
-    -- NOLOGIN and never granted to anyone: no session can become it or inherit from it.
-    execute format('create role %I nologin', v_runner);
-  end if;
-  execute format('grant %I to %I', v_reader, v_runner);
-  execute sextant_private.query_runner_source(slug);
-  -- Changing the owner needs CREATE on the schema for the new owner, for a moment.
-  execute format('grant create on schema sextant_exec to %I', v_runner);
-  execute format('alter function sextant_exec.%I(text, integer, integer, integer, numeric, boolean) owner to %I', v_fn, v_runner);
-  execute format('revoke create on schema sextant_exec from %I', v_runner);
-  execute format('revoke all on function sextant_exec.%I(text, integer, integer, integer, numeric, boolean) from public', v_fn);
-  execute format('grant execute on function sextant_exec.%I(text, integer, integer, integer, numeric, boolean) to %I', v_fn, v_reader);
+  perform sextant_private.install_definer('sextant_t_' || slug || '__runner', 'sextant_t_' || slug,
+    sextant_private.query_runner_source(slug),
+    format('%I(text, integer, integer, integer, numeric, boolean)', 'run_query__' || slug),
+    'sextant_t_' || slug);
 end
 $$;
 comment on function sextant_private.install_query_runner(text) is
