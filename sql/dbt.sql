@@ -271,6 +271,9 @@ grant execute on function sextant.list_dbt_models(text, text, text, text, text, 
 
 -- The thesaurus is large and not the tenants' to read: search reaches it through this.
 revoke select on sextant_exec.thesaurus from sextant_tenant_reader;
+comment on table sextant_exec.thesaurus is
+  E'English word stems and related stems (WordNet 3.1 and GloVe neighbours, loaded from data/thesaurus.tsv.gz), for query expansion in search.';
+
 create or replace function sextant_exec.related_terms(stems text[])
 returns table (term text, related text, weight real)
 language sql stable security definer
