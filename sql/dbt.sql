@@ -91,6 +91,9 @@ as $$
   update sextant.dbt_projects as p
   set searchable_nodes = (select count(distinct x.unique_id) from sextant.dbt_postings as x where x.project_id = p.id)
   where p.id = index_dbt_search.project;
+  -- Fresh statistics at once: search plans are generic and kept per session, and a plan made
+  -- before autovacuum's first look at a new index ran 20 times slower (a bounded sample).
+  analyze sextant.dbt_postings, sextant.dbt_lexemes, sextant.dbt_nodes, sextant.dbt_projects;
 $$;
 revoke all on function sextant_private.index_dbt_search(uuid) from public;
 

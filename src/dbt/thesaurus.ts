@@ -188,6 +188,8 @@ export async function ensureThesaurus(admin: pg.ClientBase, file = THESAURUS_FIL
     );
     const { rows: count } = await admin.query("select count(*)::int as n from sextant_exec.thesaurus");
     await admin.query("commit");
+    // Statistics now, not at autovacuum's first pass: search plans are made once per session.
+    await admin.query("analyze sextant_exec.thesaurus");
     return count[0].n;
   } catch (error) {
     await admin.query("rollback");
