@@ -104,6 +104,26 @@ describe("loading artifacts", () => {
     expect(staged.rows[0].n).toBe(0);
   });
 
+  test("two tenants load at once: both finish, and each searches only its own project", async () => {
+    await db.admin.query("select sextant_private.create_tenant('initech', 'Initech', array[]::text[])");
+    const [g, d] = await Promise.all([load("globex", "fivetran-recurly", "recurly_parallel"), load("initech", "fivetran-recurly", "recurly_parallel")]);
+    expect(g.project).toBe("recurly_parallel");
+    expect(d.project).toBe("recurly_parallel");
+    for (const tenant of ["globex", "initech"]) {
+      await withTx(db.auth, async (client) => {
+        await asRole(client, `sextant_t_${tenant}`);
+        const { rows } = await client.query("select distinct project_name from sextant.search_dbt_models('recurly subscription', 20)");
+        expect(rows.map((r) => r.project_name)).toContain("recurly_parallel");
+        const own = await client.query("select count(distinct tenant_slug)::int as n from sextant.dbt_postings");
+        expect(own.rows[0].n).toBe(1);
+      });
+    }
+    const nodes = await db.admin.query(
+      "select p.tenant_slug, count(*)::int as n from sextant.dbt_nodes as n join sextant.dbt_projects as p on p.id = n.project_id where p.project_name = 'recurly_parallel' group by 1 order by 1");
+    expect(nodes.rows).toHaveLength(2);
+    expect(nodes.rows[0].n).toBe(nodes.rows[1].n);
+  });
+
   test("the CLI explains a missing directory without a stack", async () => {
     const r = await runCli(["dbt", "load", "--tenant", "acme", "/nonexistent"], { DATABASE_URL: db.adminUrl });
     expect(r.code).not.toBe(0);
