@@ -125,30 +125,28 @@ export class SextantOAuthProvider implements OAuthServerProvider {
 
   async exchangeAuthorizationCode(client: OAuthClientInformationFull, code: string, _verifier?: string, redirectUri?: string, resource?: URL): Promise<OAuthTokens> {
     const refresh = randomToken();
-    let grant: Grant;
-    try {
-      const { rows } = await this.pool.query("select sextant_private.oauth_exchange_code($1, $2, $3, $4, $5, $6) as g", [
-        sha256(code), client.client_id, redirectUri ?? null, resource ? normalizeResource(resource) : null, sha256(refresh), this.settings.refreshTtlSeconds,
-      ]);
-      grant = rows[0].g;
-    } catch (error) {
-      throw oauthError(error);
-    }
-    if (grant.error) {
-      this.onRevoke(); // the database revoked the grant (replayed code or refresh token)
-      throw new InvalidGrantError(grant.message ?? "invalid grant");
-    }
+    const grant = await this.exchange("select sextant_private.oauth_exchange_code($1, $2, $3, $4, $5, $6) as g", [
+      sha256(code), client.client_id, redirectUri ?? null, resource ? normalizeResource(resource) : null, sha256(refresh), this.settings.refreshTtlSeconds,
+    ]);
     return this.tokens(grant, client, refresh);
   }
 
   async exchangeRefreshToken(client: OAuthClientInformationFull, refreshToken: string, _scopes?: string[], resource?: URL): Promise<OAuthTokens> {
     const refresh = randomToken();
+    const grant = await this.exchange("select sextant_private.oauth_refresh($1, $2, $3, $4) as g", [
+      sha256(refreshToken), client.client_id, sha256(refresh), this.settings.refreshTtlSeconds,
+    ]);
+    if (resource && normalizeResource(resource) !== grant.resource) {
+      throw new InvalidTargetError("the refresh token was issued for another resource");
+    }
+    return this.tokens(grant, client, refresh);
+  }
+
+  /** Runs a code or refresh-token exchange in SQL; its refusals become OAuth errors. */
+  private async exchange(sql: string, params: unknown[]): Promise<Grant> {
     let grant: Grant;
     try {
-      const { rows } = await this.pool.query("select sextant_private.oauth_refresh($1, $2, $3, $4) as g", [
-        sha256(refreshToken), client.client_id, sha256(refresh), this.settings.refreshTtlSeconds,
-      ]);
-      grant = rows[0].g;
+      grant = (await this.pool.query(sql, params)).rows[0].g;
     } catch (error) {
       throw oauthError(error);
     }
@@ -156,10 +154,7 @@ export class SextantOAuthProvider implements OAuthServerProvider {
       this.onRevoke(); // the database revoked the grant (replayed code or refresh token)
       throw new InvalidGrantError(grant.message ?? "invalid grant");
     }
-    if (resource && normalizeResource(resource) !== grant.resource) {
-      throw new InvalidTargetError("the refresh token was issued for another resource");
-    }
-    return this.tokens(grant, client, refresh);
+    return grant;
   }
 
   private async tokens(grant: Grant, client: OAuthClientInformationFull, refresh: string): Promise<OAuthTokens> {
