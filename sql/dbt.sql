@@ -30,14 +30,16 @@ grant execute on function sextant_private.stage_dbt_items(uuid, text, json) to s
 -- A node's search prior: staging and intermediate steps (dbt's stg_/int_ naming) 0.8,
 -- ephemeral models (not in the database) 0.7, undocumented nodes 0.9, multiplied; 1 for a
 -- documented model an analyst can query.
-create or replace function sextant_private.dbt_search_prior(name text, materialization text, description text)
+create or replace function sextant_exec.dbt_search_prior(name text, materialization text, description text)
 returns real
 language sql immutable parallel safe
+set search_path = pg_catalog, pg_temp
 as $$
   select ((case when name ~ '(^|_)(stg|int|staging|intermediate)_' then 0.8 else 1 end)
         * (case when materialization = 'ephemeral' then 0.7 else 1 end)
         * (case when length(btrim(coalesce(description, ''))) < 4 then 0.9 else 1 end))::real;
 $$;
+grant execute on function sextant_exec.dbt_search_prior(text, text, text) to sextant_tenant_reader;
 
 -- Postings go with their project (a trigger rather than a foreign key, see migration 000014).
 create or replace function sextant_private.drop_dbt_postings()
@@ -65,14 +67,11 @@ set search_path = pg_catalog, pg_temp
 as $$
   delete from sextant.dbt_postings as p where p.project_id = index_dbt_search.project;
   delete from sextant.dbt_lexemes as l where l.project_id = index_dbt_search.project;
-  -- finish_dbt_load sets these with the search vectors; this is for projects loaded before.
-  update sextant.dbt_nodes as n
-  set name_trigrams = cardinality(public.show_trgm(n.name)),
-      search_prior = sextant_private.dbt_search_prior(n.name, n.materialization, n.description)
-  where n.project_id = index_dbt_search.project and (n.name_trigrams is null or n.search_prior is null);
   insert into sextant.dbt_postings (project_id, tenant_slug, term, unique_id, weight, fields)
-  select n.project_id, n.tenant_slug, f.term, n.unique_id, sum(f.weight) * n.search_prior, bit_or(f.bit)
+  select n.project_id, n.tenant_slug, f.term, n.unique_id, sum(f.weight) * prior.w, bit_or(f.bit)
   from sextant.dbt_nodes as n
+  -- once per node: OFFSET 0 keeps the planner from evaluating it once per posting
+  cross join lateral (select sextant_exec.dbt_search_prior(n.name, n.materialization, n.description) as w offset 0) as prior
   cross join lateral (
     select unnest(tsvector_to_array(n.search_name)), 3.0::real, 1::smallint
     union all select unnest(tsvector_to_array(n.search_description)), 1.5, 2
@@ -82,7 +81,7 @@ as $$
   ) as f(term, weight, bit)
   where n.project_id = index_dbt_search.project
     and n.resource_type in ('model', 'source', 'seed', 'snapshot', 'exposure', 'metric', 'semantic_model')
-  group by n.project_id, n.tenant_slug, f.term, n.unique_id, n.search_prior;
+  group by n.project_id, n.tenant_slug, f.term, n.unique_id, prior.w;
   insert into sextant.dbt_lexemes (project_id, tenant_slug, stem, df)
   select p.project_id, min(p.tenant_slug), p.term, count(*)
   from sextant.dbt_postings as p
@@ -218,9 +217,7 @@ begin
       search_description = to_tsvector('english', coalesce(m.description, '')),
       search_columns = to_tsvector('english', coalesce((select string_agg(replace(c ->> 'name', '_', ' ') || ' ' || coalesce(c ->> 'description', ''), ' ')
                                                          from jsonb_array_elements(m.columns) as c), '')),
-      search_rest = to_tsvector('english', array_to_string(m.tags, ' ') || ' ' || left(coalesce(m.raw_code, ''), 20000)),
-      name_trigrams = cardinality(public.show_trgm(m.name)),
-      search_prior = sextant_private.dbt_search_prior(m.name, m.materialization, m.description)
+      search_rest = to_tsvector('english', array_to_string(m.tags, ' ') || ' ' || left(coalesce(m.raw_code, ''), 20000))
   where m.project_id = v_project.id;
 
   perform sextant_private.index_dbt_search(v_project.id);
@@ -321,9 +318,10 @@ as $$
   -- Nodes that match more of the question's words rank higher (coordination). Trigram
   -- similarity of the name adds typo and partial-name matches (candidates from the name's
   -- trigrams in the same index).
-  with words as (
+  with question as (select sextant_exec.search_question(search_dbt_models.query) as text),
+  words as (
     select distinct s.stem as term
-    from unnest(tsvector_to_array(to_tsvector('english', replace(sextant_exec.search_question(search_dbt_models.query), '_', ' ')))) as s(stem)
+    from question, unnest(tsvector_to_array(to_tsvector('english', replace(question.text, '_', ' ')))) as s(stem)
   ),
   expansions as (
     select w.term, w.term as stem, 1.0::float8 as qweight from words as w
@@ -362,8 +360,7 @@ as $$
     from per_word as pw cross join importance as i
     group by pw.project_id, pw.unique_id, i.w, i.n
   ),
-  q as (select lower(btrim(sextant_exec.search_question(search_dbt_models.query))) as raw,
-              public.show_trgm(lower(btrim(sextant_exec.search_question(search_dbt_models.query)))) as trgms),
+  q as (select x.raw, public.show_trgm(x.raw) as trgms from (select lower(btrim(question.text)) as raw from question) as x),
   -- Names that share the question's less common trigrams (a trigram in more than a tenth of
   -- the nodes tells little and would read most of the index): candidates for typos and
   -- partial names, then measured exactly with pg_trgm below.
@@ -390,8 +387,8 @@ as $$
   ),
   scored as (
     select x.project_id, x.unique_id, l.own_fields, l.unique_id is not null as lexical,
-           coalesce(l.score, 0) + 2 * x.search_prior * x.name_sim as score, x.name_sim
-    from (select pl.project_id, pl.unique_id, n.search_prior,
+           coalesce(l.score, 0) + 2 * x.prior * x.name_sim as score, x.name_sim
+    from (select pl.project_id, pl.unique_id, sextant_exec.dbt_search_prior(n.name, n.materialization, n.description) as prior,
                  greatest(public.similarity(n.name, q.raw), public.word_similarity(q.raw, n.name)) as name_sim,
                  public.similarity(n.name, q.raw) >= 0.3 or public.word_similarity(q.raw, n.name) >= 0.6 as close
           from pool as pl
@@ -512,8 +509,7 @@ grant execute on function sextant.get_project_summary() to sextant_tenant_reader
 
 reset role;
 
--- Projects loaded before the search index existed (or before its prior) get theirs now, once.
+-- Projects loaded before the search index existed get theirs now, once.
 select sextant_private.index_dbt_search(p.id)
 from sextant.dbt_projects as p
-where p.searchable_nodes is null
-   or exists (select from sextant.dbt_nodes as n where n.project_id = p.id and n.search_prior is null);
+where p.searchable_nodes is null;

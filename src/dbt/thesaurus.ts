@@ -179,8 +179,7 @@ export async function ensureThesaurus(admin: pg.ClientBase, file = THESAURUS_FIL
   await admin.query("begin");
   try {
     await admin.query("delete from sextant_exec.thesaurus");
-    const text = zlib.gunzipSync(fs.readFileSync(file)).toString("utf8");
-    await copyLines(admin, "copy sextant_exec.thesaurus (term, related, weight) from stdin", [text]);
+    await pipeline(fs.createReadStream(file), zlib.createGunzip(), admin.query(copyFrom("copy sextant_exec.thesaurus (term, related, weight) from stdin")));
     await admin.query(
       `insert into sextant_private.settings (key, value) values ('thesaurus_version', $1)
        on conflict (key) do update set value = excluded.value`,
