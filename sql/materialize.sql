@@ -1028,12 +1028,15 @@ begin
   )
   select array_agg(distinct worker_id) into v_workers from stale where worker_id is not null;
   -- Queued runs whose job is still locked by a worker that went away without recording the
-  -- attempt (stopped or crashed while stopping).
+  -- attempt (stopped or crashed while stopping). The lock itself must be old too: a live
+  -- worker that has just locked the job is about to claim the run, and unlocking it then would
+  -- start a second attempt beside the first.
   v_workers := coalesce(v_workers, '{}') || coalesce((
     select array_agg(distinct j.locked_by)
     from sextant.materialization_runs as r
     join graphile_worker._private_jobs as j on j.key = 'sextant_run_' || r.id
-    where r.status = 'queued' and j.locked_by is not null and r.heartbeat_at < now() - stale_after), '{}');
+    where r.status = 'queued' and j.locked_by is not null and r.heartbeat_at < now() - stale_after
+      and j.locked_at < now() - stale_after), '{}');
   -- Queued runs that lost their job (a worker that was taken over finished it) get a new one
   -- while attempts remain; runs whose job graphile-worker gave up on, or that used 5
   -- attempts, end as failed. Never stuck.
