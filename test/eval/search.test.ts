@@ -95,10 +95,10 @@ test("search_dbt_models beats a naive token-overlap ranker on the Tuva evaluatio
   expect(result.hardCount).toBeGreaterThanOrEqual(Math.ceil(tuvaQuestions.length / 3));
   expect(result.sextant.all.recall5).toBeGreaterThanOrEqual(result.naive.all.recall5);
   expect(result.sextant.all.mrr10).toBeGreaterThanOrEqual(result.naive.all.mrr10);
-  // Floors just under what search reaches now (0.78 / 0.36), so that a regression fails; the issue's
+  // Floors at what search reaches now (0.80 / 0.43; one question of slack overall), so that a regression fails; the issue's
   // targets (0.90 / 0.75) are not met yet.
-  expect(result.sextant.all.recall5).toBeGreaterThanOrEqual(0.75);
-  expect(result.sextant.hard.recall5).toBeGreaterThanOrEqual(0.35);
+  expect(result.sextant.all.recall5).toBeGreaterThanOrEqual(0.78);
+  expect(result.sextant.hard.recall5).toBeGreaterThanOrEqual(0.4);
 });
 
 test("held-out questions: search_dbt_models beats the naive ranker there too", async () => {
