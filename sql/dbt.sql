@@ -96,6 +96,52 @@ as $$
 $$;
 revoke all on function sextant_private.index_dbt_search(uuid) from public;
 
+-- What each searchable node of a project is embedded from: its name as words, description and
+-- documented columns (at most 2,000 characters).
+create or replace function sextant_private.dbt_embedding_texts(project uuid)
+returns table (unique_id text, text text)
+language sql stable security definer
+set search_path = pg_catalog, pg_temp
+as $$
+  select n.unique_id,
+         left(concat_ws('. ', replace(n.name, '_', ' '), n.description,
+                        'Columns: ' || nullif((select string_agg(concat_ws(': ', replace(c ->> 'name', '_', ' '), c ->> 'description'), '; ' order by k)
+                                                 from jsonb_array_elements(n.columns) with ordinality as x(c, k)), '')), 2000)
+  from sextant.dbt_nodes as n
+  where n.project_id = dbt_embedding_texts.project
+    and n.resource_type in ('model', 'source', 'seed', 'snapshot', 'exposure', 'metric', 'semantic_model')
+  order by n.unique_id;
+$$;
+revoke all on function sextant_private.dbt_embedding_texts(uuid) from public;
+grant execute on function sextant_private.dbt_embedding_texts(uuid) to sextant_authenticator;
+
+-- Vectors of a project's nodes from the embeddings endpoint, stored after the load (the
+-- loader calls this in one transaction, in batches; `replace` on the first batch clears the
+-- project's earlier vectors). Nodes that are no longer in the project are skipped.
+create or replace function sextant_private.store_dbt_embeddings(project uuid, model text, items jsonb, replace boolean)
+returns integer
+language plpgsql volatile security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  stored integer;
+begin
+  if replace then
+    delete from sextant.dbt_embeddings as e where e.project_id = store_dbt_embeddings.project;
+  end if;
+  insert into sextant.dbt_embeddings (project_id, tenant_slug, unique_id, model, embedding)
+  select n.project_id, n.tenant_slug, n.unique_id, store_dbt_embeddings.model,
+         sextant_exec.search_vector(array(select x::real from jsonb_array_elements_text(i.value -> 'embedding') with ordinality as v(x, k) order by k))
+  from jsonb_array_elements(items) as i
+  join sextant.dbt_nodes as n on n.project_id = store_dbt_embeddings.project and n.unique_id = i.value ->> 'unique_id'
+  on conflict (project_id, unique_id) do update set model = excluded.model, embedding = excluded.embedding;
+  get diagnostics stored = row_count;
+  return stored;
+end
+$$;
+revoke all on function sextant_private.store_dbt_embeddings(uuid, text, jsonb, boolean) from public;
+grant execute on function sextant_private.store_dbt_embeddings(uuid, text, jsonb, boolean) to sextant_authenticator;
+
 create or replace function sextant_private.finish_dbt_load(slug text, load_id uuid, project_override text, source text)
 returns sextant.dbt_projects
 language plpgsql volatile security definer
@@ -302,7 +348,34 @@ end
 $$;
 grant execute on function sextant_exec.search_question(text) to sextant_tenant_reader;
 
-create or replace function sextant.search_dbt_models(query text, max_results integer default 10)
+-- A question's vector from the embeddings endpoint, checked and scaled to unit length (null when
+-- none was given): at most 4,096 finite numbers, not all zero.
+create or replace function sextant_exec.search_vector(v real[])
+returns real[]
+language plpgsql immutable
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  norm float8;
+begin
+  if v is null then
+    return null;
+  end if;
+  if cardinality(v) not between 1 and 4096 or array_ndims(v) <> 1 then
+    raise exception 'the question vector must have 1 to 4,096 numbers, got %', cardinality(v)
+      using errcode = 'SX400', hint = 'Pass the embedding of the question from the same model as the project''s vectors, or leave it out.';
+  end if;
+  select sqrt(sum(x::float8 * x)) into norm from unnest(v) as x;
+  if norm is null or norm = 0 or norm = 'NaN'::float8 or norm = 'Infinity'::float8 then
+    raise exception 'the question vector must be finite numbers, not all zero'
+      using errcode = 'SX400', hint = 'Pass the embedding of the question, or leave it out.';
+  end if;
+  return array(select (x / norm)::real from unnest(v) with ordinality as t(x, i) order by i);
+end
+$$;
+grant execute on function sextant_exec.search_vector(real[]) to sextant_tenant_reader;
+
+create or replace function sextant.search_dbt_models(query text, max_results integer default 10, question_embedding real[] default null)
 returns setof sextant.dbt_search_hit
 language sql stable
 -- Not inlined: planned once per session and role, then reused (the plan does not depend on
@@ -317,7 +390,9 @@ as $$
   -- columns 0.7, tags and SQL 0.3) times how rare the stem is in the tenant's projects (idf).
   -- Nodes that match more of the question's words rank higher (coordination). Trigram
   -- similarity of the name adds typo and partial-name matches (candidates from the name's
-  -- trigrams in the same index).
+  -- trigrams in the same index). With the question's vector (question_embedding, from the
+  -- configured embeddings endpoint), the 30 nodes nearest in meaning join the candidates and
+  -- the two rankings are fused by reciprocal rank (1/(60 + rank) each).
   with question as (select sextant_exec.search_question(search_dbt_models.query) as text),
   words as (
     select distinct s.stem as term
@@ -396,7 +471,29 @@ as $$
           join sextant.dbt_nodes as n on n.project_id = pl.project_id and n.unique_id = pl.unique_id) as x
     left join lexical as l on l.project_id = x.project_id and l.unique_id = x.unique_id
     where l.unique_id is not null or x.close
-    order by 5 desc, 2
+  ),
+  ranked as (
+    select s.*, row_number() over (order by s.score desc, s.unique_id) as rank from scored as s
+  ),
+  qv as (select sextant_exec.search_vector(search_dbt_models.question_embedding) as v),
+  nearest as (
+    select e.project_id, e.unique_id, row_number() over (order by d.sim desc, e.unique_id) as rank
+    from qv
+    join sextant.dbt_embeddings as e on cardinality(e.embedding) = cardinality(qv.v)
+    cross join lateral (select sum(a * b) as sim from unnest(e.embedding, qv.v) as t(a, b)) as d
+    where qv.v is not null
+    order by d.sim desc, e.unique_id
+    limit 30
+  ),
+  fused as (
+    select coalesce(r.project_id, v.project_id) as project_id, coalesce(r.unique_id, v.unique_id) as unique_id,
+           coalesce(r.own_fields, 0) as own_fields, coalesce(r.lexical, false) as lexical, coalesce(r.name_sim, 0) as name_sim,
+           v.rank as meaning_rank,
+           case when (select qv.v from qv) is null then r.score
+                else coalesce(1.0 / (60 + r.rank), 0) + coalesce(1.0 / (60 + v.rank), 0) end as score
+    from ranked as r
+    full join nearest as v on v.project_id = r.project_id and v.unique_id = r.unique_id
+    order by 7 desc, 2
     limit least(greatest(coalesce(search_dbt_models.max_results, 10), 1), 100)
   )
   select p.project_name, n.unique_id, n.name, n.resource_type, n.relation_name, n.description,
@@ -406,16 +503,17 @@ as $$
            case when s.own_fields & 2 > 0 then 'description' end,
            case when s.own_fields & 4 > 0 then 'columns' end,
            case when s.own_fields & 8 > 0 then 'tags/sql' end,
-           case when s.lexical and s.own_fields = 0 then 'related words' end
+           case when s.lexical and s.own_fields = 0 then 'related words' end,
+           case when s.meaning_rank <= 10 then 'meaning' end
          ], null)
-  from scored as s
+  from fused as s
   join sextant.dbt_nodes as n on n.project_id = s.project_id and n.unique_id = s.unique_id
   join sextant.dbt_projects as p on p.id = s.project_id
   order by s.score desc, s.unique_id;
 $$;
-comment on function sextant.search_dbt_models(text, integer) is
-  E'Plain-English search over your dbt models: names, descriptions, columns, tags and SQL, ranked, with the fields that matched.';
-grant execute on function sextant.search_dbt_models(text, integer) to sextant_tenant_reader;
+comment on function sextant.search_dbt_models(text, integer, real[]) is
+  E'Plain-English search over your dbt models: names, descriptions, columns, tags and SQL, ranked, with the fields that matched. question_embedding (optional): the question''s vector from the same embeddings model as the project''s, blended in.';
+grant execute on function sextant.search_dbt_models(text, integer, real[]) to sextant_tenant_reader;
 
 create or replace function sextant.get_model_details(model text, lineage_depth integer default 2)
 returns sextant.dbt_model_details

@@ -1,4 +1,5 @@
 import path from "node:path";
+import type { EmbeddingsSettings } from "./dbt/embeddings.ts";
 
 /** Every setting Sextant reads from the environment, read once. README lists them all. */
 export interface Config {
@@ -38,6 +39,8 @@ export interface Config {
   oauthRefreshTtl: number;
   /** Optional sign-in through an upstream OpenID Connect provider (the person must exist in Sextant). */
   oidc?: { issuer: string; clientId: string; clientSecret: string; name: string };
+  /** Optional embeddings endpoint: dbt nodes get vectors at load time and search blends them in. */
+  embeddings?: EmbeddingsSettings;
 }
 
 function list(value: string | undefined, fallback: string[]): string[] {
@@ -52,6 +55,14 @@ function int(name: string, value: string | undefined, fallback: number): number 
     throw new Error(`${name} must be a whole number from 0 to 65535, got "${value}"`);
   }
   return n;
+}
+
+function validUrl(name: string, value: string): string {
+  try {
+    const url = new URL(value);
+    if (url.protocol === "http:" || url.protocol === "https:") return url.toString();
+  } catch {}
+  throw new Error(`${name} must be an http(s) URL, got "${value}"`);
 }
 
 /** Reads the configuration from `env` (process.env by default). */
@@ -86,6 +97,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
           clientSecret: env.SEXTANT_OIDC_CLIENT_SECRET ?? "",
           name: env.SEXTANT_OIDC_NAME || new URL(env.SEXTANT_OIDC_ISSUER).hostname,
         }
+      : undefined,
+    embeddings: env.SEXTANT_EMBEDDINGS_URL
+      ? { url: validUrl("SEXTANT_EMBEDDINGS_URL", env.SEXTANT_EMBEDDINGS_URL), model: env.SEXTANT_EMBEDDINGS_MODEL || "text-embedding-3-small", apiKey: env.SEXTANT_EMBEDDINGS_API_KEY || undefined }
       : undefined,
     oauthAccessTtl: Math.max(1, Number(env.SEXTANT_OAUTH_ACCESS_TTL || 900)),
     oauthRefreshTtl: Math.max(60, Number(env.SEXTANT_OAUTH_REFRESH_TTL || 30 * 86400)),

@@ -9,6 +9,7 @@ import { createAuthenticator } from "./auth/authenticate.ts";
 import { bearerAuth, principalFromAuth } from "./auth/bearer.ts";
 import type { Config } from "./config.ts";
 import { toPublicError } from "./db/errors.ts";
+import { createEmbedder } from "./dbt/embeddings.ts";
 import { installDbtUpload } from "./dbt/upload.ts";
 import { createGraphql } from "./graphql/preset.ts";
 import { installMcp } from "./mcp/http.ts";
@@ -90,8 +91,9 @@ export async function startServer(opts: {
     pool, keys, authenticate, log, upstream: config.oidc, onRevoke: authenticator.forget,
     settings: { issuer: config.publicUrl, resources: [mcpResource.url, graphqlResource.url], accessTtlSeconds: config.oauthAccessTtl, refreshTtlSeconds: config.oauthRefreshTtl },
   });
-  const mcp = installMcp(app, { pool, authenticate, config, logError, audit, rateLimiter, resource: mcpResource });
-  installDbtUpload(app, { pool, authenticate, audit, resource: graphqlResource });
+  const embedder = createEmbedder(config.embeddings);
+  const mcp = installMcp(app, { pool, authenticate, config, logError, audit, rateLimiter, embedder, resource: mcpResource });
+  installDbtUpload(app, { pool, authenticate, audit, embedder, resource: graphqlResource });
 
   const pgl = createGraphql(pool, logError, audit);
   const serv = pgl.createServ(grafserv);

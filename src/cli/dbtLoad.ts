@@ -5,6 +5,7 @@ import cliProgress from "cli-progress";
 import { InvalidArgumentError } from "commander";
 import type pg from "pg";
 import { downloadCloudArtifacts } from "../dbt/cloud.ts";
+import type { Embedder } from "../dbt/embeddings.ts";
 import { loadDbtArtifacts } from "../dbt/loadArtifacts.ts";
 
 export interface DbtLoadOptions {
@@ -14,6 +15,8 @@ export interface DbtLoadOptions {
   cloudRun?: string;
   cloudJob?: string;
   cloudUrl: string;
+  /** The configured embeddings endpoint (SEXTANT_EMBEDDINGS_URL): nodes get vectors after the load. */
+  embedder?: Embedder;
 }
 
 /**
@@ -38,7 +41,12 @@ export async function dbtLoad(admin: pg.ClientBase, targetDir: string | undefine
       { format: "loading {bar} {percentage}% | {value}/{total} KB", stream: process.stderr, hideCursor: true },
       cliProgress.Presets.shades_classic,
     );
+    const embedBar = new cliProgress.SingleBar(
+      { format: "embedding {bar} {percentage}% | {value}/{total} nodes", stream: process.stderr, hideCursor: true },
+      cliProgress.Presets.shades_classic,
+    );
     let started = false;
+    let embedding = false;
     const result = await loadDbtArtifacts(admin, {
       tenant: opts.tenant,
       dir,
@@ -47,13 +55,25 @@ export async function dbtLoad(admin: pg.ClientBase, targetDir: string | undefine
         if (!started) bar.start(Math.ceil(total / 1024), 0), (started = true);
         bar.update(Math.ceil(read / 1024));
       },
+      embedder: opts.embedder,
+      onEmbedProgress: (done, total) => {
+        if (started) bar.stop(), (started = false);
+        if (!embedding) embedBar.start(total, 0), (embedding = true);
+        embedBar.update(done);
+      },
     });
     if (started) bar.stop();
+    if (embedding) embedBar.stop();
     const c = result.counts;
     process.stdout.write(
       `loaded dbt project ${result.project} for ${opts.tenant} in ${result.ms} ms: ${c.node ?? 0} nodes` +
         `${c.catalog_node ? `, ${c.catalog_node} catalog entries` : ""}${c.run_result ? `, ${c.run_result} run results` : ""}\n`,
     );
+    if (result.embeddings && "stored" in result.embeddings) {
+      process.stdout.write(`embedded ${result.embeddings.stored} nodes with ${opts.embedder!.model}: search blends meaning in\n`);
+    } else if (result.embeddings) {
+      process.stderr.write(`warning: no vectors stored (${result.embeddings.error}); search works by words only until the next load\n`);
+    }
   } finally {
     if (downloaded) fs.rmSync(downloaded, { recursive: true, force: true });
   }

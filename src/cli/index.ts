@@ -6,6 +6,7 @@ import { authenticatorUrl } from "../db/migrate.ts";
 import { loadDemo } from "../demo/loadDemo.ts";
 import { exitWithError, withContext } from "./context.ts";
 import { dbtLoad, type DbtLoadOptions } from "./dbtLoad.ts";
+import { createEmbedder } from "../dbt/embeddings.ts";
 import { runStdio } from "./mcpStdio.ts";
 import { asTenant, createPipeline, runPipeline, runStatus } from "./pipeline.ts";
 import { startWorker } from "../worker/index.ts";
@@ -188,7 +189,7 @@ program
   .option("--cloud-run <id>", "dbt Cloud run id")
   .option("--cloud-job <id>", "dbt Cloud job id (its latest run's artifacts)")
   .option("--cloud-url <url>", "dbt Cloud base URL", "https://cloud.getdbt.com")
-  .action((targetDir: string | undefined, opts: DbtLoadOptions) => withContext(({ admin }) => dbtLoad(admin, targetDir, opts)));
+  .action((targetDir: string | undefined, opts: DbtLoadOptions) => withContext(({ admin, config }) => dbtLoad(admin, targetDir, { ...opts, embedder: createEmbedder(config.embeddings) })));
 
 program
   .command("analyst")

@@ -8,6 +8,7 @@ import { RateLimiter } from "../audit/rateLimiter.ts";
 import { createTenantLimits, type TenantLimitsCache } from "../auth/tenantLimits.ts";
 import { createPool } from "../db/pool.ts";
 import { createMcpServer } from "../mcp/server.ts";
+import { createEmbedder } from "../dbt/embeddings.ts";
 import { openContext } from "./context.ts";
 
 /**
@@ -44,6 +45,7 @@ export async function runStdio(tenant: string, level: string): Promise<void> {
     pool,
     audit,
     rateLimiter,
+    embedder: createEmbedder(ctx.config.embeddings),
     principalOf: () => principal,
     logError: (id, err) => ctx.log.error({ err, requestId: id }, "tool failed"),
   });

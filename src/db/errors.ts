@@ -18,6 +18,7 @@ const STATUS: Record<string, number> = {
   SX409: 409,
   SX413: 413,
   SX429: 429,
+  SX502: 502, // an upstream service (the embeddings endpoint) failed
   "42501": 403, // insufficient_privilege
   "57014": 408, // query_canceled (statement timeout)
   "42P01": 404, // undefined_table

@@ -8,6 +8,7 @@ import { parser } from "stream-json";
 import { pick } from "stream-json/filters/pick.js";
 import { streamValues } from "stream-json/streamers/stream-values.js";
 import { SextantError } from "../db/errors.ts";
+import { embedDbtProject, type Embedder } from "./embeddings.ts";
 
 const BATCH = 500;
 const MANIFEST_SECTIONS = new Set(["nodes", "sources", "exposures", "metrics", "semantic_models", "saved_queries"]);
@@ -47,8 +48,8 @@ async function* streamJson(file: string, select: (stack: readonly (string | numb
  */
 export async function loadDbtArtifacts(
   client: pg.ClientBase,
-  opts: { tenant: string; dir: string; project?: string; onProgress?: Progress },
-): Promise<{ project: string; counts: Record<string, number>; ms: number }> {
+  opts: { tenant: string; dir: string; project?: string; onProgress?: Progress; embedder?: Embedder; onEmbedProgress?: Progress },
+): Promise<{ project: string; counts: Record<string, number>; ms: number; embeddings?: { stored: number } | { error: string } }> {
   const started = performance.now();
   const manifest = findArtifact(opts.dir, "manifest.json");
   if (!manifest) {
@@ -81,6 +82,7 @@ export async function loadDbtArtifacts(
     if (batch.length >= BATCH) await flush();
   };
 
+  let committed = false;
   await client.query("begin");
   try {
     const inManifest = (s: readonly (string | number | null)[]) =>
@@ -104,12 +106,24 @@ export async function loadDbtArtifacts(
       `directory ${path.resolve(opts.dir)}`,
     ]);
     await client.query("commit");
-    return { project: rows[0].project_name, counts, ms: Math.round(performance.now() - started) };
+    committed = true;
+    const embeddings = opts.embedder ? await embedAfterLoad(client, opts.embedder, rows[0].id, opts.onEmbedProgress) : undefined;
+    return { project: rows[0].project_name, counts, ms: Math.round(performance.now() - started), ...(embeddings && { embeddings }) };
   } catch (error) {
+    if (committed) throw error;
     await client.query("rollback").catch(() => {});
     if (error instanceof SyntaxError || /JSON|Parser/i.test(String((error as Error).message)) && !(error as { code?: string }).code) {
       throw new SextantError("SX400", `an artifact is not valid JSON: ${(error as Error).message}`, "Regenerate the artifacts with dbt.");
     }
     throw error;
+  }
+}
+
+/** Vectors for the new project; a failing endpoint leaves it loaded and searchable by words. */
+async function embedAfterLoad(client: pg.ClientBase, embedder: Embedder, projectId: string, onProgress?: Progress) {
+  try {
+    return { stored: await embedDbtProject(client, embedder, projectId, onProgress) };
+  } catch (error) {
+    return { error: (error as Error).message };
   }
 }

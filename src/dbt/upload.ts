@@ -7,6 +7,7 @@ import type { AuditLog } from "../audit/auditLog.ts";
 import type { Authenticate } from "../auth/authenticate.ts";
 import { bearerAuth, principalFromAuth } from "../auth/bearer.ts";
 import { SextantError, toPublicError } from "../db/errors.ts";
+import type { Embedder } from "./embeddings.ts";
 import { loadDbtArtifacts } from "./loadArtifacts.ts";
 import { unzipArtifacts } from "./unzipArtifacts.ts";
 
@@ -37,7 +38,7 @@ async function saveBody(req: Request, file: string): Promise<void> {
  * (application/zip), or manifest.json alone (application/json, or application/gzip). The
  * project replaces the tenant's previous version atomically (?project= names it).
  */
-export function installDbtUpload(app: Express, deps: { pool: pg.Pool; authenticate: Authenticate; audit?: AuditLog; resource?: { url: string; metadataUrl: string } }) {
+export function installDbtUpload(app: Express, deps: { pool: pg.Pool; authenticate: Authenticate; audit?: AuditLog; resource?: { url: string; metadataUrl: string }; embedder?: Embedder }) {
   app.post("/dbt/upload", bearerAuth(deps.authenticate, deps.resource), async (req: Request, res: Response, next: NextFunction) => {
     const principal = principalFromAuth(req.auth);
     const started = performance.now();
@@ -65,8 +66,8 @@ export function installDbtUpload(app: Express, deps: { pool: pg.Pool; authentica
       const client = await deps.pool.connect();
       try {
         const project = typeof req.query.project === "string" ? req.query.project : undefined;
-        const result = await loadDbtArtifacts(client, { tenant: principal.tenant, dir, project });
-        res.json({ project: result.project, counts: result.counts, ms: result.ms });
+        const result = await loadDbtArtifacts(client, { tenant: principal.tenant, dir, project, embedder: deps.embedder });
+        res.json({ project: result.project, counts: result.counts, ms: result.ms, ...(result.embeddings && { embeddings: result.embeddings }) });
       } finally {
         client.release();
       }

@@ -5,6 +5,7 @@ import type pg from "pg";
 import type { AuditLog } from "../audit/auditLog.ts";
 import type { RateLimiter } from "../audit/rateLimiter.ts";
 import type { Principal } from "../auth/principal.ts";
+import type { Embedder } from "../dbt/embeddings.ts";
 import { toPublicError } from "../db/errors.ts";
 import { queryAsRole } from "../db/queryAsRole.ts";
 import { formatRows } from "./formatRows.ts";
@@ -17,6 +18,23 @@ export interface ToolDeps {
   logError: (requestId: string, error: unknown) => void;
   audit?: AuditLog;
   rateLimiter?: RateLimiter;
+  /** The embeddings endpoint, when configured: search questions are embedded and blended in SQL. */
+  embedder?: Embedder;
+}
+
+/**
+ * The question's vector as a PostgreSQL array literal (tool arguments are inlined as literals),
+ * or null: search then ranks by words alone (an endpoint failure is logged, not fatal).
+ */
+async function questionVector(deps: ToolDeps, requestId: string, text: string): Promise<string | null> {
+  if (!deps.embedder || text.trim() === "" || text.length > 1000) return null;
+  try {
+    const vector = (await deps.embedder.embed([text], 5000))[0];
+    return vector ? `{${vector.join(",")}}` : null;
+  } catch (error) {
+    deps.logError(requestId, error);
+    return null;
+  }
 }
 
 function shapeRows(spec: ToolSpec, rows: Record<string, unknown>[]): CallToolResult {
@@ -51,7 +69,9 @@ export async function callTool(spec: ToolSpec, deps: ToolDeps, principal: Princi
   try {
     spec.guard?.(input as never);
     await deps.rateLimiter?.hit(principal);
-    let rows = await queryAsRole(deps.pool, principal, spec.sql, spec.args(input as never), { write: spec.writes ?? false });
+    const args = spec.args(input as never);
+    if (spec.embed) args.push(await questionVector(deps, requestId, spec.embed(input as never)));
+    let rows = await queryAsRole(deps.pool, principal, spec.sql, args, { write: spec.writes ?? false });
     if (spec.follow) {
       const token = extra._meta?.progressToken;
       rows = [await spec.follow({

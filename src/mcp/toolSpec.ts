@@ -25,6 +25,11 @@ export interface ToolSpec<S extends ZodRawShape = ZodRawShape> {
    * it polls with the caller's role and may report MCP progress; returns the final row.
    */
   follow?: (ctx: FollowContext<z.infer<z.ZodObject<S>>>) => Promise<Record<string, unknown>>;
+  /**
+   * Text to embed with the configured embeddings endpoint; its vector (or null: no endpoint,
+   * blank text, or the endpoint failed) is passed to the SQL as one more argument after `args`.
+   */
+  embed?: (input: z.infer<z.ZodObject<S>>) => string;
   /** The SQL text this call runs on the user's behalf, for the audit log. */
   auditSql?: (input: z.infer<z.ZodObject<S>>) => string | undefined;
 }

@@ -1,0 +1,215 @@
+import fs from "node:fs";
+import path from "node:path";
+import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { projectRoot } from "../src/db/paths.ts";
+import { createEmbedder } from "../src/dbt/embeddings.ts";
+import { loadDbtArtifacts } from "../src/dbt/loadArtifacts.ts";
+import { runCli } from "./helpers/cli.ts";
+import { asRole, createTestDatabase, createToken, withTx, type TestDatabase } from "./helpers/db.ts";
+import { startEmbeddingServer } from "./helpers/embeddingServer.ts";
+import { callOk, connectHttp } from "./helpers/mcpClient.ts";
+import { startTestServer } from "./helpers/server.ts";
+
+// The optional embeddings endpoint (SEXTANT_EMBEDDINGS_URL): vectors stored at load time, the
+// question's vector blended into search_dbt_models. The endpoint is a real HTTP server whose
+// stand-in model knows only the synonyms given here ("painkiller" means "opioid"), so a hit it
+// brings is one the words alone do not find.
+const TUVA = path.resolve(projectRoot, "../shared/fixtures/dbt/tuva");
+const OUD = "chronic_conditions__cms_chronic_conditions_oud";
+const QUESTION = "addiction to painkillers";
+
+let db: TestDatabase;
+let endpoint: Awaited<ReturnType<typeof startEmbeddingServer>>;
+let withVectors: Awaited<ReturnType<typeof startTestServer>>;
+let wordsOnly: Awaited<ReturnType<typeof startTestServer>>;
+let acme: Client;
+let acmeWordsOnly: Client;
+
+async function loadTuva(tenant: string, url: string) {
+  const client = new pg.Client({ connectionString: db.adminUrl });
+  await client.connect();
+  try {
+    return await loadDbtArtifacts(client, { tenant, dir: TUVA, embedder: createEmbedder({ url, model: "test-hash", apiKey: "sk-test" }) });
+  } finally {
+    await client.end();
+  }
+}
+
+const names = (r: Record<string, unknown>) => (r.rows as { name: string }[]).map((x) => x.name);
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  endpoint = await startEmbeddingServer({ synonyms: { painkiller: "opioid", addiction: "disorder" } });
+  withVectors = await startTestServer(db, { SEXTANT_EMBEDDINGS_URL: endpoint.url, SEXTANT_EMBEDDINGS_MODEL: "test-hash" });
+  wordsOnly = await startTestServer(db);
+  const token = await createToken(db, "acme", "embeddings-analyst");
+  acme = (await connectHttp(withVectors.url, token)).client;
+  acmeWordsOnly = (await connectHttp(wordsOnly.url, token)).client;
+}, 120_000);
+afterAll(async () => {
+  await acme?.close();
+  await acmeWordsOnly?.close();
+  await withVectors?.close();
+  await wordsOnly?.close();
+  await endpoint?.close();
+  await db?.drop();
+});
+
+describe("vectors at load time", () => {
+  test("a load stores one unit-length vector per searchable node, sending the API key", async () => {
+    const result = await loadTuva("acme", endpoint.url);
+    const { rows } = await db.admin.query(
+      `select p.searchable_nodes, count(e.*)::int as vectors, min(cardinality(e.embedding)) as dims,
+              min((select sqrt(sum(x * x)) from unnest(e.embedding) as x)) as min_norm,
+              max((select sqrt(sum(x * x)) from unnest(e.embedding) as x)) as max_norm
+         from sextant.dbt_projects p join sextant.dbt_embeddings e on e.project_id = p.id
+        where p.tenant_slug = 'acme' group by p.searchable_nodes`,
+    );
+    expect(result.embeddings).toEqual({ stored: rows[0].searchable_nodes });
+    expect(rows[0].vectors).toBe(rows[0].searchable_nodes);
+    expect(rows[0].dims).toBe(256);
+    expect(rows[0].min_norm).toBeCloseTo(1, 4);
+    expect(rows[0].max_norm).toBeCloseTo(1, 4);
+    expect(endpoint.state.lastAuth).toBe("Bearer sk-test");
+  }, 120_000);
+
+  test("a failing endpoint leaves the project loaded and searchable by words, and says why", async () => {
+    endpoint.state.failWith = 503;
+    try {
+      const result = await loadTuva("globex", endpoint.url);
+      expect(result.embeddings).toMatchObject({ error: expect.stringContaining("HTTP 503") });
+      const { rows } = await db.admin.query(
+        `select (select count(*)::int from sextant.dbt_nodes n join sextant.dbt_projects p on p.id = n.project_id where p.tenant_slug = 'globex') as nodes,
+                (select count(*)::int from sextant.dbt_embeddings where tenant_slug = 'globex') as vectors`,
+      );
+      expect(rows[0].nodes).toBeGreaterThan(300);
+      expect(rows[0].vectors).toBe(0);
+    } finally {
+      endpoint.state.failWith = 0;
+    }
+  }, 120_000);
+
+  test("an endpoint that cannot be reached: the load still lands, with the reason", async () => {
+    const result = await loadTuva("globex", "http://127.0.0.1:9/v1/embeddings");
+    expect(result.embeddings).toMatchObject({ error: expect.stringContaining("did not answer") });
+  }, 120_000);
+
+  test("the CLI embeds after loading, and warns (exit 0) when the endpoint fails", async () => {
+    const env = { DATABASE_URL: db.adminUrl, LOG_LEVEL: "warn", SEXTANT_EMBEDDINGS_URL: endpoint.url, SEXTANT_EMBEDDINGS_MODEL: "test-hash" };
+    const ok = await runCli(["dbt", "load", "--tenant", "demo", TUVA], env);
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toMatch(/embedded \d+ nodes with test-hash/);
+    endpoint.state.failWith = 500;
+    try {
+      const failed = await runCli(["dbt", "load", "--tenant", "demo", TUVA], env);
+      expect(failed.code).toBe(0);
+      expect(failed.stdout).toMatch(/loaded dbt project the_tuva_project/);
+      expect(failed.stderr).toMatch(/warning: no vectors stored \(.*HTTP 500.*\); search works by words only/);
+      expect(failed.stderr).not.toMatch(/\n\s+at /); // no stack
+    } finally {
+      endpoint.state.failWith = 0;
+    }
+  }, 120_000);
+
+  test("an HTTP upload to a server with an endpoint stores vectors too", async () => {
+    const manifest = path.resolve(projectRoot, "../shared/fixtures/dbt/fivetran-recurly/manifest.json");
+    const res = await fetch(`${withVectors.url}/dbt/upload?project=recurly_up`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${await createToken(db, "globex", "embeddings-admin", "admin")}`, "content-type": "application/json" },
+      body: new Uint8Array(fs.readFileSync(manifest)),
+    });
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { project: string; embeddings: { stored: number } };
+    const { rows } = await db.admin.query(
+      "select count(*)::int as n from sextant.dbt_embeddings e join sextant.dbt_projects p on p.id = e.project_id where p.project_name = 'recurly_up'",
+    );
+    expect(body.embeddings.stored).toBeGreaterThan(40);
+    expect(rows[0].n).toBe(body.embeddings.stored);
+  }, 60_000);
+});
+
+describe("search blends the question's vector", () => {
+  test("MCP: a synonym only the model knows brings the right model into the top 5, marked 'meaning'", async () => {
+    const blended = await callOk(acme, "search_dbt_models", { query: QUESTION, max_results: 5 });
+    const plain = await callOk(acmeWordsOnly, "search_dbt_models", { query: QUESTION, max_results: 5 });
+    expect(names(blended)).toContain(OUD);
+    expect(names(plain)).not.toContain(OUD);
+    const hit = (blended.rows as { name: string; matched_fields: string[] }[]).find((r) => r.name === OUD)!;
+    expect(hit.matched_fields).toContain("meaning");
+  });
+
+  test("MCP: the endpoint failing at question time → the words-only ranking, not an error", async () => {
+    const plain = names(await callOk(acmeWordsOnly, "search_dbt_models", { query: QUESTION, max_results: 5 }));
+    endpoint.state.failWith = 429;
+    try {
+      const before = endpoint.state.requests;
+      const result = await acme.callTool({ name: "search_dbt_models", arguments: { query: QUESTION, max_results: 5 } });
+      expect(result.isError).toBeFalsy();
+      expect(endpoint.state.requests).toBe(before + 1);
+      expect(names(result.structuredContent as Record<string, unknown>)).toEqual(plain);
+    } finally {
+      endpoint.state.failWith = 0;
+    }
+  });
+
+  test("GraphQL takes the vector as questionEmbedding (same SQL function)", async () => {
+    const vector = endpoint.embed(QUESTION);
+    const res = await fetch(`${wordsOnly.url}/graphql`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${await createToken(db, "acme", "embeddings-gql")}` },
+      body: JSON.stringify({
+        query: "query ($v: [Float]) { searchDbtModels(query: \"addiction to painkillers\", maxResults: 5, questionEmbedding: $v) { nodes { name matchedFields } } }",
+        variables: { v: vector },
+      }),
+    });
+    const body = (await res.json()) as { data?: any; errors?: unknown };
+    expect(body.errors).toBeUndefined();
+    const hit = body.data.searchDbtModels.nodes.find((n: { name: string }) => n.name === OUD);
+    expect(hit.matchedFields).toContain("meaning");
+  });
+
+  test("another tenant sees none of acme's vectors, and acme's vector finds nothing of acme's there", async () => {
+    await withTx(db.auth, async (client) => {
+      await asRole(client, "sextant_t_acme");
+      expect((await client.query("select count(*)::int as n from sextant.dbt_embeddings")).rows[0].n).toBeGreaterThan(300);
+    });
+    await withTx(db.auth, async (client) => {
+      await asRole(client, "sextant_t_globex");
+      expect((await client.query("select count(*)::int as n from sextant.dbt_embeddings where tenant_slug = 'acme'")).rows[0].n).toBe(0);
+      const { rows } = await client.query("select distinct project_name, matched_fields from sextant.search_dbt_models($1, 20, $2)", [QUESTION, endpoint.embed(QUESTION)]);
+      // globex's Tuva has no vectors (its load's endpoint failed) and acme's are not visible: the
+      // only 'meaning' hits come from globex's own uploaded Recurly project
+      expect(rows.length).toBeGreaterThan(0);
+      expect(rows.filter((r) => r.matched_fields.includes("meaning")).every((r) => r.project_name === "recurly_up")).toBe(true);
+      expect(rows.some((r) => r.project_name === "the_tuva_project" && r.matched_fields.includes("meaning"))).toBe(false);
+      const acmeProjects = await client.query("select count(*)::int as n from sextant.dbt_projects where tenant_slug = 'acme'");
+      expect(acmeProjects.rows[0].n).toBe(0);
+    });
+  });
+
+  test("hostile vectors at the SQL door are refused with SX400; another model's length is ignored", async () => {
+    const bad: [string, string][] = [
+      ["NaN", "array['NaN'::real, 1]"],
+      ["infinity", "array['Infinity'::real, 1]"],
+      ["all zeros", "array_fill(0::real, array[256])"],
+      ["too long", "array_fill(1::real, array[5000])"],
+      ["two-dimensional", "array[[1::real, 2], [3, 4]]"],
+      ["empty", "'{}'::real[]"],
+    ];
+    for (const [label, vector] of bad) {
+      await withTx(db.auth, async (client) => {
+        await asRole(client, "sextant_t_acme");
+        await expect(client.query(`select * from sextant.search_dbt_models('opioid', 5, ${vector})`), label).rejects.toMatchObject({ code: "SX400" });
+      });
+    }
+    await withTx(db.auth, async (client) => {
+      await asRole(client, "sextant_t_acme");
+      const plain = (await client.query("select name from sextant.search_dbt_models('opioid use disorder', 5)")).rows.map((r) => r.name);
+      const short = (await client.query("select name, matched_fields from sextant.search_dbt_models('opioid use disorder', 5, array[1::real, 2, 3])")).rows;
+      expect(short.map((r) => r.name)).toEqual(plain);
+      expect(short.every((r) => !r.matched_fields.includes("meaning"))).toBe(true);
+    });
+  });
+});

@@ -1,0 +1,62 @@
+import { createHash } from "node:crypto";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+
+const STOP = new Set(["a", "an", "and", "the", "of", "to", "in", "on", "for", "by", "with", "is", "are", "this", "that", "as", "or"]);
+
+/**
+ * A stand-in embeddings endpoint for tests: a real HTTP server speaking the OpenAI embeddings
+ * protocol. Its "model" knows no meaning beyond the synonyms a test gives it: each word is
+ * lowercased, loses a plural "s", is replaced by its synonym, and adds 1 to one of `dims`
+ * dimensions chosen by a hash. So a test can tell a match found through the vectors (a synonym
+ * no word of the text shares) from one found through the words.
+ */
+export async function startEmbeddingServer(opts: { synonyms?: Record<string, string>; dims?: number } = {}) {
+  const dims = opts.dims ?? 256;
+  const synonyms = opts.synonyms ?? {};
+  const state = { requests: 0, texts: 0, failWith: 0, lastAuth: undefined as string | undefined };
+
+  const embed = (text: string) => {
+    const v = new Array<number>(dims).fill(0);
+    for (const raw of text.toLowerCase().match(/[a-z0-9]+/g) ?? []) {
+      if (STOP.has(raw)) continue;
+      const singular = raw.length > 3 && raw.endsWith("s") ? raw.slice(0, -1) : raw;
+      const word = synonyms[singular] ?? synonyms[raw] ?? singular;
+      v[createHash("sha1").update(word).digest().readUInt32BE(0) % dims]! += 1;
+    }
+    return v;
+  };
+
+  const server = http.createServer((req, res) => {
+    let body = "";
+    req.on("data", (chunk) => (body += chunk));
+    req.on("end", () => {
+      state.requests += 1;
+      state.lastAuth = req.headers.authorization;
+      if (state.failWith) {
+        res.writeHead(state.failWith, { "content-type": "application/json" }).end(JSON.stringify({ error: { message: "model overloaded" } }));
+        return;
+      }
+      let input: unknown;
+      try {
+        input = JSON.parse(body).input;
+      } catch {
+        res.writeHead(400).end("bad json");
+        return;
+      }
+      const texts = Array.isArray(input) ? input.map(String) : [String(input)];
+      state.texts += texts.length;
+      res.writeHead(200, { "content-type": "application/json" }).end(
+        JSON.stringify({ object: "list", data: texts.map((t, index) => ({ object: "embedding", index, embedding: embed(t) })), model: "test-hash" }),
+      );
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/v1/embeddings`,
+    state,
+    embed,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
