@@ -115,6 +115,16 @@ $$;
 revoke all on function sextant_private.dbt_embedding_texts(uuid) from public;
 grant execute on function sextant_private.dbt_embedding_texts(uuid) to sextant_authenticator;
 
+-- The sign of each number of a vector, one bit each (for the cheap first pass of search).
+create or replace function sextant_exec.vector_signs(v real[])
+returns bit varying
+language sql immutable strict parallel safe
+set search_path = pg_catalog, pg_temp
+as $$
+  select array_to_string(array(select case when x > 0 then '1' else '0' end from unnest(v) with ordinality as t(x, k) order by k), '')::bit varying;
+$$;
+grant execute on function sextant_exec.vector_signs(real[]) to sextant_tenant_reader;
+
 -- Vectors of a project's nodes from the embeddings endpoint, stored after the load (the
 -- loader calls this in one transaction, in batches; `replace` on the first batch clears the
 -- project's earlier vectors). Nodes that are no longer in the project are skipped.
@@ -129,12 +139,13 @@ begin
   if replace then
     delete from sextant.dbt_embeddings as e where e.project_id = store_dbt_embeddings.project;
   end if;
-  insert into sextant.dbt_embeddings (project_id, tenant_slug, unique_id, model, embedding)
-  select n.project_id, n.tenant_slug, n.unique_id, store_dbt_embeddings.model,
-         sextant_exec.search_vector(array(select x::real from jsonb_array_elements_text(i.value -> 'embedding') with ordinality as v(x, k) order by k))
-  from jsonb_array_elements(items) as i
-  join sextant.dbt_nodes as n on n.project_id = store_dbt_embeddings.project and n.unique_id = i.value ->> 'unique_id'
-  on conflict (project_id, unique_id) do update set model = excluded.model, embedding = excluded.embedding;
+  insert into sextant.dbt_embeddings (project_id, tenant_slug, unique_id, model, embedding, signs)
+  select x.project_id, x.tenant_slug, x.unique_id, store_dbt_embeddings.model, x.v, sextant_exec.vector_signs(x.v)
+  from (select n.project_id, n.tenant_slug, n.unique_id,
+               sextant_exec.search_vector(array(select x::real from jsonb_array_elements_text(i.value -> 'embedding') with ordinality as v(x, k) order by k)) as v
+        from jsonb_array_elements(items) as i
+        join sextant.dbt_nodes as n on n.project_id = store_dbt_embeddings.project and n.unique_id = i.value ->> 'unique_id') as x
+  on conflict (project_id, unique_id) do update set model = excluded.model, embedding = excluded.embedding, signs = excluded.signs;
   get diagnostics stored = row_count;
   return stored;
 end
@@ -475,14 +486,25 @@ as $$
   ranked as (
     select s.*, row_number() over (order by s.score desc, s.unique_id) as rank from scored as s
   ),
-  qv as (select sextant_exec.search_vector(search_dbt_models.question_embedding) as v),
-  nearest as (
-    select e.project_id, e.unique_id, row_number() over (order by d.sim desc, e.unique_id) as rank
+  qv as (select x.v, sextant_exec.vector_signs(x.v) as signs
+         from (select sextant_exec.search_vector(search_dbt_models.question_embedding) as v) as x),
+  -- First pass: the nodes whose vectors' signs differ least from the question's (Hamming
+  -- distance, cheap); only these are compared exactly — 50,000 numbers in all, about 10 ms, since
+  -- SQL multiplies some 5 million numbers a second (195 nodes at 256 dimensions, 32 at 1,536).
+  candidates as (
+    select e.project_id, e.unique_id, e.embedding
     from qv
     join sextant.dbt_embeddings as e on cardinality(e.embedding) = cardinality(qv.v)
-    cross join lateral (select sum(a * b) as sim from unnest(e.embedding, qv.v) as t(a, b)) as d
     where qv.v is not null
-    order by d.sim desc, e.unique_id
+    order by pg_catalog.bit_count(e.signs # qv.signs), e.unique_id
+    limit greatest(30, 50000 / coalesce((select cardinality(qv.v) from qv), 1))
+  ),
+  nearest as (
+    select c.project_id, c.unique_id, row_number() over (order by d.sim desc, c.unique_id) as rank
+    from candidates as c
+    cross join qv
+    cross join lateral (select sum(a * b) as sim from unnest(c.embedding, qv.v) as t(a, b)) as d
+    order by d.sim desc, c.unique_id
     limit 30
   ),
   fused as (

@@ -63,15 +63,18 @@ describe("vectors at load time", () => {
     const { rows } = await db.admin.query(
       `select p.searchable_nodes, count(e.*)::int as vectors, min(cardinality(e.embedding)) as dims,
               min((select sqrt(sum(x * x)) from unnest(e.embedding) as x)) as min_norm,
-              max((select sqrt(sum(x * x)) from unnest(e.embedding) as x)) as max_norm
+              max((select sqrt(sum(x * x)) from unnest(e.embedding) as x)) as max_norm,
+              bool_and(length(e.signs) = cardinality(e.embedding)
+                       and e.signs = array_to_string(array(select case when x > 0 then '1' else '0' end from unnest(e.embedding) as x), '')::varbit) as signs_ok
          from sextant.dbt_projects p join sextant.dbt_embeddings e on e.project_id = p.id
         where p.tenant_slug = 'acme' group by p.searchable_nodes`,
     );
     expect(result.embeddings).toEqual({ stored: rows[0].searchable_nodes });
     expect(rows[0].vectors).toBe(rows[0].searchable_nodes);
-    expect(rows[0].dims).toBe(256);
+    expect(rows[0].dims).toBe(1024);
     expect(rows[0].min_norm).toBeCloseTo(1, 4);
     expect(rows[0].max_norm).toBeCloseTo(1, 4);
+    expect(rows[0].signs_ok).toBe(true); // the first pass of search compares these
     expect(endpoint.state.lastAuth).toBe("Bearer sk-test");
   }, 120_000);
 
@@ -193,7 +196,7 @@ describe("search blends the question's vector", () => {
     const bad: [string, string][] = [
       ["NaN", "array['NaN'::real, 1]"],
       ["infinity", "array['Infinity'::real, 1]"],
-      ["all zeros", "array_fill(0::real, array[256])"],
+      ["all zeros", "array_fill(0::real, array[1024])"],
       ["too long", "array_fill(1::real, array[5000])"],
       ["two-dimensional", "array[[1::real, 2], [3, 4]]"],
       ["empty", "'{}'::real[]"],

@@ -7,22 +7,38 @@ const STOP = new Set(["a", "an", "and", "the", "of", "to", "in", "on", "for", "b
 /**
  * A stand-in embeddings endpoint for tests: a real HTTP server speaking the OpenAI embeddings
  * protocol. Its "model" knows no meaning beyond the synonyms a test gives it: each word is
- * lowercased, loses a plural "s", is replaced by its synonym, and adds 1 to one of `dims`
- * dimensions chosen by a hash. So a test can tell a match found through the vectors (a synonym
+ * lowercased, loses a plural "s", is replaced by its synonym, and adds its own pseudo-random
+ * vector (seeded by the word) to the text's. So a test can tell a match found through the vectors (a synonym
  * no word of the text shares) from one found through the words.
  */
 export async function startEmbeddingServer(opts: { synonyms?: Record<string, string>; dims?: number } = {}) {
-  const dims = opts.dims ?? 256;
+  const dims = opts.dims ?? 1024;
   const synonyms = opts.synonyms ?? {};
   const state = { requests: 0, texts: 0, failWith: 0, lastAuth: undefined as string | undefined };
 
+  // Each word's vector: `dims` pseudo-random numbers in [-1, 1) seeded by the word (dense and
+  // centred like a real model's, so the signs of a text's vector carry its meaning too).
+  const wordVectors = new Map<string, Float64Array>();
+  const wordVector = (word: string) => {
+    let v = wordVectors.get(word);
+    if (!v) {
+      let seed = createHash("sha1").update(word).digest().readUInt32BE(0);
+      v = new Float64Array(dims);
+      for (let i = 0; i < dims; i++) {
+        seed = (Math.imul(seed ^ (seed >>> 15), 2246822519) + 0x9e3779b9) >>> 0; // a small PRNG step
+        v[i] = seed / 2 ** 31 - 1;
+      }
+      wordVectors.set(word, v);
+    }
+    return v;
+  };
   const embed = (text: string) => {
     const v = new Array<number>(dims).fill(0);
     for (const raw of text.toLowerCase().match(/[a-z0-9]+/g) ?? []) {
       if (STOP.has(raw)) continue;
       const singular = raw.length > 3 && raw.endsWith("s") ? raw.slice(0, -1) : raw;
-      const word = synonyms[singular] ?? synonyms[raw] ?? singular;
-      v[createHash("sha1").update(word).digest().readUInt32BE(0) % dims]! += 1;
+      const w = wordVector(synonyms[singular] ?? synonyms[raw] ?? singular);
+      for (let i = 0; i < dims; i++) v[i]! += w[i]!;
     }
     return v;
   };
