@@ -821,7 +821,7 @@ begin
       heartbeat_at = now(), attempts = r.attempts + 1, current_step = 'starting', progress = '{}'
   where r.id = v_run.id;
   return jsonb_build_object(
-    'run_id', v_run.id, 'tenant', v_pipeline.tenant_slug, 'pipeline', v_pipeline.name, 'pipeline_id', v_pipeline.id,
+    'run_id', v_run.id, 'attempt', v_run.attempts + 1, 'tenant', v_pipeline.tenant_slug, 'pipeline', v_pipeline.name, 'pipeline_id', v_pipeline.id,
     'builder_role', v_builder, 'reader_role', 'sextant_t_' || v_pipeline.tenant_slug,
     'stage_schema', v_stage, 'target_schema', v_pipeline.target_schema,
     'source', v_pipeline.source,
@@ -839,8 +839,10 @@ $$;
 revoke all on function sextant_private.claim_run(bigint, text, integer) from public;
 grant execute on function sextant_private.claim_run(bigint, text, integer) to sextant_worker;
 
--- Progress of a running run; returns true when the run should stop (cancelled or no longer running).
-create or replace function sextant_private.report_progress(run_id bigint, step text, entity text, entity_progress jsonb)
+-- Progress of a running run's attempt; returns true when the attempt should stop (cancelled, no
+-- longer running, or the run was handed to a later attempt — possibly by the same worker process).
+drop function if exists sextant_private.report_progress(bigint, text, text, jsonb);
+create or replace function sextant_private.report_progress(run_id bigint, attempt integer, step text, entity text, entity_progress jsonb)
 returns boolean
 language plpgsql volatile security definer
 set search_path = pg_catalog, pg_temp
@@ -852,17 +854,18 @@ begin
   set current_step = coalesce(step, r.current_step), heartbeat_at = now(),
       progress = case when entity is null then r.progress
                       else r.progress || jsonb_build_object(entity, coalesce(r.progress -> entity, '{}') || entity_progress) end
-  where r.id = report_progress.run_id and r.status = 'running'
+  where r.id = report_progress.run_id and r.status = 'running' and r.attempts = report_progress.attempt
   returning r.cancel_requested into v_stop;
   return coalesce(v_stop, true);
 end
 $$;
-revoke all on function sextant_private.report_progress(bigint, text, text, jsonb) from public;
-grant execute on function sextant_private.report_progress(bigint, text, text, jsonb) to sextant_worker;
+revoke all on function sextant_private.report_progress(bigint, integer, text, text, jsonb) from public;
+grant execute on function sextant_private.report_progress(bigint, integer, text, text, jsonb) to sextant_worker;
 
 -- Called in the worker's swap transaction, after the tables moved: records freshness, grants
 -- the tenant's readers SELECT on what the tenant's filters allow, ends the run.
-create or replace function sextant_private.finish_run(run_id bigint, worker_id text, tables jsonb)
+drop function if exists sextant_private.finish_run(bigint, text, jsonb);
+create or replace function sextant_private.finish_run(run_id bigint, worker_id text, attempt integer, tables jsonb)
 returns void
 language plpgsql volatile security definer
 set search_path = pg_catalog, pg_temp
@@ -874,8 +877,9 @@ declare
   v_denied boolean;
 begin
   select * into v_run from sextant.materialization_runs as r where r.id = finish_run.run_id for update;
-  if v_run.status is distinct from 'running' or v_run.worker_id is distinct from finish_run.worker_id then
-    raise exception 'run % is no longer this worker''s (status %)', run_id, v_run.status using errcode = 'SX409';
+  if v_run.status is distinct from 'running' or v_run.worker_id is distinct from finish_run.worker_id
+     or v_run.attempts is distinct from finish_run.attempt then
+    raise exception 'run % is no longer this attempt''s (status %, attempt %)', run_id, v_run.status, v_run.attempts using errcode = 'SX409';
   end if;
   select * into v_tenant from sextant.tenants as t where t.slug = v_run.tenant_slug;
   for v_t in select * from jsonb_array_elements(tables) loop
@@ -899,8 +903,8 @@ begin
   execute format('drop schema if exists %I cascade', 'sextant_stage_' || v_run.id);
 end
 $$;
-revoke all on function sextant_private.finish_run(bigint, text, jsonb) from public;
-grant execute on function sextant_private.finish_run(bigint, text, jsonb) to sextant_worker;
+revoke all on function sextant_private.finish_run(bigint, text, integer, jsonb) from public;
+grant execute on function sextant_private.finish_run(bigint, text, integer, jsonb) to sextant_worker;
 
 -- A pipeline's models and entities, indexed like a dbt project (pipeline_<name>), so that
 -- search_dbt_models, get_model_details and describe_table show their docs and lineage.
@@ -958,11 +962,12 @@ $$;
 revoke all on function sextant_private.index_pipeline_models(bigint) from public;
 
 -- Ends a run that will not be retried (failed, or cancelled when cancelling was asked), or puts
--- it back in the queue with the error of the attempt. Only the worker that holds the run may:
--- a run another worker took over (after missed heartbeats) is left alone. The staging schema
--- goes; the old tables stay.
+-- it back in the queue with the error of the attempt. Only the attempt that holds the run may:
+-- a run another attempt took over (after missed heartbeats — another worker, or the same worker
+-- process picking the job up again) is left alone. The staging schema goes; the old tables stay.
 drop function if exists sextant_private.end_run(bigint, text, text);
-create or replace function sextant_private.end_run(run_id bigint, status text, error text, worker_id text)
+drop function if exists sextant_private.end_run(bigint, text, text, text);
+create or replace function sextant_private.end_run(run_id bigint, status text, error text, worker_id text, attempt integer)
 returns boolean
 language plpgsql volatile security definer
 set search_path = pg_catalog, pg_temp
@@ -978,7 +983,7 @@ begin
       finished_at = case when end_run.status = 'queued' then null else now() end,
       current_step = case end_run.status when 'queued' then 'waiting to retry' when 'cancelled' then 'cancelled; old tables kept'
                                          else 'failed; old tables kept' end
-  where r.id = end_run.run_id and r.status = 'running' and r.worker_id = end_run.worker_id
+  where r.id = end_run.run_id and r.status = 'running' and r.worker_id = end_run.worker_id and r.attempts = end_run.attempt
     and (end_run.status <> 'cancelled' or r.cancel_requested);
   v_done := found;
   if v_done then
@@ -987,8 +992,8 @@ begin
   return v_done;
 end
 $$;
-revoke all on function sextant_private.end_run(bigint, text, text, text) from public;
-grant execute on function sextant_private.end_run(bigint, text, text, text) to sextant_worker;
+revoke all on function sextant_private.end_run(bigint, text, text, text, integer) from public;
+grant execute on function sextant_private.end_run(bigint, text, text, text, integer) to sextant_worker;
 
 -- Which tables of a target schema a pipeline may replace: its own earlier output, or names
 -- that are free. Returns the names that belong to something else.

@@ -408,6 +408,42 @@ describe("runs", () => {
   });
 });
 
+describe("attempts at one run", () => {
+  test("an attempt the run was taken from cannot finish, end or report it — even from the same worker process", async () => {
+    await definePipeline("acme");
+    const runId = await requestRun("acme", "shop_api");
+    const asWorker = async <T,>(fn: (c: import("pg").PoolClient) => Promise<T>) => {
+      const c = await db.admin.connect();
+      try {
+        await c.query("begin; set local role sextant_worker");
+        const out = await fn(c);
+        await c.query("commit");
+        return out;
+      } catch (error) {
+        await c.query("rollback");
+        throw error;
+      } finally {
+        c.release();
+      }
+    };
+    const claim = (worker: string) => asWorker(async (c) => (await c.query("select sextant_private.claim_run($1, $2, 1) as c", [runId, worker])).rows[0].c);
+    expect((await claim("w1")).attempt).toBe(1);
+    // Attempt 1 stalls: no heartbeat for an hour; the reaper hands the run back to the queue,
+    // and the same worker process (same graphile-worker id) picks the job up again.
+    await db.admin.query("update sextant.materialization_runs set heartbeat_at = now() - interval '1 hour' where id = $1", [runId]);
+    await asWorker((c) => c.query("select sextant_private.reap_stale_runs(interval '1 minute')"));
+    expect((await claim("w1")).attempt).toBe(2);
+    // Attempt 1 wakes up: everything it tries is refused, attempt 2 is untouched.
+    await expect(asWorker((c) => c.query("select sextant_private.finish_run($1, 'w1', 1, '[]')", [runId]))).rejects.toMatchObject({ code: "SX409" });
+    expect((await asWorker((c) => c.query("select sextant_private.end_run($1, 'failed', 'late', 'w1', 1) as done", [runId]))).rows[0].done).toBe(false);
+    expect((await asWorker((c) => c.query("select sextant_private.report_progress($1, 1, 'late step', null, null) as stop", [runId]))).rows[0].stop).toBe(true);
+    expect((await asWorker((c) => c.query("select sextant_private.report_progress($1, 2, 'loading', null, null) as stop", [runId]))).rows[0].stop).toBe(false);
+    expect(await status(runId)).toMatchObject({ status: "running", attempts: 2, current_step: "loading" });
+    expect((await asWorker((c) => c.query("select sextant_private.end_run($1, 'failed', 'test over', 'w1', 2) as done", [runId]))).rows[0].done).toBe(true);
+    expect(await status(runId)).toMatchObject({ status: "failed", error: "test over" });
+  });
+});
+
 describe("HTTP pagination styles, rate limit, CSV over HTTP", () => {
   test("offset, next link in the body, Link header; requests spaced by requests_per_second; a CSV by URL", { timeout: 30_000 }, async () => {
     const times: number[] = [];

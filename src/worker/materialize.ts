@@ -11,6 +11,8 @@ import { StageWriter } from "./stageWriter.ts";
 /** What sextant_private.claim_run returns. */
 interface Claim {
   run_id: number;
+  /** The run's attempt this claim is (finish, end and progress name it: a later attempt owns the run). */
+  attempt: number;
   tenant: string;
   pipeline: string;
   pipeline_id: number;
@@ -51,7 +53,7 @@ export function resolveSecrets(value: unknown, secrets: Record<string, string>):
   return value;
 }
 
-/** Progress and heartbeats of one run; `stop` turns true when the run is cancelled. */
+/** Progress and heartbeats of one attempt at a run; `stop` turns true when it is cancelled or taken over. */
 class RunReporter {
   stop = false;
   private last = 0;
@@ -59,13 +61,14 @@ class RunReporter {
   constructor(
     private readonly pool: pg.Pool,
     private readonly runId: number,
+    private readonly attempt: number,
     heartbeatMs: number,
   ) {
     this.timer = setInterval(() => void this.send(null, null, null).catch(() => {}), heartbeatMs);
   }
   async send(step: string | null, entity: string | null, progress: Record<string, unknown> | null): Promise<boolean> {
-    const { rows } = await this.pool.query("select sextant_private.report_progress($1, $2, $3, $4) as stop", [
-      this.runId, step, entity, progress ? JSON.stringify(progress) : null,
+    const { rows } = await this.pool.query("select sextant_private.report_progress($1, $2, $3, $4, $5) as stop", [
+      this.runId, this.attempt, step, entity, progress ? JSON.stringify(progress) : null,
     ]);
     this.stop ||= rows[0].stop;
     return this.stop;
@@ -94,15 +97,15 @@ export function materializeTask(deps: MaterializeDeps) {
     if (!claim) return;
     const log = deps.log.child({ run: runId, pipeline: claim.pipeline, tenant: claim.tenant });
     // Heartbeats well inside the stale limit, so a live worker is never taken for a dead one.
-    const reporter = new RunReporter(deps.pool, runId, Math.max(200, Math.min(2000, deps.staleMs / 4)));
+    const reporter = new RunReporter(deps.pool, runId, claim.attempt, Math.max(200, Math.min(2000, deps.staleMs / 4)));
     try {
       await runPipeline(claim, workerId, deps, reporter, helpers.abortSignal, log);
       log.info("run succeeded");
     } catch (error) {
       const end = async (status: string, why: string | null) =>
-        (await deps.pool.query("select sextant_private.end_run($1, $2, $3, $4) as done", [runId, status, why, workerId])).rows[0].done as boolean;
+        (await deps.pool.query("select sextant_private.end_run($1, $2, $3, $4, $5) as done", [runId, status, why, workerId, claim.attempt])).rows[0].done as boolean;
       if (error instanceof RunStopped || reporter.stop) {
-        // Cancelled, or another worker took the run over after missed heartbeats (then nothing changes).
+        // Cancelled, or another attempt took the run over after missed heartbeats (then nothing changes).
         if (await end("cancelled", null)) log.info("run cancelled");
         else log.warn("run was taken over by another worker; this attempt stops");
         return;
@@ -245,7 +248,7 @@ async function runPipeline(claim: Claim, workerId: string, deps: MaterializeDeps
       await client.query(`alter ${item.relkind === "view" ? "view" : "table"} ${quote(claim.stage_schema)}.${quote(item.table)} set schema ${quote(claim.target_schema)}`);
     }
     await client.query("reset role");
-    await client.query("select sextant_private.finish_run($1, $2, $3)", [claim.run_id, workerId, JSON.stringify(tables)]);
+    await client.query("select sextant_private.finish_run($1, $2, $3, $4)", [claim.run_id, workerId, claim.attempt, JSON.stringify(tables)]);
     await client.query("commit");
   } catch (error) {
     await client.query("rollback").catch(() => {});
