@@ -786,6 +786,20 @@ describe("an agent over MCP", () => {
     }
   });
 
+  test("run_materialization with wait_seconds sends progress notifications over Streamable HTTP too", { timeout: 60_000 }, async () => {
+    await provision("acme", "http_wait");
+    await definePipeline("acme", { name: "http_pipeline", target_schema: "t_acme__http_wait" });
+    await startTestWorker();
+    const progress: { progress: number; message?: string }[] = [];
+    const result = await agent.callTool({ name: "run_materialization", arguments: { pipeline: "http_pipeline", wait_seconds: 45 } }, undefined,
+      { onprogress: (p) => void progress.push(p), timeout: 60_000 });
+    expect(result.isError).toBeFalsy();
+    expect(result.structuredContent).toMatchObject({ status: "succeeded", pipeline: "http_pipeline", entities: { customers: { rows: 120 } } });
+    expect(progress.length).toBeGreaterThanOrEqual(2);
+    expect(progress.some((p) => /^running: loading (customers|orders) \(\d+ rows loaded\)$/.test(p.message ?? ""))).toBe(true);
+    for (let i = 1; i < progress.length; i++) expect(progress[i]!.progress).toBeGreaterThan(progress[i - 1]!.progress);
+  });
+
   test("GraphQL: an admin defines and runs a pipeline and reads its status; a viewer cannot run it", async () => {
     const gql = async (token: string, query: string, variables: Record<string, unknown> = {}) => {
       const res = await fetch(`${server.url}/graphql`, {

@@ -27,7 +27,7 @@ function jsonRpcError(res: Response, status: number, message: string): void {
 
 /**
  * Mounts MCP over Streamable HTTP at /mcp: Bearer auth, Host/Origin checks against DNS
- * rebinding, JSON responses, and one long-lived server per session (bound to the principal
+ * rebinding, event-stream answers (progress notifications travel on them), and one long-lived server per session (bound to the principal
  * that opened it, so a session id alone is worth nothing to anyone else).
  */
 export function installMcp(
@@ -59,7 +59,10 @@ export function installMcp(
       if (sessions.size >= MAX_SESSIONS) evictOldest();
       const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
         sessionIdGenerator: randomUUID,
-        enableJsonResponse: true,
+        // Each POST is answered as a short event stream (the SDK's default): a tool that waits
+        // (run_materialization with wait_seconds) sends its progress notifications on it before
+        // the result. JSON-only answers could not carry them.
+        enableJsonResponse: false,
         onsessioninitialized: (id) => {
           sessions.set(id, { transport, owner: ownerKey(principal), lastSeen: Date.now() });
         },
