@@ -66,21 +66,36 @@ async function waitForLine(child: ChildProcess, text: string): Promise<void> {
   });
 }
 
-/** An HTTP MCP client that also collects the server's Server-Timing durations. */
+/**
+ * The median time Sextant spent inside a tool's calls (rate limit, SQL round trip, shaping), as
+ * its audit log records it: answers stream over HTTP, so a Server-Timing header would only
+ * measure until the stream opened.
+ */
+async function auditMedian(adminUrl: string, tool: string, principal: string, since: Date): Promise<number> {
+  const c = new pg.Client({ connectionString: adminUrl });
+  await c.connect();
+  try {
+    for (let i = 0; i < 50; i++) {
+      const { rows } = await c.query(
+        `select count(*)::int as n, percentile_cont(0.5) within group (order by duration_ms) as median
+           from sextant.audit_events where tool = $1 and principal like $2 and at >= $3`, [tool, principal, since]);
+      if (rows[0].n >= N) return Number(rows[0].median);
+      await new Promise((r) => setTimeout(r, 100)); // the audit log writes in batches
+    }
+    return NaN;
+  } finally {
+    await c.end();
+  }
+}
+
+/** An HTTP MCP client. */
 async function httpClient(url: string, token?: string) {
-  const serverMs: number[] = [];
   const transport = new StreamableHTTPClientTransport(new URL(url), {
     requestInit: token ? { headers: { authorization: `Bearer ${token}` } } : {},
-    fetch: async (input, init) => {
-      const res = await fetch(input, init);
-      const timing = /dur=([\d.]+)/.exec(res.headers.get("server-timing") ?? "");
-      if (timing) serverMs.push(Number(timing[1]));
-      return res;
-    },
   });
   const client = new Client({ name: "bench", version: "1.0.0" });
   await client.connect(transport);
-  return { client, serverMs };
+  return { client };
 }
 
 async function stdioClient(command: string, args: string[], env: Record<string, string>) {
@@ -142,16 +157,14 @@ async function main() {
     const results: string[] = [];
     const table = (title: string) => {
       results.push(`\n### ${title}\n`);
-      results.push("| tool | raw SQL (a) median | floor (b) median / p95 | Sextant median / p95 | Sextant server-side median | Sextant ÷ (b) |");
+      results.push("| tool | raw SQL (a) median | floor (b) median / p95 | Sextant median / p95 | Sextant tool time (audit) median | Sextant ÷ (b) |");
       results.push("| --- | --- | --- | --- | --- | --- |");
     };
 
     for (const transport of ["http", "stdio"] as const) {
-      let sx: Client, fl: Client, sxServer: number[] = [];
+      let sx: Client, fl: Client;
       if (transport === "http") {
-        const a = await httpClient(`http://127.0.0.1:${sxPort}/mcp`, token);
-        sx = a.client;
-        sxServer = a.serverMs;
+        sx = (await httpClient(`http://127.0.0.1:${sxPort}/mcp`, token)).client;
         fl = (await httpClient(`http://127.0.0.1:${floorPort}/mcp`)).client;
       } else {
         sx = await stdioClient(node, [path.join(projectRoot, "bin/sextant.mjs"), "mcp", "--tenant", "bench", "--role", "analyst"], {
@@ -169,7 +182,7 @@ async function main() {
           await timeCall(sx, name, args);
           await timeCall(fl, name, args);
         }
-        sxServer.length = 0;
+        const since = new Date();
         for (let i = 0; i < N; i++) {
           const t = performance.now();
           await raw.query(spec.sql, spec.args(args as never));
@@ -183,7 +196,7 @@ async function main() {
           }
         }
         const a = stats(rawMs), b = stats(flMs), s = stats(sxMs);
-        const server = sxServer.length ? f(stats(sxServer).median) : "n/a";
+        const server = f(await auditMedian(db.adminUrl, name, transport === "http" ? "bench-agent" : "local:%", since));
         results.push(`| ${name} | ${f(a.median)} | ${f(b.median)} / ${f(b.p95)} | ${f(s.median)} / ${f(s.p95)} | ${server} | **${(s.median / b.median).toFixed(2)}×** |`);
         log(results.at(-1)!);
       }

@@ -715,6 +715,17 @@ describe("a worker that shuts down gracefully in the middle of a load", () => {
   });
 });
 
+/** A run_materialization call with wait_seconds: it ended succeeded, after rising progress notifications. */
+function expectWaitedWithProgress(result: Record<string, unknown>, progress: { progress: number; message?: string }[], pipeline: string) {
+  expect(result.isError).toBeFalsy();
+  expect(result.structuredContent).toMatchObject({ status: "succeeded", pipeline, entities: { customers: { rows: 120 } } });
+  expect(progress.length).toBeGreaterThanOrEqual(2);
+  // The client may handle the response before the last notification (its handler is then gone),
+  // so the end is read from the result and the notifications are checked for the run's progress.
+  expect(progress.some((p) => /^running: loading (customers|orders) \(\d+ rows loaded\)$/.test(p.message ?? ""))).toBe(true);
+  for (let i = 1; i < progress.length; i++) expect(progress[i]!.progress).toBeGreaterThan(progress[i - 1]!.progress);
+}
+
 describe("an agent over MCP", () => {
   let server: Awaited<ReturnType<typeof startTestServer>>;
   let agent: Client;
@@ -770,13 +781,7 @@ describe("an agent over MCP", () => {
       const progress: { progress: number; message?: string }[] = [];
       const result = await client.callTool({ name: "run_materialization", arguments: { pipeline: "stdio_pipeline", wait_seconds: 45 } }, undefined,
         { onprogress: (p) => void progress.push(p), timeout: 60_000 });
-      expect(result.isError).toBeFalsy();
-      expect(result.structuredContent).toMatchObject({ status: "succeeded", pipeline: "stdio_pipeline", entities: { customers: { rows: 120 } } });
-      expect(progress.length).toBeGreaterThanOrEqual(2);
-      // The client may handle the response before the last notification (its handler is then gone),
-      // so the end is read from the result and the notifications are checked for the run's progress.
-      expect(progress.some((p) => /^running: loading (customers|orders) \(\d+ rows loaded\)$/.test(p.message ?? ""))).toBe(true);
-      for (let i = 1; i < progress.length; i++) expect(progress[i]!.progress).toBeGreaterThan(progress[i - 1]!.progress);
+      expectWaitedWithProgress(result, progress, "stdio_pipeline");
       // Without wait_seconds the call returns at once, queued.
       const quick = await callOk(client, "run_materialization", { pipeline: "stdio_pipeline" });
       expect(quick).toMatchObject({ status: "queued" });
@@ -793,11 +798,7 @@ describe("an agent over MCP", () => {
     const progress: { progress: number; message?: string }[] = [];
     const result = await agent.callTool({ name: "run_materialization", arguments: { pipeline: "http_pipeline", wait_seconds: 45 } }, undefined,
       { onprogress: (p) => void progress.push(p), timeout: 60_000 });
-    expect(result.isError).toBeFalsy();
-    expect(result.structuredContent).toMatchObject({ status: "succeeded", pipeline: "http_pipeline", entities: { customers: { rows: 120 } } });
-    expect(progress.length).toBeGreaterThanOrEqual(2);
-    expect(progress.some((p) => /^running: loading (customers|orders) \(\d+ rows loaded\)$/.test(p.message ?? ""))).toBe(true);
-    for (let i = 1; i < progress.length; i++) expect(progress[i]!.progress).toBeGreaterThan(progress[i - 1]!.progress);
+    expectWaitedWithProgress(result, progress, "http_pipeline");
   });
 
   test("GraphQL: an admin defines and runs a pipeline and reads its status; a viewer cannot run it", async () => {
