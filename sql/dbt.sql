@@ -373,12 +373,12 @@ begin
     return null;
   end if;
   if cardinality(v) not between 1 and 4096 or array_ndims(v) <> 1 then
-    raise exception 'the question vector must have 1 to 4,096 numbers, got %', cardinality(v)
+    raise exception 'a vector must have 1 to 4,096 numbers, got %', cardinality(v)
       using errcode = 'SX400', hint = 'Pass the embedding of the question from the same model as the project''s vectors, or leave it out.';
   end if;
   select sqrt(sum(x::float8 * x)) into norm from unnest(v) as x;
   if norm is null or norm = 0 or norm = 'NaN'::float8 or norm = 'Infinity'::float8 then
-    raise exception 'the question vector must be finite numbers, not all zero'
+    raise exception 'a vector must be finite numbers, not all zero'
       using errcode = 'SX400', hint = 'Pass the embedding of the question, or leave it out.';
   end if;
   return array(select (x / norm)::real from unnest(v) with ordinality as t(x, i) order by i);

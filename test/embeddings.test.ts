@@ -99,6 +99,22 @@ describe("vectors at load time", () => {
     expect(result.embeddings).toMatchObject({ error: expect.stringContaining("did not answer") });
   }, 120_000);
 
+  test.each([
+    ["too-few", /did not return one vector of numbers per text/],
+    ["strings", /did not return one vector of numbers per text/],
+    ["not-json", /did not return one vector of numbers per text/],
+    ["huge", /1 to 4,096 numbers, got 5000/],
+  ] as const)("an endpoint answering %s: the load lands without vectors, with the reason", async (garbage, reason) => {
+    endpoint.state.garbage = garbage;
+    try {
+      const result = await loadTuva("globex", endpoint.url);
+      expect(result.embeddings).toMatchObject({ error: expect.stringMatching(reason) });
+      expect((await db.admin.query("select count(*)::int as n from sextant.dbt_embeddings where tenant_slug = 'globex'")).rows[0].n).toBe(0);
+    } finally {
+      endpoint.state.garbage = undefined;
+    }
+  }, 120_000);
+
   test("the CLI embeds after loading, and warns (exit 0) when the endpoint fails", async () => {
     const env = { DATABASE_URL: db.adminUrl, LOG_LEVEL: "warn", SEXTANT_EMBEDDINGS_URL: endpoint.url, SEXTANT_EMBEDDINGS_MODEL: "test-hash" };
     const ok = await runCli(["dbt", "load", "--tenant", "demo", TUVA], env);
@@ -154,6 +170,20 @@ describe("search blends the question's vector", () => {
       expect(names(result.structuredContent as Record<string, unknown>)).toEqual(plain);
     } finally {
       endpoint.state.failWith = 0;
+    }
+  });
+
+  test("MCP: an endpoint that hangs at question time costs at most its 5 s limit, then words answer", { timeout: 20_000 }, async () => {
+    const plain = names(await callOk(acmeWordsOnly, "search_dbt_models", { query: "pharmacy claims", max_results: 5 }));
+    endpoint.state.delayMs = 15_000;
+    try {
+      const started = performance.now();
+      const result = await acme.callTool({ name: "search_dbt_models", arguments: { query: "pharmacy claims", max_results: 5 } });
+      expect(performance.now() - started).toBeLessThan(8000);
+      expect(result.isError).toBeFalsy();
+      expect(names(result.structuredContent as Record<string, unknown>)).toEqual(plain);
+    } finally {
+      endpoint.state.delayMs = 0;
     }
   });
 

@@ -14,7 +14,16 @@ const STOP = new Set(["a", "an", "and", "the", "of", "to", "in", "on", "for", "b
 export async function startEmbeddingServer(opts: { synonyms?: Record<string, string>; dims?: number } = {}) {
   const dims = opts.dims ?? 1024;
   const synonyms = opts.synonyms ?? {};
-  const state = { requests: 0, texts: 0, failWith: 0, lastAuth: undefined as string | undefined };
+  const state = {
+    requests: 0,
+    texts: 0,
+    failWith: 0,
+    /** Answer something malformed instead of vectors (hostile-endpoint tests). */
+    garbage: undefined as undefined | "too-few" | "strings" | "huge" | "not-json",
+    /** Wait this long before answering. */
+    delayMs: 0,
+    lastAuth: undefined as string | undefined,
+  };
 
   // Each word's vector: `dims` pseudo-random numbers in [-1, 1) seeded by the word (dense and
   // centred like a real model's, so the signs of a text's vector carry its meaning too).
@@ -46,9 +55,18 @@ export async function startEmbeddingServer(opts: { synonyms?: Record<string, str
   const server = http.createServer((req, res) => {
     let body = "";
     req.on("data", (chunk) => (body += chunk));
-    req.on("end", () => {
+    req.on("end", async () => {
       state.requests += 1;
       state.lastAuth = req.headers.authorization;
+      if (state.delayMs) await new Promise((r) => setTimeout(r, state.delayMs));
+      if (state.garbage) {
+        const texts = (JSON.parse(body).input as string[]) ?? [];
+        const data = state.garbage === "too-few" ? [{ index: 0, embedding: embed(texts[0] ?? "") }]
+          : state.garbage === "strings" ? texts.map((_, index) => ({ index, embedding: ["0.1", "0.2"] }))
+          : texts.map((_, index) => ({ index, embedding: new Array(5000).fill(0.01) }));
+        res.writeHead(200, { "content-type": "application/json" }).end(state.garbage === "not-json" ? "<html>gateway</html>" : JSON.stringify({ data }));
+        return;
+      }
       if (state.failWith) {
         res.writeHead(state.failWith, { "content-type": "application/json" }).end(JSON.stringify({ error: { message: "model overloaded" } }));
         return;
