@@ -386,7 +386,8 @@ end
 $$;
 grant execute on function sextant_exec.search_vector(real[]) to sextant_tenant_reader;
 
-create or replace function sextant.search_dbt_models(query text, max_results integer default 10, question_embedding real[] default null)
+create or replace function sextant.search_dbt_models(query text, max_results integer default 10, question_embedding real[] default null,
+                                                     embedding_model text default null)
 returns setof sextant.dbt_search_hit
 language sql stable
 -- Not inlined: planned once per session and role, then reused (the plan does not depend on
@@ -495,7 +496,7 @@ as $$
     select e.project_id, e.unique_id, e.embedding
     from qv
     join sextant.dbt_embeddings as e on cardinality(e.embedding) = cardinality(qv.v)
-    where qv.v is not null
+    where qv.v is not null and (search_dbt_models.embedding_model is null or e.model = search_dbt_models.embedding_model)
     order by pg_catalog.bit_count(e.signs # qv.signs), e.unique_id
     limit greatest(30, 50000 / coalesce((select cardinality(qv.v) from qv), 1))
   ),
@@ -533,9 +534,9 @@ as $$
   join sextant.dbt_projects as p on p.id = s.project_id
   order by s.score desc, s.unique_id;
 $$;
-comment on function sextant.search_dbt_models(text, integer, real[]) is
-  E'Plain-English search over your dbt models: names, descriptions, columns, tags and SQL, ranked, with the fields that matched. question_embedding (optional): the question''s vector from the same embeddings model as the project''s, blended in.';
-grant execute on function sextant.search_dbt_models(text, integer, real[]) to sextant_tenant_reader;
+comment on function sextant.search_dbt_models(text, integer, real[], text) is
+  E'Plain-English search over your dbt models: names, descriptions, columns, tags and SQL, ranked, with the fields that matched. question_embedding (optional): the question''s vector, blended in; embedding_model (optional): compare it only with vectors of that model.';
+grant execute on function sextant.search_dbt_models(text, integer, real[], text) to sextant_tenant_reader;
 
 create or replace function sextant.get_model_details(model text, lineage_depth integer default 2)
 returns sextant.dbt_model_details

@@ -4,7 +4,7 @@ import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { projectRoot } from "../src/db/paths.ts";
-import { createEmbedder } from "../src/dbt/embeddings.ts";
+import { createEmbedder, embedDbtProject } from "../src/dbt/embeddings.ts";
 import { loadDbtArtifacts } from "../src/dbt/loadArtifacts.ts";
 import { runCli } from "./helpers/cli.ts";
 import { asRole, createTestDatabase, createToken, withTx, type TestDatabase } from "./helpers/db.ts";
@@ -76,6 +76,30 @@ describe("vectors at load time", () => {
     expect(rows[0].max_norm).toBeCloseTo(1, 4);
     expect(rows[0].signs_ok).toBe(true); // the first pass of search compares these
     expect(endpoint.state.lastAuth).toBe("Bearer sk-test");
+  }, 120_000);
+
+  test("vectors are stored a chunk at a time in one transaction: a failure in a later chunk keeps the earlier vectors", async () => {
+    const { rows: [p] } = await db.admin.query("select id, searchable_nodes from sextant.dbt_projects where tenant_slug = 'acme'");
+    const vectors = async () => (await db.admin.query("select count(*)::int as n, max(model) as model from sextant.dbt_embeddings where project_id = $1", [p.id])).rows[0];
+    const client = new pg.Client({ connectionString: db.adminUrl });
+    await client.connect();
+    try {
+      endpoint.state.failAfter = endpoint.state.requests + 3; // chunks of 100 nodes, 2 requests each: the second chunk fails
+      await expect(embedDbtProject(client, createEmbedder({ url: endpoint.url, model: "other-model" })!, p.id, undefined, 100)).rejects.toThrow(/HTTP 500/);
+      expect(await vectors()).toEqual({ n: p.searchable_nodes, model: "test-hash" });
+      endpoint.state.failAfter = 0;
+      const progress: number[] = [];
+      const stored = await embedDbtProject(client, createEmbedder({ url: endpoint.url, model: "other-model" })!, p.id, (done) => progress.push(done), 100);
+      expect(stored).toBe(p.searchable_nodes);
+      expect(await vectors()).toEqual({ n: p.searchable_nodes, model: "other-model" });
+      expect(progress.at(-1)).toBe(p.searchable_nodes);
+      expect(progress.length).toBeGreaterThanOrEqual(Math.ceil(p.searchable_nodes / 64));
+    } finally {
+      endpoint.state.failAfter = 0;
+      await client.end();
+    }
+    // back to the model the servers in this file use
+    await loadTuva("acme", endpoint.url);
   }, 120_000);
 
   test("a failing endpoint leaves the project loaded and searchable by words, and says why", async () => {
@@ -219,6 +243,17 @@ describe("search blends the question's vector", () => {
       expect(rows.some((r) => r.project_name === "the_tuva_project" && r.matched_fields.includes("meaning"))).toBe(false);
       const acmeProjects = await client.query("select count(*)::int as n from sextant.dbt_projects where tenant_slug = 'acme'");
       expect(acmeProjects.rows[0].n).toBe(0);
+    });
+  });
+
+  test("SQL door: a vector is compared only with vectors of the model it names", async () => {
+    await withTx(db.auth, async (client) => {
+      await asRole(client, "sextant_t_acme");
+      const meaning = async (model: string | null) =>
+        (await client.query("select name from sextant.search_dbt_models($1, 10, $2, $3) where 'meaning' = any(matched_fields)", [QUESTION, endpoint.embed(QUESTION), model])).rows.map((r) => r.name);
+      expect(await meaning("test-hash")).toContain(OUD);
+      expect(await meaning(null)).toContain(OUD);
+      expect(await meaning("text-embedding-3-small")).toEqual([]);
     });
   });
 

@@ -16,6 +16,8 @@ export interface Embedder {
 }
 
 const BATCH = 64;
+/** Nodes embedded and stored at a time (8 requests). */
+const CHUNK = 512;
 
 export function createEmbedder(settings: EmbeddingsSettings | undefined): Embedder | undefined {
   if (!settings) return undefined;
@@ -60,26 +62,30 @@ export function createEmbedder(settings: EmbeddingsSettings | undefined): Embedd
 
 /**
  * Embeds the searchable nodes of a project and stores the vectors, replacing the project's
- * earlier ones in one transaction. Runs after the load committed: when the endpoint fails, the
- * project stays loaded and searchable by words (the caller reports the error).
+ * earlier ones in one transaction, a chunk at a time (so memory stays bounded on large
+ * projects). Runs after the load committed: when the endpoint fails, the project stays loaded
+ * and searchable by words, with its earlier vectors gone with the old version (the caller
+ * reports the error).
  */
 export async function embedDbtProject(
   client: pg.ClientBase,
   embedder: Embedder,
   projectId: string,
   onProgress?: (done: number, total: number) => void,
+  chunkSize = CHUNK,
 ): Promise<number> {
   const { rows } = await client.query("select unique_id, text from sextant_private.dbt_embedding_texts($1)", [projectId]);
-  const vectors: number[][] = [];
-  for (let i = 0; i < rows.length; i += BATCH) {
-    vectors.push(...(await embedder.embed(rows.slice(i, i + BATCH).map((r) => r.text as string))));
-    onProgress?.(Math.min(i + BATCH, rows.length), rows.length);
-  }
   await client.query("begin");
   try {
     let stored = 0;
-    for (let i = 0; i < rows.length || i === 0; i += 500) {
-      const items = rows.slice(i, i + 500).map((r, k) => ({ unique_id: r.unique_id, embedding: vectors[i + k] }));
+    for (let i = 0; i < rows.length || i === 0; i += chunkSize) {
+      const chunk = rows.slice(i, i + chunkSize);
+      const vectors: number[][] = [];
+      for (let j = 0; j < chunk.length; j += BATCH) {
+        vectors.push(...(await embedder.embed(chunk.slice(j, j + BATCH).map((r) => r.text as string))));
+        onProgress?.(i + Math.min(j + BATCH, chunk.length), rows.length);
+      }
+      const items = chunk.map((r, k) => ({ unique_id: r.unique_id, embedding: vectors[k] }));
       const res = await client.query("select sextant_private.store_dbt_embeddings($1, $2, $3::jsonb, $4) as n", [projectId, embedder.model, JSON.stringify(items), i === 0]);
       stored += res.rows[0].n as number;
     }

@@ -82,7 +82,7 @@ export async function loadDbtArtifacts(
     if (batch.length >= BATCH) await flush();
   };
 
-  let committed = false;
+  let loaded: { project_name: string; id: string };
   await client.query("begin");
   try {
     const inManifest = (s: readonly (string | number | null)[]) =>
@@ -106,17 +106,17 @@ export async function loadDbtArtifacts(
       `directory ${path.resolve(opts.dir)}`,
     ]);
     await client.query("commit");
-    committed = true;
-    const embeddings = opts.embedder ? await embedAfterLoad(client, opts.embedder, rows[0].id, opts.onEmbedProgress) : undefined;
-    return { project: rows[0].project_name, counts, ms: Math.round(performance.now() - started), ...(embeddings && { embeddings }) };
+    loaded = rows[0];
   } catch (error) {
-    if (committed) throw error;
     await client.query("rollback").catch(() => {});
     if (error instanceof SyntaxError || /JSON|Parser/i.test(String((error as Error).message)) && !(error as { code?: string }).code) {
       throw new SextantError("SX400", `an artifact is not valid JSON: ${(error as Error).message}`, "Regenerate the artifacts with dbt.");
     }
     throw error;
   }
+  const ms = Math.round(performance.now() - started);
+  const embeddings = opts.embedder ? await embedAfterLoad(client, opts.embedder, loaded.id, opts.onEmbedProgress) : undefined;
+  return { project: loaded.project_name, counts, ms, ...(embeddings && { embeddings }) };
 }
 
 /** Vectors for the new project; a failing endpoint leaves it loaded and searchable by words. */

@@ -70,7 +70,10 @@ export async function callTool(spec: ToolSpec, deps: ToolDeps, principal: Princi
     spec.guard?.(input as never);
     await deps.rateLimiter?.hit(principal);
     const args = spec.args(input as never);
-    if (spec.embed) args.push(await questionVector(deps, requestId, spec.embed(input as never)));
+    if (spec.embed) {
+      const vector = await questionVector(deps, requestId, spec.embed(input as never));
+      args.push(vector, vector && deps.embedder!.model);
+    }
     let rows = await queryAsRole(deps.pool, principal, spec.sql, args, { write: spec.writes ?? false });
     if (spec.follow) {
       const token = extra._meta?.progressToken;

@@ -27,7 +27,8 @@ export interface ToolSpec<S extends ZodRawShape = ZodRawShape> {
   follow?: (ctx: FollowContext<z.infer<z.ZodObject<S>>>) => Promise<Record<string, unknown>>;
   /**
    * Text to embed with the configured embeddings endpoint; its vector (or null: no endpoint,
-   * blank text, or the endpoint failed) is passed to the SQL as one more argument after `args`.
+   * blank text, or the endpoint failed) and the model's name are passed to the SQL as two more
+   * arguments after `args`.
    */
   embed?: (input: z.infer<z.ZodObject<S>>) => string;
   /** The SQL text this call runs on the user's behalf, for the audit log. */

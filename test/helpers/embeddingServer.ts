@@ -20,6 +20,8 @@ export async function startEmbeddingServer(opts: { synonyms?: Record<string, str
     failWith: 0,
     /** Answer something malformed instead of vectors (hostile-endpoint tests). */
     garbage: undefined as undefined | "too-few" | "strings" | "huge" | "not-json",
+    /** Answer HTTP 500 to every request after this many (0: never). */
+    failAfter: 0,
     /** Wait this long before answering. */
     delayMs: 0,
     lastAuth: undefined as string | undefined,
@@ -67,8 +69,8 @@ export async function startEmbeddingServer(opts: { synonyms?: Record<string, str
         res.writeHead(200, { "content-type": "application/json" }).end(state.garbage === "not-json" ? "<html>gateway</html>" : JSON.stringify({ data }));
         return;
       }
-      if (state.failWith) {
-        res.writeHead(state.failWith, { "content-type": "application/json" }).end(JSON.stringify({ error: { message: "model overloaded" } }));
+      if (state.failWith || (state.failAfter && state.requests > state.failAfter)) {
+        res.writeHead(state.failWith || 500, { "content-type": "application/json" }).end(JSON.stringify({ error: { message: "model overloaded" } }));
         return;
       }
       let input: unknown;

@@ -26,7 +26,7 @@ export const dbtTools: ToolSpec[] = [
     title: "Search dbt models",
     description: "Plain-English search over dbt model names, descriptions, columns, tags and SQL; ranked, with the fields that matched.",
     input: { query: z.string().describe('e.g. "readmission rate by hospital"'), max_results: z.number().optional().describe("default 10") },
-    sql: "select * from sextant.search_dbt_models($1, $2, $3)",
+    sql: "select * from sextant.search_dbt_models($1, $2, $3, $4)",
     args: ({ query, max_results }) => [query, max_results ?? 10],
     embed: ({ query }) => query,
     result: "rows",
