@@ -495,7 +495,8 @@ as $$
   candidates as (
     select e.project_id, e.unique_id, e.embedding
     from qv
-    join sextant.dbt_embeddings as e on cardinality(e.embedding) = cardinality(qv.v)
+    -- the signs' length, not the vector's: reading each vector's length would fetch the vector itself
+    join sextant.dbt_embeddings as e on length(e.signs) = cardinality(qv.v)
     where qv.v is not null and (search_dbt_models.embedding_model is null or e.model = search_dbt_models.embedding_model)
     order by pg_catalog.bit_count(e.signs # qv.signs), e.unique_id
     limit greatest(30, 50000 / coalesce((select cardinality(qv.v) from qv), 1))
