@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -38,7 +39,17 @@ async function saveBody(req: Request, file: string): Promise<void> {
  * (application/zip), or manifest.json alone (application/json, or application/gzip). The
  * project replaces the tenant's previous version atomically (?project= names it).
  */
-export function installDbtUpload(app: Express, deps: { pool: pg.Pool; authenticate: Authenticate; audit?: AuditLog; resource?: { url: string; metadataUrl: string }; embedder?: Embedder }) {
+export function installDbtUpload(
+  app: Express,
+  deps: {
+    pool: pg.Pool;
+    authenticate: Authenticate;
+    audit?: AuditLog;
+    resource?: { url: string; metadataUrl: string };
+    embedder?: Embedder;
+    logError?: (requestId: string, error: unknown) => void;
+  },
+) {
   app.post("/dbt/upload", bearerAuth(deps.authenticate, deps.resource), async (req: Request, res: Response, next: NextFunction) => {
     const principal = principalFromAuth(req.auth);
     const started = performance.now();
@@ -67,7 +78,13 @@ export function installDbtUpload(app: Express, deps: { pool: pg.Pool; authentica
       try {
         const project = typeof req.query.project === "string" ? req.query.project : undefined;
         const result = await loadDbtArtifacts(client, { tenant: principal.tenant, dir, project, embedder: deps.embedder });
-        res.json({ project: result.project, counts: result.counts, ms: result.ms, ...(result.embeddings && { embeddings: result.embeddings }) });
+        let embeddings = result.embeddings;
+        if (embeddings && "error" in embeddings) {
+          // The endpoint is the operator's: its address and answers go to the server log, not to the tenant.
+          deps.logError?.(randomUUID(), new Error(`embedding dbt project ${result.project} of ${principal.tenant}: ${embeddings.error}`));
+          embeddings = { error: "the embeddings endpoint failed (the server log has the reason); search works by words until the next load" };
+        }
+        res.json({ project: result.project, counts: result.counts, ms: result.ms, ...(embeddings && { embeddings }) });
       } finally {
         client.release();
       }
