@@ -157,12 +157,12 @@ describe("vectors at load time", () => {
   }, 120_000);
 
   test("an HTTP upload to a server with an endpoint stores vectors too", async () => {
-    const manifest = path.resolve(projectRoot, "../shared/fixtures/dbt/fivetran-recurly/manifest.json");
-    const res = await fetch(`${withVectors.url}/dbt/upload?project=recurly_up`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${await createToken(db, "globex", "embeddings-admin", "admin")}`, "content-type": "application/json" },
-      body: new Uint8Array(fs.readFileSync(manifest)),
+    const manifest = new Uint8Array(fs.readFileSync(path.resolve(projectRoot, "../shared/fixtures/dbt/fivetran-recurly/manifest.json")));
+    const token = await createToken(db, "globex", "embeddings-admin", "admin");
+    const upload = () => fetch(`${withVectors.url}/dbt/upload?project=recurly_up`, {
+      method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, body: manifest,
     });
+    const res = await upload();
     expect(res.status).toBe(200);
     const body = (await res.json()) as { project: string; embeddings: { stored: number } };
     const { rows } = await db.admin.query(
@@ -173,11 +173,7 @@ describe("vectors at load time", () => {
     // When the endpoint fails, the tenant admin learns that, but not the operator's endpoint address.
     endpoint.state.failWith = 503;
     try {
-      const failed = await fetch(`${withVectors.url}/dbt/upload?project=recurly_up`, {
-        method: "POST",
-        headers: { authorization: `Bearer ${await createToken(db, "globex", "embeddings-admin-2", "admin")}`, "content-type": "application/json" },
-        body: new Uint8Array(fs.readFileSync(manifest)),
-      });
+      const failed = await upload();
       expect(failed.status).toBe(200);
       const text = await failed.text();
       expect(JSON.parse(text).embeddings.error).toMatch(/embeddings endpoint failed .*search works by words/);
@@ -186,11 +182,7 @@ describe("vectors at load time", () => {
       endpoint.state.failWith = 0;
     }
     // and with the endpoint back, the next upload has vectors again (the crossing test below uses them)
-    const again = await fetch(`${withVectors.url}/dbt/upload?project=recurly_up`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${await createToken(db, "globex", "embeddings-admin-3", "admin")}`, "content-type": "application/json" },
-      body: new Uint8Array(fs.readFileSync(manifest)),
-    });
+    const again = await upload();
     expect(((await again.json()) as { embeddings: { stored: number } }).embeddings.stored).toBe(body.embeddings.stored);
   }, 60_000);
 });
