@@ -2,6 +2,7 @@ import path from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { projectRoot } from "../../src/db/paths.ts";
+import { createEmbedder, embedDbtProject } from "../../src/dbt/embeddings.ts";
 import { loadDbtArtifacts } from "../../src/dbt/loadArtifacts.ts";
 import { asRole, createTestDatabase, withTx, type TestDatabase } from "../helpers/db.ts";
 import { tuvaHeldOut, tuvaQuestions, type EvalQuestion } from "./tuvaQuestions.ts";
@@ -34,13 +35,25 @@ function score(rankings: string[][], questions: EvalQuestion[]) {
   return { recall5: hits / questions.length, mrr10: rr / questions.length };
 }
 
+/**
+ * With SEXTANT_EVAL_EMBEDDINGS_URL (and _MODEL, _API_KEY) set, the evaluation also runs with
+ * the question's vector from that endpoint blended in: how to measure a real embeddings model
+ * on this set (none can run on the build machines, so CI measures words only).
+ */
+const evalEmbedder = createEmbedder(
+  process.env.SEXTANT_EVAL_EMBEDDINGS_URL
+    ? { url: process.env.SEXTANT_EVAL_EMBEDDINGS_URL, model: process.env.SEXTANT_EVAL_EMBEDDINGS_MODEL ?? "text-embedding-3-small", apiKey: process.env.SEXTANT_EVAL_EMBEDDINGS_API_KEY }
+    : undefined,
+);
+
 /** Our ranking and the naive ranking (top 10 model names) of each question. */
-async function rankAll(questions: EvalQuestion[]) {
+async function rankAll(questions: EvalQuestion[], vectors?: number[][]) {
   return withTx(db.auth, async (client) => {
     await asRole(client, "sextant_t_acme");
     const ours: string[][] = [];
-    for (const q of questions) {
-      const { rows } = await client.query("select name from sextant.search_dbt_models($1, 10) where resource_type = 'model'", [q.question]);
+    for (const [i, q] of questions.entries()) {
+      const { rows } = await client.query("select name from sextant.search_dbt_models($1, 10, $2, $3) where resource_type = 'model'",
+        [q.question, vectors?.[i] ?? null, vectors ? evalEmbedder!.model : null]);
       ours.push(rows.map((r) => r.name));
     }
     const { rows: nodes } = await client.query(
@@ -107,6 +120,23 @@ test("held-out questions: search_dbt_models beats the naive ranker there too", a
   expect(result.sextant.all.recall5).toBeGreaterThanOrEqual(result.naive.all.recall5);
   expect(result.sextant.hard.recall5).toBeGreaterThanOrEqual(result.naive.hard.recall5);
 });
+
+if (evalEmbedder) {
+  test("with an embeddings endpoint (SEXTANT_EVAL_EMBEDDINGS_URL): the blend on both sets", async () => {
+    const { rows: [p] } = await db.admin.query("select id from sextant.dbt_projects where tenant_slug = 'acme'");
+    const client = new pg.Client({ connectionString: db.adminUrl });
+    await client.connect();
+    try {
+      expect(await embedDbtProject(client, evalEmbedder!, p.id)).toBeGreaterThan(300);
+    } finally {
+      await client.end();
+    }
+    for (const [label, questions] of [["tuning set, with vectors", tuvaQuestions], ["held out, with vectors", tuvaHeldOut]] as const) {
+      const { ours, naive } = await rankAll(questions, await evalEmbedder!.embed(questions.map((q) => q.question)));
+      report(label, questions, ours, naive);
+    }
+  }, 600_000);
+}
 
 test("related words from the thesaurus: a synonym finds the model, and the reason says so; the thesaurus itself is not readable", async () => {
   await withTx(db.auth, async (client) => {
