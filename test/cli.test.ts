@@ -77,6 +77,12 @@ describe("sextant CLI", () => {
     expect(stderr).toMatch(message);
     expect(stderr + stdout).not.toMatch(/at .*\.(ts|js):\d+/);
   });
+
+  test.each([["not a url"], ["ftp://embeddings.example"]])("a bad SEXTANT_EMBEDDINGS_URL (%s) is one line, exit 1", async (url) => {
+    const { code, stderr } = await runCli(["dbt", "load", "--tenant", "acme", "/nonexistent"], { ...env, SEXTANT_EMBEDDINGS_URL: url });
+    expect(code).toBe(1);
+    expect(stderr.trim()).toBe(`sextant: SEXTANT_EMBEDDINGS_URL must be an http(s) URL, got "${url}"`);
+  });
 });
 
 describe("sextant tenant update", () => {
