@@ -41,6 +41,15 @@ as $$
 $$;
 grant execute on function sextant_exec.dbt_search_prior(text, text, text) to sextant_tenant_reader;
 
+-- The kinds of dbt node search finds (tests and analyses are not), for the word index and the vectors alike.
+create or replace function sextant_exec.dbt_searchable(resource_type text)
+returns boolean
+language sql immutable parallel safe
+-- no SET clause, so the planner inlines it (it names no object)
+as $$
+  select resource_type in ('model', 'source', 'seed', 'snapshot', 'exposure', 'metric', 'semantic_model');
+$$;
+
 -- Postings go with their project (a trigger rather than a foreign key, see migration 000014).
 create or replace function sextant_private.drop_dbt_postings()
 returns trigger
@@ -80,7 +89,7 @@ as $$
     union all select '#' || t, 0, 16 from unnest(public.show_trgm(n.name)) as t
   ) as f(term, weight, bit)
   where n.project_id = index_dbt_search.project
-    and n.resource_type in ('model', 'source', 'seed', 'snapshot', 'exposure', 'metric', 'semantic_model')
+    and sextant_exec.dbt_searchable(n.resource_type)
   group by n.project_id, n.tenant_slug, f.term, n.unique_id, prior.w;
   insert into sextant.dbt_lexemes (project_id, tenant_slug, stem, df)
   select p.project_id, min(p.tenant_slug), p.term, count(*)
@@ -109,7 +118,7 @@ as $$
                                                  from jsonb_array_elements(n.columns) with ordinality as x(c, k)), '')), 2000)
   from sextant.dbt_nodes as n
   where n.project_id = dbt_embedding_texts.project
-    and n.resource_type in ('model', 'source', 'seed', 'snapshot', 'exposure', 'metric', 'semantic_model')
+    and sextant_exec.dbt_searchable(n.resource_type)
   order by n.unique_id;
 $$;
 revoke all on function sextant_private.dbt_embedding_texts(uuid) from public;

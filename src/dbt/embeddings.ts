@@ -11,8 +11,11 @@ export interface EmbeddingsSettings {
 
 export interface Embedder {
   readonly model: string;
-  /** Vectors of `texts`, in order; throws SX502 with the reason when the endpoint fails. */
-  embed(texts: string[], timeoutMs?: number): Promise<number[][]>;
+  /**
+   * Vectors of `texts`, in order, 64 texts a request (`onBatch` after each, with how many are
+   * done); throws SX502 with the reason when the endpoint fails.
+   */
+  embed(texts: string[], opts?: { timeoutMs?: number; onBatch?: (done: number) => void }): Promise<number[][]>;
 }
 
 const BATCH = 64;
@@ -26,7 +29,7 @@ export function createEmbedder(settings: EmbeddingsSettings | undefined): Embedd
   const where = new URL(settings.url).host;
   return {
     model: settings.model,
-    async embed(texts, timeoutMs = 30_000) {
+    async embed(texts, { timeoutMs = 30_000, onBatch } = {}) {
       const out: number[][] = [];
       for (let i = 0; i < texts.length; i += BATCH) {
         const input = texts.slice(i, i + BATCH);
@@ -54,6 +57,7 @@ export function createEmbedder(settings: EmbeddingsSettings | undefined): Embedd
         }
         const ordered = [...data].sort((a, b) => (a.index ?? 0) - (b.index ?? 0));
         out.push(...ordered.map((d) => d.embedding as number[]));
+        onBatch?.(out.length);
       }
       return out;
     },
@@ -80,11 +84,7 @@ export async function embedDbtProject(
     let stored = 0;
     for (let i = 0; i < rows.length || i === 0; i += chunkSize) {
       const chunk = rows.slice(i, i + chunkSize);
-      const vectors: number[][] = [];
-      for (let j = 0; j < chunk.length; j += BATCH) {
-        vectors.push(...(await embedder.embed(chunk.slice(j, j + BATCH).map((r) => r.text as string))));
-        onProgress?.(i + Math.min(j + BATCH, chunk.length), rows.length);
-      }
+      const vectors = await embedder.embed(chunk.map((r) => r.text as string), { onBatch: (done) => onProgress?.(i + done, rows.length) });
       const items = chunk.map((r, k) => ({ unique_id: r.unique_id, embedding: vectors[k] }));
       const res = await client.query("select sextant_private.store_dbt_embeddings($1, $2, $3::jsonb, $4) as n", [projectId, embedder.model, JSON.stringify(items), i === 0]);
       stored += res.rows[0].n as number;

@@ -27,9 +27,10 @@ export interface ToolDeps {
  * or null: search then ranks by words alone (an endpoint failure is logged, not fatal).
  */
 async function questionVector(deps: ToolDeps, requestId: string, text: string): Promise<string | null> {
+  // Over 1,000 characters the SQL refuses the question anyway (sextant_exec.search_question): not worth a request.
   if (!deps.embedder || text.trim() === "" || text.length > 1000) return null;
   try {
-    const vector = (await deps.embedder.embed([text], 5000))[0];
+    const vector = (await deps.embedder.embed([text], { timeoutMs: 5000 }))[0];
     return vector ? `{${vector.join(",")}}` : null;
   } catch (error) {
     deps.logError(requestId, error);
