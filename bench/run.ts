@@ -250,7 +250,7 @@ async function main() {
     results.push("\n### dbt knowledge base\n");
     results.push("| measure | value | target |");
     results.push("| --- | --- | --- |");
-    const fixtures = path.resolve(projectRoot, "../shared/fixtures/dbt");
+    const fixtures = path.resolve(projectRoot, "test/fixtures/dbt");
     const loader = new pg.Client({ connectionString: db.adminUrl });
     await loader.connect();
     // The synthetic project goes to another tenant: search below runs on Tuva, the largest real one.

@@ -11,8 +11,8 @@ import { asRole, createTestDatabase, createToken, withTx, type TestDatabase } fr
 import { callOk, connectHttp, textOf } from "./helpers/mcpClient.ts";
 import { startTestServer } from "./helpers/server.ts";
 
-// Real dbt artifacts made by other people (../shared/fixtures/dbt, see each SOURCES.md).
-const FIXTURES = path.resolve(projectRoot, "../shared/fixtures/dbt");
+// Real dbt artifacts made by other people (test/fixtures/dbt, see each SOURCES.md).
+const FIXTURES = path.resolve(projectRoot, "test/fixtures/dbt");
 
 let db: TestDatabase;
 let server: Awaited<ReturnType<typeof startTestServer>>;

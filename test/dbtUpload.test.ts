@@ -9,7 +9,7 @@ import { createTestDatabase, createToken, type TestDatabase } from "./helpers/db
 import { callOk, connectHttp } from "./helpers/mcpClient.ts";
 import { startTestServer } from "./helpers/server.ts";
 
-const FIXTURES = path.resolve(projectRoot, "../shared/fixtures/dbt");
+const FIXTURES = path.resolve(projectRoot, "test/fixtures/dbt");
 
 let db: TestDatabase;
 let server: Awaited<ReturnType<typeof startTestServer>>;

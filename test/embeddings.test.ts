@@ -16,7 +16,7 @@ import { startTestServer } from "./helpers/server.ts";
 // question's vector blended into search_dbt_models. The endpoint is a real HTTP server whose
 // stand-in model knows only the synonyms given here ("painkiller" means "opioid"), so a hit it
 // brings is one the words alone do not find.
-const TUVA = path.resolve(projectRoot, "../shared/fixtures/dbt/tuva");
+const TUVA = path.resolve(projectRoot, "test/fixtures/dbt/tuva");
 const OUD = "chronic_conditions__cms_chronic_conditions_oud";
 const QUESTION = "addiction to painkillers";
 
@@ -157,7 +157,7 @@ describe("vectors at load time", () => {
   }, 120_000);
 
   test("an HTTP upload to a server with an endpoint stores vectors too", async () => {
-    const manifest = new Uint8Array(fs.readFileSync(path.resolve(projectRoot, "../shared/fixtures/dbt/fivetran-recurly/manifest.json")));
+    const manifest = new Uint8Array(fs.readFileSync(path.resolve(projectRoot, "test/fixtures/dbt/fivetran-recurly/manifest.json")));
     const token = await createToken(db, "globex", "embeddings-admin", "admin");
     const upload = () => fetch(`${withVectors.url}/dbt/upload?project=recurly_up`, {
       method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, body: manifest,

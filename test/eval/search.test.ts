@@ -15,7 +15,7 @@ beforeAll(async () => {
   db = await createTestDatabase();
   const client = new pg.Client({ connectionString: db.adminUrl });
   await client.connect();
-  await loadDbtArtifacts(client, { tenant: "acme", dir: path.resolve(projectRoot, "../shared/fixtures/dbt/tuva") });
+  await loadDbtArtifacts(client, { tenant: "acme", dir: path.resolve(projectRoot, "test/fixtures/dbt/tuva") });
   await client.end();
 }, 120_000);
 afterAll(() => db?.drop());
