@@ -376,7 +376,7 @@ begin
   return v_sql;
 end
 $$;
-grant execute on function sextant_exec.render_model(text, text, text, text, text[]) to sextant_tenant_reader;
+grant execute on function sextant_exec.render_model(text, text, text, text, text[]) to sextant_tenant_reader, sextant_worker;
 
 -- ---------------------------------------------------------------------------------------
 -- The builder: one per tenant, the only place model SQL runs.
@@ -426,8 +426,12 @@ $body$;
 revoke all on function sextant_private.builder_source(text) from public;
 
 -- (Re)creates a tenant's builder role and function. The builder role reads the tenant's
--- schemas (member of its reader role), owns what pipelines produce, and is granted to the
--- worker (to load and swap) and to sextant_owner (to grant on what it owns).
+-- schemas (member of its reader role), owns what pipelines produce, and is granted to
+-- sextant_owner (to grant on what it owns). It is also the login the worker loads and swaps
+-- with (password generated once, kept in sextant_private.settings, handed to the worker by
+-- claim_run): everything that reads a source's answers runs in a session whose only rights are
+-- this tenant's, never in the worker's own session, which reaches every tenant's runs. The
+-- worker is not a member of any builder (an injection in its session cannot SET ROLE into one).
 create or replace function sextant_private.install_builder(slug text)
 returns void
 language plpgsql volatile
@@ -436,10 +440,26 @@ as $$
 declare
   v_builder text := 'sextant_t_' || slug || '__builder';
   v_schema text;
+  v_key text := 'builder_password:' || slug;
+  v_password text;
 begin
   perform sextant_private.install_definer(v_builder, 'sextant_t_' || slug, sextant_private.builder_source(slug),
     format('%I(text, text, text, text, integer)', 'build_model__' || slug), 'sextant_worker');
-  execute format('grant %I to sextant_worker, sextant_owner', v_builder);
+  execute format('grant %I to sextant_owner', v_builder);
+  if exists (select from pg_auth_members as m where m.roleid = to_regrole(v_builder) and m.member = 'sextant_worker'::regrole) then
+    execute format('revoke %I from sextant_worker', v_builder);
+  end if;
+  -- Roles are shared by the databases of a cluster: the stored password is set on the role only
+  -- when it is first generated here (as the authenticator's), so a second database keeps its own.
+  select s.value into v_password from sextant_private.settings as s where s.key = v_key;
+  if v_password is null then
+    v_password := encode(public.gen_random_bytes(24), 'hex');
+    insert into sextant_private.settings (key, value) values (v_key, v_password);
+    execute format('alter role %I password %L', v_builder, v_password);
+  end if;
+  -- NOINHERIT would hide the reader role's rights: the builder must read the tenant's schemas.
+  execute format('alter role %I with login inherit nocreaterole nocreatedb', v_builder);
+  execute format('grant connect on database %I to %I', current_database(), v_builder);
   -- Provisioned schemas and pipeline targets: the builder creates there.
   for v_schema in select s.schema_name from sextant.tenant_schemas as s
                   where s.tenant_slug = slug
@@ -823,6 +843,8 @@ begin
   return jsonb_build_object(
     'run_id', v_run.id, 'attempt', v_run.attempts + 1, 'tenant', v_pipeline.tenant_slug, 'pipeline', v_pipeline.name, 'pipeline_id', v_pipeline.id,
     'builder_role', v_builder, 'reader_role', 'sextant_t_' || v_pipeline.tenant_slug,
+    -- The worker loads and swaps logged in as the builder (see install_builder).
+    'builder_password', (select s.value from sextant_private.settings as s where s.key = 'builder_password:' || v_pipeline.tenant_slug),
     'stage_schema', v_stage, 'target_schema', v_pipeline.target_schema,
     'source', v_pipeline.source,
     -- Decrypted for the worker, which puts them where the source says {"secret": "name"}.
@@ -905,6 +927,42 @@ end
 $$;
 revoke all on function sextant_private.finish_run(bigint, text, integer, jsonb) from public;
 grant execute on function sextant_private.finish_run(bigint, text, integer, jsonb) to sextant_worker;
+
+-- finish_run for the builder's session (the swap runs logged in as the tenant's builder, not
+-- as the worker): only the builder of the run's own tenant may end it, and only with tables of
+-- the run's target schema named after the pipeline's entities and models, so a session that
+-- loads a tenant's data can neither end another tenant's run nor have SELECT granted on
+-- anything else.
+create or replace function sextant_exec.finish_build(run_id bigint, worker_id text, attempt integer, tables jsonb)
+returns void
+language plpgsql volatile security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_run sextant.materialization_runs;
+  v_pipeline sextant.pipelines;
+  v_t jsonb;
+begin
+  select * into v_run from sextant.materialization_runs as r where r.id = finish_build.run_id;
+  select * into v_pipeline from sextant.pipelines as p where p.id = v_run.pipeline_id;
+  if v_run.id is null or session_user::text is distinct from 'sextant_t_' || v_run.tenant_slug || '__builder' then
+    raise exception 'run % is not this session''s to finish', run_id using errcode = 'SX403';
+  end if;
+  if jsonb_typeof(tables) is distinct from 'array' then
+    raise exception 'finish_build: tables is an array' using errcode = 'SX400';
+  end if;
+  for v_t in select * from jsonb_array_elements(tables) loop
+    if v_t ->> 'schema' is distinct from v_pipeline.target_schema::text
+       or not (v_t ->> 'table' in (select e ->> 'name' from jsonb_array_elements(v_pipeline.entities) as e)
+               or v_t ->> 'table' in (select m.name from sextant.pipeline_models as m where m.pipeline_id = v_pipeline.id)) then
+      raise exception 'table %.% is not an output of pipeline %', v_t ->> 'schema', v_t ->> 'table', v_pipeline.name using errcode = 'SX403';
+    end if;
+  end loop;
+  perform sextant_private.finish_run(run_id, worker_id, attempt, tables);
+end
+$$;
+revoke all on function sextant_exec.finish_build(bigint, text, integer, jsonb) from public;
+grant execute on function sextant_exec.finish_build(bigint, text, integer, jsonb) to sextant_tenant_reader;
 
 -- A pipeline's models and entities, indexed like a dbt project (pipeline_<name>), so that
 -- search_dbt_models, get_model_details and describe_table show their docs and lineage.

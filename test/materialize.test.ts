@@ -10,7 +10,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
 import { asTenant, createPipeline } from "../src/cli/pipeline.ts";
 import { startShopApi } from "../src/demo/shopApi.ts";
 import { readPipelineFile } from "../src/pipelines/definition.ts";
-import { startWorker, type WorkerHandle } from "../src/worker/index.ts";
+import { type WorkerHandle } from "../src/worker/index.ts";
+import { startTestWorker as startWorkerOn } from "./helpers/worker.ts";
 import { asRole, createTestDatabase, createToken, withTx, type TestDatabase } from "./helpers/db.ts";
 import { runCli, SEXTANT_BIN } from "./helpers/cli.ts";
 import { callOk, connectHttp, textOf } from "./helpers/mcpClient.ts";
@@ -23,7 +24,7 @@ const silent = pino({ level: "silent" });
 const EXAMPLE = "src/demo/pipeline/pipeline.yaml";
 
 async function startTestWorker(staleMs = 30000) {
-  worker = await startWorker({ adminUrl: db.adminUrl, log: silent, concurrency: 2, staleMs, allowHosts: ["127.0.0.1"], fileDir: "/nonexistent" });
+  worker = await startWorkerOn(db, { concurrency: 2, staleMs, allowHosts: ["127.0.0.1"] });
   return worker;
 }
 
@@ -381,7 +382,7 @@ describe("runs", () => {
 
   test("a source on a private address is refused unless the operator allows the host", async () => {
     await definePipeline("acme");
-    worker = await startWorker({ adminUrl: db.adminUrl, log: silent, concurrency: 1, staleMs: 30000, allowHosts: [], fileDir: "/nonexistent" });
+    worker = await startWorkerOn(db);
     const runId = await requestRun("acme", "shop_api");
     const s = await waitFor(runId, ["failed", "succeeded"]);
     expect(s).toMatchObject({ status: "failed" });
@@ -517,7 +518,7 @@ describe("CSV and PostgreSQL sources", () => {
       const def = { name: "files", target_schema: "t_acme__files", source: { name: "files", kind: "csv", directory: "sub" },
         entities: [{ name: "people", file: "people.csv" }, { name: "late", file: "late.csv" }], models: [] };
       await asAdmin("acme", (c) => c.query("select sextant.create_pipeline($1)", [JSON.stringify(def)]));
-      worker = await startWorker({ adminUrl: db.adminUrl, log: silent, concurrency: 1, staleMs: 30000, allowHosts: [], fileDir: dir });
+      worker = await startWorkerOn(db, { fileDir: dir });
       const run = await waitFor(await requestRun("acme", "files"), ["succeeded", "failed"]);
       expect(run.error).toBeNull();
       expect(run.progress.people).toMatchObject({ rows: 5000, done: true });

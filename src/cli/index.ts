@@ -2,7 +2,7 @@ import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import { randomBytes } from "node:crypto";
 import { Command, InvalidArgumentError, Option } from "commander";
-import { authenticatorUrl } from "../db/migrate.ts";
+import { authenticatorUrl, workerUrl } from "../db/migrate.ts";
 import { loadDemo } from "../demo/loadDemo.ts";
 import { exitWithError, withContext } from "./context.ts";
 import { dbtLoad, type DbtLoadOptions } from "./dbtLoad.ts";
@@ -213,7 +213,8 @@ program
   .description("run the pipeline worker alone (sextant serve runs one too unless SEXTANT_WORKER=0)")
   .action(() =>
     withContext(async ({ config, db, log }) => {
-      const worker = await startWorker({ adminUrl: db.adminUrl, log, concurrency: config.workerConcurrency, staleMs: config.workerStaleMs,
+      // Its own login (sextant_worker), never the admin's: see src/worker/index.ts.
+      const worker = await startWorker({ databaseUrl: await workerUrl(db.adminUrl), log, concurrency: config.workerConcurrency, staleMs: config.workerStaleMs,
         allowHosts: config.sourceAllowHosts, fileDir: config.sourceFileDir });
       process.stderr.write("sextant worker running; Ctrl-C stops it after the current batch\n");
       for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.removeAllListeners(signal);

@@ -3,7 +3,7 @@ import path from "node:path";
 import pg from "pg";
 import { loadConfig } from "../config.ts";
 import { connectDatabase } from "../db/connect.ts";
-import { authenticatorUrl, migrateDatabase } from "../db/migrate.ts";
+import { authenticatorUrl, migrateDatabase, workerUrl } from "../db/migrate.ts";
 import { createPool } from "../db/pool.ts";
 import { loadDemo } from "../demo/loadDemo.ts";
 import { startServer } from "../server.ts";
@@ -50,7 +50,7 @@ export async function serve(): Promise<void> {
   const pool = createPool(await authenticatorUrl(db.adminUrl), 20, (e) => log.warn({ err: e }, "idle connection error"));
   const server = await startServer({ config, pool, log });
   const worker = config.worker
-    ? await startWorker({ adminUrl: db.adminUrl, log, concurrency: config.workerConcurrency, staleMs: config.workerStaleMs,
+    ? await startWorker({ databaseUrl: await workerUrl(db.adminUrl), log, concurrency: config.workerConcurrency, staleMs: config.workerStaleMs,
         allowHosts: config.sourceAllowHosts, fileDir: config.sourceFileDir })
     : undefined;
   const ms = Math.round(performance.now() - started);

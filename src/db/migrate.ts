@@ -32,6 +32,7 @@ export async function migrateDatabase(adminUrl: string, { verbose = false } = {}
   }
   await installWorkerSchema(adminUrl);
   await ensureAuthenticatorPassword(adminUrl);
+  await ensureWorkerPassword(adminUrl);
   const client = new pg.Client({ connectionString: adminUrl });
   await client.connect();
   try {
@@ -48,22 +49,32 @@ export async function migrateDatabase(adminUrl: string, { verbose = false } = {}
  * the admin connection. SEXTANT_AUTHENTICATOR_PASSWORD overrides it.
  */
 export async function ensureAuthenticatorPassword(adminUrl: string): Promise<string> {
+  return ensureLoginPassword(adminUrl, "sextant_authenticator", "authenticator_password", process.env.SEXTANT_AUTHENTICATOR_PASSWORD);
+}
+
+/**
+ * The pipeline worker's password (sextant_worker, a LOGIN role that is not superuser and can
+ * switch into no tenant role), kept like the authenticator's. SEXTANT_WORKER_PASSWORD
+ * overrides it.
+ */
+export async function ensureWorkerPassword(adminUrl: string): Promise<string> {
+  return ensureLoginPassword(adminUrl, "sextant_worker", "worker_password", process.env.SEXTANT_WORKER_PASSWORD);
+}
+
+async function ensureLoginPassword(adminUrl: string, role: string, key: string, fromEnv: string | undefined): Promise<string> {
   const client = new pg.Client({ connectionString: adminUrl });
   await client.connect();
   try {
-    const fromEnv = process.env.SEXTANT_AUTHENTICATOR_PASSWORD;
-    const { rows } = await client.query<{ value: string }>(
-      "select value from sextant_private.settings where key = 'authenticator_password'",
-    );
+    const { rows } = await client.query<{ value: string }>("select value from sextant_private.settings where key = $1", [key]);
     let password = fromEnv || rows[0]?.value;
     if (!password || password !== rows[0]?.value) {
       password ??= randomBytes(24).toString("base64url");
       await client.query(
-        `insert into sextant_private.settings (key, value) values ('authenticator_password', $1)
+        `insert into sextant_private.settings (key, value) values ($1, $2)
          on conflict (key) do update set value = excluded.value`,
-        [password],
+        [key, password],
       );
-      await client.query(`alter role sextant_authenticator password ${client.escapeLiteral(password)}`);
+      await client.query(`alter role ${client.escapeIdentifier(role)} password ${client.escapeLiteral(password)}`);
     }
     return password;
   } finally {
@@ -76,6 +87,15 @@ export async function authenticatorUrl(adminUrl: string): Promise<string> {
   const password = await ensureAuthenticatorPassword(adminUrl);
   const url = new URL(adminUrl);
   url.username = "sextant_authenticator";
+  url.password = password;
+  return url.toString();
+}
+
+/** The worker's connection string: the admin URL with sextant_worker's credentials. */
+export async function workerUrl(adminUrl: string): Promise<string> {
+  const password = await ensureWorkerPassword(adminUrl);
+  const url = new URL(adminUrl);
+  url.username = "sextant_worker";
   url.password = password;
   return url.toString();
 }

@@ -12,7 +12,8 @@ export interface WorkerHandle {
 }
 
 export interface WorkerOptions {
-  adminUrl: string;
+  /** The worker's own login (sextant_worker; `workerUrl` in src/db/migrate.ts), never the admin's. */
+  databaseUrl: string;
   log: Logger;
   concurrency: number;
   staleMs: number;
@@ -27,9 +28,10 @@ export interface WorkerOptions {
  */
 export async function startWorker(opts: WorkerOptions): Promise<WorkerHandle> {
   const { log } = opts;
-  // The admin login, acting as sextant_worker for the whole session.
+  // Logged in as sextant_worker: not superuser, a member of no tenant role. What a run loads
+  // and swaps goes through a second login, the tenant's builder (materialize.ts).
   // A load never waits more than 30 s for a lock (it fails and is retried instead of hanging).
-  const pool = new pg.Pool({ connectionString: opts.adminUrl, max: opts.concurrency + 4, options: "-c role=sextant_worker -c lock_timeout=30s" });
+  const pool = new pg.Pool({ connectionString: opts.databaseUrl, max: opts.concurrency + 4, options: "-c lock_timeout=30s" });
   // Only the message and code: pg attaches the whole client (and its parsed statements) to
   // these errors, which would fill the log when the database restarts.
   const warn = (e: Error & { code?: string }) => log.warn({ error: e.message, code: e.code }, "worker connection error");
@@ -55,7 +57,7 @@ export async function startWorker(opts: WorkerOptions): Promise<WorkerHandle> {
     pollInterval: 1000,
     logger,
     taskList: {
-      sextant_materialize: materializeTask({ pool, log, allowHosts: opts.allowHosts, fileDir: opts.fileDir, staleMs: opts.staleMs }) as never,
+      sextant_materialize: materializeTask({ pool, databaseUrl: opts.databaseUrl, log, allowHosts: opts.allowHosts, fileDir: opts.fileDir, staleMs: opts.staleMs }) as never,
       sextant_tick: async () => {
         const { rows } = await pool.query("select sextant_private.scheduler_tick(now()) as result");
         if (rows[0].result.queued || rows[0].result.schemas_dropped) log.info(rows[0].result, "scheduler tick");

@@ -17,6 +17,8 @@ interface Claim {
   pipeline: string;
   pipeline_id: number;
   builder_role: string;
+  /** The builder's login password: loads and the swap run logged in as the builder. */
+  builder_password: string;
   reader_role: string;
   stage_schema: string;
   target_schema: string;
@@ -28,7 +30,10 @@ interface Claim {
 }
 
 export interface MaterializeDeps {
+  /** Logged in as sextant_worker. */
   pool: pg.Pool;
+  /** The worker's connection string; the builder logs in to the same server and database. */
+  databaseUrl: string;
   log: Logger;
   allowHosts: string[];
   fileDir: string;
@@ -133,7 +138,33 @@ export function materializeTask(deps: MaterializeDeps) {
   };
 }
 
+/**
+ * A session logged in as the tenant's builder: the only session that reads a source's answers
+ * or touches the tenant's tables. Whatever a source manages to inject there acts with this
+ * tenant's rights alone (not the worker's, which reach every tenant's runs and secrets).
+ */
+export async function connectBuilder(databaseUrl: string, role: string, password: string): Promise<pg.Client> {
+  const url = new URL(databaseUrl);
+  url.username = role;
+  url.password = password;
+  const client = new pg.Client({ connectionString: url.toString(), options: "-c lock_timeout=30s" });
+  client.on("error", () => {});
+  await client.connect();
+  return client;
+}
+
 async function runPipeline(claim: Claim, workerId: string, deps: MaterializeDeps, reporter: RunReporter, signal: AbortSignal, log: Logger): Promise<void> {
+  const builder = await connectBuilder(deps.databaseUrl, claim.builder_role, claim.builder_password);
+  try {
+    await runPipelineAs(builder, claim, workerId, deps, reporter, signal, log);
+  } finally {
+    await builder.end().catch(() => {});
+  }
+}
+
+async function runPipelineAs(
+  builder: pg.Client, claim: Claim, workerId: string, deps: MaterializeDeps, reporter: RunReporter, signal: AbortSignal, log: Logger,
+): Promise<void> {
   const source = resolveSecrets(claim.source, claim.secrets) as Claim["source"];
   const pacer = new Pacer((source as { requests_per_second?: number }).requests_per_second);
   const loaded: { table: string; kind: "entity" | "model"; rows: number | null; relkind: "table" | "view" }[] = [];
@@ -142,7 +173,7 @@ async function runPipeline(claim: Claim, workerId: string, deps: MaterializeDeps
   for (const entity of claim.entities) {
     await reporter.send(`loading ${entity.name}`, entity.name, { rows: 0, done: false });
     if (reporter.stop) throw new RunStopped("cancelled");
-    const rows = await withBuilder(deps.pool, claim.builder_role, async (client) => {
+    const rows = await inTransaction(builder, async (client) => {
       const headerLines = source.kind === "csv" ? 1 : 0;
       const report = (bytes: number, lines: number) =>
         reporter.batch(entity.name, { bytes, rows: Math.max(0, lines - headerLines), done: false }).then(() => false, (e) => {
@@ -215,11 +246,9 @@ async function runPipeline(claim: Claim, workerId: string, deps: MaterializeDeps
     throw new RunError(`${claim.target_schema} already has ${foreign[0].names.join(", ")}, not made by this pipeline`, false,
       "Rename the entities or models, or point the pipeline at another schema.");
   }
-  const client = await deps.pool.connect();
+  const client = builder;
   try {
     await client.query("begin");
-    await client.query(`set local role ${quote(claim.builder_role)}`);
-    await client.query("set local lock_timeout = '30s'");
     const target = (t: string) => `${quote(claim.target_schema)}.${quote(t)}`;
     const tables: Record<string, unknown>[] = [];
     for (const item of loaded) {
@@ -247,19 +276,16 @@ async function runPipeline(claim: Claim, workerId: string, deps: MaterializeDeps
     for (const item of loaded) {
       await client.query(`alter ${item.relkind === "view" ? "view" : "table"} ${quote(claim.stage_schema)}.${quote(item.table)} set schema ${quote(claim.target_schema)}`);
     }
-    await client.query("reset role");
-    await client.query("select sextant_private.finish_run($1, $2, $3, $4)", [claim.run_id, workerId, claim.attempt, JSON.stringify(tables)]);
+    await client.query("select sextant_exec.finish_build($1, $2, $3, $4)", [claim.run_id, workerId, claim.attempt, JSON.stringify(tables)]);
     await client.query("commit");
   } catch (error) {
     await client.query("rollback").catch(() => {});
     throw error;
-  } finally {
-    client.release();
   }
 }
 
 /** Rows that differ between the old and new table (both ways); null when too big to compare or not comparable. */
-async function rowsChanged(client: pg.PoolClient, claim: Claim, item: { table: string; rows: number | null; relkind: string }): Promise<number | null> {
+async function rowsChanged(client: pg.ClientBase, claim: Claim, item: { table: string; rows: number | null; relkind: string }): Promise<number | null> {
   if (item.relkind !== "table" || item.rows === null || item.rows > 200000) return null;
   const oldT = `${quote(claim.target_schema)}.${quote(item.table)}`;
   const newT = `${quote(claim.stage_schema)}.${quote(item.table)}`;
@@ -292,19 +318,15 @@ async function rowsChanged(client: pg.PoolClient, claim: Claim, item: { table: s
   }
 }
 
-/** A transaction as the tenant's builder role (owner of everything pipelines produce). */
-async function withBuilder<T>(pool: pg.Pool, role: string, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
+/** A transaction on the builder's session (owner of everything pipelines produce). */
+async function inTransaction<T>(client: pg.Client, fn: (client: pg.Client) => Promise<T>): Promise<T> {
   try {
     await client.query("begin");
-    await client.query(`set local role ${quote(role)}`);
     const result = await fn(client);
     await client.query("commit");
     return result;
   } catch (error) {
     await client.query("rollback").catch(() => {});
     throw error;
-  } finally {
-    client.release();
   }
 }
