@@ -4,7 +4,8 @@ import { randomBytes } from "node:crypto";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { authenticatorUrl, workerUrl } from "../db/migrate.ts";
 import { loadDemo } from "../demo/loadDemo.ts";
-import { exitWithError, withContext } from "./context.ts";
+import { startShopApi } from "../demo/shopApi.ts";
+import { describeError, exitWithError, withContext } from "./context.ts";
 import { dbtLoad, type DbtLoadOptions } from "./dbtLoad.ts";
 import { createEmbedder } from "../dbt/embeddings.ts";
 import { runStdio } from "./mcpStdio.ts";
@@ -70,6 +71,22 @@ program
       process.stdout.write("demo tenant loaded (schema shop)\n");
     }),
   );
+
+program
+  .command("demo-api")
+  .description("serve the small shop API that the example pipeline reads (src/demo/pipeline), on 127.0.0.1, until stopped")
+  .option("--port <n>", "port", "8080")
+  .option("--token <t>", "require `Authorization: Bearer <t>` on every request")
+  .action(async (opts: { port: string; token?: string }) => {
+    try {
+      const api = await startShopApi({ port: Number(opts.port), token: opts.token });
+      process.stdout.write(`shop API on ${api.url}\n`);
+      for (const sig of ["SIGINT", "SIGTERM"] as const) process.on(sig, () => void api.close().then(() => process.exit(0)));
+    } catch (error) {
+      process.stderr.write(describeError(error));
+      process.exit(1);
+    }
+  });
 
 const tenant = program.command("tenant").description("manage tenants");
 tenant
@@ -371,6 +388,16 @@ pipeline
     withContext(async ({ admin }) => runPipeline(admin, opts.tenant, name, opts)),
   );
 pipeline
+  .command("delete <name>")
+  .description("delete a pipeline and its run history (its tables stay)")
+  .requiredOption("--tenant <slug>", "tenant")
+  .action((name: string, opts: { tenant: string }) =>
+    withContext(async ({ admin }) => {
+      await asTenant(admin, opts.tenant, "admin", () => admin.query("select sextant.delete_pipeline($1)", [name]));
+      process.stdout.write(`pipeline ${name} deleted\n`);
+    }),
+  );
+pipeline
   .command("status <run-id>")
   .description("status of a run")
   .requiredOption("--tenant <slug>", "tenant")
@@ -406,7 +433,10 @@ program
   .command("psql")
   .description("open psql on the database, as admin or (with --tenant) as the tenant's read-only role")
   .option("--tenant <slug>", "act as this tenant's reader role, read-only")
-  .action((opts: { tenant?: string }) =>
+  .argument("[psql-args...]", "passed to psql as they are (e.g. -c 'select 1'; put -- before them if one is --tenant)")
+  // Options of psql's own (-c, -f, -A, ...) are not ours: hand them over instead of refusing them.
+  .allowUnknownOption()
+  .action((psqlArgs: string[], opts: { tenant?: string }) =>
     withContext(async ({ admin, db }) => {
       const env = { ...process.env };
       if (opts.tenant) {
@@ -414,7 +444,7 @@ program
         // You hold the admin credentials anyway; this only sets the session up as the tenant sees it.
         env.PGOPTIONS = `-c role=${rows[0].role} -c default_transaction_read_only=on`;
       }
-      const result = spawnSync("psql", [db.adminUrl], { stdio: "inherit", env });
+      const result = spawnSync("psql", [db.adminUrl, ...psqlArgs], { stdio: "inherit", env });
       if (result.error) throw new Error(`could not run psql (${(result.error as NodeJS.ErrnoException).code}); install the PostgreSQL client`);
       process.exitCode = result.status ?? 1;
     }),

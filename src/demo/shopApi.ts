@@ -15,6 +15,8 @@ export interface ShopApiOptions {
   garbage?: boolean;
   /** Bearer token required on every request, when set. */
   token?: string;
+  /** Port on 127.0.0.1; 0 (default): any free port. */
+  port?: number;
 }
 
 /**
@@ -74,8 +76,9 @@ export function startShopApi(opts: ShopApiOptions = {}): Promise<{ url: string; 
     }
     send(404, { error: "not found" });
   });
-  return new Promise((resolve) => {
-    server.listen(0, "127.0.0.1", () => {
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(opts.port ?? 0, "127.0.0.1", () => {
       const address = server.address() as { port: number };
       resolve({
         url: `http://127.0.0.1:${address.port}`,
