@@ -1,5 +1,6 @@
 import path from "node:path";
 import type { EmbeddingsSettings } from "./dbt/embeddings.ts";
+import { readUploadLimits, type UploadLimits } from "./dbt/uploadLimits.ts";
 
 /** Every setting Sextant reads from the environment, read once. README lists them all. */
 export interface Config {
@@ -41,6 +42,8 @@ export interface Config {
   oidc?: { issuer: string; clientId: string; clientSecret: string; name: string };
   /** Optional embeddings endpoint: dbt nodes get vectors at load time and search blends them in. */
   embeddings?: EmbeddingsSettings;
+  /** Bounds on dbt uploads and loads: body bytes, bytes after decompression, zip entries. */
+  upload: UploadLimits;
 }
 
 function list(value: string | undefined, fallback: string[]): string[] {
@@ -103,6 +106,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       : undefined,
     oauthAccessTtl: Math.max(1, Number(env.SEXTANT_OAUTH_ACCESS_TTL || 900)),
     oauthRefreshTtl: Math.max(60, Number(env.SEXTANT_OAUTH_REFRESH_TTL || 30 * 86400)),
+    upload: readUploadLimits(env),
     sourceFileDir: path.resolve(env.SEXTANT_SOURCE_FILE_DIR || path.join(env.SEXTANT_DATA_DIR || ".sextant", "files")),
   };
 }

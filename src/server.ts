@@ -93,7 +93,7 @@ export async function startServer(opts: {
   });
   const embedder = createEmbedder(config.embeddings);
   const mcp = installMcp(app, { pool, authenticate, config, logError, audit, rateLimiter, embedder, resource: mcpResource });
-  installDbtUpload(app, { pool, authenticate, audit, embedder, logError, resource: graphqlResource });
+  installDbtUpload(app, { pool, authenticate, audit, embedder, logError, resource: graphqlResource, limits: config.upload });
 
   const pgl = createGraphql(pool, logError, audit);
   const serv = pgl.createServ(grafserv);

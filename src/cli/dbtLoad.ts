@@ -7,6 +7,7 @@ import type pg from "pg";
 import { downloadCloudArtifacts } from "../dbt/cloud.ts";
 import type { Embedder } from "../dbt/embeddings.ts";
 import { loadDbtArtifacts } from "../dbt/loadArtifacts.ts";
+import type { UploadLimits } from "../dbt/uploadLimits.ts";
 
 export interface DbtLoadOptions {
   tenant: string;
@@ -17,6 +18,8 @@ export interface DbtLoadOptions {
   cloudUrl: string;
   /** The configured embeddings endpoint (SEXTANT_EMBEDDINGS_URL): nodes get vectors after the load. */
   embedder?: Embedder;
+  /** Bounds the JSON read after gunzip (SEXTANT_UPLOAD_EXPANDED_LIMIT_MB): a .gz bomb stops with SX413. */
+  limits?: UploadLimits;
 }
 
 /**
@@ -56,6 +59,7 @@ export async function dbtLoad(admin: pg.ClientBase, targetDir: string | undefine
         bar.update(Math.ceil(read / 1024));
       },
       embedder: opts.embedder,
+      limits: opts.limits,
       onEmbedProgress: (done, total) => {
         if (started) bar.stop(), (started = false);
         if (!embedding) embedBar.start(total, 0), (embedding = true);

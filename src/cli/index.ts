@@ -206,7 +206,7 @@ program
   .option("--cloud-run <id>", "dbt Cloud run id")
   .option("--cloud-job <id>", "dbt Cloud job id (its latest run's artifacts)")
   .option("--cloud-url <url>", "dbt Cloud base URL", "https://cloud.getdbt.com")
-  .action((targetDir: string | undefined, opts: DbtLoadOptions) => withContext(({ admin, config }) => dbtLoad(admin, targetDir, { ...opts, embedder: createEmbedder(config.embeddings) })));
+  .action((targetDir: string | undefined, opts: DbtLoadOptions) => withContext(({ admin, config }) => dbtLoad(admin, targetDir, { ...opts, embedder: createEmbedder(config.embeddings), limits: config.upload })));
 
 program
   .command("analyst")

@@ -9,6 +9,7 @@ import { pick } from "stream-json/filters/pick.js";
 import { streamValues } from "stream-json/streamers/stream-values.js";
 import { SextantError } from "../db/errors.ts";
 import { embedDbtProject, type Embedder } from "./embeddings.ts";
+import { DEFAULT_UPLOAD_LIMITS, ExpansionBudget, type UploadLimits } from "./uploadLimits.ts";
 
 const BATCH = 500;
 const MANIFEST_SECTIONS = new Set(["nodes", "sources", "exposures", "metrics", "semantic_models", "saved_queries"]);
@@ -27,13 +28,24 @@ function findArtifact(dir: string, name: string): string | undefined {
 
 /**
  * Streams the values selected by `select` (a path of keys from the root) out of a JSON file
- * without holding the file in memory; `onBytes` sees every chunk read.
+ * without holding the file in memory; `onBytes` sees every chunk read. The JSON bytes (after
+ * gunzip) pass `budget`, which stops the stream with SX413 at the limit.
  */
-async function* streamJson(file: string, select: (stack: readonly (string | number | null)[]) => boolean, onBytes: (n: number) => void) {
+async function* streamJson(
+  file: string,
+  select: (stack: readonly (string | number | null)[]) => boolean,
+  onBytes: (n: number) => void,
+  budget: ExpansionBudget,
+) {
   const input = fs.createReadStream(file);
   input.on("data", (chunk) => onBytes(chunk.length));
   const steps: unknown[] = [input];
-  if (file.endsWith(".gz")) steps.push(createGunzip());
+  if (file.endsWith(".gz")) {
+    const compressed = ExpansionBudget.inputCounter();
+    steps.push(compressed.stream, createGunzip(), budget.meter(compressed.bytes));
+  } else {
+    steps.push(budget.meter());
+  }
   steps.push(parser(), pick({ filter: (stack) => select(stack) }), streamValues());
   const pipeline = chain(steps as never) as unknown as AsyncIterable<{ value: Record<string, unknown> }>;
   for await (const { value } of pipeline) yield value;
@@ -48,7 +60,16 @@ async function* streamJson(file: string, select: (stack: readonly (string | numb
  */
 export async function loadDbtArtifacts(
   client: pg.ClientBase,
-  opts: { tenant: string; dir: string; project?: string; onProgress?: Progress; embedder?: Embedder; onEmbedProgress?: Progress },
+  opts: {
+    tenant: string;
+    dir: string;
+    project?: string;
+    onProgress?: Progress;
+    embedder?: Embedder;
+    onEmbedProgress?: Progress;
+    /** Bounds the JSON read after decompression (all files together); default DEFAULT_UPLOAD_LIMITS. */
+    limits?: UploadLimits;
+  },
 ): Promise<{ project: string; counts: Record<string, number>; ms: number; embeddings?: { stored: number } | { error: string } }> {
   const started = performance.now();
   const manifest = findArtifact(opts.dir, "manifest.json");
@@ -64,6 +85,8 @@ export async function loadDbtArtifacts(
     read += n;
     opts.onProgress?.(read, total);
   };
+
+  const budget = new ExpansionBudget(opts.limits ?? DEFAULT_UPLOAD_LIMITS);
 
   const loadId = randomUUID();
   const counts: Record<string, number> = {};
@@ -87,16 +110,16 @@ export async function loadDbtArtifacts(
   try {
     const inManifest = (s: readonly (string | number | null)[]) =>
       (s.length === 1 && s[0] === "metadata") || (s.length === 2 && MANIFEST_SECTIONS.has(String(s[0])));
-    for await (const value of streamJson(manifest, inManifest, onBytes)) {
+    for await (const value of streamJson(manifest, inManifest, onBytes, budget)) {
       await add("dbt_schema_version" in value ? "metadata" : "node", value);
     }
     if (catalog) {
       const inCatalog = (s: readonly (string | number | null)[]) => s.length === 2 && (s[0] === "nodes" || s[0] === "sources");
-      for await (const value of streamJson(catalog, inCatalog, onBytes)) await add("catalog_node", value);
+      for await (const value of streamJson(catalog, inCatalog, onBytes, budget)) await add("catalog_node", value);
     }
     if (runResults) {
       const inResults = (s: readonly (string | number | null)[]) => s.length === 2 && s[0] === "results";
-      for await (const value of streamJson(runResults, inResults, onBytes)) await add("run_result", value);
+      for await (const value of streamJson(runResults, inResults, onBytes, budget)) await add("run_result", value);
     }
     await flush();
     const { rows } = await client.query("select * from sextant_private.finish_dbt_load($1, $2, $3, $4)", [
@@ -111,6 +134,9 @@ export async function loadDbtArtifacts(
     await client.query("rollback").catch(() => {});
     if (error instanceof SyntaxError || /JSON|Parser/i.test(String((error as Error).message)) && !(error as { code?: string }).code) {
       throw new SextantError("SX400", `an artifact is not valid JSON: ${(error as Error).message}`, "Regenerate the artifacts with dbt.");
+    }
+    if (/^Z_/.test(String((error as { code?: string }).code))) {
+      throw new SextantError("SX400", `an artifact is not valid gzip: ${(error as Error).message}`, "Send the files gzipped whole, or not at all.");
     }
     throw error;
   }

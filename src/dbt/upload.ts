@@ -11,20 +11,19 @@ import { SextantError, toPublicError } from "../db/errors.ts";
 import type { Embedder } from "./embeddings.ts";
 import { loadDbtArtifacts } from "./loadArtifacts.ts";
 import { unzipArtifacts } from "./unzipArtifacts.ts";
+import { DEFAULT_UPLOAD_LIMITS, expandedTooLarge, megabytes, type UploadLimits } from "./uploadLimits.ts";
 
-const LIMIT_BYTES = Number(process.env.SEXTANT_UPLOAD_LIMIT_MB ?? 200) * 1024 * 1024;
-
-/** Streams the request body to `file`, refusing more than LIMIT_BYTES. */
-async function saveBody(req: Request, file: string): Promise<void> {
+/** Streams the request body to `file`, refusing more than `limit` bytes (`tooLarge` says which limit). */
+async function saveBody(req: Request, file: string, limit: number, tooLarge: () => Error): Promise<void> {
   let bytes = 0;
   const out = fs.createWriteStream(file);
   await new Promise<void>((resolve, reject) => {
     req.on("data", (chunk: Buffer) => {
       bytes += chunk.length;
-      if (bytes > LIMIT_BYTES) {
+      if (bytes > limit) {
         req.unpipe(out);
         out.destroy();
-        reject(new SextantError("SX413", `the upload is larger than ${LIMIT_BYTES / 1024 / 1024} MB`, "Set SEXTANT_UPLOAD_LIMIT_MB, or load from a directory with the CLI."));
+        reject(tooLarge());
       }
     });
     req.on("error", reject);
@@ -37,7 +36,9 @@ async function saveBody(req: Request, file: string): Promise<void> {
 /**
  * POST /dbt/upload — a tenant admin uploads dbt artifacts: a zip of the target directory
  * (application/zip), or manifest.json alone (application/json, or application/gzip). The
- * project replaces the tenant's previous version atomically (?project= names it).
+ * project replaces the tenant's previous version atomically (?project= names it). Bounded by
+ * `limits` (compressed body, bytes after decompression counted while inflating, zip entries):
+ * a bound that is hit answers SX413, loads nothing and leaves no temporary file.
  */
 export function installDbtUpload(
   app: Express,
@@ -48,8 +49,12 @@ export function installDbtUpload(
     resource?: { url: string; metadataUrl: string };
     embedder?: Embedder;
     logError?: (requestId: string, error: unknown) => void;
+    limits?: UploadLimits;
   },
 ) {
+  const limits = deps.limits ?? DEFAULT_UPLOAD_LIMITS;
+  const bodyTooLarge = () =>
+    new SextantError("SX413", `the upload is larger than ${megabytes(limits.compressedBytes)}`, "Ask the operator to raise SEXTANT_UPLOAD_LIMIT_MB, or load from a directory with the CLI.");
   app.post("/dbt/upload", bearerAuth(deps.authenticate, deps.resource), async (req: Request, res: Response, next: NextFunction) => {
     const principal = principalFromAuth(req.auth);
     const started = performance.now();
@@ -62,22 +67,25 @@ export function installDbtUpload(
       }
       const type = (req.headers["content-type"] ?? "").split(";")[0]!.trim();
       if (type === "application/zip") {
-        await saveBody(req, path.join(dir, "upload.zip"));
-        const found = await unzipArtifacts(path.join(dir, "upload.zip"), dir);
+        await saveBody(req, path.join(dir, "upload.zip"), limits.compressedBytes, bodyTooLarge);
+        const found = await unzipArtifacts(path.join(dir, "upload.zip"), dir, limits);
+        fs.rmSync(path.join(dir, "upload.zip")); // the extracted files are all the load needs on disk
         if (!found.some((f) => f.startsWith("manifest.json"))) {
           throw new SextantError("SX400", "the zip holds no manifest.json", "Zip the dbt target directory (manifest.json, catalog.json, run_results.json).");
         }
       } else if (type === "application/json") {
-        await saveBody(req, path.join(dir, "manifest.json"));
+        // Plain JSON is already its expanded size: the smaller bound applies.
+        const plainTooLarge = limits.expandedBytes < limits.compressedBytes ? () => expandedTooLarge(limits) : bodyTooLarge;
+        await saveBody(req, path.join(dir, "manifest.json"), Math.min(limits.compressedBytes, limits.expandedBytes), plainTooLarge);
       } else if (type === "application/gzip") {
-        await saveBody(req, path.join(dir, "manifest.json.gz"));
+        await saveBody(req, path.join(dir, "manifest.json.gz"), limits.compressedBytes, bodyTooLarge);
       } else {
         throw new SextantError("SX400", `content type ${type || "(none)"} is not accepted`, "Send application/zip, application/json or application/gzip.");
       }
       const client = await deps.pool.connect();
       try {
         const project = typeof req.query.project === "string" ? req.query.project : undefined;
-        const result = await loadDbtArtifacts(client, { tenant: principal.tenant, dir, project, embedder: deps.embedder });
+        const result = await loadDbtArtifacts(client, { tenant: principal.tenant, dir, project, embedder: deps.embedder, limits });
         let embeddings = result.embeddings;
         if (embeddings && "error" in embeddings) {
           // The endpoint is the operator's: its address and answers go to the server log, not to the tenant.
