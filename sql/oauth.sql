@@ -6,7 +6,12 @@
 --   * a code is used once; a second exchange revokes the grant it produced (RFC 9700 4.2.4);
 --   * a refresh token is used once; reuse revokes its grant (rotation with reuse detection);
 --   * a grant never exceeds what the person holds in the tenant, now: membership and level are
---     re-checked whenever an access token is verified (cached until something changes).
+--     re-checked whenever an access token is verified (cached until something changes);
+--   * which grants a tenant role sees as "own" comes from sextant.current_person() (migration
+--     000022), never straight from jwt.claims.*, which any session can set;
+--   * a refused exchange or refresh changes nothing (except revoking a replayed grant);
+--   * redirect URIs are https, loopback http or reverse-DNS app schemes only;
+--   * a sign-in attempt is counted in the statement that allows it (no read-then-write race).
 
 set role sextant_owner;
 
@@ -22,6 +27,20 @@ begin
   if (select count(*) from sextant_private.oauth_clients) >= 100000 then
     raise exception 'too many registered clients' using errcode = 'SX429';
   end if;
+  -- A second wall behind the server's check (src/oauth/redirectUri.ts, which parses with the
+  -- parser the redirect is built with): https with a host, http on a loopback host, or a
+  -- private-use scheme in reverse-DNS form (RFC 8252 7.1); no user info, no fragment.
+  if jsonb_typeof(metadata -> 'redirect_uris') is distinct from 'array'
+     or jsonb_array_length(metadata -> 'redirect_uris') not between 1 and 20
+     or exists (select from jsonb_array_elements(metadata -> 'redirect_uris') as u
+                where jsonb_typeof(u) <> 'string'
+                   or length(u #>> '{}') > 2000
+                   or not (u #>> '{}' ~* '^https://[^/?#@\s\\]+([/?][^#\s\\]*)?$'
+                           or u #>> '{}' ~* '^http://(127\.0\.0\.1|\[::1\]|localhost)(:[0-9]{1,5})?([/?][^#@\s\\]*)?$'
+                           or u #>> '{}' ~* '^[a-z][a-z0-9+-]*(\.[a-z0-9+-]+)+:[^#\s\\]*$')) then
+    raise exception 'a redirect URI must use https, http on a loopback address, or an app''s reverse-DNS scheme'
+      using errcode = 'SX400', hint = 'invalid_redirect_uri';
+  end if;
   insert into sextant_private.oauth_clients (client_id, client_secret_hash, metadata)
   values (client_id, secret_hash, metadata);
 end
@@ -35,29 +54,78 @@ as $$
   select c.metadata, c.client_secret_hash from sextant_private.oauth_clients as c where c.client_id = oauth_get_client.client_id;
 $$;
 
--- Failed sign-ins in the window for any of the keys (e-mail, client address).
-create or replace function sextant_private.oauth_login_failures(keys text[], window_seconds integer)
+-- Sign-in throttle (table: migration 000022). One call both decides whether an attempt may be
+-- made and counts it, for the (e-mail, address) pair and for the address alone: the rows are
+-- locked first, so concurrent attempts queue here and each sees the count the one before it
+-- left (a count read before the password check and written after it let 17 of 20 parallel
+-- guesses through a limit of 5). The first `free` failures are free; after that each attempt
+-- waits 4 s * 2^(failures - free), at most 15 minutes. A pair quiet for an hour starts again.
+-- Returns 0 (go ahead: the attempt is counted as a failure until oauth_login_succeeded gives it
+-- back) or the seconds to wait. Keyed by e-mail *and* address, so a guesser elsewhere never
+-- locks the person out; the address row (30 free) slows one address trying many e-mails.
+create or replace function sextant_private.oauth_login_attempt(email text, address text)
 returns integer
-language sql stable security definer
-set search_path = pg_catalog, pg_temp
-as $$
-  select count(*)::integer from sextant_private.login_failures as f
-  where f.key = any (keys) and f.at > now() - make_interval(secs => window_seconds);
-$$;
-
-create or replace function sextant_private.oauth_record_login(keys text[], success boolean)
-returns void
 language plpgsql volatile security definer
 set search_path = pg_catalog, pg_temp
 as $$
+declare
+  v_now timestamptz;
+  v_wait double precision := 0;
+  r sextant_private.login_throttle;
+  v_free integer;
+  v_failures integer;
 begin
-  if success then
-    delete from sextant_private.login_failures as f where f.key = any (keys);
-  else
-    insert into sextant_private.login_failures (key) select unnest(keys);
-    delete from sextant_private.login_failures as f where f.at < now() - interval '1 day';
+  if email is null or address is null or length(email) > 320 or length(address) > 100 then
+    raise exception 'the e-mail or the client address is too long' using errcode = 'SX400';
   end if;
+  insert into sextant_private.login_throttle as t (kind, email, address, failures, last_at)
+  values ('address', '', oauth_login_attempt.address, 0, clock_timestamp()),
+         ('person', oauth_login_attempt.email, oauth_login_attempt.address, 0, clock_timestamp())
+  on conflict do nothing;
+  perform from sextant_private.login_throttle as t
+  where (t.kind = 'address' and t.email = '' and t.address = oauth_login_attempt.address)
+     or (t.kind = 'person' and t.email = oauth_login_attempt.email and t.address = oauth_login_attempt.address)
+  order by t.kind
+  for update;
+  -- Read after the lock: the attempt this one waited for has been counted by now.
+  v_now := clock_timestamp();
+  for r in
+    select * from sextant_private.login_throttle as t
+    where (t.kind = 'address' and t.email = '' and t.address = oauth_login_attempt.address)
+       or (t.kind = 'person' and t.email = oauth_login_attempt.email and t.address = oauth_login_attempt.address)
+  loop
+    v_free := case r.kind when 'person' then 5 else 30 end;
+    v_failures := case when r.last_at < v_now - interval '1 hour' then 0 else r.failures end;
+    if v_failures >= v_free then
+      v_wait := greatest(v_wait, extract(epoch from r.last_at - v_now) + least(900, 4 * 2 ^ least(v_failures - v_free, 20)));
+    end if;
+  end loop;
+  if v_wait > 0 then
+    return ceil(v_wait)::integer;
+  end if;
+  update sextant_private.login_throttle as t
+  set failures = case when t.last_at < v_now - interval '1 hour' then 1 else t.failures + 1 end, last_at = v_now
+  where (t.kind = 'address' and t.email = '' and t.address = oauth_login_attempt.address)
+     or (t.kind = 'person' and t.email = oauth_login_attempt.email and t.address = oauth_login_attempt.address);
+  -- Bounded: rows quiet for a day go, a few at a time.
+  delete from sextant_private.login_throttle as t
+  where t.ctid = any (array(select o.ctid from sextant_private.login_throttle as o
+                            where o.last_at < v_now - interval '1 day' limit 100));
+  return 0;
 end
+$$;
+
+-- The password was right: the pair starts again, and the address gets its attempt back (an
+-- office behind one address signs in many times a day).
+create or replace function sextant_private.oauth_login_succeeded(email text, address text)
+returns void
+language sql volatile security definer
+set search_path = pg_catalog, pg_temp
+as $$
+  update sextant_private.login_throttle as t
+  set failures = case t.kind when 'person' then 0 else greatest(t.failures - 1, 0) end
+  where (t.kind = 'address' and t.email = '' and t.address = oauth_login_succeeded.address)
+     or (t.kind = 'person' and t.email = oauth_login_succeeded.email and t.address = oauth_login_succeeded.address);
 $$;
 
 -- What the login page needs about a person: the password hash and the tenants they may pick.
@@ -168,7 +236,12 @@ begin
 end
 $$;
 
-create or replace function sextant_private.oauth_refresh(old_hash text, client_id text, new_hash text, refresh_ttl_seconds integer)
+-- Everything is checked before the token is rotated: a refusal (wrong resource included)
+-- leaves the refresh token as it was, so the client's next, correct refresh is not taken for a
+-- replay. resource: null means the grant's own.
+drop function if exists sextant_private.oauth_refresh(text, text, text, integer);
+create or replace function sextant_private.oauth_refresh(old_hash text, client_id text, resource text, new_hash text,
+  refresh_ttl_seconds integer)
 returns jsonb
 language plpgsql volatile security definer
 set search_path = pg_catalog, pg_temp
@@ -192,6 +265,9 @@ begin
   end if;
   if v_token.expires_at < now() then
     raise exception 'the refresh token has expired' using errcode = 'SX400', hint = 'invalid_grant';
+  end if;
+  if resource is not null and resource <> v_grant.resource then
+    raise exception 'the refresh token was issued for another resource' using errcode = 'SX400', hint = 'invalid_target';
   end if;
   if sextant_private.oauth_grant_check(v_grant.id) is null then
     raise exception 'the person no longer has this access' using errcode = 'SX400', hint = 'invalid_grant';
@@ -270,10 +346,10 @@ declare
   f text;
 begin
   foreach f in array array[
-    'oauth_register_client(text, text, jsonb)', 'oauth_get_client(text)', 'oauth_login_failures(text[], integer)',
-    'oauth_record_login(text[], boolean)', 'oauth_user_for_login(text)',
+    'oauth_register_client(text, text, jsonb)', 'oauth_get_client(text)', 'oauth_login_attempt(text, text)',
+    'oauth_login_succeeded(text, text)', 'oauth_user_for_login(text)',
     'oauth_create_code(text, text, bigint, text, text, text, text, text[], text, integer)', 'oauth_code_challenge(text, text)',
-    'oauth_exchange_code(text, text, text, text, text, integer)', 'oauth_refresh(text, text, text, integer)',
+    'oauth_exchange_code(text, text, text, text, text, integer)', 'oauth_refresh(text, text, text, text, integer)',
     'oauth_revoke(text, bigint, text)', 'oauth_grant_check(bigint)', 'oauth_signing_key()', 'oauth_public_keys()'] loop
     execute format('revoke all on function sextant_private.%s from public', f);
     execute format('grant execute on function sextant_private.%s to sextant_authenticator', f);
@@ -337,10 +413,11 @@ as $$
 declare
   v_row sextant.oauth_grants;
 begin
-  -- RLS decides which grants the caller may revoke: the tenant's (admins) or their own.
+  -- RLS decides which grants the caller may revoke: the tenant's (admins) or their own, the
+  -- person coming from sextant.current_person() (never from a setting a psql login can change).
   update sextant.oauth_grants as g
   set revoked_at = coalesce(g.revoked_at, now()),
-      revoked_reason = coalesce(g.revoked_reason, 'revoked by ' || coalesce(nullif(current_setting('jwt.claims.sub', true), ''), current_user))
+      revoked_reason = coalesce(g.revoked_reason, 'revoked by ' || coalesce(sextant.current_person(), current_user))
   where g.id = revoke_oauth_grant.grant_id
   returning * into v_row;
   if v_row.id is null then

@@ -9,6 +9,7 @@ import type { Embedder } from "../dbt/embeddings.ts";
 import { toPublicError } from "../db/errors.ts";
 import { queryAsRole } from "../db/queryAsRole.ts";
 import { formatRows } from "./formatRows.ts";
+import { fenceUntrusted } from "./formatUntrusted.ts";
 import type { ToolSpec } from "./toolSpec.ts";
 
 export interface ToolDeps {
@@ -41,11 +42,12 @@ async function questionVector(deps: ToolDeps, requestId: string, text: string): 
 function shapeRows(spec: ToolSpec, rows: Record<string, unknown>[]): CallToolResult {
   if (spec.result === "one") {
     const row = rows[0] ?? {};
-    const shaped = spec.shape ? spec.shape(row) : { text: JSON.stringify(row), structured: row };
+    // Rows carry others' text (names, comments, notes, pipelines): fenced unless a shape fences its own.
+    const shaped = spec.shape ? spec.shape(row) : { text: fenceUntrusted(JSON.stringify(row), "JSON"), structured: row };
     return { content: [{ type: "text", text: shaped.text }], structuredContent: shaped.structured };
   }
   return {
-    content: [{ type: "text", text: `${rows.length} rows\n${formatRows(rows)}` }],
+    content: [{ type: "text", text: `${rows.length} rows\n${fenceUntrusted(formatRows(rows), "rows")}` }],
     structuredContent: { rows, row_count: rows.length },
   };
 }

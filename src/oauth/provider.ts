@@ -1,6 +1,8 @@
 import { createHash, randomBytes } from "node:crypto";
 import type { OAuthRegisteredClientsStore } from "@modelcontextprotocol/sdk/server/auth/clients.js";
-import { InvalidGrantError, InvalidTargetError, InvalidTokenError, ServerError } from "@modelcontextprotocol/sdk/server/auth/errors.js";
+import {
+  CustomOAuthError, InvalidClientMetadataError, InvalidGrantError, InvalidTargetError, InvalidTokenError, ServerError, TooManyRequestsError,
+} from "@modelcontextprotocol/sdk/server/auth/errors.js";
 import type { AuthorizationParams, OAuthServerProvider } from "@modelcontextprotocol/sdk/server/auth/provider.js";
 import type { AuthInfo } from "@modelcontextprotocol/sdk/server/auth/types.js";
 import type { OAuthClientInformationFull, OAuthTokenRevocationRequest, OAuthTokens } from "@modelcontextprotocol/sdk/shared/auth.js";
@@ -8,6 +10,7 @@ import type { Response } from "express";
 import type pg from "pg";
 import type { KeyRing } from "./keys.ts";
 import { loginPage } from "./pages.ts";
+import { redirectUriProblem } from "./redirectUri.ts";
 
 export const sha256 = (s: string) => createHash("sha256").update(s).digest("base64url");
 export const randomToken = () => randomBytes(32).toString("base64url");
@@ -59,6 +62,15 @@ function oauthError(error: unknown): Error {
   return error instanceof Error ? error : new ServerError("server error");
 }
 
+/** Maps a refusal of sextant_private.oauth_register_client to RFC 7591's errors. */
+function registrationError(error: unknown): Error {
+  const e = error as { code?: string; hint?: string; message?: string };
+  if (e.hint === "invalid_redirect_uri") return new CustomOAuthError("invalid_redirect_uri", e.message ?? "invalid redirect URI");
+  if (e.code === "SX400" || e.code === "SX413") return new InvalidClientMetadataError(e.message ?? "invalid client metadata");
+  if (e.code === "SX429") return new TooManyRequestsError(e.message ?? "too many registered clients");
+  return error instanceof Error ? error : new ServerError("server error");
+}
+
 /**
  * Sextant as an OAuth 2.1 authorization server, for the MCP SDK's handlers (discovery,
  * registration, authorize, token, revoke). State lives in PostgreSQL (sql/oauth.sql); the
@@ -81,15 +93,27 @@ export class SextantOAuthProvider implements OAuthServerProvider {
         const { rows } = await pool.query("select * from sextant_private.oauth_get_client($1)", [clientId]);
         if (!rows[0]) return undefined;
         // The secret is checked against its hash before the SDK sees the request (routes.ts);
-        // the SDK gets the client without it.
-        return { ...rows[0].metadata, client_id: clientId } as OAuthClientInformationFull;
+        // the SDK gets the client without it. Redirect URIs registered before they were
+        // checked, and failing the check now, are left out: the SDK then refuses them with a
+        // 400 instead of redirecting there.
+        const metadata = rows[0].metadata as OAuthClientInformationFull;
+        const redirects = Array.isArray(metadata.redirect_uris) ? metadata.redirect_uris : [];
+        return { ...metadata, redirect_uris: redirects.filter((u) => !redirectUriProblem(u)), client_id: clientId } as OAuthClientInformationFull;
       },
       async registerClient(client: Omit<OAuthClientInformationFull, "client_id" | "client_id_issued_at">) {
         const full = client as OAuthClientInformationFull;
+        for (const uri of full.redirect_uris ?? []) {
+          const problem = redirectUriProblem(uri);
+          if (problem) throw new CustomOAuthError("invalid_redirect_uri", problem);
+        }
         const { client_secret, ...metadata } = full;
-        await pool.query("select sextant_private.oauth_register_client($1, $2, $3)", [
-          full.client_id, client_secret ? sha256(client_secret) : null, JSON.stringify(metadata),
-        ]);
+        try {
+          await pool.query("select sextant_private.oauth_register_client($1, $2, $3)", [
+            full.client_id, client_secret ? sha256(client_secret) : null, JSON.stringify(metadata),
+          ]);
+        } catch (error) {
+          throw registrationError(error);
+        }
         return full;
       },
     };
@@ -133,12 +157,11 @@ export class SextantOAuthProvider implements OAuthServerProvider {
 
   async exchangeRefreshToken(client: OAuthClientInformationFull, refreshToken: string, _scopes?: string[], resource?: URL): Promise<OAuthTokens> {
     const refresh = randomToken();
-    const grant = await this.exchange("select sextant_private.oauth_refresh($1, $2, $3, $4) as g", [
-      sha256(refreshToken), client.client_id, sha256(refresh), this.settings.refreshTtlSeconds,
+    // The resource is checked in SQL with everything else, before the token rotates: a refusal
+    // must leave the client's refresh token usable.
+    const grant = await this.exchange("select sextant_private.oauth_refresh($1, $2, $3, $4, $5) as g", [
+      sha256(refreshToken), client.client_id, resource ? normalizeResource(resource) : null, sha256(refresh), this.settings.refreshTtlSeconds,
     ]);
-    if (resource && normalizeResource(resource) !== grant.resource) {
-      throw new InvalidTargetError("the refresh token was issued for another resource");
-    }
     return this.tokens(grant, client, refresh);
   }
 

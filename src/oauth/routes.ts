@@ -16,10 +16,6 @@ import {
 
 const LEVELS = ["viewer", "analyst", "admin"];
 const rank = (level: string) => LEVELS.indexOf(level);
-// Brute-force protection: failures per e-mail and per client address in a sliding window.
-const WINDOW_S = 900;
-const MAX_PER_EMAIL = 5;
-const MAX_PER_ADDRESS = 30;
 
 function cookie(req: Request, name: string): string | undefined {
   for (const part of (req.headers.cookie ?? "").split(";")) {
@@ -128,21 +124,23 @@ export function installOAuth(app: Express, deps: {
       const again = (status: number, error: string) =>
         sendPage(res, status, loginPage({ client: view, ticket: String(req.body.ticket), csrf: csrf!, email, error, upstream: upstream?.config.name }), request.redirect_uri);
 
-      const keysFor = [`email:${email}`, `ip:${req.ip}`];
-      const [byEmail, byAddress] = await Promise.all(keysFor.map(async (k) =>
-        (await pool.query("select sextant_private.oauth_login_failures($1, $2) as n", [[k], WINDOW_S])).rows[0].n as number));
-      if (byEmail! >= MAX_PER_EMAIL || byAddress! >= MAX_PER_ADDRESS) {
-        res.setHeader("Retry-After", String(WINDOW_S));
-        return again(429, "Too many failed sign-ins. Wait 15 minutes, then try again.");
+      // Brute-force protection, in one SQL statement that both allows and counts the attempt
+      // (sql/oauth.sql, oauth_login_attempt): per e-mail and client address, with a delay that
+      // doubles past a few failures; a guesser elsewhere never locks the person out.
+      const address = String(req.ip ?? req.socket.remoteAddress ?? "unknown").slice(0, 100);
+      const wait = (await pool.query("select sextant_private.oauth_login_attempt($1, $2) as wait", [email, address])).rows[0].wait as number;
+      if (wait > 0) {
+        res.setHeader("Retry-After", String(wait));
+        const after = wait < 120 ? `${wait} seconds` : `${Math.ceil(wait / 60)} minutes`;
+        return again(429, `Too many failed sign-ins for this e-mail from here. Wait ${after}, then try again.`);
       }
       const { rows } = await pool.query("select * from sextant_private.oauth_user_for_login($1)", [email]);
       const user = rows[0] as { user_id: number; password_hash: string | null; tenants: { tenant: string; name: string; access_level: string }[] } | undefined;
       if (!(await verifyPassword(password, user?.password_hash)) || !user) {
-        await pool.query("select sextant_private.oauth_record_login($1, false)", [keysFor]);
         deps.log.info({ email: email.replace(/^(.).*@/, "$1…@"), ip: req.ip }, "failed sign-in");
         return again(401, "The e-mail or the password is not right.");
       }
-      await pool.query("select sextant_private.oauth_record_login($1, true)", [[keysFor[0]]]);
+      await pool.query("select sextant_private.oauth_login_succeeded($1, $2)", [email, address]);
       await showConsent(res, request, view, user, email, csrf!);
     } catch (error) {
       next(error);

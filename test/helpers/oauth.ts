@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from "node:crypto";
+import { request as httpRequest } from "node:http";
 import type { OAuthClientProvider } from "@modelcontextprotocol/sdk/client/auth.js";
 import type { OAuthClientInformationMixed, OAuthClientMetadata, OAuthTokens } from "@modelcontextprotocol/sdk/shared/auth.js";
 
@@ -82,4 +83,50 @@ export async function signIn(authUrl: URL | string, email: string, password: str
   const consent = await post("/oauth/consent", { ticket: hidden(consentHtml, "ticket"), csrf: hidden(consentHtml, "csrf"), decision: opts.decision ?? "allow", tenant });
   const location = consent.headers.get("location");
   return { status: consent.status, html: await consent.text(), location: location ? new URL(location) : undefined };
+}
+
+/** What the sign-in form of one authorization request needs to be posted: its ticket, CSRF token and cookie. */
+export interface LoginForm {
+  base: string;
+  ticket: string;
+  csrf: string;
+  cookie: string;
+}
+
+/** Opens an authorization URL as a browser would and keeps what posting its sign-in form takes. */
+export async function openLoginForm(authUrl: URL | string): Promise<LoginForm> {
+  const res = await fetch(authUrl, { redirect: "manual" });
+  const html = await res.text();
+  if (res.status !== 200) throw new Error(`the authorization URL answered ${res.status}: ${html.slice(0, 300)}`);
+  return {
+    base: new URL(authUrl).origin,
+    ticket: hidden(html, "ticket"),
+    csrf: hidden(html, "csrf"),
+    cookie: (res.headers.get("set-cookie") ?? "").split(";")[0]!,
+  };
+}
+
+/**
+ * Posts the sign-in form from a chosen local address (any of 127.0.0.0/8 reaches a server on
+ * 127.0.0.1), so a test can be two people at two addresses. Resolves with the status, the
+ * Retry-After header and the page.
+ */
+export function postLogin(form: LoginForm, email: string, password: string, localAddress = "127.0.0.1"): Promise<{ status: number; retryAfter?: string; html: string }> {
+  const body = new URLSearchParams({ ticket: form.ticket, csrf: form.csrf, email, password }).toString();
+  const url = new URL("/oauth/login", form.base);
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, {
+      method: "POST",
+      localAddress,
+      headers: { "content-type": "application/x-www-form-urlencoded", "content-length": Buffer.byteLength(body), cookie: form.cookie },
+    }, (res) => {
+      let html = "";
+      res.setEncoding("utf8");
+      res.on("data", (chunk: string) => (html += chunk));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, retryAfter: res.headers["retry-after"] as string | undefined, html }));
+      res.on("error", reject);
+    });
+    req.on("error", reject);
+    req.end(body);
+  });
 }

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { fenceUntrusted } from "../formatUntrusted.ts";
 import { defineTool, type FollowContext, type ToolSpec } from "../toolSpec.ts";
 
 const FINISHED = new Set(["succeeded", "failed", "cancelled"]);
@@ -88,7 +89,8 @@ export const materializeTools: ToolSpec[] = [
     result: "one",
     shape: (row) => {
       if (!row.run_id) return { text: "no such run (or not your tenant's)", structured: { found: false } };
-      return { text: JSON.stringify(row), structured: row };
+      // Steps and errors quote the source's answers and the pipeline's own fields: others' text.
+      return { text: fenceUntrusted(JSON.stringify(row), "JSON", "the pipeline and its source"), structured: row };
     },
   }),
   defineTool({
