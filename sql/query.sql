@@ -14,6 +14,33 @@
 
 set role sextant_owner;
 
+-- What the runner refuses in a plan's expressions (EXPLAIN VERBOSE text): the same rule as the
+-- parser guard (src/query/guard.ts) - pg_* functions except value functions, privilege and
+-- visibility tests, name lookups, comments, settings other than the session's formatting, the
+-- server's addresses, other transactions - and casts to the reg* lookup types.
+create or replace function sextant_exec.catalog_function_pattern()
+returns text
+language sql immutable parallel safe
+set search_path = pg_catalog, pg_temp
+as $$
+  select '(\m(?!(pg_typeof|pg_column_size|pg_column_compression|pg_size_pretty|pg_size_bytes|pg_input_is_valid'
+      || '|pg_input_error_info|pg_backend_pid|pg_client_encoding|pg_encoding_to_char|pg_char_to_encoding'
+      || '|pg_is_in_recovery|pg_jit_available|pg_trigger_depth)\()pg_\w+\('
+      || '|\minformation_schema\.'
+      || '|\m(has_\w+_privilege|row_security_active|to_reg\w+|obj_description|col_description|shobj_description'
+      || '|format_type|inet_server_\w+|inet_client_\w+|txid_\w+)\('
+      || '|\mcurrent_setting\((?!''(TimeZone|DateStyle|IntervalStyle|extra_float_digits|client_encoding'
+      || '|server_encoding|server_version|server_version_num|lc_monetary|lc_numeric|lc_time|lc_collate|lc_ctype'
+      || '|search_path|transaction_read_only|transaction_isolation|default_transaction_read_only|statement_timeout'
+      || '|default_text_search_config|standard_conforming_strings|bytea_output|max_identifier_length'
+      || '|integer_datetimes)''::text\))'
+      || '|::(regclass|regnamespace|regrole|regproc|regprocedure|regoper|regoperator|regtype|regcollation)\M)'
+$$;
+comment on function sextant_exec.catalog_function_pattern() is
+  E'The regular expression of catalog-revealing calls and name lookups the query runner refuses in a plan.';
+revoke all on function sextant_exec.catalog_function_pattern() from public;
+grant execute on function sextant_exec.catalog_function_pattern() to sextant_tenant_reader;
+
 -- The body of every tenant's runner; %1$s is the tenant slug (a validated identifier).
 create or replace function sextant_private.query_runner_source(slug text)
 returns text
@@ -35,7 +62,9 @@ declare
   v_names text[];
   v_types text[];
   v_count integer := 0;
-  v_bytes integer := 0;
+  v_bytes bigint := 0;
+  v_len bigint;
+  v_message text;
   v_truncated boolean := false;
   v_plan json;
   v_cost numeric;
@@ -50,10 +79,46 @@ begin
        from sextant.tenant_schemas as s), ''), true);
 
   -- A cursor takes exactly one statement and refuses SELECT INTO.
-  open v_cursor no scroll for execute sql;
+  begin
+    open v_cursor no scroll for execute sql;
+  exception when insufficient_privilege or undefined_table or invalid_schema_name then
+    -- "permission denied for schema globex_ops" and "relation nosuch.x does not exist" would
+    -- tell which schemas and tables exist: both get one answer. Other refusals keep theirs.
+    get stacked diagnostics v_message = message_text;
+    if (sqlstate = '42501' and v_message !~ '^permission denied for (schema|table|view|materialized view|sequence|foreign table|column|relation) ')
+       or v_message ~ '^missing FROM-clause' then
+      raise;
+    end if;
+    raise exception 'the query names a schema, table or view that does not exist or that your tenant cannot read'
+      using errcode = 'SX404',
+            hint = 'Call list_schemas, list_tables or describe_table to see what you can read.';
+  end;
 
   -- Only now is the text known to be one statement, so EXPLAIN cannot smuggle a second one.
-  execute 'explain (format json) ' || sql into v_plan;
+  execute 'explain (format json, verbose) ' || sql into v_plan;
+  -- Constants are folded while planning, so `select repeat('x', 100000000)` has a 100 MB plan:
+  -- bounded like a response before anything reads it (or explain_query returns it).
+  if octet_length(v_plan::text) > greatest(max_bytes, 1000000) then
+    close v_cursor;
+    raise exception 'the plan of this query is %% bytes (its constants are computed while planning), over the limit of %% bytes',
+      octet_length(v_plan::text), greatest(max_bytes, 1000000)
+      using errcode = 'SX413',
+            hint = 'Compute large values from table data, not from constants, and select only what you need.';
+  end if;
+  -- The database's own wall against catalog reads (the parser guard names the reason first):
+  -- no scan of a relation in pg_catalog, pg_toast or information_schema (views over them
+  -- included), no pg_* set-returning function, and no catalog-revealing function or name
+  -- lookup anywhere in the plan's expressions. Name lookups folded while planning (a cast of
+  -- a missing name to regclass) fail before this check; only the parser guard stops those.
+  if jsonb_path_exists(v_plan::jsonb,
+       '$.** ? (exists(@."Relation Name") && (@."Schema" == "information_schema" || @."Schema" starts with "pg_"))')
+     or jsonb_path_exists(v_plan::jsonb, '$.** ? (@."Function Name" starts with "pg_")')
+     or v_plan::text ~* sextant_exec.catalog_function_pattern() then
+    close v_cursor;
+    raise exception 'the query reads PostgreSQL''s catalogs, which hold every tenant''s objects, statistics, sessions and settings'
+      using errcode = 'SX400',
+            hint = 'Call list_schemas, list_tables, describe_table or list_functions to see the schemas, tables, columns and functions you can read.';
+  end if;
   v_cost := (v_plan -> 0 -> 'Plan' ->> 'Total Cost')::numeric;
   if explain_only then
     close v_cursor;
@@ -78,6 +143,20 @@ begin
       v_truncated := true;
       exit;
     end if;
+    -- A row whose stored size alone is far over what is left is refused before it is turned
+    -- into JSON (which costs seconds for a 100 MB value); JSON is at most 8 times smaller
+    -- than the stored row (an int8[] of zeros is 4 times), so nothing that fits is refused here.
+    v_len := pg_column_size(v_row);
+    if v_len > 8 * (max_bytes - v_bytes) then
+      if v_count = 0 then
+        close v_cursor;
+        raise exception 'row %% of the result alone is about %% bytes, over the response limit of %% bytes', row_offset + 1, v_len, max_bytes
+          using errcode = 'SX413',
+                hint = 'Select fewer or shorter columns (left(col, 1000), length(col)), or aggregate in SQL.';
+      end if;
+      v_truncated := true;
+      exit;
+    end if;
     v_json := to_json(v_row);
     if v_count = 0 then
       v_names := array(select json_object_keys(v_json));
@@ -87,11 +166,21 @@ begin
           using errcode = 'SX400', hint = 'Give every output column a distinct alias.';
       end if;
     end if;
-    v_bytes := v_bytes + octet_length(v_json::text);
-    if v_bytes > max_bytes and v_count > 0 then
+    -- The byte cap holds per row, before the row joins the result: a row that does not fit in
+    -- what is left ends the page; a first row that alone exceeds the cap (one huge value) is
+    -- refused, so it never leaves the server.
+    v_len := octet_length(v_json::text);
+    if v_bytes + v_len > max_bytes then
+      if v_count = 0 then
+        close v_cursor;
+        raise exception 'row %% of the result alone is about %% bytes, over the response limit of %% bytes', row_offset + 1, v_len, max_bytes
+          using errcode = 'SX413',
+                hint = 'Select fewer or shorter columns (left(col, 1000), length(col)), or aggregate in SQL.';
+      end if;
       v_truncated := true;
       exit;
     end if;
+    v_bytes := v_bytes + v_len;
     v_rows := v_rows || v_json;
     v_count := v_count + 1;
   end loop;

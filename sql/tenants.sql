@@ -64,8 +64,12 @@ begin
     v_created := true;
   end if;
   execute format('grant usage on schema %I to %I', schema_name, v_reader);
+  -- Nobody but its owner creates objects in a tenant's schema (a schema that existed before
+  -- may have granted CREATE to PUBLIC).
+  execute format('revoke create on schema %I from public', schema_name);
   execute format('grant select on all tables in schema %I to %I', schema_name, v_reader);
-  execute format('grant usage, select on all sequences in schema %I to %I', schema_name, v_reader);
+  -- SELECT only: USAGE would allow nextval(), a write any read-write transaction could make.
+  execute format('grant select on all sequences in schema %I to %I', schema_name, v_reader);
   -- Tables created later by the owner or by this admin are readable too.
   execute format('alter default privileges for role sextant_owner in schema %I grant select on tables to %I',
     schema_name, v_reader);

@@ -65,6 +65,110 @@ describe("query: analytics that must work", () => {
   });
 });
 
+/** PostgreSQL's built-ins that analytics needs keep working while the catalogs are closed. */
+const builtins: [string, string][] = [
+  ["now, date_trunc, extract, intervals", "select now() > timestamp '2000-01-01' as after, date_trunc('month', now()) <= now() as t, extract(year from now()) >= 2024 as y, (now() - interval '1 day') < now() as i"],
+  ["count, sum, avg, min, max on a tenant table", "select count(*), sum(quantity), avg(quantity), min(order_id), max(order_id) from order_items"],
+  ["string functions", "select upper(full_name), lower(email), length(full_name), substr(email, 1, 3), position('@' in email), trim(both ' ' from full_name), concat_ws('-', id, country), left(email, 2), md5(email) from customers limit 2"],
+  ["casts", "select '42'::int + 1 as n, 3.7::numeric(5,1), '2024-01-31'::date + 1 as d, 1::text || 'x', cast('t' as boolean), '{1,2}'::int[], 'english'::regconfig"],
+  ["generate_series and ROWS FROM", "select g, u from rows from (generate_series(1, 3), unnest(array['a', 'b'])) as r(g, u)"],
+  ["json functions", "select json_agg(json_build_object('id', id)) as j, jsonb_pretty('{\"a\": 1}'), to_jsonb(c) ->> 'country' from customers c group by c.* limit 1"],
+  ["jsonb set-returning functions", "select key, value from jsonb_each('{\"a\": 1, \"b\": 2}') union all select 'n', to_jsonb(x) from jsonb_array_elements_text('[1, 2]') x"],
+  ["window functions", "select id, row_number() over w, rank() over w, lag(status) over w, count(*) over (order by id rows unbounded preceding) from orders window w as (partition by customer_id order by ordered_at) limit 5"],
+  ["CTEs on tenant tables", "with big as (select customer_id, count(*) as spent from orders group by 1), top as (select * from big order by spent desc limit 3) select c.full_name, t.spent from top t join customers c on c.id = t.customer_id"],
+  ["full text search", "select to_tsvector('english', full_name) @@ plainto_tsquery('english', 'ann') from customers limit 1"],
+  ["value-level pg_* helpers", "select pg_typeof(1.5), pg_column_size('abc'::text), pg_size_pretty(123456789::bigint), pg_size_bytes('1 MB'), pg_input_is_valid('12', 'integer')"],
+  ["the session's own settings and identity", "select current_setting('TimeZone') as tz, current_setting('search_path') as sp, current_user, current_database() is not null as db, version() like 'PostgreSQL%' as v"],
+  ["regexp, arrays, coalesce, case", "select regexp_matches('a1b22', '[0-9]+', 'g'), array_length(array[1,2,3], 1), coalesce(null, 1), greatest(1, 5), case when random() >= 0 then 'ok' end"],
+  ["percentiles, filters and grouping", "select country, count(*) filter (where id > 2), percentile_disc(0.5) within group (order by id) from customers group by rollup (country) order by 1"],
+];
+
+describe("query: PostgreSQL's built-ins work with the catalogs closed", () => {
+  test.each(builtins)("%s", async (_name, sql) => {
+    const r = await demo.callTool({ name: "query", arguments: { sql } });
+    expect(r.isError, textOf(r)).toBeFalsy();
+  });
+});
+
+describe("query: other tenants are invisible through the catalogs", () => {
+  test.each([
+    ["select relname, reltuples from pg_class", /relation pg_catalog\.pg_class is a system catalog/],
+    ["select table_schema, table_name from information_schema.tables", /relation information_schema\.tables is a system catalog/],
+    ["select pg_get_viewdef(16390)", /function pg_get_viewdef\(\) is not allowed/],
+    ["select query from pg_stat_activity", /relation pg_catalog\.pg_stat_activity is a system catalog/],
+    ["select current_setting('data_directory')", /function current_setting\(\) is not allowed: only these settings are readable/],
+    ["select to_regclass('globex_ops.shipments')", /function to_regclass\(\) is not allowed/],
+  ])("%s is refused with a pointer to the catalog tools", async (sql, message) => {
+    const text = textOf(await acme.callTool({ name: "query", arguments: { sql } }));
+    expect(text).toMatch(/^error SX400: /);
+    expect(text).toMatch(message);
+    expect(text).toMatch(/hint: Call list_schemas, list_tables, describe_table or list_functions/);
+  });
+
+  test("the database refuses catalog reads by itself (parser guard off)", () =>
+    withTx(db.auth, async (client) => {
+      await asRole(client, "sextant_t_acme");
+      for (const sql of [
+        "select relname from pg_class",
+        "select * from information_schema.columns",
+        "select pg_get_functiondef(16400)",
+        "select * from pg_settings",
+        "select current_setting('config_file')",
+        "select pg_total_relation_size(16400)",
+      ]) {
+        await client.query("savepoint s");
+        await expect(client.query("select * from sextant.query($1)", [sql]), sql).rejects.toMatchObject({
+          code: "SX400",
+          message: expect.stringMatching(/reads PostgreSQL's catalogs/),
+          hint: expect.stringMatching(/list_schemas/),
+        });
+        await client.query("rollback to savepoint s");
+      }
+    }));
+
+  test("a schema the tenant cannot read answers exactly like one that does not exist", async () => {
+    const cases = [
+      "select * from globex_ops.shipments",
+      "select * from globex_ops.no_such_table",
+      "select * from no_such_schema.shipments",
+      "select * from sextant_private.api_tokens",
+      "select globex_ops.f()",
+      "select no_such_schema.f()",
+      "select null::globex_ops.t",
+    ];
+    const viaTool = await Promise.all(cases.map(async (sql) => textOf(await acme.callTool({ name: "query", arguments: { sql } }))));
+    expect(new Set(viaTool)).toEqual(new Set([
+      "error SX404: the query names a schema, table or view that does not exist or that your tenant cannot read\n" +
+        "hint: Call list_schemas, list_tables or describe_table to see what you can read.",
+    ]));
+    const viaDb = await withTx(db.auth, async (client) => {
+      await asRole(client, "sextant_t_acme");
+      const seen: string[] = [];
+      for (const sql of cases) {
+        await client.query("savepoint s");
+        const e = await client.query("select * from sextant.query($1)", [sql]).then(() => ({}), (error) => error);
+        seen.push(`${e.code} ${e.message} ${e.detail ?? ""}`);
+        await client.query("rollback to savepoint s");
+      }
+      return seen;
+    });
+    expect(new Set(viaDb).size).toBe(1);
+    expect(viaDb[0]).toMatch(/^SX404 /);
+  });
+
+  test("a table the tenant's deny list excludes answers like a missing one", async () => {
+    await db.admin.query("update sextant.tenants set excluded_tables = '{acme_sales.orders}' where slug = 'acme'; select sextant_private.apply_table_filters('acme')");
+    try {
+      const excluded = textOf(await acme.callTool({ name: "query", arguments: { sql: "select * from acme_sales.orders" } }));
+      const missing = textOf(await acme.callTool({ name: "query", arguments: { sql: "select * from acme_sales.no_such_table" } }));
+      expect(excluded).toMatch(/^error SX404: /);
+      expect(excluded).toBe(missing);
+    } finally {
+      await db.admin.query("update sextant.tenants set excluded_tables = '{}' where slug = 'acme'; select sextant_private.apply_table_filters('acme')");
+    }
+  });
+});
+
 describe("query results", () => {
   test("columns carry names and PostgreSQL types; rows are objects", async () => {
     const r = await q(demo, "select id, full_name, signed_up_at, 1.5::numeric as n from customers order by id limit 2");
@@ -122,6 +226,51 @@ describe("query results", () => {
     } finally {
       await db.admin.query("update sextant.tenants set max_response_bytes = 2000000 where slug = 'demo'");
     }
+  });
+
+  test("one value larger than the byte cap never leaves PostgreSQL", async () => {
+    // 100 MB takes seconds to build on a small machine: give the tenant time to build it.
+    await db.admin.query("update sextant.tenants set statement_timeout_ms = 120000 where slug = 'demo'");
+    try {
+      // Not foldable while planning (random()), so the value is built when the row is read.
+      const r = await demo.callTool({ name: "query", arguments: { sql: "select repeat('x', 100000000 + (random() * 0)::int) as huge" } });
+      const text = textOf(r);
+      expect(text).toMatch(/^error SX413: row 1 of the result alone is about 100000\d\d\d bytes, over the response limit of 2000000 bytes/);
+      expect(text).toMatch(/hint: Select fewer or shorter columns/);
+      expect(JSON.stringify(r).length).toBeLessThan(2000);
+      // Folded while planning (the issue's query): the plan is bounded like a response.
+      const folded = await demo.callTool({ name: "query", arguments: { sql: "select repeat('x', 10000000) as huge" } });
+      expect(textOf(folded)).toMatch(/^error SX413: the plan of this query is \d{8,} bytes/);
+      expect(JSON.stringify(folded).length).toBeLessThan(2000);
+      const explained = await demo.callTool({ name: "explain_query", arguments: { sql: "select repeat('x', 10000000) as huge" } });
+      expect(textOf(explained)).toMatch(/^error SX413: the plan of this query/);
+    } finally {
+      await db.admin.query("update sextant.tenants set statement_timeout_ms = 15000 where slug = 'demo'");
+    }
+  }, 120_000);
+  test("the database alone (GraphQL's and psql's door) refuses a row over the cap", () =>
+    withTx(db.auth, async (client) => {
+      await asRole(client, "sextant_t_demo");
+      await client.query("savepoint s");
+      await expect(client.query("select * from sextant.query('select repeat(''y'', 3000000 + 0 * g) from generate_series(1, 1) g')"))
+        .rejects.toMatchObject({ code: "SX413", message: expect.stringMatching(/^row 1 of the result alone is about 3000\d\d\d bytes/) });
+      await client.query("rollback to savepoint s");
+      const { rows } = await client.query("select * from sextant.query('select repeat(''y'', 1000000 + 0 * g) from generate_series(1, 5) g')");
+      expect(rows[0]).toMatchObject({ row_count: 1, truncated: true });
+    }));
+
+  test("a huge value after the first row ends the page instead (truncated, next_offset)", async () => {
+    const sql = "select i, case when i = 3 then repeat('x', 5000000 + 0 * i) else 'small' end as v from generate_series(1, 5) i order by i";
+    const r = await q(demo, sql);
+    expect(r).toMatchObject({ row_count: 2, truncated: true, next_offset: 2 });
+    const next = await demo.callTool({ name: "query", arguments: { sql, row_offset: 2 } });
+    expect(textOf(next)).toMatch(/^error SX413: row 3 of the result alone is about 50000\d\d bytes/);
+  });
+
+  test("the byte cap counts every row, so many rows just under it still stop at the cap", async () => {
+    const r = await q(demo, "select repeat('x', 400000) as v from generate_series(1, 10)");
+    expect(r.truncated).toBe(true);
+    expect(r.row_count).toBe(4);
   });
 
   test("duplicate column names are refused with a hint", async () => {
@@ -274,10 +423,13 @@ describe("role escape is impossible in PostgreSQL itself (parser off)", () => {
 });
 
 describe("pool hygiene", () => {
-  test("a session advisory lock taken in a query does not survive the call", () =>
+  test("a session advisory lock is refused in a query, and one taken by the role does not survive the call", () =>
     withTx(db.auth, async (client) => {
       await asRole(client, "sextant_t_acme");
-      await client.query("select * from sextant.query('select pg_advisory_lock(42)')");
+      await client.query("savepoint s");
+      await expect(client.query("select * from sextant.query('select pg_advisory_lock(42)')")).rejects.toMatchObject({ code: "SX400" });
+      await client.query("rollback to savepoint s");
+      await client.query("select pg_advisory_lock(42)");
       // the server's cleanup, as queryAsRole sends it
       await client.query(ROLLBACK_AND_CLEANUP);
       const { rows } = await db.admin.query("select count(*)::int as n from pg_locks where locktype = 'advisory'");
@@ -344,7 +496,7 @@ describe("concurrency", () => {
     );
     const calls = clients.flatMap(({ tenant, client }) =>
       Array.from({ length: 10 }, async () => {
-        const r = await q(client, "select sextant.current_tenant() as t, count(*) as n from pg_class");
+        const r = await q(client, "select sextant.current_tenant() as t, count(*) as n from generate_series(1, 1000)");
         expect(r.rows[0]!.t).toBe(tenant);
       }),
     );

@@ -55,6 +55,75 @@ function deniedReason(name: string): string | undefined {
   return "it changes server state";
 }
 
+/** Where a tenant learns about its own schemas instead of reading the system catalogs. */
+const CATALOG_HINT =
+  "Call list_schemas, list_tables, describe_table or list_functions to see the schemas, tables, columns and functions you can read.";
+
+/**
+ * Schemas whose relations a query may not read: PostgreSQL's catalogs are readable by every
+ * role and hold every tenant's schema, table, column, role and function names, statistics,
+ * view and function definitions, sessions and settings. No relation there is allowed (an
+ * allow-list that is empty); pg_* also covers pg_toast and pg_temp_*.
+ */
+function isCatalogSchema(schema: string): boolean {
+  return schema === "information_schema" || schema.startsWith("pg_");
+}
+
+/** pg_* functions that only compute on their arguments or on the caller's own session. */
+const ALLOWED_PG_FUNCTIONS = new Set([
+  "pg_typeof", "pg_column_size", "pg_column_compression", "pg_size_pretty", "pg_size_bytes",
+  "pg_input_is_valid", "pg_input_error_info", "pg_backend_pid", "pg_client_encoding",
+  "pg_encoding_to_char", "pg_char_to_encoding", "pg_is_in_recovery", "pg_jit_available", "pg_trigger_depth",
+]);
+
+/** Settings current_setting() may read: how the caller's own session formats and behaves. */
+const READABLE_SETTINGS = new Set([
+  "timezone", "datestyle", "intervalstyle", "extra_float_digits", "client_encoding", "server_encoding",
+  "server_version", "server_version_num", "lc_monetary", "lc_numeric", "lc_time", "lc_collate", "lc_ctype",
+  "search_path", "transaction_read_only", "transaction_isolation", "default_transaction_read_only",
+  "statement_timeout", "default_text_search_config", "standard_conforming_strings", "bytea_output",
+  "max_identifier_length", "integer_datetimes",
+]);
+
+/**
+ * Name lookups that answer for any object, readable or not (reg* casts, to_reg*): a relation
+ * name that exists casts, one that does not raises, which tells other tenants' names apart.
+ * regconfig and regdictionary (text search configurations) stay allowed.
+ */
+const LOOKUP_TYPES = new Set([
+  "regclass", "regnamespace", "regrole", "regproc", "regprocedure", "regoper", "regoperator", "regtype", "regcollation",
+]);
+
+/**
+ * Why a function reveals the catalog, or undefined. The rule: every pg_* function (server and
+ * catalog introspection: pg_get_*def, pg_stat_*, pg_*_size, pg_*_is_visible, pg_has_role,
+ * pg_describe_object, ...) except the value functions above; privilege and visibility tests
+ * on names (has_*_privilege, row_security_active); name lookups (to_reg*, reg* casts);
+ * comments (obj/col/shobj_description, format_type); settings other than the caller's own
+ * formatting (current_setting); the server's address; other transactions (txid_*).
+ */
+function catalogReason(name: string, args: unknown[]): string | undefined {
+  const n = name.toLowerCase();
+  if (n.startsWith("pg_") && !ALLOWED_PG_FUNCTIONS.has(n)) {
+    return "it reads PostgreSQL's catalogs or server state, which hold other tenants' objects, statistics, sessions and settings";
+  }
+  if (/^has_\w+_privilege$/.test(n) || n === "row_security_active") return "it tells whether objects of other tenants exist";
+  if (n.startsWith("to_reg") || LOOKUP_TYPES.has(n)) return "it looks names up among every tenant's objects";
+  if (["obj_description", "col_description", "shobj_description", "format_type"].includes(n)) {
+    return "it reads PostgreSQL's catalogs, which hold other tenants' objects";
+  }
+  if (n.startsWith("inet_server_") || n.startsWith("inet_client_")) return "it reveals the server's network addresses";
+  if (n.startsWith("txid_")) return "it reveals other sessions' transactions";
+  if (n === "current_setting") {
+    const first = args[0] as { A_Const?: { sval?: { sval?: string } } } | undefined;
+    const setting = first?.A_Const?.sval?.sval;
+    if (setting === undefined || !READABLE_SETTINGS.has(setting.toLowerCase())) {
+      return `only these settings are readable: ${[...READABLE_SETTINGS].join(", ")} (named as a string literal)`;
+    }
+  }
+  return undefined;
+}
+
 function refuse(message: string, hint: string): never {
   throw new SextantError("SX400", message, hint);
 }
@@ -80,8 +149,11 @@ function walk(node: unknown, visit: (type: string, value: Record<string, unknown
 /**
  * The parser guard: parses with PostgreSQL's own parser (libpg-query) and accepts exactly one
  * SELECT / WITH / VALUES / TABLE statement without data-modifying CTEs, SELECT INTO, locking
- * clauses or denied functions. Throws SX400 saying what was refused and why. It is one wall of
- * several: the database refuses all of this by itself too.
+ * clauses, denied functions, or reads of the system catalogs (relations in pg_catalog and
+ * information_schema, catalog-revealing functions, reg* name lookups). Throws SX400 saying what
+ * was refused and why. It is one wall of several: the database refuses writes, other tenants'
+ * data and catalog relation scans by itself too (sql/query.sql); name lookups only this wall
+ * refuses.
  */
 export function guardSql(sql: string): void {
   if (typeof sql !== "string" || sql.trim() === "") refuse("the SQL text is empty", ONE_STATEMENT_HINT);
@@ -120,8 +192,31 @@ export function guardSql(sql: string): void {
     if (nodeType === "FuncCall") {
       const parts = (node.funcname as { String?: { sval?: string } }[] | undefined) ?? [];
       const name = parts.at(-1)?.String?.sval ?? "";
+      const schema = parts.length > 1 ? (parts.at(-2)?.String?.sval ?? "") : "";
       const reason = deniedReason(name);
       if (reason) refuse(`function ${name}() is not allowed: ${reason}`, "Rewrite the query without it.");
+      const catalog = catalogReason(name, (node.args as unknown[] | undefined) ?? []);
+      if (catalog) refuse(`function ${name}() is not allowed: ${catalog}`, CATALOG_HINT);
+      // Sextant's internals (another tenant's runner, private functions) are not for queries,
+      // and whether one exists must not show.
+      if (schema === "information_schema" || schema.startsWith("sextant_")) {
+        refuse(`function ${schema}.${name}() is not allowed: it is internal to PostgreSQL or Sextant`, CATALOG_HINT);
+      }
+    }
+    if (nodeType === "RangeVar") {
+      const schema = typeof node.schemaname === "string" ? node.schemaname : undefined;
+      const rel = String(node.relname ?? "");
+      // Unqualified pg_* names resolve to pg_catalog first (it leads every search path).
+      if (schema !== undefined ? isCatalogSchema(schema) : rel.startsWith("pg_")) {
+        refuse(`relation ${schema ?? "pg_catalog"}.${rel} is a system catalog; queries may not read system catalogs, which hold every tenant's objects`, CATALOG_HINT);
+      }
+    }
+    // Type names sit under a lower-case key (TypeCast.typeName, ColumnDef.typeName, ...).
+    const typeName = node.typeName as { names?: { String?: { sval?: string } }[] } | undefined;
+    if (typeName?.names) {
+      const names = typeName.names;
+      const type = (names.at(-1)?.String?.sval ?? "").toLowerCase();
+      if (LOOKUP_TYPES.has(type)) refuse(`casts to ${type} are not allowed: they look names up among every tenant's objects`, CATALOG_HINT);
     }
   });
 }

@@ -27,6 +27,8 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   const g = new pg.Client({ connectionString: adminUrl });
   await g.connect();
   await g.query(`grant create, connect on database ${name} to sextant_owner`);
+  // ... nor its revokes (migration 000024: no temporary objects for PUBLIC).
+  await g.query(`revoke temporary, create on database ${name} from public`);
   await g.end();
   const authUrl = await authenticatorUrl(adminUrl);
   const admin = new pg.Pool({ connectionString: adminUrl, max: 4 });
