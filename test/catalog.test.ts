@@ -136,7 +136,7 @@ describe("allow and deny lists are privileges", () => {
     await db.admin.query("select sextant_private.apply_table_filters('demo')");
     const after = (await callOk(demo, "list_tables", { schema: "shop" })) as { rows: { table_name: string }[] };
     expect(after.rows.map((r) => r.table_name)).not.toContain("internal_costs");
-    expect(textOf(await demo.callTool({ name: "query", arguments: { sql: "select * from shop.internal_costs" } }))).toMatch(/^error 42501/);
+    expect(textOf(await demo.callTool({ name: "query", arguments: { sql: "select * from shop.internal_costs" } }))).toMatch(/^error SX404/);
     expect(textOf(await demo.callTool({ name: "describe_table", arguments: { table: "shop.internal_costs" } }))).toMatch(/^error SX404/);
     // an allow list keeps only what it names
     await db.admin.query("update sextant.tenants set excluded_tables = '{}', allowed_tables = array['shop.orders', 'shop.customers'] where slug = 'demo'");
