@@ -40,3 +40,14 @@ export function mermaidLabel(text: unknown): string {
 export function oneLine(value: unknown): string {
   return String(value ?? "").replace(/\\/g, "\\\\").replace(/\r/g, "\\r").replace(/\n/g, "\\n").replace(/\t/g, "\\t");
 }
+
+/**
+ * A failed tool call as text. Sextant's own errors (SX codes) read as they are; PostgreSQL's
+ * messages may quote values from the data (`invalid input syntax for type integer: "…"`), so
+ * after the code line they are fenced like rows.
+ */
+export function formatToolError(e: { code: string; message: string; detail?: string; hint?: string }): string {
+  const lines = [e.message, e.detail, e.hint && `hint: ${e.hint}`].filter(Boolean).join("\n");
+  if (e.code.startsWith("SX") || e.code === "internal") return `error ${e.code}: ${lines}`;
+  return `error ${e.code}: the database refused the call; its message follows\n${fenceUntrusted(lines, "error lines", "PostgreSQL, which may quote values")}`;
+}

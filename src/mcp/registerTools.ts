@@ -9,7 +9,7 @@ import type { Embedder } from "../dbt/embeddings.ts";
 import { toPublicError } from "../db/errors.ts";
 import { queryAsRole } from "../db/queryAsRole.ts";
 import { formatRows } from "./formatRows.ts";
-import { fenceUntrusted } from "./formatUntrusted.ts";
+import { fenceUntrusted, formatToolError } from "./formatUntrusted.ts";
 import type { ToolSpec } from "./toolSpec.ts";
 
 export interface ToolDeps {
@@ -98,10 +98,7 @@ export async function callTool(spec: ToolSpec, deps: ToolDeps, principal: Princi
     return result;
   } catch (error) {
     failure = toPublicError(error, (id, e) => deps.logError(id, e));
-    const text = [`error ${failure.code}: ${failure.message}`, failure.detail, failure.hint && `hint: ${failure.hint}`]
-      .filter(Boolean)
-      .join("\n");
-    return { isError: true, content: [{ type: "text", text }] };
+    return { isError: true, content: [{ type: "text", text: formatToolError(failure) }] };
   } finally {
     deps.audit?.record({
       at: new Date().toISOString(),

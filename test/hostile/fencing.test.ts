@@ -164,4 +164,12 @@ describe("others' text reaches an agent only inside the untrusted-data fence", (
     const text = await call("query", { sql: `select \$h\$${hostile("query value")}\$h\$ as v` });
     expectFenced(text, ["query value"]);
   });
+
+  test("a database error quoting a value gives the value only inside the fence", async () => {
+    const result = await agent.callTool({ name: "query", arguments: { sql: `select \$h\$${hostile("error value")}\$h\$::integer` } });
+    expect(result.isError).toBe(true);
+    const text = textOf(result);
+    expect(text).toMatch(/^error 22P02: the database refused the call; its message follows\n/);
+    expectFenced(text, ["error value", INJECT]);
+  });
 });
