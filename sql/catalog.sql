@@ -114,13 +114,28 @@ create or replace view sextant.databases with (security_invoker = true) as
          'postgresql'::text as kind,
          current_setting('server_version') as server_version,
          pg_database_size(current_database()) as size_bytes,
-         shobj_description((select d.oid from pg_catalog.pg_database as d where d.datname = current_database()), 'pg_database') as description
+         shobj_description((select d.oid from pg_catalog.pg_database as d where d.datname = current_database()), 'pg_database') as description,
+         'ok'::text as status,
+         null::timestamptz as last_refreshed_at,
+         null::integer as table_count,
+         null::text[] as schemas
   union all
-  select s.srvname::text, 'foreign server (' || w.fdwname || ')', s.srvversion, null, obj_description(s.oid, 'pg_foreign_server')
+  -- The tenant's sources (sql/sources.sql; RLS keeps other tenants' rows out), their tables in
+  -- <name>_<remote schema>. Neither host nor user: the operator's business.
+  select src.name, 'postgresql source (postgres_fdw)', src.server_version, null,
+         coalesce(src.last_error, format('%s.%s on another PostgreSQL server', src.dbname, array_to_string(src.remote_schemas, ', '))),
+         src.status, src.last_refreshed_at, src.table_count,
+         array(select src.name || '_' || r from unnest(src.remote_schemas) as r)
+  from sextant.sources as src
+  union all
+  -- Foreign servers made by hand that the role was granted.
+  select s.srvname::text, 'foreign server (' || w.fdwname || ')', s.srvversion, null, obj_description(s.oid, 'pg_foreign_server'),
+         null, null, null, null
   from pg_catalog.pg_foreign_server as s
   join pg_catalog.pg_foreign_data_wrapper as w on w.oid = s.srvfdw
-  where has_server_privilege(s.oid, 'usage');
-comment on view sextant.databases is E'@behavior -list -connection\nData sources the current role can read.';
+  where has_server_privilege(s.oid, 'usage')
+    and not exists (select from sextant.sources as src where src.server_name = s.srvname);
+comment on view sextant.databases is E'@behavior -list -connection\nData sources the current role can read: this database, the tenant''s sources (status, last refresh, table count, local schemas) and foreign servers granted by hand.';
 grant select on sextant.databases to sextant_tenant_reader;
 
 create or replace function sextant.list_databases()
@@ -130,7 +145,7 @@ as $$
   select * from sextant.databases;
 $$;
 comment on function sextant.list_databases() is
-  E'The data sources your tenant can read: this database, and foreign servers you may use.';
+  E'The data sources your tenant can read: this database, its other PostgreSQL sources (with server version, status, last refresh and table count), and foreign servers granted to it.';
 grant execute on function sextant.list_databases() to sextant_tenant_reader;
 
 create or replace view sextant.tables with (security_invoker = true) as

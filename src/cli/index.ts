@@ -14,6 +14,7 @@ import { startWorker } from "../worker/index.ts";
 import { rotateSigningKey } from "../oauth/keys.ts";
 import { hashPassword, passwordProblem } from "../oauth/password.ts";
 import { serve } from "./serve.ts";
+import { addSource, listSources, refreshSource, removeSource } from "../sources/index.ts";
 
 const LEVELS = ["viewer", "analyst", "admin"];
 
@@ -416,6 +417,51 @@ pipeline
       const row = await asTenant(admin, opts.tenant, "admin", async () =>
         (await admin.query("select id, status, cancel_requested from sextant.cancel_materialization($1)", [Number(id)])).rows[0]);
       process.stdout.write(`run ${row.id}: ${row.status}${row.status === "running" ? " (stopping at the next batch)" : ""}\n`);
+    }),
+  );
+
+const source = program.command("source").description("a tenant's tables in other PostgreSQL databases (postgres_fdw)");
+source
+  .command("add")
+  .description("import remote schemas into <name>_<schema> for a tenant, read-only")
+  .requiredOption("--tenant <slug>", "tenant")
+  .requiredOption("--name <name>", "the source's name (its tables go into <name>_<schema>)")
+  .option("--url <url>", "postgres://user:password@host:port/dbname[?sslmode=…]; default: SEXTANT_SOURCE_URL (keeps the password out of the process list)")
+  .option("--schema <name>", "a remote schema to import (repeatable)", collect, [])
+  .action((opts: { tenant: string; name: string; url?: string; schema: string[] }) =>
+    withContext(async ({ admin, config }) => {
+      const url = opts.url ?? process.env.SEXTANT_SOURCE_URL;
+      if (!url) throw new InvalidArgumentError("give --url or set SEXTANT_SOURCE_URL");
+      const row = await addSource(admin, config.sourceAllowHosts, { tenant: opts.tenant, name: opts.name, url, schemas: opts.schema });
+      process.stdout.write(`source ${row.name} added: ${row.table_count} tables in ${row.schemas.map((s) => `${row.name}_${s}`).join(", ")} (PostgreSQL ${row.server_version})\n`);
+    }),
+  );
+source
+  .command("list")
+  .description("sources, their status and last refresh (never a password)")
+  .option("--tenant <slug>", "only this tenant's")
+  .action((opts: { tenant?: string }) =>
+    withContext(async ({ admin }) => printTable((await listSources(admin, opts.tenant)) as unknown as Record<string, unknown>[])),
+  );
+source
+  .command("refresh <name>")
+  .description("re-import a source now: new, changed and dropped remote tables follow")
+  .requiredOption("--tenant <slug>", "tenant")
+  .action((name: string, opts: { tenant: string }) =>
+    withContext(async ({ admin }) => {
+      const row = await refreshSource(admin, opts.tenant, name);
+      if (row.status !== "ok") throw new Error(`source ${name} could not be refreshed: ${row.last_error}`);
+      process.stdout.write(`source ${name} refreshed: ${row.table_count} tables\n`);
+    }),
+  );
+source
+  .command("remove <name>")
+  .description("drop a source: its tables, schemas, foreign server and user mapping")
+  .requiredOption("--tenant <slug>", "tenant")
+  .action((name: string, opts: { tenant: string }) =>
+    withContext(async ({ admin }) => {
+      await removeSource(admin, opts.tenant, name);
+      process.stdout.write(`source ${name} removed\n`);
     }),
   );
 

@@ -63,6 +63,19 @@ export class SextantError extends Error {
 export function toPublicError(error: unknown, log?: (id: string, error: unknown) => void): PublicError {
   const e = error as { code?: unknown; message?: unknown; detail?: unknown; hint?: unknown };
   const code = typeof e?.code === "string" ? e.code : undefined;
+  // postgres_fdw names the foreign server it could not reach; a source's server is
+  // sextant_src__<tenant>__<source> (sql/sources.sql), so the caller is told which source.
+  const source = code?.startsWith("08") && typeof e.message === "string"
+    ? /^could not connect to server "sextant_src__[a-z0-9]+(?:_[a-z0-9]+)*__([a-z0-9]+(?:_[a-z0-9]+)*)"/.exec(e.message)?.[1]
+    : undefined;
+  if (source) {
+    return {
+      code: "SX502",
+      message: `source ${source} is unreachable: its PostgreSQL server refused or did not answer the connection`,
+      hint: "Other sources and local tables still work. The operator can check it with `sextant source refresh`.",
+      status: 502,
+    };
+  }
   const status = code ? (STATUS[code] ?? CLASS_STATUS[code.slice(0, 2)]) : undefined;
   if (code && status) {
     return {

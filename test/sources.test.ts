@@ -1,0 +1,316 @@
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { openEmbedded, type DatabaseHandle } from "../src/db/embedded.ts";
+import { addSource, listSources, refreshSource, removeSource } from "../src/sources/index.ts";
+import { runCli } from "./helpers/cli.ts";
+import { asRole, createTestDatabase, createToken, withTx, type TestDatabase } from "./helpers/db.ts";
+import { callOk, connectHttp, textOf } from "./helpers/mcpClient.ts";
+import { freePort } from "./helpers/ports.ts";
+import { startTestServer } from "./helpers/server.ts";
+
+// A second, real PostgreSQL plays the remote server; its role may write, Sextant must not.
+const PASSWORD = "Wr1ter-Secret-Passw0rd-7781";
+let remoteDir: string;
+let remotePort: number;
+let remote: DatabaseHandle;
+let db: TestDatabase;
+let server: Awaited<ReturnType<typeof startTestServer>>;
+let acme: Client;
+let globex: Client;
+let allow: string[];
+
+const remoteUrl = () => `postgres://sx_writer:${PASSWORD}@127.0.0.1:${remotePort}/warehouse`;
+const openRemote = () => openEmbedded({ dataDir: remoteDir, port: remotePort, dbName: "warehouse" });
+
+async function onRemote<T = Record<string, unknown>>(sql: string, params: unknown[] = []): Promise<T[]> {
+  const c = new pg.Client({ connectionString: remote.adminUrl });
+  await c.connect();
+  try {
+    return (await c.query(sql, params)).rows as T[];
+  } finally {
+    await c.end();
+  }
+}
+
+async function withAdmin<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+  const c = await db.admin.connect();
+  try {
+    return await fn(c);
+  } finally {
+    c.release();
+  }
+}
+
+beforeAll(async () => {
+  remoteDir = fs.mkdtempSync(path.join(os.tmpdir(), "sextant-remote-"));
+  fs.chmodSync(remoteDir, 0o755);
+  remotePort = await freePort();
+  remote = await openRemote();
+  await onRemote(`
+    create role sx_writer login password '${PASSWORD}';
+    create schema analytics;
+    create table analytics.orders (id int primary key, customer text not null, amount numeric not null);
+    comment on table analytics.orders is 'Warehouse orders';
+    insert into analytics.orders select i, 'customer ' || (i % 50), i from generate_series(1, 1000) as i;
+    create table analytics.customers (id int primary key, name text not null);
+    insert into analytics.customers select i, 'customer ' || i from generate_series(0, 49) as i;
+    -- What the remote session itself says about its transaction.
+    create view analytics.session as
+      select current_setting('transaction_read_only') as read_only, current_setting('statement_timeout') as statement_timeout;
+    create schema secret_stuff;
+    create table secret_stuff.keys (k text);
+    -- The remote role may write everything: Sextant's read-only guarantees must not rest on it.
+    grant all on schema analytics, secret_stuff to sx_writer;
+    grant all on all tables in schema analytics, secret_stuff to sx_writer;`);
+  allow = [`127.0.0.1:${remotePort}`];
+  db = await createTestDatabase();
+  await withAdmin((c) => addSource(c, allow, { tenant: "acme", name: "warehouse", url: remoteUrl(), schemas: ["analytics"] }));
+  server = await startTestServer(db);
+  acme = (await connectHttp(server.url, await createToken(db, "acme", "src-acme", "admin"))).client;
+  globex = (await connectHttp(server.url, await createToken(db, "globex", "src-globex", "admin"))).client;
+}, 120_000);
+
+afterAll(async () => {
+  await acme?.close();
+  await globex?.close();
+  await server?.close();
+  await db?.drop();
+  await remote?.close();
+  fs.rmSync(remoteDir, { recursive: true, force: true });
+});
+
+describe("a source's tables through MCP", () => {
+  test("list_databases shows the source with its server version, status, last refresh and table count", async () => {
+    const { rows } = (await callOk(acme, "list_databases")) as { rows: Record<string, unknown>[] };
+    const src = rows.find((r) => r.database_name === "warehouse");
+    expect(src).toMatchObject({ kind: "postgresql source (postgres_fdw)", server_version: expect.stringMatching(/^18/), status: "ok", table_count: 3, schemas: ["warehouse_analytics"] });
+    expect(src!.last_refreshed_at).toBeTruthy();
+    expect(JSON.stringify(rows)).not.toContain(PASSWORD);
+  });
+
+  test("list_tables, describe_table, sample_table and query read the remote tables", async () => {
+    const { rows } = (await callOk(acme, "list_tables", { schema: "warehouse_analytics" })) as { rows: { table_name: string; description: string }[] };
+    expect(rows.map((r) => r.table_name)).toEqual(["customers", "orders", "session"]);
+    expect(rows[1]!.description).toBe("analytics.orders of source warehouse");
+    const d = (await callOk(acme, "describe_table", { table: "warehouse_analytics.orders" })) as { columns: { name: string; type: string }[] };
+    expect(d.columns.map((c) => [c.name, c.type])).toEqual([["id", "integer"], ["customer", "text"], ["amount", "numeric"]]);
+    const sample = (await callOk(acme, "sample_table", { table: "orders", schema: "warehouse_analytics", n: 5 })) as { row_count: number };
+    expect(sample.row_count).toBe(5);
+    const q = (await callOk(acme, "query", { sql: "select count(*) as n, sum(amount) as total from warehouse_analytics.orders o join warehouse_analytics.customers c on c.name = o.customer where o.id <= 100" })) as { rows: Record<string, unknown>[] };
+    expect(q.rows).toEqual([{ n: 100, total: 5050 }]);
+  });
+
+  test("filters and aggregates are pushed down to the remote server (Remote SQL in explain_query)", async () => {
+    const r = (await callOk(acme, "explain_query", { sql: "select customer, count(*) from warehouse_analytics.orders where amount > 900 group by customer" })) as { plan: unknown };
+    const plan = JSON.stringify(r.plan);
+    expect(plan).toContain("Remote SQL");
+    expect(plan).toMatch(/SELECT customer, count\(\*\) FROM analytics\.orders WHERE \(\(amount > 900/);
+    expect(plan).toMatch(/GROUP BY 1/);
+  });
+
+  test("the remote session is read-only and has a statement timeout, whatever the remote role may do", async () => {
+    const q = (await callOk(acme, "query", { sql: "select * from warehouse_analytics.session" })) as { rows: Record<string, unknown>[] };
+    expect(q.rows).toEqual([{ read_only: "on", statement_timeout: "15s" }]);
+  });
+});
+
+describe("tenant boundaries", () => {
+  test("another tenant does not see the source in list_databases and cannot query its tables", async () => {
+    const { rows } = (await callOk(globex, "list_databases")) as { rows: { database_name: string }[] };
+    expect(rows.map((r) => r.database_name)).not.toContain("warehouse");
+    const r = await globex.callTool({ name: "query", arguments: { sql: "select * from warehouse_analytics.orders" } });
+    expect(r.isError).toBe(true);
+    expect(textOf(r)).toMatch(/SX404/);
+    const t = await globex.callTool({ name: "list_tables", arguments: { schema: "warehouse_analytics" } });
+    expect(textOf(t)).toMatch(/SX404/);
+  });
+
+  test("no tenant role, the source's own included, can read a mapping, a server's options or the hidden foreign tables", () =>
+    withTx(db.auth, async (c) => {
+      for (const role of ["sextant_t_acme", "sextant_t_globex"]) {
+        await c.query("savepoint s");
+        await asRole(c, role);
+        for (const sql of [
+          "select * from pg_catalog.pg_user_mappings",
+          "select srvoptions from pg_catalog.pg_foreign_server",
+          "select * from pg_catalog.pg_user_mapping",
+        ]) {
+          await c.query("savepoint t");
+          await expect(c.query(sql), `${role}: ${sql}`).rejects.toMatchObject({ code: "42501" });
+          await c.query("rollback to savepoint t");
+        }
+        // The names of servers (not their options) stay readable: they say nothing secret.
+        await c.query("rollback to savepoint s");
+      }
+    }));
+
+  test("a tenant's raw SQL reads its source through the views; the hidden schema and the server refuse it", () =>
+    withTx(db.auth, async (c) => {
+      await asRole(c, "sextant_t_acme");
+      expect((await c.query("select count(*)::int as n from warehouse_analytics.orders")).rows).toEqual([{ n: 1000 }]);
+      const hidden = (await db.admin.query("select local_schema, (select n.nspname from pg_namespace n join pg_class k on k.relnamespace = n.oid join pg_foreign_table f on f.ftrelid = k.oid where k.relname = 'orders' limit 1) as h from sextant.source_tables limit 1")).rows[0].h;
+      for (const [sql, code] of [
+        [`select * from ${hidden}.orders`, "42501"],
+        ["create foreign table public.x (k text) server sextant_src__acme__warehouse options (schema_name 'secret_stuff', table_name 'keys')", "42501"],
+        ["create user mapping for current_user server sextant_src__acme__warehouse options (user 'sx_writer', password 'x')", "42501"],
+        ["import foreign schema secret_stuff from server sextant_src__acme__warehouse into warehouse_analytics", "42501"],
+      ] as const) {
+        await c.query("savepoint t");
+        await expect(c.query(sql), sql).rejects.toMatchObject({ code });
+        await c.query("rollback to savepoint t");
+      }
+    }));
+
+  test("another tenant cannot use or name the server, even by its name", () =>
+    withTx(db.auth, async (c) => {
+      await asRole(c, "sextant_t_globex");
+      for (const sql of [
+        "select count(*) from warehouse_analytics.orders",
+        "create user mapping for current_user server sextant_src__acme__warehouse options (user 'sx_writer', password 'x')",
+        "import foreign schema analytics from server sextant_src__acme__warehouse into globex_ops",
+      ]) {
+        await c.query("savepoint t");
+        await expect(c.query(sql), sql).rejects.toMatchObject({ code: "42501" });
+        await c.query("rollback to savepoint t");
+      }
+      expect((await c.query("select count(*)::int as n from sextant.sources")).rows).toEqual([{ n: 0 }]);
+      expect((await c.query("select count(*)::int as n from sextant.source_tables")).rows).toEqual([{ n: 0 }]);
+    }));
+
+  test("the query tool refuses reading the mapping and server catalogs", async () => {
+    for (const sql of ["select * from pg_user_mappings", "select srvoptions from pg_foreign_server"]) {
+      const r = await acme.callTool({ name: "query", arguments: { sql } });
+      expect(r.isError, sql).toBe(true);
+      expect(textOf(r)).not.toContain(PASSWORD);
+    }
+  });
+});
+
+describe("writes", () => {
+  test("a remote role with write rights still cannot write through Sextant", async () => {
+    const r = await acme.callTool({ name: "query", arguments: { sql: "insert into warehouse_analytics.orders values (5000, 'x', 1)" } });
+    expect(r.isError).toBe(true);
+    // Raw SQL as the tenant in a read-write transaction: no privilege to write the view.
+    await withTx(db.auth, async (c) => {
+      await c.query("set transaction read write");
+      await asRole(c, "sextant_t_acme__admin");
+      await expect(c.query("insert into warehouse_analytics.orders values (5001, 'x', 1)")).rejects.toMatchObject({ code: "42501" });
+    });
+    // Even a superuser writing the foreign table is refused by postgres_fdw (updatable false)...
+    const hidden = (await db.admin.query("select n.nspname from pg_namespace n join pg_class k on k.relnamespace = n.oid where k.relname = 'orders' and k.relkind = 'f'")).rows[0].nspname;
+    await expect(db.admin.query(`insert into ${hidden}.orders values (5002, 'x', 1)`)).rejects.toThrow(/does not allow inserts/);
+    await expect(db.admin.query(`truncate ${hidden}.orders`)).rejects.toThrow(/does not allow truncates/);
+    // ... and when that option is turned on, by the read-only remote session.
+    await withAdmin(async (c) => {
+      await c.query("begin");
+      try {
+        await c.query("alter server sextant_src__acme__warehouse options (set updatable 'true')");
+        await c.query(`set local role sextant_t_acme__remote`);
+        await expect(c.query(`update ${hidden}.orders set amount = 0`)).rejects.toThrow(/read-only transaction/);
+      } finally {
+        await c.query("rollback");
+      }
+    });
+    expect(await onRemote("select count(*)::int as n, sum(amount)::int as s from analytics.orders")).toEqual([{ n: 1000, s: 500500 }]);
+  });
+});
+
+describe("refresh and failures", () => {
+  test("a refresh follows new, changed and dropped remote tables", async () => {
+    await onRemote(`
+      create table analytics.shipments (id int primary key, order_id int not null);
+      grant all on analytics.shipments to sx_writer;
+      drop table analytics.customers;
+      alter table analytics.orders add column region text default 'eu';`);
+    const row = await withAdmin((c) => refreshSource(c, "acme", "warehouse"));
+    expect(row).toMatchObject({ status: "ok", table_count: 3, last_error: null });
+    const { rows } = (await callOk(acme, "list_tables", { schema: "warehouse_analytics" })) as { rows: { table_name: string }[] };
+    expect(rows.map((r) => r.table_name)).toEqual(["orders", "session", "shipments"]);
+    const d = (await callOk(acme, "describe_table", { table: "warehouse_analytics.orders" })) as { columns: { name: string }[] };
+    expect(d.columns.map((c) => c.name)).toContain("region");
+    expect((await db.admin.query("select table_name from sextant.source_tables order by 1")).rows.map((r) => r.table_name)).toEqual(["orders", "session", "shipments"]);
+  });
+
+  test("a remote server that is down: the tool names the source, local tables keep working, the next refresh recovers", async () => {
+    await remote.close();
+    try {
+      const r = await acme.callTool({ name: "query", arguments: { sql: "select count(*) from warehouse_analytics.orders" } });
+      expect(r.isError).toBe(true);
+      expect(textOf(r)).toMatch(/SX502: source warehouse is unreachable/);
+      expect(textOf(r)).not.toContain(PASSWORD);
+      const local = (await callOk(acme, "query", { sql: "select count(*)::int as n from acme_sales.orders" })) as { rows: unknown[] };
+      expect(local.rows).toEqual([{ n: 50 }]);
+      const failed = await withAdmin((c) => refreshSource(c, "acme", "warehouse"));
+      expect(failed.status).toBe("failed");
+      expect(failed.last_error).toMatch(/could not connect/);
+      expect(JSON.stringify(failed)).not.toContain(PASSWORD);
+      // The tables of the last good refresh stay.
+      const { rows } = (await callOk(acme, "list_tables", { schema: "warehouse_analytics" })) as { rows: unknown[] };
+      expect(rows).toHaveLength(3);
+      const dbs = (await callOk(acme, "list_databases")) as { rows: Record<string, unknown>[] };
+      expect(dbs.rows.find((d) => d.database_name === "warehouse")).toMatchObject({ status: "failed" });
+    } finally {
+      remote = await openRemote();
+    }
+    const back = (await callOk(acme, "query", { sql: "select count(*)::int as n from warehouse_analytics.orders" })) as { rows: unknown[] };
+    expect(back.rows).toEqual([{ n: 1000 }]);
+    expect((await withAdmin((c) => refreshSource(c, "acme", "warehouse"))).status).toBe("ok");
+  });
+});
+
+describe("operators", () => {
+  test("a host on a loopback or private address is refused unless the operator allows it", async () => {
+    await expect(withAdmin((c) => addSource(c, [], { tenant: "acme", name: "sneaky", url: remoteUrl(), schemas: ["analytics"] })))
+      .rejects.toThrow(/private or loopback/);
+    expect((await db.admin.query("select count(*)::int as n from pg_foreign_server where srvname like '%sneaky%'")).rows).toEqual([{ n: 0 }]);
+  });
+
+  test("the URL may set only host, port, dbname, user, password and sslmode", async () => {
+    for (const extra of ["options=-c%20default_transaction_read_only%3Doff", "hostaddr=10.0.0.1", "sslrootcert=/etc/passwd"]) {
+      const err = await withAdmin((c) => addSource(c, allow, { tenant: "acme", name: "extra", url: `${remoteUrl()}?${extra}`, schemas: ["analytics"] })).catch((e: Error) => e);
+      expect(err).toBeInstanceOf(Error);
+      expect((err as Error).message).toMatch(/may not set/);
+      expect((err as Error).message).not.toContain(PASSWORD);
+    }
+  });
+
+  test("a wrong password or a missing remote schema leaves nothing behind and never echoes the password", async () => {
+    const wrong = await withAdmin((c) => addSource(c, allow, { tenant: "acme", name: "bad", url: remoteUrl().replace(PASSWORD, "not-the-password-123"), schemas: ["analytics"] })).catch((e: Error & { code?: string }) => e);
+    expect(wrong).toMatchObject({ code: "SX502" });
+    expect(JSON.stringify({ ...wrong, message: (wrong as Error).message })).not.toContain("not-the-password-123");
+    const missing = await withAdmin((c) => addSource(c, allow, { tenant: "acme", name: "bad", url: remoteUrl(), schemas: ["nosuch"] })).catch((e: Error & { code?: string }) => e);
+    expect(missing).toMatchObject({ code: "SX502" });
+    expect(JSON.stringify({ ...missing, message: (missing as Error).message })).not.toContain(PASSWORD);
+    expect((await db.admin.query("select count(*)::int as n from pg_foreign_server where srvname like '%bad%'")).rows).toEqual([{ n: 0 }]);
+    expect((await db.admin.query("select count(*)::int as n from pg_namespace where nspname like 'bad\\_%'")).rows).toEqual([{ n: 0 }]);
+  });
+
+  test("sextant source add, list and remove from the CLI, without printing the password", async () => {
+    const env = { DATABASE_URL: db.adminUrl, SEXTANT_SOURCE_URL: remoteUrl(), SEXTANT_SOURCE_ALLOW_HOSTS: allow.join(",") };
+    const added = await runCli(["source", "add", "--tenant", "globex", "--name", "wh", "--schema", "analytics"], env);
+    expect(added.stderr).toBe("");
+    expect(added.stdout).toMatch(/^source wh added: 3 tables in wh_analytics \(PostgreSQL 18/);
+    const listed = await runCli(["source", "list"], env);
+    expect(listed.stdout).toContain("wh");
+    expect(listed.stdout).toContain("warehouse");
+    expect(added.stdout + added.stderr + listed.stdout + listed.stderr).not.toContain(PASSWORD);
+    expect(JSON.stringify(await withAdmin((c) => listSources(c)))).not.toContain(PASSWORD);
+    const removed = await runCli(["source", "remove", "wh", "--tenant", "globex"], env);
+    expect(removed.stdout).toBe("source wh removed\n");
+    expect((await db.admin.query("select count(*)::int as n from pg_foreign_server where srvname = 'sextant_src__globex__wh'")).rows).toEqual([{ n: 0 }]);
+    expect((await db.admin.query("select count(*)::int as n from pg_namespace where nspname = 'wh_analytics'")).rows).toEqual([{ n: 0 }]);
+    expect((await db.admin.query("select count(*)::int as n from sextant.tenant_schemas where schema_name = 'wh_analytics'")).rows).toEqual([{ n: 0 }]);
+  }, 120_000);
+
+  test("removing a source drops its server, mapping and tables", async () => {
+    await withAdmin((c) => addSource(c, allow, { tenant: "acme", name: "gone", url: remoteUrl(), schemas: ["analytics"] }));
+    await withAdmin((c) => removeSource(c, "acme", "gone"));
+    expect((await db.admin.query("select count(*)::int as n from pg_user_mappings where srvname = 'sextant_src__acme__gone'")).rows).toEqual([{ n: 0 }]);
+    const r = await acme.callTool({ name: "query", arguments: { sql: "select * from gone_analytics.orders" } });
+    expect(textOf(r)).toMatch(/SX404/);
+  });
+});
