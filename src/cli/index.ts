@@ -2,7 +2,7 @@ import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import { randomBytes } from "node:crypto";
 import { Command, InvalidArgumentError, Option } from "commander";
-import { authenticatorUrl, workerUrl } from "../db/migrate.ts";
+import { authenticatorUrl, migrateDatabase, workerUrl } from "../db/migrate.ts";
 import { loadDemo } from "../demo/loadDemo.ts";
 import { startShopApi } from "../demo/shopApi.ts";
 import { describeError, exitWithError, withContext } from "./context.ts";
@@ -61,7 +61,12 @@ program
 program
   .command("migrate")
   .description("apply migrations and re-apply the SQL API (idempotent)")
-  .action(() => withContext(async () => void process.stdout.write("migrated\n")));
+  .action(() =>
+    withContext(async ({ db }) => {
+      await migrateDatabase(db.adminUrl, { force: true });
+      process.stdout.write("migrated\n");
+    }),
+  );
 
 program
   .command("demo")

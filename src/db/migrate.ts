@@ -1,4 +1,5 @@
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
+import { createRequire } from "node:module";
 import fs from "node:fs";
 import path from "node:path";
 import { Logger, migrate, type Settings } from "graphile-migrate";
@@ -14,23 +15,73 @@ import { projectRoot } from "./paths.ts";
 const quietLogger = new Logger(() => () => {});
 
 /**
- * Applies committed migrations, then re-applies every sql/ file (forceActions), exactly as
- * production does. Idempotent: safe on every start.
+ * What the schema step installs, as one hash: .gmrc, the committed migrations, the sql/ files
+ * it re-applies and graphile-worker's version. Equal hashes mean there is nothing to apply.
  */
-export async function migrateDatabase(adminUrl: string, { verbose = false } = {}): Promise<void> {
-  const gmrc = JSON.parse(fs.readFileSync(path.join(projectRoot, ".gmrc"), "utf8")) as Settings;
-  const settings: Settings = {
-    ...gmrc,
-    connectionString: adminUrl,
-    migrationsFolder: path.join(projectRoot, "migrations"),
-    ...(verbose ? {} : { logger: quietLogger }),
-  };
-  try {
-    await migrate(settings, false, true);
-  } finally {
-    clearAllPools();
+export function schemaFingerprint(): string {
+  const hash = createHash("sha256");
+  const gmrcText = fs.readFileSync(path.join(projectRoot, ".gmrc"), "utf8");
+  hash.update(gmrcText);
+  const committed = path.join(projectRoot, "migrations/committed");
+  for (const file of fs.readdirSync(committed).sort()) hash.update(file).update(fs.readFileSync(path.join(committed, file)));
+  const gmrc = JSON.parse(gmrcText) as { afterAllMigrations?: { file?: string }[] };
+  for (const action of gmrc.afterAllMigrations ?? []) {
+    if (action.file) hash.update(fs.readFileSync(path.resolve(projectRoot, "migrations", action.file)));
   }
-  await installWorkerSchema(adminUrl);
+  hash.update(packageVersion("graphile-worker"));
+  return hash.digest("hex");
+}
+
+/** A dependency's installed version (its package.json, found from its entry point: `exports` hides it). */
+function packageVersion(name: string): string {
+  let dir = path.dirname(createRequire(import.meta.url).resolve(name));
+  while (!fs.existsSync(path.join(dir, "package.json")) || JSON.parse(fs.readFileSync(path.join(dir, "package.json"), "utf8")).name !== name) {
+    const up = path.dirname(dir);
+    if (up === dir) return "unknown";
+    dir = up;
+  }
+  return String(JSON.parse(fs.readFileSync(path.join(dir, "package.json"), "utf8")).version);
+}
+
+/** The fingerprint this database was last migrated with, if any (none before the first migration). */
+async function installedFingerprint(adminUrl: string): Promise<string | undefined> {
+  const client = new pg.Client({ connectionString: adminUrl });
+  await client.connect();
+  try {
+    // Two statements: a query naming a table that does not exist yet fails as a whole.
+    const exists = await client.query("select to_regclass('sextant_private.settings') is not null as ok");
+    if (!exists.rows[0].ok) return undefined;
+    const { rows } = await client.query<{ value: string }>("select value from sextant_private.settings where key = 'schema_fingerprint'");
+    return rows[0]?.value;
+  } finally {
+    await client.end();
+  }
+}
+
+/**
+ * Applies committed migrations, then re-applies every sql/ file (forceActions), exactly as
+ * production does. Idempotent: safe on every start. When the database was last migrated from
+ * the same files (schemaFingerprint) that step is skipped — it is most of a start's time —
+ * unless `force` (`sextant migrate` forces it, to repair a hand-edited database).
+ */
+export async function migrateDatabase(adminUrl: string, { verbose = false, force = false } = {}): Promise<void> {
+  const fingerprint = schemaFingerprint();
+  if (force || (await installedFingerprint(adminUrl)) !== fingerprint) {
+    const gmrc = JSON.parse(fs.readFileSync(path.join(projectRoot, ".gmrc"), "utf8")) as Settings;
+    const settings: Settings = {
+      ...gmrc,
+      connectionString: adminUrl,
+      migrationsFolder: path.join(projectRoot, "migrations"),
+      ...(verbose ? {} : { logger: quietLogger }),
+    };
+    try {
+      await migrate(settings, false, true);
+    } finally {
+      clearAllPools();
+    }
+    await installWorkerSchema(adminUrl);
+    await recordFingerprint(adminUrl, fingerprint);
+  }
   await ensureAuthenticatorPassword(adminUrl);
   await ensureWorkerPassword(adminUrl);
   const client = new pg.Client({ connectionString: adminUrl });
@@ -98,4 +149,18 @@ export async function workerUrl(adminUrl: string): Promise<string> {
   url.username = "sextant_worker";
   url.password = password;
   return url.toString();
+}
+
+async function recordFingerprint(adminUrl: string, fingerprint: string): Promise<void> {
+  const client = new pg.Client({ connectionString: adminUrl });
+  await client.connect();
+  try {
+    await client.query(
+      `insert into sextant_private.settings (key, value) values ('schema_fingerprint', $1)
+       on conflict (key) do update set value = excluded.value`,
+      [fingerprint],
+    );
+  } finally {
+    await client.end();
+  }
 }
