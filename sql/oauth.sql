@@ -55,14 +55,19 @@ as $$
 $$;
 
 -- Sign-in throttle (table: migration 000022). One call both decides whether an attempt may be
--- made and counts it, for the (e-mail, address) pair and for the address alone: the rows are
--- locked first, so concurrent attempts queue here and each sees the count the one before it
--- left (a count read before the password check and written after it let 17 of 20 parallel
--- guesses through a limit of 5). The first `free` failures are free; after that each attempt
--- waits 4 s * 2^(failures - free), at most 15 minutes. A pair quiet for an hour starts again.
--- Returns 0 (go ahead: the attempt is counted as a failure until oauth_login_succeeded gives it
--- back) or the seconds to wait. Keyed by e-mail *and* address, so a guesser elsewhere never
--- locks the person out; the address row (30 free) slows one address trying many e-mails.
+-- made and counts it: the rows are locked first, so concurrent attempts queue here and each
+-- sees the count the one before it left (a count read before the password check and written
+-- after it let 17 of 20 parallel guesses through a limit of 5). Three counters, each with its
+-- free failures, after which every attempt waits 30 s * 2^(failures - free), at most 15 minutes;
+-- a counter quiet for an hour starts again:
+--   * the (e-mail, address) pair, 5 free: one guesser at one address;
+--   * the address, 30 free: one address trying many e-mails;
+--   * the e-mail, 20 free, counted and applied only from addresses where this e-mail never
+--     signed in (in 30 days): many addresses guessing one e-mail, without ever slowing the
+--     person at an address they have used.
+-- So a guesser elsewhere never locks the person out of their usual address. Returns 0 (go ahead:
+-- the attempt counts as a failure until oauth_login_succeeded gives it back) or the seconds to
+-- wait.
 create or replace function sextant_private.oauth_login_attempt(email text, address text)
 returns integer
 language plpgsql volatile security definer
@@ -71,33 +76,40 @@ as $$
 declare
   v_now timestamptz;
   v_wait double precision := 0;
+  v_known boolean;
   r sextant_private.login_throttle;
   v_free integer;
   v_failures integer;
 begin
-  if email is null or address is null or length(email) > 320 or length(address) > 100 then
-    raise exception 'the e-mail or the client address is too long' using errcode = 'SX400';
+  if email is null or address is null or email = '' or address = '' or length(email) > 320 or length(address) > 100 then
+    raise exception 'the e-mail or the client address is empty or too long' using errcode = 'SX400';
   end if;
   insert into sextant_private.login_throttle as t (kind, email, address, failures, last_at)
   values ('address', '', oauth_login_attempt.address, 0, clock_timestamp()),
+         ('email', oauth_login_attempt.email, '', 0, clock_timestamp()),
          ('person', oauth_login_attempt.email, oauth_login_attempt.address, 0, clock_timestamp())
   on conflict do nothing;
+  -- One lock order for every caller (no deadlocks).
   perform from sextant_private.login_throttle as t
-  where (t.kind = 'address' and t.email = '' and t.address = oauth_login_attempt.address)
-     or (t.kind = 'person' and t.email = oauth_login_attempt.email and t.address = oauth_login_attempt.address)
-  order by t.kind
+  where (t.kind, t.email, t.address) in (('address', '', oauth_login_attempt.address), ('email', oauth_login_attempt.email, ''),
+                                         ('person', oauth_login_attempt.email, oauth_login_attempt.address))
+  order by t.kind, t.email, t.address
   for update;
   -- Read after the lock: the attempt this one waited for has been counted by now.
   v_now := clock_timestamp();
+  select t.succeeded_at > v_now - interval '30 days' into v_known from sextant_private.login_throttle as t
+  where t.kind = 'person' and t.email = oauth_login_attempt.email and t.address = oauth_login_attempt.address;
+  v_known := coalesce(v_known, false);
   for r in
     select * from sextant_private.login_throttle as t
-    where (t.kind = 'address' and t.email = '' and t.address = oauth_login_attempt.address)
-       or (t.kind = 'person' and t.email = oauth_login_attempt.email and t.address = oauth_login_attempt.address)
+    where (t.kind, t.email, t.address) in (('address', '', oauth_login_attempt.address), ('email', oauth_login_attempt.email, ''),
+                                           ('person', oauth_login_attempt.email, oauth_login_attempt.address))
+      and not (t.kind = 'email' and v_known)
   loop
-    v_free := case r.kind when 'person' then 5 else 30 end;
+    v_free := case r.kind when 'person' then 5 when 'email' then 20 else 30 end;
     v_failures := case when r.last_at < v_now - interval '1 hour' then 0 else r.failures end;
     if v_failures >= v_free then
-      v_wait := greatest(v_wait, extract(epoch from r.last_at - v_now) + least(900, 4 * 2 ^ least(v_failures - v_free, 20)));
+      v_wait := greatest(v_wait, extract(epoch from r.last_at - v_now) + least(900, 30 * 2 ^ least(v_failures - v_free, 20)));
     end if;
   end loop;
   if v_wait > 0 then
@@ -105,27 +117,40 @@ begin
   end if;
   update sextant_private.login_throttle as t
   set failures = case when t.last_at < v_now - interval '1 hour' then 1 else t.failures + 1 end, last_at = v_now
-  where (t.kind = 'address' and t.email = '' and t.address = oauth_login_attempt.address)
-     or (t.kind = 'person' and t.email = oauth_login_attempt.email and t.address = oauth_login_attempt.address);
-  -- Bounded: rows quiet for a day go, a few at a time.
+  where (t.kind, t.email, t.address) in (('address', '', oauth_login_attempt.address), ('email', oauth_login_attempt.email, ''),
+                                         ('person', oauth_login_attempt.email, oauth_login_attempt.address))
+    and not (t.kind = 'email' and v_known);
+  -- Bounded: rows quiet for a day (known addresses: 30 days) go, a few at a time.
   delete from sextant_private.login_throttle as t
   where t.ctid = any (array(select o.ctid from sextant_private.login_throttle as o
-                            where o.last_at < v_now - interval '1 day' limit 100));
+                            where o.last_at < v_now - interval '1 day'
+                              and (o.succeeded_at is null or o.succeeded_at < v_now - interval '30 days')
+                            limit 100));
   return 0;
 end
 $$;
 
--- The password was right: the pair starts again, and the address gets its attempt back (an
--- office behind one address signs in many times a day).
+-- The password was right: the pair starts again and the address becomes known for this e-mail;
+-- the address (and the e-mail, when it was counted) get their attempt back (an office behind
+-- one address signs in many times a day).
 create or replace function sextant_private.oauth_login_succeeded(email text, address text)
 returns void
-language sql volatile security definer
+language plpgsql volatile security definer
 set search_path = pg_catalog, pg_temp
 as $$
-  update sextant_private.login_throttle as t
-  set failures = case t.kind when 'person' then 0 else greatest(t.failures - 1, 0) end
+declare
+  v_known boolean;
+begin
+  -- Known before this success: then the attempt was not counted against the e-mail.
+  select t.succeeded_at > clock_timestamp() - interval '30 days' into v_known from sextant_private.login_throttle as t
+  where t.kind = 'person' and t.email = oauth_login_succeeded.email and t.address = oauth_login_succeeded.address
+  for update;
+  update sextant_private.login_throttle as t set failures = 0, succeeded_at = clock_timestamp()
+  where t.kind = 'person' and t.email = oauth_login_succeeded.email and t.address = oauth_login_succeeded.address;
+  update sextant_private.login_throttle as t set failures = greatest(t.failures - 1, 0)
   where (t.kind = 'address' and t.email = '' and t.address = oauth_login_succeeded.address)
-     or (t.kind = 'person' and t.email = oauth_login_succeeded.email and t.address = oauth_login_succeeded.address);
+     or (t.kind = 'email' and t.email = oauth_login_succeeded.email and t.address = '' and not coalesce(v_known, false));
+end
 $$;
 
 -- What the login page needs about a person: the password hash and the tenants they may pick.

@@ -1,5 +1,5 @@
---! Previous: sha1:42eceaec8c0373d2c91dc4d6146c5fb3098688ae
---! Hash: sha1:87aca0cd3e2835ec2fac3dffdbe3919c6db66705
+--! Previous: sha1:25234dffd01b65cddcffb36e207d9f863d5b8ef6
+--! Hash: sha1:18a4e368753475859a8b1c324880fa6549854021
 --! Message: oauth: the person is trusted only in the server's own sessions; sign-in attempts are counted atomically per e-mail and address
 
 -- OAuth grants and attribution: who the request is for (the "person") came from the setting
@@ -63,19 +63,23 @@ alter table sextant.learnings alter column recorded_by set default sextant.curre
 alter table sextant.pipelines alter column updated_by set default sextant.current_person();
 alter table sextant.materialization_runs alter column requested_by set default sextant.current_person();
 
--- Sign-in throttle: one row per (e-mail, client address) and one per address alone. An attempt
--- is counted before the password is checked, in the same statement that decides whether it may
--- be made (sextant_private.oauth_login_attempt, sql/oauth.sql); a success gives it back. Past a
--- free number of failures each further attempt waits twice as long as the one before, so a
--- guesser is slowed while the person, from any other address, still signs in. In PostgreSQL so
--- that every server process shares it.
+-- Sign-in throttle: one row per (e-mail, client address), one per address and one per e-mail.
+-- An attempt is counted before the password is checked, in the same statement that decides
+-- whether it may be made (sextant_private.oauth_login_attempt, sql/oauth.sql); a success gives
+-- it back. Past a free number of failures each further attempt waits twice as long as the one
+-- before, so a guesser is slowed while the person, from their own address, still signs in. In
+-- PostgreSQL so that every server process shares it.
 create table if not exists sextant_private.login_throttle (
-  kind text not null check (kind in ('person', 'address')),
+  kind text not null check (kind in ('person', 'address', 'email')),
   -- '' in the rows of kind 'address'.
   email text not null check (length(email) <= 320),
+  -- '' in the rows of kind 'email'.
   address text not null check (length(address) <= 100),
   failures integer not null default 0 check (failures >= 0),
   last_at timestamptz not null,
+  -- kind 'person': the last successful sign-in of this e-mail from this address; such an
+  -- address is "known" and not slowed by failures from other addresses.
+  succeeded_at timestamptz,
   primary key (kind, email, address)
 );
 create index if not exists login_throttle_last_at on sextant_private.login_throttle (last_at);

@@ -125,9 +125,11 @@ export function installOAuth(app: Express, deps: {
         sendPage(res, status, loginPage({ client: view, ticket: String(req.body.ticket), csrf: csrf!, email, error, upstream: upstream?.config.name }), request.redirect_uri);
 
       // Brute-force protection, in one SQL statement that both allows and counts the attempt
-      // (sql/oauth.sql, oauth_login_attempt): per e-mail and client address, with a delay that
-      // doubles past a few failures; a guesser elsewhere never locks the person out.
-      const address = String(req.ip ?? req.socket.remoteAddress ?? "unknown").slice(0, 100);
+      // (sql/oauth.sql, oauth_login_attempt): per e-mail and client address, per address, and
+      // per e-mail from addresses it never signed in from, each with a delay that doubles past
+      // a few failures; a guesser elsewhere never slows the person at their usual address.
+      if (!email || !password) return again(401, "The e-mail or the password is not right.");
+      const address = String(req.ip || req.socket.remoteAddress || "unknown").slice(0, 100);
       const wait = (await pool.query("select sextant_private.oauth_login_attempt($1, $2) as wait", [email, address])).rows[0].wait as number;
       if (wait > 0) {
         res.setHeader("Retry-After", String(wait));
