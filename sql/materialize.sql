@@ -494,6 +494,56 @@ drop trigger if exists pipeline_target_grant on sextant.pipelines;
 create trigger pipeline_target_grant after insert or update of target_schema on sextant.pipelines
   for each row execute function sextant_private.pipeline_target_granted();
 
+-- The origins (scheme://host:port, lower case, no credentials) a source and its entities point
+-- at: base_url, an inline connection_string, and entity url/path values that are whole URLs.
+create or replace function sextant_exec.source_origins(source jsonb, entities jsonb)
+returns text[]
+language sql immutable
+set search_path = pg_catalog, pg_temp
+as $$
+  select coalesce(array_agg(distinct o order by o), '{}')
+  from (
+    select lower(m[1]) || lower(m[2]) as o
+    from (select source ->> 'base_url' as v
+          union all select source ->> 'connection_string' where jsonb_typeof(source -> 'connection_string') = 'string'
+          union all select e ->> 'url' from jsonb_array_elements(case when jsonb_typeof(entities) = 'array' then entities else '[]' end) as e
+          union all select e ->> 'path' from jsonb_array_elements(case when jsonb_typeof(entities) = 'array' then entities else '[]' end) as e) as u,
+         regexp_match(u.v, '^\s*([a-zA-Z][a-zA-Z0-9+.-]*://)(?:[^/?#@]*@)?([^/?#]*)') as m
+    where u.v is not null and m is not null
+  ) as x;
+$$;
+revoke all on function sextant_exec.source_origins(jsonb, jsonb) from public;
+grant execute on function sextant_exec.source_origins(jsonb, jsonb) to sextant_tenant_reader;
+
+-- Every write of a pipeline: a URL or connection string with a password in it is refused (the
+-- definition is shown to every viewer of the tenant: allPipelines, list_pipelines), and a
+-- pipeline re-pointed at an origin it did not use before loses its stored secrets, so a secret
+-- header or password set for one server is never sent to another.
+create or replace function sextant_private.pipeline_guard()
+returns trigger
+language plpgsql security definer
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+  if exists (select from jsonb_path_query(jsonb_build_array(new.source, new.entities), 'strict $.**') as v
+             where jsonb_typeof(v) = 'string'
+               and (v #>> '{}' ~* '^\s*[a-z][a-z0-9+.-]*://[^/?#@]*:[^/?#@]*@' or v #>> '{}' ~* '[?&]password=')) then
+    raise exception 'pipeline % has a password inside a URL or connection string', new.name
+      using errcode = 'SX400',
+            hint = 'Store the connection string (or the password) with set_pipeline_secret and refer to it as {"secret": "name"}; definitions are shown to every viewer.';
+  end if;
+  if tg_op = 'UPDATE'
+     and not (sextant_exec.source_origins(new.source, new.entities) <@ sextant_exec.source_origins(old.source, old.entities)) then
+    delete from sextant_private.pipeline_secrets as s where s.pipeline_id = old.id;
+  end if;
+  return new;
+end
+$$;
+revoke all on function sextant_private.pipeline_guard() from public;
+drop trigger if exists pipeline_guard on sextant.pipelines;
+create trigger pipeline_guard before insert or update of source, entities on sextant.pipelines
+  for each row execute function sextant_private.pipeline_guard();
+
 -- Creates or replaces a pipeline from its definition (what `sextant pipeline create` reads
 -- from YAML): {name, description?, target_schema, schedule?, source: {name, kind, ...},
 -- entities: [{name, ...}], models: [{name, sql, description?, columns?}]}. Admins.

@@ -24,7 +24,7 @@ const silent = pino({ level: "silent" });
 const EXAMPLE = "src/demo/pipeline/pipeline.yaml";
 
 async function startTestWorker(staleMs = 30000) {
-  worker = await startWorkerOn(db, { concurrency: 2, staleMs, allowHosts: ["127.0.0.1"] });
+  worker = await startWorkerOn(db, { concurrency: 2, staleMs, allowHosts: ["127.0.0.1:*"] });
   return worker;
 }
 
@@ -607,7 +607,7 @@ describe("a worker killed in the middle of a load", () => {
     const apiOpts = { delayMs: 60, customers: 1500, token: "shop-secret-token" };
     const slow = await startShopApi(apiOpts);
     const child = spawn(process.execPath, [SEXTANT_BIN, "worker"], {
-      env: { ...process.env, DATABASE_URL: db.adminUrl, SEXTANT_SOURCE_ALLOW_HOSTS: "127.0.0.1", LOG_LEVEL: "warn" },
+      env: { ...process.env, DATABASE_URL: db.adminUrl, SEXTANT_SOURCE_ALLOW_HOSTS: "127.0.0.1:*", LOG_LEVEL: "warn" },
       stdio: ["ignore", "ignore", "pipe"],
     });
     let stderr = "";

@@ -6,7 +6,7 @@ import { parse } from "csv-parse/sync";
 import pg from "pg";
 import { from as copyFrom } from "pg-copy-streams";
 import { RunError } from "../errors.ts";
-import { assertReachable } from "../hostGuard.ts";
+import { sourceFetch } from "../hostGuard.ts";
 import { meter } from "../meter.ts";
 import { uniqueColumnName, widen } from "../stageWriter.ts";
 
@@ -48,10 +48,20 @@ function widenSample(a: CsvType | undefined, b: CsvType | undefined): CsvType | 
 /** The file or URL of an entity as a byte stream; files only inside the allowed directory. */
 async function open(source: CsvSource, entity: CsvEntity, opts: { fileDir: string; allowHosts: string[]; signal: AbortSignal }): Promise<Readable> {
   if (entity.url || (source.base_url && !entity.file)) {
-    const url = new URL(entity.url ?? "", source.base_url);
+    let url: URL;
+    try {
+      url = new URL(entity.url ?? "", source.base_url);
+    } catch {
+      throw new RunError(`CSV URL ${entity.url ?? source.base_url} is not a valid URL`);
+    }
     if (url.protocol !== "http:" && url.protocol !== "https:") throw new RunError(`CSV URL scheme ${url.protocol} is not http or https`);
-    await assertReachable(url.hostname, opts.allowHosts);
-    const res = await fetch(url, { headers: source.headers ?? {}, redirect: "error", signal: opts.signal }).catch((e: Error) => {
+    // The source's headers (often secrets) go to base_url's origin only.
+    if (source.headers && Object.keys(source.headers).length > 0 && (!source.base_url || url.origin !== new URL(source.base_url).origin)) {
+      throw new RunError(`the URL of ${entity.name} is not on the source's base_url origin, where its headers go`, false,
+        "Set base_url to the origin the headers are for, and make entity URLs relative to it.");
+    }
+    const res = await sourceFetch(url, { headers: source.headers ?? {}, signal: opts.signal }, opts.allowHosts).catch((e: Error) => {
+      if (e instanceof RunError) throw e;
       throw new RunError(`GET ${url.pathname}: ${e.message}`, true);
     });
     if (!res.ok || !res.body) throw new RunError(`GET ${url.pathname} answered ${res.status} ${res.statusText}`, res.status === 429 || res.status >= 500);

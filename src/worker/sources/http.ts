@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { RunError } from "../errors.ts";
-import { assertReachable } from "../hostGuard.ts";
+import { sourceFetch } from "../hostGuard.ts";
 
 export type Pagination =
   | { type: "none" }
@@ -88,7 +88,11 @@ export async function* readHttpPages(
     throw new RunError(`source URL ${source.base_url} ${entity.path ?? ""} is not a valid URL`);
   }
   if (url.protocol !== "http:" && url.protocol !== "https:") throw new RunError(`source URL scheme ${url.protocol} is not http or https`);
-  await assertReachable(url.hostname, opts.allowHosts);
+  // The source's headers (often secrets) go to base_url's origin only: an entity path that is
+  // a whole URL elsewhere would carry them there.
+  if (url.origin !== new URL(source.base_url).origin) {
+    throw new RunError(`the path of ${entity.name} leaves the source's origin (${url.origin})`, false, "Entity paths are relative to base_url.");
+  }
   for (const [k, v] of Object.entries(entity.params ?? {})) url.searchParams.set(k, String(v));
 
   const pagination: Pagination = entity.pagination ?? source.pagination ?? { type: "none" };
@@ -106,13 +110,13 @@ export async function* readHttpPages(
       requests++;
       let res: Response;
       try {
-        res = await fetch(target, {
+        // Connects to the address the host check passed (no second DNS answer); no redirects.
+        res = await sourceFetch(target, {
           headers: { accept: "application/json", ...(source.headers ?? {}) },
-          redirect: "error",
           signal: AbortSignal.any([opts.signal, AbortSignal.timeout(timeoutMs)]),
-        });
+        }, opts.allowHosts);
       } catch (error) {
-        if (opts.signal.aborted) throw error;
+        if (opts.signal.aborted || (error instanceof RunError && !error.transient)) throw error;
         if (attempt >= maxRetries) throw new RunError(`GET ${target.pathname}: ${(error as Error).message} (after ${attempt + 1} tries)`, true);
         retries++;
         opts.onRetry?.(`network error: ${(error as Error).message}`);
