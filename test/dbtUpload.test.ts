@@ -76,6 +76,19 @@ describe("POST /dbt/upload", () => {
     expect(await res.json()).toMatchObject({ code });
   });
 
+  test("a zip with a corrupt entry and a gzip body that is not gzip are refused with SX400, not an internal error", async () => {
+    const token = await createToken(db, "acme", "up-corrupt", "admin");
+    const zip = await zipOf({ "target/manifest.json": path.join(FIXTURES, "cagov-dse-analytics/manifest.json") });
+    // Overwrite the middle of the deflated data: the entry's headers stay valid, inflating fails.
+    zip.fill(0xff, 2000, 2400);
+    const res = await upload(token, zip, "application/zip");
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ code: "SX400", message: expect.stringMatching(/^the upload is not a readable zip archive/) });
+    const gz = await upload(token, "plain text, not gzip", "application/gzip");
+    expect(gz.status).toBe(400);
+    expect(await gz.json()).toMatchObject({ code: "SX400", message: expect.stringMatching(/^an artifact is not valid gzip/) });
+  });
+
   test("a zip without a manifest is refused", async () => {
     const zip = await zipOf({ "catalog.json": path.join(FIXTURES, "fivetran-recurly/catalog.json") });
     const res = await upload(await createToken(db, "acme", "up-nomanifest", "admin"), zip, "application/zip");
