@@ -44,13 +44,14 @@ export function readUploadLimits(env: NodeJS.ProcessEnv): UploadLimits {
   };
 }
 
-const mb = (bytes: number) => `${Math.round((bytes / MB) * 10) / 10} MB`;
+/** A byte count as "N MB" for messages. */
+export const megabytes = (bytes: number) => `${Math.round((bytes / MB) * 10) / 10} MB`;
 
 /** SX413 for an upload that expands past the limit (said in the message). */
 export function expandedTooLarge(limits: UploadLimits): SextantError {
   return new SextantError(
     "SX413",
-    `the dbt artifacts expand to more than ${mb(limits.expandedBytes)}, the limit after decompression`,
+    `the dbt artifacts expand to more than ${megabytes(limits.expandedBytes)}, the limit after decompression`,
     "Upload only manifest.json, catalog.json and run_results.json, or ask the operator to raise SEXTANT_UPLOAD_EXPANDED_LIMIT_MB.",
     "Decompression stopped at the limit; nothing was loaded.",
   );
@@ -114,5 +115,3 @@ export function tooManyEntries(count: number, limits: UploadLimits): SextantErro
     "Zip only the dbt artifacts (manifest.json, catalog.json, run_results.json), or ask the operator to raise SEXTANT_UPLOAD_MAX_ENTRIES.",
   );
 }
-
-export { mb as megabytes };
