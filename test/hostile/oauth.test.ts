@@ -257,6 +257,35 @@ async function burst<T>(fn: () => Promise<T>): Promise<{ results: T; ms: number 
   return { results, ms: performance.now() - start };
 }
 
+describe("racing a code or a refresh token", () => {
+  test("10 parallel exchanges of one code give tokens at most once, and the replays revoke that grant", { timeout: 60_000 }, async () => {
+    const client_id = await newClient();
+    const { verifier, challenge } = pkce();
+    const done = await signIn(authorizeUrl(client_id, challenge), ANN, PASSWORD, { tenant: "acme" });
+    const code = done.location!.searchParams.get("code")!;
+    const results = await Promise.all(Array.from({ length: 10 }, () =>
+      token({ grant_type: "authorization_code", code, code_verifier: verifier, client_id, redirect_uri: REDIRECT })));
+    expect(results.filter((r) => r.status === 200).length).toBe(1);
+    expect(results.filter((r) => r.status === 400).every((r) => r.body.error === "invalid_grant")).toBe(true);
+    const { rows } = await db.admin.query("select count(*)::int as n, bool_and(revoked_at is not null) as revoked from sextant.oauth_grants where client_id = $1", [client_id]);
+    expect(rows[0]).toEqual({ n: 1, revoked: true });
+    await healthy();
+  });
+
+  test("10 parallel refreshes with one token rotate it at most once, and the replays revoke the grant", { timeout: 60_000 }, async () => {
+    const t = await annTokens();
+    const results = await Promise.all(Array.from({ length: 10 }, () =>
+      token({ grant_type: "refresh_token", refresh_token: t.refresh_token, client_id: t.client_id })));
+    expect(results.filter((r) => r.status === 200).length).toBe(1);
+    const { rows } = await db.admin.query(
+      "select count(*)::int as n, bool_and(g.revoked_at is not null) as revoked from sextant_private.oauth_refresh_tokens as r join sextant.oauth_grants as g on g.id = r.grant_id where g.client_id = $1", [t.client_id]);
+    expect(rows[0]).toEqual({ n: 2, revoked: true });
+    const fresh = results.find((r) => r.status === 200)!.body.refresh_token!;
+    expect((await token({ grant_type: "refresh_token", refresh_token: fresh, client_id: t.client_id })).body.error).toBe("invalid_grant");
+    await healthy();
+  });
+});
+
 describe("sign-in throttle", () => {
   test("20 parallel wrong passwords: 5 are evaluated (plus one per doubling delay the burst outlasts); the person still signs in from another address", { timeout: 60_000 }, async () => {
     const victim = "vic@example.com";
