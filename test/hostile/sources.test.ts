@@ -280,6 +280,71 @@ describe("addresses of HTTP and CSV sources", () => {
   });
 });
 
+describe("names a source chooses", () => {
+  const HOSTILE = [`a"; create table public.sx_pwned (a int); --`, "b) ; create role sx_pwned superuser; --", "Ünï cødé", "", "1st", "_raw"];
+
+  test("JSON keys become quoted identifiers, never SQL", async () => {
+    const records = [Object.fromEntries(HOSTILE.map((k, i) => [k, i])), { [HOSTILE[0]!]: "text now", "c\" int": { nested: true } }];
+    const svc = await startRecorder(JSON.stringify(records));
+    try {
+      setAllow(`127.0.0.1:${svc.port}`);
+      expect((await createPipeline({ name: "keys", target_schema: "t_acme__src", source: { name: "api", kind: "http", base_url: `${svc.url}/` },
+        entities: [{ name: "hostile_keys", path: "x" }], models: [] })).errors).toBeUndefined();
+      expect(await run("keys")).toEqual({ status: "succeeded", error: null });
+      const cols = (await db.admin.query(
+        "select column_name from information_schema.columns where table_schema = 't_acme__src' and table_name = 'hostile_keys' order by ordinal_position")).rows;
+      expect(cols.map((c) => c.column_name)).toEqual(["a_create_table_public_sx_pwned_a_int", "b_create_role_sx_pwned_superuser", "n_c_d",
+        "column", "c_1st", "raw", "c_int", "_raw"]);
+    } finally {
+      await svc.close();
+    }
+    await healthy();
+  });
+
+  test("CSV headers become quoted identifiers, never SQL", async () => {
+    const csv = `"${HOSTILE[0]!.replace(/"/g, '""')}",${HOSTILE[1]},x\n1,2,3\n`;
+    const svc = await startRecorder(csv, "text/csv");
+    try {
+      setAllow(`127.0.0.1:${svc.port}`);
+      expect((await createPipeline({ name: "headers", target_schema: "t_acme__src", source: { name: "files", kind: "csv", base_url: `${svc.url}/` },
+        entities: [{ name: "hostile_headers", url: "h.csv" }], models: [] })).errors).toBeUndefined();
+      expect(await run("headers")).toEqual({ status: "succeeded", error: null });
+      const cols = (await db.admin.query(
+        "select column_name from information_schema.columns where table_schema = 't_acme__src' and table_name = 'hostile_headers' order by ordinal_position")).rows;
+      expect(cols.map((c) => c.column_name)).toEqual(["a_create_table_public_sx_pwned_a_int", "b_create_role_sx_pwned_superuser", "x"]);
+    } finally {
+      await svc.close();
+    }
+    await healthy();
+  });
+
+  test("a secret in a request parameter is not shown in the run's error", async () => {
+    const svc = http.createServer((_, res) => res.writeHead(404).end());
+    await new Promise<void>((r) => svc.listen(0, "127.0.0.1", r));
+    const port = (svc.address() as net.AddressInfo).port;
+    try {
+      setAllow(`127.0.0.1:${port}`);
+      expect((await createPipeline({ name: "param_secret", target_schema: "t_acme__src", source: { name: "api", kind: "http", base_url: `http://127.0.0.1:${port}/` },
+        entities: [{ name: "ps", path: "x", params: { api_key: { secret: "key" } } }], models: [] })).errors).toBeUndefined();
+      await setSecret("param_secret", "key", "very-secret-api-key");
+      const r = await gql(adminToken, "mutation { runMaterialization(input: { pipeline: \"param_secret\" }) { result { rowId } } }");
+      const id = r.data.runMaterialization.result.rowId;
+      const until = Date.now() + 30000;
+      let seen: Awaited<ReturnType<typeof gql>>;
+      do {
+        await new Promise((res) => setTimeout(res, 100));
+        seen = await gql(viewerToken, "query($id: BigInt!) { getMaterializationStatus(runId: $id) { nodes { status error } } }", { id: String(id) });
+        expect(seen.errors).toBeUndefined();
+      } while (seen.data.getMaterializationStatus.nodes[0].status !== "failed" && Date.now() < until);
+      expect(seen.data.getMaterializationStatus.nodes[0].error).toMatch(/GET \/x\?api_key=… answered 404/);
+      expect(JSON.stringify(seen)).not.toContain("very-secret-api-key");
+    } finally {
+      await new Promise<void>((r) => svc.close(() => r()));
+    }
+    await healthy();
+  });
+});
+
 describe("secrets of a source", () => {
   test("a connection string or URL with an inline password is refused and never shown to viewers", async () => {
     const before = (await db.admin.query("select count(*)::int as n from sextant.pipelines")).rows[0].n;

@@ -117,7 +117,7 @@ export async function* readHttpPages(
         }, opts.allowHosts);
       } catch (error) {
         if (opts.signal.aborted || (error instanceof RunError && !error.transient)) throw error;
-        if (attempt >= maxRetries) throw new RunError(`GET ${target.pathname}: ${(error as Error).message} (after ${attempt + 1} tries)`, true);
+        if (attempt >= maxRetries) throw new RunError(`GET ${shown(target)}: ${(error as Error).message} (after ${attempt + 1} tries)`, true);
         retries++;
         opts.onRetry?.(`network error: ${(error as Error).message}`);
         await sleep(backoff(attempt), undefined, { signal: opts.signal });
@@ -126,7 +126,7 @@ export async function* readHttpPages(
       if (res.status === 429 || res.status >= 500) {
         await res.body?.cancel();
         if (attempt >= maxRetries) {
-          throw new RunError(`GET ${target.pathname}${target.search} answered ${res.status} ${res.statusText} (after ${attempt + 1} tries)`, true);
+          throw new RunError(`GET ${shown(target)} answered ${res.status} ${res.statusText} (after ${attempt + 1} tries)`, true);
         }
         retries++;
         opts.onRetry?.(`HTTP ${res.status}`);
@@ -136,7 +136,7 @@ export async function* readHttpPages(
       }
       if (!res.ok) {
         await res.body?.cancel();
-        throw new RunError(`GET ${target.pathname}${target.search} answered ${res.status} ${res.statusText}`, false,
+        throw new RunError(`GET ${shown(target)} answered ${res.status} ${res.statusText}`, false,
           res.status === 401 || res.status === 403 ? "Check the source's credentials (pipeline secrets)." : undefined);
       }
       const declared = Number(res.headers.get("content-length"));
@@ -148,7 +148,7 @@ export async function* readHttpPages(
       try {
         return { body: JSON.parse(text), link: res.headers.get("link") };
       } catch {
-        throw new RunError(`GET ${target.pathname}${target.search} did not return JSON (starts with ${JSON.stringify(text.slice(0, 40))})`);
+        throw new RunError(`GET ${shown(target)} did not return JSON (starts with ${JSON.stringify(text.slice(0, 40))})`);
       }
     }
   };
@@ -216,6 +216,15 @@ export async function* readHttpPages(
         throw new RunError(`pagination type ${(pagination as { type: string }).type} is not one of none, page, offset, cursor, next_link`);
     }
   }
+}
+
+/**
+ * A request URL as errors show it: the path and the names of its parameters, never their
+ * values (a parameter may hold a secret; run errors are shown to every viewer of the tenant).
+ */
+export function shown(url: URL): string {
+  const names = [...new Set(url.searchParams.keys())];
+  return url.pathname + (names.length ? `?${names.map((k) => `${k}=…`).join("&")}` : "");
 }
 
 function backoff(attempt: number): number {
