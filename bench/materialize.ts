@@ -36,7 +36,7 @@ function writeCsv(file: string, rows: number): void {
 /** Runs one pipeline to the end in a fresh `sextant worker`; returns seconds (run start → end) and the worker's peak RSS. */
 async function runInWorker(adminUrl: string, dataDir: string, tenant: string, name: string, extraEnv: Record<string, string> = {}): Promise<{ seconds: number; rows: number; peakMb: number }> {
   const worker = spawn(process.execPath, [path.join(projectRoot, "bin/sextant.mjs"), "worker"], {
-    env: { ...process.env, DATABASE_URL: adminUrl, SEXTANT_SOURCE_ALLOW_HOSTS: "127.0.0.1", SEXTANT_SOURCE_FILE_DIR: path.join(dataDir, "files"), LOG_LEVEL: "warn", SEXTANT_WORKER_CONCURRENCY: "1", ...extraEnv },
+    env: { ...process.env, DATABASE_URL: adminUrl, SEXTANT_SOURCE_ALLOW_HOSTS: "127.0.0.1:*", SEXTANT_SOURCE_FILE_DIR: path.join(dataDir, "files"), LOG_LEVEL: "warn", SEXTANT_WORKER_CONCURRENCY: "1", ...extraEnv },
     stdio: ["ignore", "ignore", "inherit"],
   });
   const admin = new pg.Client({ connectionString: adminUrl });
