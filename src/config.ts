@@ -31,6 +31,10 @@ export interface Config {
   workerConcurrency: number;
   /** A running run whose worker sent no heartbeat for this long is retried by another worker. */
   workerStaleMs: number;
+  /** GraphQL cost bounds, checked before a request runs: nesting depth, aliased fields, estimated values. */
+  graphqlLimits: { maxDepth: number; maxAliases: number; maxNodes: number };
+  /** Live MCP sessions per principal (over it, the principal's own oldest session ends) and per tenant (over it, refused). */
+  mcpSessions: { perPrincipal: number; perTenant: number };
   /** Hosts pipeline sources may reach although they resolve to private or loopback addresses ("*": any). */
   sourceAllowHosts: string[];
   /** The only directory CSV sources may read files from. */
@@ -92,6 +96,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     worker: env.SEXTANT_WORKER !== "0",
     workerConcurrency: Math.max(1, int("SEXTANT_WORKER_CONCURRENCY", env.SEXTANT_WORKER_CONCURRENCY, 2)),
     workerStaleMs: Math.max(1000, Number(env.SEXTANT_WORKER_STALE_MS || 30000)),
+    graphqlLimits: {
+      maxDepth: Math.max(1, int("SEXTANT_GRAPHQL_MAX_DEPTH", env.SEXTANT_GRAPHQL_MAX_DEPTH, 10)),
+      maxAliases: int("SEXTANT_GRAPHQL_MAX_ALIASES", env.SEXTANT_GRAPHQL_MAX_ALIASES, 100),
+      maxNodes: Math.max(1, int("SEXTANT_GRAPHQL_MAX_NODES", env.SEXTANT_GRAPHQL_MAX_NODES, 50_000)),
+    },
+    mcpSessions: {
+      perPrincipal: Math.max(1, int("SEXTANT_MCP_SESSIONS_PER_PRINCIPAL", env.SEXTANT_MCP_SESSIONS_PER_PRINCIPAL, 20)),
+      perTenant: Math.max(1, int("SEXTANT_MCP_SESSIONS_PER_TENANT", env.SEXTANT_MCP_SESSIONS_PER_TENANT, 200)),
+    },
     sourceAllowHosts: list(env.SEXTANT_SOURCE_ALLOW_HOSTS, []),
     oidc: env.SEXTANT_OIDC_ISSUER
       ? {

@@ -4,6 +4,7 @@ import type pg from "pg";
 import type { Logger } from "pino";
 import { grafserv } from "postgraphile/grafserv/express/v4";
 import { AuditLog } from "./audit/auditLog.ts";
+import { OperationGate } from "./audit/operation.ts";
 import { RateLimiter } from "./audit/rateLimiter.ts";
 import { createAuthenticator } from "./auth/authenticate.ts";
 import { bearerAuth, principalFromAuth } from "./auth/bearer.ts";
@@ -43,6 +44,8 @@ export async function startServer(opts: {
   const authenticate = authenticator.authenticate;
   const audit = new AuditLog(pool, (e) => log.warn({ err: e }, "audit flush failed; will retry"));
   const rateLimiter = new RateLimiter(pool, authenticator.limits, (e) => log.warn({ err: e }, "rate-limit flush failed; will retry"));
+  // The one audit and rate-limit step of every door: each MCP tool call, each GraphQL root field.
+  const gate = new OperationGate(audit, rateLimiter);
   let ready = false;
 
   // CORS: only configured origins; credentials are Bearer headers, never cookies.
@@ -63,7 +66,8 @@ export async function startServer(opts: {
     const started = performance.now();
     try {
       await pool.query("select 1");
-      res.json({ status: "ok", database: "up", latency_ms: Math.round((performance.now() - started) * 10) / 10 });
+      // audit: stored/dropped/queued counts (never any event's text), for operators' alerts.
+      res.json({ status: "ok", database: "up", latency_ms: Math.round((performance.now() - started) * 10) / 10, audit: audit.stats() });
     } catch {
       res.status(503).json({ status: "degraded", database: "down" });
     }
@@ -92,14 +96,13 @@ export async function startServer(opts: {
     settings: { issuer: config.publicUrl, resources: [mcpResource.url, graphqlResource.url], accessTtlSeconds: config.oauthAccessTtl, refreshTtlSeconds: config.oauthRefreshTtl },
   });
   const embedder = createEmbedder(config.embeddings);
-  const mcp = installMcp(app, { pool, authenticate, config, logError, audit, rateLimiter, embedder, resource: mcpResource });
+  const mcp = installMcp(app, { pool, authenticate, config, logError, audit, rateLimiter, gate, embedder, resource: mcpResource });
   installDbtUpload(app, { pool, authenticate, audit, embedder, logError, resource: graphqlResource, limits: config.upload });
 
-  const pgl = createGraphql(pool, logError, audit);
+  const pgl = createGraphql(pool, logError, gate, config.graphqlLimits);
   const serv = pgl.createServ(grafserv);
-  app.post("/graphql", bearerAuth(authenticate, graphqlResource), (req, _res, next) => {
-    rateLimiter.hit(principalFromAuth(req.auth)).then(() => next(), next);
-  });
+  // Rate counting and audit happen per root field, inside GraphQL (graphql/plugins/operationPlugin.ts).
+  app.post("/graphql", bearerAuth(authenticate, graphqlResource));
   app.options("/graphql", (_req, res) => void res.status(204).end());
   await serv.addTo(app, server, false);
 

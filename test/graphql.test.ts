@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, expect, test } from "vitest";
+import { getIntrospectionQuery } from "postgraphile/graphql";
 import { createTestDatabase, createToken, type TestDatabase } from "./helpers/db.ts";
+import { eventually } from "./helpers/graphql.ts";
 import { startTestServer } from "./helpers/server.ts";
 
 let db: TestDatabase;
@@ -9,6 +11,8 @@ let globex: string;
 
 beforeAll(async () => {
   db = await createTestDatabase();
+  // A low per-minute limit for acme, so counting per field shows within one test.
+  await db.admin.query("update sextant.tenants set rate_per_minute = 100 where slug = 'acme'");
   server = await startTestServer(db);
   acme = await createToken(db, "acme", "gql-acme");
   globex = await createToken(db, "globex", "gql-globex", "admin");
@@ -100,4 +104,64 @@ test("GraphQL's query field runs the parser guard and the database walls", async
   const crossing = await gql(acme, '{ query(sql: "select * from globex_ops.shipments") { rowCount } }');
   expect(crossing.body.errors?.[0].extensions.code).toBe("SX404"); // unreadable answers like missing
   expect(JSON.stringify(crossing.body)).not.toContain("globex secret");
+});
+
+async function auditOf(principal: string) {
+  return (await db.admin.query(
+    "select tool, outcome, error_code, row_count, duration_ms, sql from sextant.audit_events where principal = $1 order by id", [principal])).rows;
+}
+
+test("every root field is one call: 60 aliased query fields count 60, the next 60 get SX429 and run nothing", async () => {
+  const token = await createToken(db, "acme", "alias-counter");
+  const fields = Array.from({ length: 60 }, (_, i) => `q${i}: query(sql: "select ${i} as n") { rowCount }`).join("\n");
+  const first = await gql(token, `{ ${fields} }`);
+  expect(first.body.errors).toBeUndefined();
+  expect(Object.keys(first.body.data)).toHaveLength(60);
+  const second = await gql(token, `{ ${fields} }`);
+  expect(second.body.data ?? null).toBeNull();
+  expect(second.body.errors?.[0]).toMatchObject({ message: expect.stringContaining("rate limit reached: 100 calls per minute"), extensions: { code: "SX429" } });
+  // Counted in PostgreSQL, shared by every server process.
+  const hits = await eventually(async () => (await db.admin.query(
+    "select sum(hits)::int as n from sextant_private.rate_buckets where bucket = 'p:acme:alias-counter:minute'")).rows[0].n === 60);
+  expect(hits).toBe(true);
+  const events = await eventually(async () => { const e = await auditOf("alias-counter"); return e.length >= 61 ? e : undefined; });
+  expect(events!.filter((e) => e.tool === "graphql:query" && e.outcome === "ok" && e.row_count === 1)).toHaveLength(60);
+  expect(events!.filter((e) => e.outcome === "refused")).toEqual([expect.objectContaining({ tool: "graphql", error_code: "SX429" })]);
+  // Other principals of the tenant keep their own per-minute budget.
+  expect((await gql(acme, "{ whoami { tenant } }")).body.data.whoami.tenant).toBe("acme");
+});
+
+test("describeTable, sampleTable, listTables and allPipelines are audited with rows and time, a refused field with its code", async () => {
+  const token = await createToken(db, "globex", "audited-reader", "admin");
+  const { body } = await gql(token, `{ describeTable(tableName: "shipments") { schemaName }
+    sampleTable(tableName: "shipments", n: 3) { rowCount }
+    listTables(schemaName: "globex_ops") { nodes { tableName } }
+    allPipelines { nodes { name } }
+    bad: query(sql: "select pg_sleep(1)") { rowCount } }`);
+  expect(body.data.sampleTable.rowCount).toBe(3);
+  const events = await eventually(async () => { const e = await auditOf("audited-reader"); return e.length >= 5 ? e : undefined; });
+  const byTool = Object.fromEntries(events!.map((e) => [e.tool, e]));
+  expect(byTool["graphql:describeTable"]).toMatchObject({ outcome: "ok", row_count: 1 });
+  expect(byTool["graphql:sampleTable"]).toMatchObject({ outcome: "ok", row_count: 3 });
+  expect(byTool["graphql:listTables"]).toMatchObject({ outcome: "ok", row_count: 1 });
+  expect(byTool["graphql:allPipelines"]).toMatchObject({ outcome: "ok", row_count: 0 });
+  expect(byTool["graphql:query"]).toMatchObject({ outcome: "refused", error_code: "SX400", sql: "select pg_sleep(1)" });
+  for (const e of events!) expect(Number(e.duration_ms)).toBeGreaterThanOrEqual(0);
+});
+
+test("the standard introspection query (GraphiQL, codegen) fits the cost limits", async () => {
+  const { body } = await gql(acme, getIntrospectionQuery({ descriptions: true, inputValueDeprecation: true }));
+  expect(body.errors).toBeUndefined();
+  expect(body.data.__schema.queryType.name).toBe("Query");
+});
+
+test("a query over the cost limits is refused before it runs, with SX413", async () => {
+  const deep = "{ allTenants(first: 1) { nodes { principalsByTenantSlug(first: 1) { nodes { tenantByTenantSlug { principalsByTenantSlug(first: 1) { nodes { tenantByTenantSlug { principalsByTenantSlug(first: 1) { nodes { name } } } } } } } } } } }";
+  const { status, body } = await gql(acme, deep);
+  expect(status).toBe(400);
+  expect(body.errors?.[0]).toMatchObject({ message: "query is too costly: nesting deeper than 10 levels", extensions: { code: "SX413" } });
+  const wide = "{ allTenants { nodes { principalsByTenantSlug { nodes { tenantByTenantSlug { principalsByTenantSlug { nodes { name } } } } } } } }";
+  expect((await gql(acme, wide)).body.errors?.[0]).toMatchObject({ message: "query is too costly: an estimated over 50000 values", extensions: { code: "SX413" } });
+  const paged = await gql(acme, "query($n: Int) { allPrincipals(first: $n) { nodes { name } } }");
+  expect(paged.body.errors).toBeUndefined();
 });

@@ -15,6 +15,16 @@ const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
 const DAY = 24 * HOUR;
 
+/** An unambiguous map key for a window, whatever characters the bucket holds. */
+const windowKey = (bucket: string, start: number) => JSON.stringify([bucket, start]);
+
+function add(m: Map<string, { bucket: string; start: number; hits: number }>, bucket: string, start: number, hits: number) {
+  const key = windowKey(bucket, start);
+  const cur = m.get(key);
+  if (cur) cur.hits += hits;
+  else m.set(key, { bucket, start, hits });
+}
+
 /**
  * Fixed-window rate limits (per principal per minute and per hour, per tenant per day) whose
  * counters live in PostgreSQL, shared by every server process. A call is checked against the
@@ -23,8 +33,10 @@ const DAY = 24 * HOUR;
  * costs no round trip, and other processes' calls are seen within one interval.
  */
 export class RateLimiter {
-  private readonly totals = new Map<string, number>(); // key: bucket|start, from PostgreSQL
-  private readonly pending = new Map<string, number>(); // this process's calls not yet written
+  // Keyed by windowKey(bucket, start): a bucket holds the principal's name, which may contain
+  // any character, so the key is never split apart again (a `|` in a name once crashed the server).
+  private readonly totals = new Map<string, { bucket: string; start: number; hits: number }>(); // from PostgreSQL
+  private readonly pending = new Map<string, { bucket: string; start: number; hits: number }>(); // this process's calls not yet written
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> = Promise.resolve();
 
@@ -35,27 +47,30 @@ export class RateLimiter {
     private readonly intervalMs = 100,
   ) {}
 
-  /** Counts one call, or throws SX429 saying which limit and when to retry. */
-  async hit(p: Principal): Promise<void> {
+  /**
+   * Counts `calls` calls (a GraphQL request with N fields is N calls), or throws SX429 saying
+   * which limit and when to retry; a refused request counts nothing. `kind` "session" counts
+   * MCP sessions opened, in windows of their own with the same caps (opening sessions is
+   * bounded, and does not use up the calls a session is for).
+   */
+  async hit(p: Principal, calls = 1, kind: "call" | "session" = "call"): Promise<void> {
     const l = await this.limits.get(p.tenant);
     const now = Date.now();
+    const [pre, noun] = kind === "session" ? ["s", "sessions opened"] : ["", "calls"];
     const windows: Window[] = [
-      { bucket: `p:${p.tenant}:${p.subject}:minute`, start: now - (now % MINUTE), lengthMs: MINUTE, cap: l.ratePerMinute, label: "per minute for you" },
-      { bucket: `p:${p.tenant}:${p.subject}:hour`, start: now - (now % HOUR), lengthMs: HOUR, cap: l.ratePerHour, label: "per hour for you" },
-      { bucket: `t:${p.tenant}:day`, start: now - (now % DAY), lengthMs: DAY, cap: l.tenantRatePerDay, label: "per day for your tenant" },
+      { bucket: `${pre}p:${p.tenant}:${p.subject}:minute`, start: now - (now % MINUTE), lengthMs: MINUTE, cap: l.ratePerMinute, label: `${noun} per minute for you` },
+      { bucket: `${pre}p:${p.tenant}:${p.subject}:hour`, start: now - (now % HOUR), lengthMs: HOUR, cap: l.ratePerHour, label: `${noun} per hour for you` },
+      { bucket: `${pre}t:${p.tenant}:day`, start: now - (now % DAY), lengthMs: DAY, cap: l.tenantRatePerDay, label: `${noun} per day for your tenant` },
     ];
     for (const w of windows) {
-      const key = `${w.bucket}|${w.start}`;
-      if ((this.totals.get(key) ?? 0) + (this.pending.get(key) ?? 0) + 1 > w.cap) {
+      const key = windowKey(w.bucket, w.start);
+      if ((this.totals.get(key)?.hits ?? 0) + (this.pending.get(key)?.hits ?? 0) + calls > w.cap) {
         const retry = Math.ceil((w.start + w.lengthMs - now) / 1000);
-        throw new SextantError("SX429", `rate limit reached: ${w.cap} calls ${w.label}`,
+        throw new SextantError("SX429", `rate limit reached: ${w.cap} ${w.label}`,
           "Wait, or batch the work into fewer, larger queries.", `Retry after ${retry} seconds.`);
       }
     }
-    for (const w of windows) {
-      const key = `${w.bucket}|${w.start}`;
-      this.pending.set(key, (this.pending.get(key) ?? 0) + 1);
-    }
+    for (const w of windows) add(this.pending, w.bucket, w.start, calls);
     this.timer ??= setTimeout(() => void this.flush(), this.intervalMs);
   }
 
@@ -65,21 +80,19 @@ export class RateLimiter {
     this.timer = undefined;
     this.flushing = this.flushing.then(async () => {
       if (this.pending.size === 0) return;
-      const batch = [...this.pending.entries()];
+      const batch = [...this.pending.values()];
       this.pending.clear();
-      const hits = batch.map(([key, n]) => {
-        const [bucket, start] = key.split("|") as [string, string];
-        return { bucket, window_start: new Date(Number(start)).toISOString(), hits: n };
-      });
       try {
+        const hits = batch.map((h) => ({ bucket: h.bucket, window_start: new Date(h.start).toISOString(), hits: h.hits }));
         const { rows } = await this.pool.query("select sextant_private.add_rate_hits($1::json) as totals", [JSON.stringify(hits)]);
         const now = Date.now();
-        for (const key of this.totals.keys()) if (Number(key.split("|")[1]) < now - DAY) this.totals.delete(key);
+        for (const [key, t] of this.totals) if (t.start < now - DAY) this.totals.delete(key);
         for (const t of rows[0].totals as { bucket: string; window_start: string; hits: number }[]) {
-          this.totals.set(`${t.bucket}|${new Date(t.window_start).getTime()}`, t.hits);
+          const start = new Date(t.window_start).getTime();
+          this.totals.set(windowKey(t.bucket, start), { bucket: t.bucket, start, hits: t.hits });
         }
       } catch (error) {
-        for (const [key, n] of batch) this.pending.set(key, (this.pending.get(key) ?? 0) + n); // keep them for the next try
+        for (const h of batch) add(this.pending, h.bucket, h.start, h.hits); // keep them for the next try
         this.onError(error);
       }
     });

@@ -3,25 +3,42 @@ import { postgraphile, type PostGraphileInstance } from "postgraphile";
 import { makePgService } from "postgraphile/adaptors/pg";
 import { GraphQLError } from "postgraphile/graphql";
 import { PostGraphileAmberPreset } from "postgraphile/presets/amber";
-import type { AuditLog } from "../audit/auditLog.ts";
+import type { OperationGate } from "../audit/operation.ts";
 import { toPgSettings } from "../auth/pgSettings.ts";
 import { principalFromAuth } from "../auth/bearer.ts";
 import { toPublicError } from "../db/errors.ts";
+import { costLimitRule, DEFAULT_COST_LIMITS, type CostLimits } from "./cost.ts";
 import { guardQueryPlugin } from "./plugins/guardQueryPlugin.ts";
+import { operationPlugin } from "./plugins/operationPlugin.ts";
 
 /**
  * PostGraphile over schema `sextant`, connecting as the authenticator and switching to the
  * caller's tenant role per request (pgSettings). Authentication happens in express before
- * grafserv sees the request (see server.ts), so every request here has a principal.
+ * grafserv sees the request (see server.ts), so every request here has a principal. Every
+ * request is measured against `limits` before it runs (validation), and every root field
+ * passes the operation gate (rate limit and audit, the same step as MCP's tools).
  */
 export function createGraphql(
   pool: pg.Pool,
   logError: (id: string, e: unknown) => void,
-  audit?: AuditLog,
+  gate?: OperationGate,
+  limits: CostLimits = DEFAULT_COST_LIMITS,
 ): PostGraphileInstance {
+  const costRule: GraphileConfig.Plugin = {
+    name: "SextantCostLimitPlugin",
+    version: "0.0.0",
+    grafserv: {
+      middleware: {
+        setPreset(next, event) {
+          event.validationRules.push(costLimitRule(limits));
+          return next();
+        },
+      },
+    },
+  };
   const preset: GraphileConfig.Preset = {
     extends: [PostGraphileAmberPreset],
-    plugins: [guardQueryPlugin(audit)],
+    plugins: [guardQueryPlugin(), costRule, ...(gate ? [operationPlugin(gate, limits)] : [])],
     // Relay's `Query.query` field would clash with the `query` SQL function.
     disablePlugins: ["QueryQueryPlugin"],
     pgServices: [

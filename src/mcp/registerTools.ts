@@ -3,10 +3,11 @@ import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import type pg from "pg";
 import type { AuditLog } from "../audit/auditLog.ts";
+import { OperationGate } from "../audit/operation.ts";
 import type { RateLimiter } from "../audit/rateLimiter.ts";
 import type { Principal } from "../auth/principal.ts";
 import type { Embedder } from "../dbt/embeddings.ts";
-import { toPublicError } from "../db/errors.ts";
+import { SextantError, toPublicError } from "../db/errors.ts";
 import { queryAsRole } from "../db/queryAsRole.ts";
 import { formatRows } from "./formatRows.ts";
 import { fenceUntrusted, formatToolError } from "./formatUntrusted.ts";
@@ -19,6 +20,8 @@ export interface ToolDeps {
   logError: (requestId: string, error: unknown) => void;
   audit?: AuditLog;
   rateLimiter?: RateLimiter;
+  /** The audit and rate-limit step shared with GraphQL; built from `audit` and `rateLimiter` when absent. */
+  gate?: OperationGate;
   /** The embeddings endpoint, when configured: search questions are embedded and blended in SQL. */
   embedder?: Embedder;
 }
@@ -37,6 +40,14 @@ async function questionVector(deps: ToolDeps, requestId: string, text: string): 
     deps.logError(requestId, error);
     return null;
   }
+}
+
+/** Whether any string in a tool's arguments holds a NUL character. */
+function hasNul(value: unknown): boolean {
+  if (typeof value === "string") return value.includes("\u0000");
+  if (Array.isArray(value)) return value.some(hasNul);
+  if (value && typeof value === "object") return Object.entries(value).some(([k, v]) => k.includes("\u0000") || hasNul(v));
+  return false;
 }
 
 function shapeRows(spec: ToolSpec, rows: Record<string, unknown>[]): CallToolResult {
@@ -67,11 +78,17 @@ export interface CallExtra {
 export async function callTool(spec: ToolSpec, deps: ToolDeps, principal: Principal, input: unknown, extra: CallExtra = {}): Promise<CallToolResult> {
   const started = performance.now();
   const requestId = randomUUID();
+  const gate = deps.gate ?? new OperationGate(deps.audit, deps.rateLimiter);
   let rowCount: number | undefined;
   let failure: ReturnType<typeof toPublicError> | undefined;
   try {
+    // PostgreSQL text cannot hold NUL, and the wire protocol ends strings at it: refuse it here,
+    // for every tool, instead of letting it break the call's connection (08P01).
+    if (hasNul(input)) {
+      throw new SextantError("SX400", "arguments must not contain NUL characters (U+0000)", "Remove the NUL characters from the text.");
+    }
     spec.guard?.(input as never);
-    await deps.rateLimiter?.hit(principal);
+    await gate.admit(principal);
     const args = spec.args(input as never);
     if (spec.embed) {
       const vector = await questionVector(deps, requestId, spec.embed(input as never));
@@ -100,21 +117,7 @@ export async function callTool(spec: ToolSpec, deps: ToolDeps, principal: Princi
     failure = toPublicError(error, (id, e) => deps.logError(id, e));
     return { isError: true, content: [{ type: "text", text: formatToolError(failure) }] };
   } finally {
-    deps.audit?.record({
-      at: new Date().toISOString(),
-      tenant_slug: principal.tenant,
-      principal: principal.subject,
-      auth_method: principal.authMethod,
-      database_role: principal.dbRole,
-      tool: spec.name,
-      sql: spec.auditSql?.(input as never),
-      row_count: rowCount,
-      duration_ms: Math.round((performance.now() - started) * 1000) / 1000,
-      outcome: !failure ? "ok" : failure.status < 500 ? "refused" : "error",
-      error_code: failure?.code,
-      error_message: failure?.message,
-      request_id: requestId,
-    });
+    gate.record(principal, { tool: spec.name, sql: spec.auditSql?.(input as never), requestId }, { started, rowCount, failure });
   }
 }
 

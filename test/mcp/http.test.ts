@@ -159,3 +159,63 @@ describe("CORS", () => {
     }
   });
 });
+
+describe("MCP sessions are bounded per principal and per tenant", () => {
+  let s: Awaited<ReturnType<typeof startTestServer>>;
+  beforeAll(async () => {
+    // Sessions the tests above left open count too (they are shared by every server process): start from none.
+    await db.admin.query("delete from sextant_private.mcp_sessions");
+    s = await startTestServer(db, { SEXTANT_MCP_SESSIONS_PER_PRINCIPAL: "3", SEXTANT_MCP_SESSIONS_PER_TENANT: "5" });
+  });
+  afterAll(async () => {
+    await s?.close();
+  });
+  const open = (token: string) =>
+    fetch(`${s.url}/mcp`, {
+      method: "POST",
+      headers: { "content-type": "application/json", accept: "application/json, text/event-stream", authorization: `Bearer ${token}` },
+      body: JSON.stringify(initialize),
+    });
+  const live = async (principal: string) =>
+    (await db.admin.query("select count(*)::int as n from sextant_private.mcp_sessions where principal = $1", [principal])).rows[0].n;
+
+  test("one principal opening many sessions ends only its own oldest, never another tenant's", async () => {
+    const globex = await createToken(db, "globex", "session-keeper");
+    const kept = await connectHttp(s.url, globex);
+    const flooder = await createToken(db, "acme", "session-flooder");
+    const first = await connectHttp(s.url, flooder);
+    for (let i = 0; i < 12; i++) {
+      const res = await open(flooder);
+      expect(res.status).toBe(200);
+      await res.text();
+    }
+    expect(await live("session-flooder")).toBe(3);
+    // The flooder's own first session is gone; the other tenant's session still answers.
+    await expect(first.client.callTool({ name: "whoami", arguments: {} })).rejects.toThrow(/session not found|404/);
+    expect(await callOk(kept.client, "whoami")).toMatchObject({ tenant: "globex", principal: "session-keeper" });
+    // Opening sessions is counted and audited like any operation.
+    const audited = await db.admin.query("select count(*)::int as n from sextant.audit_events where principal = 'session-flooder' and tool = 'mcp:session' and outcome = 'ok'");
+    expect(audited.rows[0].n).toBe(13);
+    await kept.client.close();
+  });
+
+  test("a tenant at its session quota gets a clear SX429, other tenants open sessions as before", async () => {
+    const others = await Promise.all(["session-b", "session-c", "session-d"].map((n) => createToken(db, "acme", n)));
+    // The flooder holds 3 of acme's 5: two more fit, the next is refused.
+    for (const token of others.slice(0, 2)) {
+      const res = await open(token);
+      expect(res.status).toBe(200);
+      await res.text();
+    }
+    const refused = await open(others[2]!);
+    expect(refused.status).toBe(429);
+    const body = (await refused.json()) as { error: { message: string; data: { code: string; hint: string } } };
+    expect(body.error.message).toBe("SX429: tenant acme has 5 live MCP sessions, the most it may have");
+    expect(body.error.data).toMatchObject({ code: "SX429", hint: expect.stringContaining("SEXTANT_MCP_SESSIONS_PER_TENANT") });
+    expect(await live("session-d")).toBe(0);
+    const globex = await connectHttp(s.url, await createToken(db, "globex", "session-other-tenant"));
+    expect(await callOk(globex.client, "whoami")).toMatchObject({ tenant: "globex" });
+    await globex.client.close();
+    expect((await fetch(`${s.url}/health`)).status).toBe(200);
+  });
+});

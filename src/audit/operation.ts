@@ -1,0 +1,62 @@
+import type { Principal } from "../auth/principal.ts";
+import type { PublicError } from "../db/errors.ts";
+import type { AuditLog } from "./auditLog.ts";
+import type { RateLimiter } from "./rateLimiter.ts";
+
+/** What one operation was: the tool (MCP tool, `graphql:<field>`, `mcp:session`) and its SQL text, if any. */
+export interface Operation {
+  tool: string;
+  sql?: string;
+  requestId?: string;
+}
+
+/** How it ended: rows returned, or the public error it was refused or failed with. */
+export interface OperationOutcome {
+  started: number;
+  rowCount?: number;
+  failure?: PublicError;
+}
+
+/**
+ * The one audit and rate-limit step every door passes through, per operation: an MCP tool
+ * call, each root field of a GraphQL request (N fields are N calls), an MCP session being
+ * opened. Counting goes to PostgreSQL (sextant_private.add_rate_hits, shared by every server
+ * process), events to sextant.audit_events (sextant_private.record_audit); neither can be
+ * jammed by what one caller sends.
+ */
+export class OperationGate {
+  constructor(
+    private readonly audit?: AuditLog,
+    private readonly rateLimiter?: RateLimiter,
+  ) {}
+
+  /** Counts `calls` operations against the principal's and tenant's limits, or throws SX429 (counting nothing). */
+  async admit(principal: Principal, calls = 1): Promise<void> {
+    await this.rateLimiter?.hit(principal, calls);
+  }
+
+  /** Counts one MCP session being opened (same caps, windows of their own), or throws SX429. */
+  async admitSession(principal: Principal): Promise<void> {
+    await this.rateLimiter?.hit(principal, 1, "session");
+  }
+
+  /** Audits one operation's outcome (ok, refused below HTTP 500, error otherwise). */
+  record(principal: Principal, op: Operation, outcome: OperationOutcome): void {
+    const f = outcome.failure;
+    this.audit?.record({
+      at: new Date().toISOString(),
+      tenant_slug: principal.tenant,
+      principal: principal.subject,
+      auth_method: principal.authMethod,
+      database_role: principal.dbRole,
+      tool: op.tool,
+      sql: op.sql,
+      row_count: outcome.rowCount,
+      duration_ms: Math.round((performance.now() - outcome.started) * 1000) / 1000,
+      outcome: !f ? "ok" : f.status < 500 ? "refused" : "error",
+      error_code: f?.code,
+      error_message: f?.message,
+      request_id: op.requestId,
+    });
+  }
+}
