@@ -442,6 +442,7 @@ declare
   v_schema text;
   v_key text := 'builder_password:' || slug;
   v_password text;
+  v_new boolean := to_regrole(v_builder) is null;
 begin
   perform sextant_private.install_definer(v_builder, 'sextant_t_' || slug, sextant_private.builder_source(slug),
     format('%I(text, text, text, text, integer)', 'build_model__' || slug), 'sextant_worker');
@@ -450,11 +451,15 @@ begin
     execute format('revoke %I from sextant_worker', v_builder);
   end if;
   -- Roles are shared by the databases of a cluster: the stored password is set on the role only
-  -- when it is first generated here (as the authenticator's), so a second database keeps its own.
+  -- when it is first generated here or the role was just (re)created, so a second database on
+  -- the cluster does not change the password under a running worker of the first.
   select s.value into v_password from sextant_private.settings as s where s.key = v_key;
   if v_password is null then
     v_password := encode(public.gen_random_bytes(24), 'hex');
     insert into sextant_private.settings (key, value) values (v_key, v_password);
+    v_new := true;
+  end if;
+  if v_new then
     execute format('alter role %I password %L', v_builder, v_password);
   end if;
   -- NOINHERIT would hide the reader role's rights: the builder must read the tenant's schemas.

@@ -126,6 +126,22 @@ describe("the builder session the worker loads a tenant's data in (sextant_t_acm
   });
 });
 
+describe("a tenant created after installation", () => {
+  test("gets a builder login the worker can use, with that tenant's rights only", async () => {
+    const slug = `w${Math.random().toString(36).slice(2, 8)}`;
+    await db.admin.query("select sextant_private.create_tenant($1, $2, '{}')", [slug, "Late tenant"]);
+    const { rows } = await db.admin.query("select value from sextant_private.settings where key = $1", [`builder_password:${slug}`]);
+    const late = await connectBuilder(await workerUrl(db.adminUrl), `sextant_t_${slug}__builder`, rows[0].value);
+    try {
+      expect((await late.query("select sextant.current_tenant() as t")).rows[0].t).toBe(slug);
+      await refused(late, "select * from acme_sales.orders", "42501");
+      await refused(late, "set role postgres", "42501");
+    } finally {
+      await late.end();
+    }
+  });
+});
+
 describe("SECURITY DEFINER functions", () => {
   test("none is owned by a superuser, or by a role that is a member of one or of the server-file roles", async () => {
     const { rows } = await db.admin.query(`
