@@ -86,6 +86,8 @@ begin
       execute format('drop schema if exists %I cascade', v_hidden);
       execute format('create schema %I authorization %I', v_hidden, v_role);
       perform sextant_private.map_schema(slug, v_local);
+      -- Not a schema the tenant provisioned: teardown_schema and the TTL cleanup leave it alone.
+      update sextant.tenant_schemas as s set provisioned = false, expires_at = null where s.schema_name = v_local;
       execute format('grant usage, create on schema %I to %I', v_local, v_role);
     end loop;
     execute format('drop schema if exists %I cascade', v_meta);
@@ -113,8 +115,13 @@ begin
         execute format('create view %I.%I as select * from %I.%I', v_local, v_table.relname, v_hidden, v_table.relname);
         execute format('comment on view %I.%I is %L', v_local, v_table.relname,
                        format('%s.%s of source %s', v_remote, v_table.relname, name));
-        -- Local statistics (sampled remotely) give the planner and list_tables row estimates.
-        execute format('analyze %I.%I', v_hidden, v_table.relname);
+        -- Local statistics (sampled remotely) help the planner; a table that cannot be sampled
+        -- within the remote statement timeout (a slow remote view) keeps none.
+        begin
+          execute format('analyze %I.%I', v_hidden, v_table.relname);
+        exception when query_canceled or sqlclient_unable_to_establish_sqlconnection or fdw_error then
+          null;
+        end;
         v_count := v_count + 1;
       end loop;
     end loop;

@@ -1,40 +1,24 @@
-import fs from "node:fs";
-import os from "node:os";
-import path from "node:path";
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { openEmbedded, type DatabaseHandle } from "../src/db/embedded.ts";
 import { addSource, listSources, refreshSource, removeSource } from "../src/sources/index.ts";
 import { runCli } from "./helpers/cli.ts";
 import { asRole, createTestDatabase, createToken, withTx, type TestDatabase } from "./helpers/db.ts";
 import { callOk, connectHttp, textOf } from "./helpers/mcpClient.ts";
-import { freePort } from "./helpers/ports.ts";
+import { startRemotePg, type RemotePg } from "./helpers/remotePg.ts";
 import { startTestServer } from "./helpers/server.ts";
 
 // A second, real PostgreSQL plays the remote server; its role may write, Sextant must not.
 const PASSWORD = "Wr1ter-Secret-Passw0rd-7781";
-let remoteDir: string;
-let remotePort: number;
-let remote: DatabaseHandle;
+let remote: RemotePg;
 let db: TestDatabase;
 let server: Awaited<ReturnType<typeof startTestServer>>;
 let acme: Client;
 let globex: Client;
 let allow: string[];
 
-const remoteUrl = () => `postgres://sx_writer:${PASSWORD}@127.0.0.1:${remotePort}/warehouse`;
-const openRemote = () => openEmbedded({ dataDir: remoteDir, port: remotePort, dbName: "warehouse" });
-
-async function onRemote<T = Record<string, unknown>>(sql: string, params: unknown[] = []): Promise<T[]> {
-  const c = new pg.Client({ connectionString: remote.adminUrl });
-  await c.connect();
-  try {
-    return (await c.query(sql, params)).rows as T[];
-  } finally {
-    await c.end();
-  }
-}
+const remoteUrl = () => remote.url("sx_writer", PASSWORD);
+const onRemote = (sql: string) => remote.sql(sql);
 
 async function withAdmin<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
   const c = await db.admin.connect();
@@ -46,10 +30,7 @@ async function withAdmin<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
 }
 
 beforeAll(async () => {
-  remoteDir = fs.mkdtempSync(path.join(os.tmpdir(), "sextant-remote-"));
-  fs.chmodSync(remoteDir, 0o755);
-  remotePort = await freePort();
-  remote = await openRemote();
+  remote = await startRemotePg();
   await onRemote(`
     create role sx_writer login password '${PASSWORD}';
     create schema analytics;
@@ -66,7 +47,7 @@ beforeAll(async () => {
     -- The remote role may write everything: Sextant's read-only guarantees must not rest on it.
     grant all on schema analytics, secret_stuff to sx_writer;
     grant all on all tables in schema analytics, secret_stuff to sx_writer;`);
-  allow = [`127.0.0.1:${remotePort}`];
+  allow = [`127.0.0.1:${remote.port}`];
   db = await createTestDatabase();
   await withAdmin((c) => addSource(c, allow, { tenant: "acme", name: "warehouse", url: remoteUrl(), schemas: ["analytics"] }));
   server = await startTestServer(db);
@@ -80,7 +61,6 @@ afterAll(async () => {
   await server?.close();
   await db?.drop();
   await remote?.close();
-  fs.rmSync(remoteDir, { recursive: true, force: true });
 });
 
 describe("a source's tables through MCP", () => {
@@ -236,7 +216,7 @@ describe("refresh and failures", () => {
   });
 
   test("a remote server that is down: the tool names the source, local tables keep working, the next refresh recovers", async () => {
-    await remote.close();
+    await remote.stop();
     try {
       const r = await acme.callTool({ name: "query", arguments: { sql: "select count(*) from warehouse_analytics.orders" } });
       expect(r.isError).toBe(true);
@@ -254,11 +234,14 @@ describe("refresh and failures", () => {
       const dbs = (await callOk(acme, "list_databases")) as { rows: Record<string, unknown>[] };
       expect(dbs.rows.find((d) => d.database_name === "warehouse")).toMatchObject({ status: "failed" });
     } finally {
-      remote = await openRemote();
+      await remote.start();
     }
     const back = (await callOk(acme, "query", { sql: "select count(*)::int as n from warehouse_analytics.orders" })) as { rows: unknown[] };
     expect(back.rows).toEqual([{ n: 1000 }]);
     expect((await withAdmin((c) => refreshSource(c, "acme", "warehouse"))).status).toBe("ok");
+    // Remote connections are cached per local session and mapping: no more than the local pools hold.
+    const open = await remote.sql<{ n: number }>("select count(*)::int as n from pg_stat_activity where application_name = 'sextant'");
+    expect(open[0]!.n).toBeLessThanOrEqual(8 + 4);
   });
 });
 
