@@ -12,6 +12,7 @@ import type { Config } from "./config.ts";
 import { toPublicError } from "./db/errors.ts";
 import { createEmbedder } from "./dbt/embeddings.ts";
 import { installDbtUpload } from "./dbt/upload.ts";
+import { admitRequest } from "./graphql/plugins/operationPlugin.ts";
 import { createGraphql } from "./graphql/preset.ts";
 import { installMcp } from "./mcp/http.ts";
 import { KeyRing } from "./oauth/keys.ts";
@@ -101,8 +102,8 @@ export async function startServer(opts: {
 
   const pgl = createGraphql(pool, logError, gate, config.graphqlLimits);
   const serv = pgl.createServ(grafserv);
-  // Rate counting and audit happen per root field, inside GraphQL (graphql/plugins/operationPlugin.ts).
-  app.post("/graphql", bearerAuth(authenticate, graphqlResource));
+  // Every request is one call here; its other root fields are counted inside GraphQL (operationPlugin.ts).
+  app.post("/graphql", bearerAuth(authenticate, graphqlResource), admitRequest(gate, (req) => principalFromAuth((req as express.Request).auth)));
   app.options("/graphql", (_req, res) => void res.status(204).end());
   await serv.addTo(app, server, false);
 

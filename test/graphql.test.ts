@@ -120,13 +120,20 @@ test("every root field is one call: 60 aliased query fields count 60, the next 6
   const second = await gql(token, `{ ${fields} }`);
   expect(second.body.data ?? null).toBeNull();
   expect(second.body.errors?.[0]).toMatchObject({ message: expect.stringContaining("rate limit reached: 100 calls per minute"), extensions: { code: "SX429" } });
-  // Counted in PostgreSQL, shared by every server process.
+  // Counted in PostgreSQL, shared by every server process: 60, and the refused request's first
+  // field, counted at the HTTP door before the request is read (so invalid requests count too).
   const hits = await eventually(async () => (await db.admin.query(
-    "select sum(hits)::int as n from sextant_private.rate_buckets where bucket = 'p:acme:alias-counter:minute'")).rows[0].n === 60);
+    "select sum(hits)::int as n from sextant_private.rate_buckets where bucket = 'p:acme:alias-counter:minute'")).rows[0].n === 61);
   expect(hits).toBe(true);
   const events = await eventually(async () => { const e = await auditOf("alias-counter"); return e.length >= 61 ? e : undefined; });
   expect(events!.filter((e) => e.tool === "graphql:query" && e.outcome === "ok" && e.row_count === 1)).toHaveLength(60);
   expect(events!.filter((e) => e.outcome === "refused")).toEqual([expect.objectContaining({ tool: "graphql", error_code: "SX429" })]);
+  // 39 more fields reach the 100; then even a request that would never run is refused at the door, with HTTP 429.
+  const rest = await gql(token, `{ ${Array.from({ length: 39 }, (_, i) => `w${i}: whoami { tenant }`).join(" ")} }`);
+  expect(rest.body.errors).toBeUndefined();
+  const more = await gql(token, "{ whoami { tenant } } invalid");
+  expect(more.status).toBe(429);
+  expect(JSON.stringify(more.body)).toContain("SX429");
   // Other principals of the tenant keep their own per-minute budget.
   expect((await gql(acme, "{ whoami { tenant } }")).body.data.whoami.tenant).toBe("acme");
 });

@@ -58,6 +58,31 @@ export function rootFields(document: DocumentNode, operationName: string | null 
   return [...out.values()];
 }
 
+/** Requests already counted as one call at the HTTP door (admitRequest); execution counts the rest. */
+const admitted = new WeakSet<object>();
+
+/**
+ * Express middleware before GraphQL: counts every request as one call before it is parsed,
+ * so requests that never execute (invalid, too costly, introspection only) are bounded too;
+ * the execute step then counts the request's other root fields. Refused: SX429 with HTTP 429.
+ */
+export function admitRequest(gate: OperationGate, principalOf: (req: unknown) => Principal) {
+  return (req: object, res: { setHeader(n: string, v: string): void }, next: (error?: unknown) => void) => {
+    const principal = principalOf(req);
+    const started = performance.now();
+    gate.admit(principal, 1).then(
+      () => {
+        admitted.add(req);
+        next();
+      },
+      (error) => {
+        gate.record(principal, { tool: "graphql" }, { started, failure: toPublicError(error) });
+        next(error);
+      },
+    );
+  };
+}
+
 /** Rows a field returned, as MCP counts them: a result's rows, a connection's nodes, a list's items. */
 function rowsOf(value: unknown): number {
   if (value == null) return 0;
@@ -79,8 +104,9 @@ function graphqlError(error: unknown): GraphQLError {
 /**
  * GraphQL's door into the operation gate (src/audit/operation.ts), around every execution:
  * the cost is measured again with the request's variables (a `first: $n` the validation rule
- * could not see), every root field is counted against the rate limits (all or nothing) and
- * audited with its rows, time and outcome. Query and mutation fields alike.
+ * could not see), every root field is counted against the rate limits (the first one was
+ * counted by admitRequest; the rest all or nothing) and audited with its rows, time and
+ * outcome. Query and mutation fields alike.
  */
 export function operationPlugin(gate: OperationGate, limits: CostLimits): GraphileConfig.Plugin {
   return {
@@ -102,8 +128,10 @@ export function operationPlugin(gate: OperationGate, limits: CostLimits): Graphi
           const fields = rootFields(args.document, args.operationName, variables);
           if (!principal || fields.length === 0) return next();
           const started = performance.now();
+          const req = (args.requestContext as { expressv4?: { req?: object } } | undefined)?.expressv4?.req;
+          const counted = req && admitted.has(req) ? 1 : 0;
           try {
-            await gate.admit(principal, fields.length);
+            if (fields.length > counted) await gate.admit(principal, fields.length - counted);
           } catch (error) {
             // One event for the refused request (not one per field: a refusal must stay cheap).
             gate.record(principal, { tool: "graphql", sql: fields.map((f) => f.key).join(", ") }, { started, failure: toPublicError(error) });
