@@ -41,8 +41,47 @@ begin
     raise exception 'a redirect URI must use https, http on a loopback address, or an app''s reverse-DNS scheme'
       using errcode = 'SX400', hint = 'invalid_redirect_uri';
   end if;
+  -- Bounded: clients registered a week ago and never used (no code, no grant) go, a few at a
+  -- time; an MCP client registers again when its id is refused.
+  delete from sextant_private.oauth_clients as c
+  where c.client_id = any (array(
+    select o.client_id from sextant_private.oauth_clients as o
+    where o.created_at < now() - interval '7 days'
+      and not exists (select from sextant_private.oauth_codes as k where k.client_id = o.client_id)
+      and not exists (select from sextant.oauth_grants as g where g.client_id = o.client_id)
+    limit 20));
   insert into sextant_private.oauth_clients (client_id, client_secret_hash, metadata)
   values (client_id, secret_hash, metadata);
+end
+$$;
+
+-- Client registrations (RFC 7591) per client address: 20 an hour, counted in PostgreSQL so every
+-- server process shares them (the MCP SDK's own limiter counts per process). One statement
+-- allows and counts; returns 0, or the seconds until the address may register again.
+create or replace function sextant_private.oauth_register_attempt(address text)
+returns integer
+language plpgsql volatile security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_last timestamptz;
+begin
+  if address is null or address = '' or length(address) > 100 then
+    raise exception 'the client address is empty or too long' using errcode = 'SX400';
+  end if;
+  insert into sextant_private.login_throttle as t (kind, email, address, failures, last_at)
+  values ('register', '', oauth_register_attempt.address, 1, clock_timestamp())
+  on conflict on constraint login_throttle_pkey do update
+    set failures = case when t.last_at < clock_timestamp() - interval '1 hour' then 1 else t.failures + 1 end,
+        last_at = clock_timestamp()
+    where t.last_at < clock_timestamp() - interval '1 hour' or t.failures < 20
+  returning t.last_at into v_last;
+  if v_last is not null then
+    return 0;
+  end if;
+  select t.last_at into v_last from sextant_private.login_throttle as t
+  where t.kind = 'register' and t.email = '' and t.address = oauth_register_attempt.address;
+  return greatest(1, ceil(extract(epoch from v_last + interval '1 hour' - clock_timestamp())))::integer;
 end
 $$;
 
@@ -371,7 +410,7 @@ declare
   f text;
 begin
   foreach f in array array[
-    'oauth_register_client(text, text, jsonb)', 'oauth_get_client(text)', 'oauth_login_attempt(text, text)',
+    'oauth_register_client(text, text, jsonb)', 'oauth_register_attempt(text)', 'oauth_get_client(text)', 'oauth_login_attempt(text, text)',
     'oauth_login_succeeded(text, text)', 'oauth_user_for_login(text)',
     'oauth_create_code(text, text, bigint, text, text, text, text, text[], text, integer)', 'oauth_code_challenge(text, text)',
     'oauth_exchange_code(text, text, text, text, text, integer)', 'oauth_refresh(text, text, text, text, integer)',

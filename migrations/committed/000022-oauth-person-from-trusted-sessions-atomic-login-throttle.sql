@@ -1,5 +1,5 @@
 --! Previous: sha1:25234dffd01b65cddcffb36e207d9f863d5b8ef6
---! Hash: sha1:18a4e368753475859a8b1c324880fa6549854021
+--! Hash: sha1:607cecc521a23e431690b607826cd5208c2ff3e2
 --! Message: oauth: the person is trusted only in the server's own sessions; sign-in attempts are counted atomically per e-mail and address
 
 -- OAuth grants and attribution: who the request is for (the "person") came from the setting
@@ -70,8 +70,9 @@ alter table sextant.materialization_runs alter column requested_by set default s
 -- before, so a guesser is slowed while the person, from their own address, still signs in. In
 -- PostgreSQL so that every server process shares it.
 create table if not exists sextant_private.login_throttle (
-  kind text not null check (kind in ('person', 'address', 'email')),
-  -- '' in the rows of kind 'address'.
+  -- 'register': client registrations per address (failures counts registrations there).
+  kind text not null check (kind in ('person', 'address', 'email', 'register')),
+  -- '' in the rows of kinds 'address' and 'register'.
   email text not null check (length(email) <= 320),
   -- '' in the rows of kind 'email'.
   address text not null check (length(address) <= 100),

@@ -72,6 +72,22 @@ export function installOAuth(app: Express, deps: {
     }
   });
 
+  // Registrations per client address, in PostgreSQL (shared by every server process); the SDK's
+  // own limiter behind it counts per process only.
+  app.post("/register", async (req: Request, res: Response, next) => {
+    try {
+      const address = String(req.ip || req.socket.remoteAddress || "unknown").slice(0, 100);
+      const wait = (await pool.query("select sextant_private.oauth_register_attempt($1) as wait", [address])).rows[0].wait as number;
+      if (wait > 0) {
+        res.setHeader("Retry-After", String(wait));
+        return void res.status(429).json({ error: "too_many_requests", error_description: `too many client registrations from this address; try again in ${Math.ceil(wait / 60)} minutes` });
+      }
+      next();
+    } catch (error) {
+      next(error);
+    }
+  });
+
   const resourceUrl = new URL(settings.resources[0]!);
   app.use(
     mcpAuthRouter({

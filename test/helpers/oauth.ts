@@ -113,17 +113,18 @@ export async function openLoginForm(authUrl: URL | string): Promise<LoginForm> {
  */
 export function postLogin(form: LoginForm, email: string, password: string, localAddress = "127.0.0.1"): Promise<{ status: number; retryAfter?: string; html: string }> {
   const body = new URLSearchParams({ ticket: form.ticket, csrf: form.csrf, email, password }).toString();
-  const url = new URL("/oauth/login", form.base);
+  return postFrom(new URL("/oauth/login", form.base), body, { "content-type": "application/x-www-form-urlencoded", cookie: form.cookie }, localAddress)
+    .then((r) => ({ status: r.status, retryAfter: r.retryAfter, html: r.text }));
+}
+
+/** POSTs `body` to `url` from the local address given (fetch cannot choose one). */
+export function postFrom(url: URL | string, body: string, headers: Record<string, string>, localAddress: string): Promise<{ status: number; retryAfter?: string; text: string }> {
   return new Promise((resolve, reject) => {
-    const req = httpRequest(url, {
-      method: "POST",
-      localAddress,
-      headers: { "content-type": "application/x-www-form-urlencoded", "content-length": Buffer.byteLength(body), cookie: form.cookie },
-    }, (res) => {
-      let html = "";
+    const req = httpRequest(url, { method: "POST", localAddress, headers: { ...headers, "content-length": Buffer.byteLength(body) } }, (res) => {
+      let text = "";
       res.setEncoding("utf8");
-      res.on("data", (chunk: string) => (html += chunk));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, retryAfter: res.headers["retry-after"] as string | undefined, html }));
+      res.on("data", (chunk: string) => (text += chunk));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, retryAfter: res.headers["retry-after"] as string | undefined, text }));
       res.on("error", reject);
     });
     req.on("error", reject);

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { hashPassword } from "../../src/oauth/password.ts";
 import { redirectUriProblem } from "../../src/oauth/redirectUri.ts";
 import { asRole, createTestDatabase, type TestDatabase } from "../helpers/db.ts";
-import { openLoginForm, pkce, postLogin, REDIRECT, signIn } from "../helpers/oauth.ts";
+import { openLoginForm, pkce, postFrom, postLogin, REDIRECT, signIn } from "../helpers/oauth.ts";
 import { freePort } from "../helpers/ports.ts";
 import { startTestServer } from "../helpers/server.ts";
 
@@ -221,6 +221,34 @@ describe("redirect URIs at registration", () => {
     expect(res.status).toBe(400);
     expect(res.headers.get("location")).toBeNull();
     await healthy();
+  });
+});
+
+describe("registration flood", () => {
+  test("one address registers at most 20 clients an hour (counted in PostgreSQL); another address still can", { timeout: 60_000 }, async () => {
+    const reg = (address: string) => postFrom(`${base}/register`, JSON.stringify({ client_name: "flood", redirect_uris: [REDIRECT], token_endpoint_auth_method: "none" }),
+      { "content-type": "application/json" }, address);
+    const before = (await db.admin.query("select count(*)::int as n from sextant_private.oauth_clients")).rows[0].n;
+    const results = await Promise.all(Array.from({ length: 25 }, () => reg("127.0.0.9")));
+    expect(results.filter((r) => r.status === 201).length).toBe(20);
+    const refused = results.filter((r) => r.status === 429);
+    expect(refused.length).toBe(5);
+    expect(JSON.parse(refused[0]!.text)).toMatchObject({ error: "too_many_requests" });
+    expect(Number(refused[0]!.retryAfter)).toBeGreaterThan(3000);
+    expect((await db.admin.query("select count(*)::int as n from sextant_private.oauth_clients")).rows[0].n).toBe(before + 20);
+    expect((await reg("127.0.0.10")).status).toBe(201);
+    await healthy();
+  });
+});
+
+describe("registrations kept forever", () => {
+  test("a client registered a week ago and never used is removed at the next registration; a used one stays", async () => {
+    const used = (await annTokens()).client_id;
+    await db.admin.query("insert into sextant_private.oauth_clients (client_id, metadata, created_at) values ('stale', '{\"redirect_uris\": []}', now() - interval '8 days')");
+    await db.admin.query("update sextant_private.oauth_clients set created_at = now() - interval '8 days' where client_id = $1", [used]);
+    await newClient();
+    const { rows } = await db.admin.query("select client_id from sextant_private.oauth_clients where client_id in ('stale', $1)", [used]);
+    expect(rows.map((r) => r.client_id)).toEqual([used]);
   });
 });
 
