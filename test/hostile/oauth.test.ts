@@ -268,6 +268,18 @@ describe("refresh with the wrong resource", () => {
     expect(next.status).toBe(200);
     await healthy();
   });
+
+  test("a code exchange with the wrong resource or redirect URI is refused and leaves the code usable", async () => {
+    const client_id = await newClient();
+    const { verifier, challenge } = pkce();
+    const done = await signIn(authorizeUrl(client_id, challenge), ANN, PASSWORD, { tenant: "acme" });
+    const code = done.location!.searchParams.get("code")!;
+    const fields = { grant_type: "authorization_code", code, code_verifier: verifier, client_id, redirect_uri: REDIRECT };
+    expect(await token({ ...fields, resource: `${base}/graphql` })).toMatchObject({ status: 400, body: { error: "invalid_target" } });
+    expect(await token({ ...fields, redirect_uri: "http://127.0.0.1:9/other" })).toMatchObject({ status: 400, body: { error: "invalid_grant" } });
+    expect((await db.admin.query("select count(*)::int as n from sextant.oauth_grants where client_id = $1", [client_id])).rows[0].n).toBe(0);
+    expect((await token(fields)).status).toBe(200);
+  });
 });
 
 /**
