@@ -235,9 +235,12 @@ program
   .command("worker")
   .description("run the pipeline worker alone (sextant serve runs one too unless SEXTANT_WORKER=0)")
   .action(() =>
-    withContext(async ({ config, db, log }) => {
-      // Its own login (sextant_worker), never the admin's: see src/worker/index.ts.
-      const worker = await startWorker({ databaseUrl: await workerUrl(db.adminUrl), log, concurrency: config.workerConcurrency, staleMs: config.workerStaleMs,
+    withContext(async ({ admin, config, db, log }) => {
+      // Its own login (sextant_worker), never the admin's: see src/worker/index.ts. The admin
+      // connection the CLI opened (to migrate) is not kept for the worker's lifetime.
+      const databaseUrl = await workerUrl(db.adminUrl);
+      await admin.end();
+      const worker = await startWorker({ databaseUrl, log, concurrency: config.workerConcurrency, staleMs: config.workerStaleMs,
         allowHosts: config.sourceAllowHosts, fileDir: config.sourceFileDir });
       process.stderr.write("sextant worker running; Ctrl-C stops it after the current batch\n");
       for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.removeAllListeners(signal);

@@ -1,3 +1,4 @@
+import { spawn } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -5,6 +6,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { workerUrl } from "../../src/db/migrate.ts";
 import { connectBuilder } from "../../src/worker/materialize.ts";
+import { SEXTANT_BIN } from "../helpers/cli.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
 
 // The pipeline worker's sessions, attacked from the inside: whatever SQL an injection manages
@@ -123,6 +125,37 @@ describe("the builder session the worker loads a tenant's data in (sextant_t_acm
       returning id`).catch(() => ({ rows: [] as { id: number }[] }));
     const runId = rows[0]?.id ?? 0;
     await refused(builder, `select sextant_exec.finish_build(${runId}, 'w', 1, '[{"schema": "sextant_private", "table": "settings"}]')`, "SX403");
+  });
+});
+
+describe("`sextant worker`", () => {
+  test("connects as sextant_worker and keeps no admin connection open while it runs", { timeout: 120_000 }, async () => {
+    const watch = new pg.Client({ connectionString: db.adminUrl });
+    await watch.connect();
+    const sessions = async () => (await watch.query<{ usename: string; pid: number }>(
+      "select usename, pid from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid() and backend_type = 'client backend'")).rows;
+    const before = new Set((await sessions()).map((r) => r.pid));
+    const child = spawn(process.execPath, [SEXTANT_BIN, "worker"], {
+      env: { ...process.env, DATABASE_URL: db.adminUrl, LOG_LEVEL: "warn" },
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    let stderr = "";
+    child.stderr.on("data", (d) => (stderr += d));
+    try {
+      const until = Date.now() + 90_000;
+      while (!stderr.includes("sextant worker running")) {
+        if (Date.now() > until || child.exitCode !== null) throw new Error(`the worker did not start: ${stderr}`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      await new Promise((r) => setTimeout(r, 500));
+      const now = (await sessions()).filter((r) => !before.has(r.pid));
+      expect(now.length).toBeGreaterThan(0);
+      expect([...new Set(now.map((r) => r.usename))]).toEqual(["sextant_worker"]);
+    } finally {
+      child.kill("SIGTERM");
+      await new Promise((r) => child.once("exit", r));
+      await watch.end();
+    }
   });
 });
 
