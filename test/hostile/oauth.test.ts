@@ -224,6 +224,23 @@ describe("redirect URIs at registration", () => {
   });
 });
 
+describe("the OAuth definer functions", () => {
+  test("run as a role that is not superuser and cannot create roles, with a fixed search_path, callable by the server's login only", async () => {
+    const { rows } = await db.admin.query(`
+      select p.proname, r.rolsuper, r.rolcreaterole, p.proconfig,
+             has_function_privilege('sextant_tenant_reader', p.oid, 'EXECUTE') as tenant_may,
+             has_function_privilege('sextant_t_acme__admin', p.oid, 'EXECUTE') as admin_may,
+             has_function_privilege('sextant_authenticator', p.oid, 'EXECUTE') as server_may
+      from pg_proc as p join pg_roles as r on r.oid = p.proowner
+      where p.prosecdef and p.pronamespace = 'sextant_private'::regnamespace and p.proname like 'oauth\\_%'`);
+    expect(rows.length).toBeGreaterThanOrEqual(14);
+    for (const f of rows) {
+      expect({ f: f.proname, super: f.rolsuper, createrole: f.rolcreaterole, tenant: f.tenant_may, admin: f.admin_may, server: f.server_may, config: f.proconfig })
+        .toEqual({ f: f.proname, super: false, createrole: false, tenant: false, admin: false, server: true, config: ["search_path=pg_catalog, pg_temp"] });
+    }
+  });
+});
+
 describe("registration flood", () => {
   test("one address registers at most 20 clients an hour (counted in PostgreSQL); another address still can", { timeout: 60_000 }, async () => {
     const reg = (address: string) => postFrom(`${base}/register`, JSON.stringify({ client_name: "flood", redirect_uris: [REDIRECT], token_endpoint_auth_method: "none" }),
