@@ -132,6 +132,9 @@ export const hostileQueries: HostileCase[] = [
   c("huge cross join (cost budget)", "select count(*) from generate_series(1, 100000) a, generate_series(1, 100000) b, generate_series(1, 1000) c", "SX413", "SX413"),
   c("infinite recursion (timeout)", "with recursive r(i) as (select 1 union all select i + 1 from r) select count(*) from r", "57014", "57014"),
   c("wide repeat (byte cap)", "select repeat('x', 1000000) from generate_series(1, 50)", "ok", "ok"),
+  c("one 3 MB value (byte cap per value)", "select repeat('x', 3000000 + 0 * g) from generate_series(1, 1) g", "SX413", "SX413"),
+  c("one 3 MB constant (plan bound)", "select repeat('x', 3000000)", "SX413", "SX413"),
+  c("an error quoting a 3 MB value (cut)", "select repeat('x', 3000000 + 0 * g)::int from generate_series(1, 1) g", "22P02", "22P02"),
   // Information about other sessions
   c("other sessions' query text", "select query from pg_stat_activity where usename = 'sextant_authenticator' and pid <> pg_backend_pid() and query not like '<insufficient%'", "SX400", "SX400"),
   c("other sessions' settings", "select setting from pg_settings where name in ('data_directory', 'config_file', 'hba_file')", "SX400", "SX400"),
