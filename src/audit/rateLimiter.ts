@@ -1,7 +1,9 @@
+import { createHash } from "node:crypto";
 import type pg from "pg";
 import type { Principal } from "../auth/principal.ts";
 import type { TenantLimitsCache } from "../auth/tenantLimits.ts";
 import { SextantError } from "../db/errors.ts";
+import { storableText } from "./auditLog.ts";
 
 interface Window {
   bucket: string;
@@ -14,6 +16,15 @@ interface Window {
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
 const DAY = 24 * HOUR;
+
+/**
+ * The principal's part of a bucket name: its name when that is short and storable as text,
+ * else a hash (a JWT `sub` may hold NUL or be kilobytes long: neither may reach the table).
+ */
+function subjectKey(subject: string): string {
+  const clean = storableText(subject, 201);
+  return clean === subject && subject.length <= 200 ? subject : `#${createHash("sha256").update(subject).digest("hex")}`;
+}
 
 /** An unambiguous map key for a window, whatever characters the bucket holds. */
 const windowKey = (bucket: string, start: number) => JSON.stringify([bucket, start]);
@@ -57,9 +68,10 @@ export class RateLimiter {
     const l = await this.limits.get(p.tenant);
     const now = Date.now();
     const [pre, noun] = kind === "session" ? ["s", "sessions opened"] : ["", "calls"];
+    const who = subjectKey(p.subject);
     const windows: Window[] = [
-      { bucket: `${pre}p:${p.tenant}:${p.subject}:minute`, start: now - (now % MINUTE), lengthMs: MINUTE, cap: l.ratePerMinute, label: `${noun} per minute for you` },
-      { bucket: `${pre}p:${p.tenant}:${p.subject}:hour`, start: now - (now % HOUR), lengthMs: HOUR, cap: l.ratePerHour, label: `${noun} per hour for you` },
+      { bucket: `${pre}p:${p.tenant}:${who}:minute`, start: now - (now % MINUTE), lengthMs: MINUTE, cap: l.ratePerMinute, label: `${noun} per minute for you` },
+      { bucket: `${pre}p:${p.tenant}:${who}:hour`, start: now - (now % HOUR), lengthMs: HOUR, cap: l.ratePerHour, label: `${noun} per hour for you` },
       { bucket: `${pre}t:${p.tenant}:day`, start: now - (now % DAY), lengthMs: DAY, cap: l.tenantRatePerDay, label: `${noun} per day for your tenant` },
     ];
     for (const w of windows) {
@@ -92,8 +104,14 @@ export class RateLimiter {
           this.totals.set(windowKey(t.bucket, start), { bucket: t.bucket, start, hits: t.hits });
         }
       } catch (error) {
-        for (const h of batch) add(this.pending, h.bucket, h.start, h.hits); // keep them for the next try
-        this.onError(error);
+        const code = String((error as { code?: unknown })?.code ?? "unknown");
+        if (/^(08|53|57|E)/.test(code) || code === "unknown") {
+          for (const h of batch) add(this.pending, h.bucket, h.start, h.hits); // the database is away: keep them for the next try
+          this.onError(new Error(`rate limits: flush failed (${code}); ${batch.length} windows kept for the next try`));
+        } else {
+          // Retrying what the database refused would fail forever and stop every tenant's counting.
+          this.onError(new Error(`rate limits: flush failed (${code}); ${batch.length} windows dropped`));
+        }
       }
     });
     return this.flushing;

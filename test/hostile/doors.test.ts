@@ -3,6 +3,8 @@ import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { AuditLog } from "../../src/audit/auditLog.ts";
+import { RateLimiter } from "../../src/audit/rateLimiter.ts";
+import { createTenantLimits } from "../../src/auth/tenantLimits.ts";
 import { loadConfig } from "../../src/config.ts";
 import { startServer, type RunningServer } from "../../src/server.ts";
 import { createTestDatabase, createToken, type TestDatabase } from "../helpers/db.ts";
@@ -126,6 +128,24 @@ describe("principal names", () => {
     const other = await mcp(await createToken(db, "globex", "after-eve"));
     expect(await callOk(other, "whoami")).toMatchObject({ tenant: "globex" });
     expect(textOf(await client.callTool({ name: "whoami", arguments: {} }))).toContain("acme");
+  });
+});
+
+describe("rate limits", () => {
+  test("principal names PostgreSQL cannot store (NUL, 10 kB) are counted under a hash; nobody's counting stops", async () => {
+    const errors: string[] = [];
+    const limiter = new RateLimiter(db.auth, createTenantLimits(db.auth), (e) => errors.push(String((e as Error).message)), 10_000);
+    const who = (subject: string) => ({ tenant: "acme", subject, accessLevel: "viewer" as const, dbRole: "sextant_t_acme", authMethod: "jwt" as const, statementTimeoutMs: 1000 });
+    await limiter.hit(who("nul\u0000sub"), 2);
+    await limiter.hit(who("x".repeat(10_000)));
+    await limiter.hit(who("plain-after-hostile"));
+    await limiter.flush();
+    expect(errors).toEqual([]);
+    const { rows } = await db.admin.query(
+      "select bucket, hits from sextant_private.rate_buckets where bucket like 'p:acme:#%:minute' or bucket = 'p:acme:plain-after-hostile:minute' order by bucket");
+    expect(rows.map((r) => r.hits).sort()).toEqual([1, 1, 2]);
+    expect(rows.every((r) => r.bucket.length < 300 && !r.bucket.includes("\u0000"))).toBe(true);
+    await limiter.close();
   });
 });
 
