@@ -41,6 +41,7 @@ async function leftovers() {
             (select count(*) from pg_class where relpersistence = 't')::int as temp_relations,
             (select count(*) from pg_publication)::int as publications,
             (select count(*) from pg_extension)::int as extensions,
+            (select count(*) from pg_prepared_xacts)::int as prepared_transactions,
             (select last_value from acme_sales.order_seq)::int as sequence_value,
             (select is_called from acme_sales.order_seq) as sequence_called,
             (select count(*) from acme_sales.orders)::int as orders,
@@ -100,6 +101,7 @@ const attacks: [string, string, string][] = [
   ["comment on a tenant table", "comment on table acme_sales.orders is 'pwned'", "42501"],
   ["analyze a tenant table (statistics)", "analyze acme_sales.orders", "ok"], // PostgreSQL skips tables the role may not maintain, with a warning
   ["a materialized view in a temp schema", "create materialized view pg_temp.m as select 1", "42501"],
+  ["a prepared (two-phase) transaction holding locks", "select 1 from acme_sales.orders limit 1; prepare transaction 'mallory'", "55000"], // max_prepared_transactions = 0
 ];
 
 describe(`a read-write transaction of a read-only psql login leaves nothing behind (${attacks.length} attacks)`, () => {
@@ -121,6 +123,28 @@ describe(`a read-write transaction of a read-only psql login leaves nothing behi
       expect((await c.query("select last_value from acme_sales.order_seq")).rows[0].last_value).toBeDefined();
     } finally {
       await c.end();
+    }
+  });
+
+  test("a login may change its own session defaults (PostgreSQL allows it); they change nothing it may do", async () => {
+    expect(await asLoginReadWrite(
+      `alter role ${login} set default_transaction_read_only = off; alter role ${login} set statement_timeout = 0`,
+    )).toBe("ok");
+    try {
+      const before = await leftovers();
+      const c = new pg.Client({ connectionString: loginUrl });
+      await c.connect();
+      try {
+        expect((await c.query("show default_transaction_read_only")).rows[0].default_transaction_read_only).toBe("off");
+        for (const sql of ["delete from acme_sales.orders", "create temp table t (x int)", "select lo_create(0)", "select nextval('acme_sales.order_seq')"]) {
+          await expect(c.query(sql), sql).rejects.toMatchObject({ code: "42501" });
+        }
+      } finally {
+        await c.end();
+      }
+      expect(await leftovers()).toEqual(before);
+    } finally {
+      await db.admin.query(`alter role ${login} set default_transaction_read_only = on; alter role ${login} set statement_timeout = 15000`);
     }
   });
 
