@@ -65,6 +65,8 @@ declare
   v_local text;
   v_prev_role text := current_setting('role');
   v_version text;
+  v_fact record;
+  v_facts jsonb := '{}';
   v_count integer := 0;
   v_table record;
   v_message text;
@@ -99,6 +101,18 @@ begin
     execute format('create foreign table %I.settings (name text, setting text) server %I '
                    'options (schema_name %L, table_name %L)', v_meta, v_src.server_name, 'pg_catalog', 'pg_settings');
     execute format('select setting from %I.settings where name = %L', v_meta, 'server_version') into v_version;
+    -- The remote catalog, for comments, keys and row estimates: joins of these are sent to
+    -- the remote server as one query. Its text is stored and shown as data, never run.
+    execute format('create foreign table %I.namespaces (oid oid, nspname name) server %I options (schema_name %L, table_name %L)',
+                   v_meta, v_src.server_name, 'pg_catalog', 'pg_namespace');
+    execute format('create foreign table %I.classes (oid oid, relname name, relnamespace oid, relkind "char", reltuples real) server %I options (schema_name %L, table_name %L)',
+                   v_meta, v_src.server_name, 'pg_catalog', 'pg_class');
+    execute format('create foreign table %I.descriptions (objoid oid, classoid oid, objsubid integer, description text) server %I options (schema_name %L, table_name %L)',
+                   v_meta, v_src.server_name, 'pg_catalog', 'pg_description');
+    execute format('create foreign table %I.attributes (attrelid oid, attnum smallint, attname name) server %I options (schema_name %L, table_name %L)',
+                   v_meta, v_src.server_name, 'pg_catalog', 'pg_attribute');
+    execute format('create foreign table %I.constraints (conrelid oid, contype "char", conkey smallint[]) server %I options (schema_name %L, table_name %L)',
+                   v_meta, v_src.server_name, 'pg_catalog', 'pg_constraint');
 
     for i in 1 .. cardinality(v_src.remote_schemas) loop
       v_remote := v_src.remote_schemas[i];
@@ -124,16 +138,55 @@ begin
         end;
         v_count := v_count + 1;
       end loop;
+
+      -- Table facts (1259 is pg_class's OID on every PostgreSQL): comment, estimate, key.
+      for v_fact in execute format($q$
+          select c.relname::text as relname, left(d.description, 2000) as description,
+                 case when c.reltuples >= 0 then c.reltuples::bigint end as estimated_rows,
+                 (select array_agg(a.attname::text order by a.attnum)
+                    from %1$I.constraints as k
+                    join %1$I.attributes as a on a.attrelid = k.conrelid and a.attnum = any (k.conkey)
+                   where k.conrelid = c.oid and k.contype = 'p') as primary_key
+          from %1$I.classes as c
+          join %1$I.namespaces as n on n.oid = c.relnamespace
+          left join %1$I.descriptions as d on d.objoid = c.oid and d.classoid = 1259 and d.objsubid = 0
+          where n.nspname = $1 and c.relkind in ('r', 'p', 'v', 'm', 'f')$q$, v_meta) using v_remote
+      loop
+        continue when to_regclass(format('%I.%I', v_local, v_fact.relname)) is null;
+        v_facts := v_facts || jsonb_build_object(v_remote || '.' || v_fact.relname, to_jsonb(v_fact));
+        execute format('comment on view %I.%I is %L', v_local, v_fact.relname,
+                       concat_ws(' ', v_fact.description || E'\n',
+                                 format('(%s.%s of source %s%s)', v_remote, v_fact.relname, name,
+                                        '; primary key ' || array_to_string(v_fact.primary_key, ', '))));
+      end loop;
+      -- Column comments.
+      for v_fact in execute format($q$
+          select c.relname::text as relname, a.attname::text as attname, left(d.description, 2000) as description
+          from %1$I.classes as c
+          join %1$I.namespaces as n on n.oid = c.relnamespace
+          join %1$I.descriptions as d on d.objoid = c.oid and d.classoid = 1259 and d.objsubid > 0
+          join %1$I.attributes as a on a.attrelid = c.oid and a.attnum = d.objsubid
+          where n.nspname = $1$q$, v_meta) using v_remote
+      loop
+        continue when not exists (
+          select from pg_catalog.pg_attribute as a
+          where a.attrelid = to_regclass(format('%I.%I', v_local, v_fact.relname)) and a.attname = v_fact.attname and not a.attisdropped);
+        execute format('comment on column %I.%I.%I is %L', v_local, v_fact.relname, v_fact.attname, v_fact.description);
+      end loop;
     end loop;
     perform set_config('role', v_prev_role, true);
 
     delete from sextant.source_tables as st where st.tenant_slug = slug and st.source_name = name;
     foreach v_remote in array v_src.remote_schemas loop
       v_hidden := sextant_private.source_hidden_schema(slug, name, v_remote);
-      insert into sextant.source_tables (tenant_slug, source_name, remote_schema, table_name, local_schema, column_count)
+      insert into sextant.source_tables (tenant_slug, source_name, remote_schema, table_name, local_schema, column_count,
+                                         description, estimated_rows, primary_key)
       select slug, name, v_remote, c.relname, name || '_' || v_remote,
              (select count(*) from pg_catalog.pg_attribute as a
-               where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped)
+               where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped),
+             v_facts -> (v_remote || '.' || c.relname) ->> 'description',
+             (v_facts -> (v_remote || '.' || c.relname) ->> 'estimated_rows')::bigint,
+             array(select jsonb_array_elements_text(coalesce(nullif(v_facts -> (v_remote || '.' || c.relname) -> 'primary_key', 'null'), '[]')))
       from pg_catalog.pg_class as c
       where c.relnamespace = v_hidden::regnamespace and c.relkind = 'f';
     end loop;

@@ -36,6 +36,7 @@ beforeAll(async () => {
     create schema analytics;
     create table analytics.orders (id int primary key, customer text not null, amount numeric not null);
     comment on table analytics.orders is 'Warehouse orders';
+    comment on column analytics.orders.amount is 'Order amount in cents';
     insert into analytics.orders select i, 'customer ' || (i % 50), i from generate_series(1, 1000) as i;
     create table analytics.customers (id int primary key, name text not null);
     insert into analytics.customers select i, 'customer ' || i from generate_series(0, 49) as i;
@@ -47,6 +48,7 @@ beforeAll(async () => {
     -- The remote role may write everything: Sextant's read-only guarantees must not rest on it.
     grant all on schema analytics, secret_stuff to sx_writer;
     grant all on all tables in schema analytics, secret_stuff to sx_writer;`);
+  await remote.sql("analyze analytics.orders");
   allow = [`127.0.0.1:${remote.port}`];
   db = await createTestDatabase();
   await withAdmin((c) => addSource(c, allow, { tenant: "acme", name: "warehouse", url: remoteUrl(), schemas: ["analytics"] }));
@@ -75,9 +77,13 @@ describe("a source's tables through MCP", () => {
   test("list_tables, describe_table, sample_table and query read the remote tables", async () => {
     const { rows } = (await callOk(acme, "list_tables", { schema: "warehouse_analytics" })) as { rows: { table_name: string; description: string }[] };
     expect(rows.map((r) => r.table_name)).toEqual(["customers", "orders", "session"]);
-    expect(rows[1]!.description).toBe("analytics.orders of source warehouse");
-    const d = (await callOk(acme, "describe_table", { table: "warehouse_analytics.orders" })) as { columns: { name: string; type: string }[] };
+    // The remote catalog's comments and keys, read at refresh time.
+    expect(rows[1]!.description).toBe("Warehouse orders\n (analytics.orders of source warehouse; primary key id)");
+    const d = (await callOk(acme, "describe_table", { table: "warehouse_analytics.orders" })) as { columns: { name: string; type: string; description: string | null }[] };
     expect(d.columns.map((c) => [c.name, c.type])).toEqual([["id", "integer"], ["customer", "text"], ["amount", "numeric"]]);
+    expect(d.columns[2]!.description).toBe("Order amount in cents");
+    expect((await db.admin.query("select primary_key, estimated_rows::int as estimated_rows from sextant.source_tables where table_name = 'orders'")).rows)
+      .toEqual([{ primary_key: ["id"], estimated_rows: 1000 }]);
     const sample = (await callOk(acme, "sample_table", { table: "orders", schema: "warehouse_analytics", n: 5 })) as { row_count: number };
     expect(sample.row_count).toBe(5);
     const q = (await callOk(acme, "query", { sql: "select count(*) as n, sum(amount) as total from warehouse_analytics.orders o join warehouse_analytics.customers c on c.name = o.customer where o.id <= 100" })) as { rows: Record<string, unknown>[] };

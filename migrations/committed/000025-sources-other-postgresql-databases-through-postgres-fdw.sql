@@ -1,5 +1,5 @@
---! Previous: sha1:505d10a6c9df3dfbf1dcf4412bb774a372fb4a11
---! Hash: sha1:7d9529cd12dfd2d23df62e7c23f06b9233ad004a
+--! Previous: sha1:e821ea86bdb3250e9bdab9b5992d711e35b7e07c
+--! Hash: sha1:2971a371e3bd6b3cbd08a0129626d68accf06811
 --! Message: sources: a tenant's data in other PostgreSQL databases, through postgres_fdw
 
 -- postgres_fdw ships in PostgreSQL's contrib; creating it needs a superuser (it is not a
@@ -78,6 +78,10 @@ create table if not exists sextant.source_tables (
   table_name text not null,
   local_schema text not null,
   column_count integer not null,
+  -- From the remote catalog at refresh time (comments are shown on the views too).
+  description text,
+  estimated_rows bigint,
+  primary_key text[] not null default '{}',
   refreshed_at timestamptz not null default now(),
   primary key (tenant_slug, source_name, remote_schema, table_name),
   foreign key (tenant_slug, source_name) references sextant.sources (tenant_slug, name) on delete cascade
