@@ -108,6 +108,22 @@ describe("create_tenant", () => {
     }));
 });
 
+describe("map_schema grants reading, nothing that writes", () => {
+  test("a mapped schema's sequences are readable but cannot be advanced, and PUBLIC loses CREATE on it", () =>
+    withTx(db.admin, async (client) => {
+      await client.query("create schema legacy_reports; grant create on schema legacy_reports to public");
+      await client.query("create sequence legacy_reports.ids");
+      await client.query("select sextant_private.map_schema('acme', 'legacy_reports')");
+      const { rows } = await client.query(
+        `select has_sequence_privilege('sextant_t_acme', 'legacy_reports.ids', 'select') as can_read,
+                has_sequence_privilege('sextant_t_acme', 'legacy_reports.ids', 'usage') as can_nextval,
+                has_schema_privilege('sextant_t_acme', 'legacy_reports', 'create') as tenant_creates,
+                has_schema_privilege('public', 'legacy_reports', 'create') as public_creates`,
+      );
+      expect(rows[0]).toEqual({ can_read: true, can_nextval: false, tenant_creates: false, public_creates: false });
+    }));
+});
+
 describe("analyst psql logins", () => {
   let url: string;
   beforeAll(async () => {
