@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { addSource, listSources, refreshSource, removeSource } from "../src/sources/index.ts";
 import { runCli } from "./helpers/cli.ts";
 import { asRole, createTestDatabase, createToken, withTx, type TestDatabase } from "./helpers/db.ts";
+import { gql } from "./helpers/graphql.ts";
 import { callOk, connectHttp, textOf } from "./helpers/mcpClient.ts";
 import { startRemotePg, type RemotePg } from "./helpers/remotePg.ts";
 import { startTestServer } from "./helpers/server.ts";
@@ -16,6 +17,8 @@ let server: Awaited<ReturnType<typeof startTestServer>>;
 let acme: Client;
 let globex: Client;
 let allow: string[];
+let acmeToken: string;
+let globexToken: string;
 
 const remoteUrl = () => remote.url("sx_writer", PASSWORD);
 const onRemote = (sql: string) => remote.sql(sql);
@@ -53,8 +56,10 @@ beforeAll(async () => {
   db = await createTestDatabase();
   await withAdmin((c) => addSource(c, allow, { tenant: "acme", name: "warehouse", url: remoteUrl(), schemas: ["analytics"] }));
   server = await startTestServer(db);
-  acme = (await connectHttp(server.url, await createToken(db, "acme", "src-acme", "admin"))).client;
-  globex = (await connectHttp(server.url, await createToken(db, "globex", "src-globex", "admin"))).client;
+  acmeToken = await createToken(db, "acme", "src-acme", "admin");
+  globexToken = await createToken(db, "globex", "src-globex", "admin");
+  acme = (await connectHttp(server.url, acmeToken)).client;
+  globex = (await connectHttp(server.url, globexToken)).client;
 }, 120_000);
 
 afterAll(async () => {
@@ -101,6 +106,40 @@ describe("a source's tables through MCP", () => {
   test("the remote session is read-only and has a statement timeout, whatever the remote role may do", async () => {
     const q = (await callOk(acme, "query", { sql: "select * from warehouse_analytics.session" })) as { rows: Record<string, unknown>[] };
     expect(q.rows).toEqual([{ read_only: "on", statement_timeout: "15s" }]);
+  });
+});
+
+describe("a source's tables through GraphQL and psql", () => {
+  test("GraphQL's listDatabases and query show the source to its tenant only", async () => {
+    const q = `{ listDatabases { nodes { databaseName status tableCount serverVersion } }
+                 query(sql: "select count(*)::int as n from warehouse_analytics.orders") { rows } }`;
+    const a = await gql(server.url, acmeToken, q);
+    expect(a.body.errors).toBeUndefined();
+    expect(a.body.data.listDatabases.nodes).toContainEqual({ databaseName: "warehouse", status: "ok", tableCount: 3, serverVersion: expect.stringMatching(/^18/) });
+    expect(a.body.data.query.rows).toEqual([{ n: 1000 }]);
+    const g = await gql(server.url, globexToken, `{ listDatabases { nodes { databaseName } } }`);
+    expect(g.body.data.listDatabases.nodes.map((n: { databaseName: string }) => n.databaseName)).not.toContain("warehouse");
+    expect(JSON.stringify(a.body)).not.toContain(PASSWORD);
+  });
+
+  test("an analyst's own psql login reads the source but not the mapping", async () => {
+    const login = `src_ann_${Date.now()}`;
+    const password = "analyst-password-0123456789";
+    await db.admin.query("select sextant_private.create_analyst_login('acme', $1, $2)", [login, password]);
+    const url = new URL(db.adminUrl);
+    url.username = login;
+    url.password = password;
+    const c = new pg.Client({ connectionString: url.toString() });
+    await c.connect();
+    try {
+      expect((await c.query("select count(*)::int as n from warehouse_analytics.orders where amount > 500")).rows).toEqual([{ n: 500 }]);
+      await expect(c.query("select * from pg_user_mappings")).rejects.toMatchObject({ code: "42501" });
+      await expect(c.query("select srvoptions from pg_foreign_server")).rejects.toMatchObject({ code: "42501" });
+      await expect(c.query("begin read write; insert into warehouse_analytics.orders values (9999, 'x', 1)")).rejects.toMatchObject({ code: "42501" });
+    } finally {
+      await c.end();
+      await db.admin.query(`drop owned by ${login}; drop role ${login}`);
+    }
   });
 });
 
