@@ -537,6 +537,14 @@ begin
       using errcode = 'SX400',
             hint = 'Store the connection string (or the password) with set_pipeline_secret and refer to it as {"secret": "name"}; definitions are shown to every viewer.';
   end if;
+  -- Credentials in headers likewise: a literal value of a header that carries them.
+  if jsonb_typeof(new.source -> 'headers') = 'object'
+     and exists (select from jsonb_each(new.source -> 'headers') as h
+                 where jsonb_typeof(h.value) = 'string'
+                   and h.key ~* '^(authorization|proxy-authorization|cookie)$|api[-_]?key|token|secret|password|auth') then
+    raise exception 'pipeline % has a literal value in a credential header', new.name
+      using errcode = 'SX400', hint = 'Store it with set_pipeline_secret and refer to it as {"secret": "name"}; definitions are shown to every viewer.';
+  end if;
   if tg_op = 'UPDATE'
      and not (sextant_exec.source_origins(new.source, new.entities) <@ sextant_exec.source_origins(old.source, old.entities)) then
     delete from sextant_private.pipeline_secrets as s where s.pipeline_id = old.id;

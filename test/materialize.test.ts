@@ -639,7 +639,8 @@ describe("a worker killed in the middle of a load", () => {
 });
 
 describe("sextant pipeline (CLI)", () => {
-  test("create from YAML with a models folder, run --wait to the end, list; errors are one line", { timeout: 60_000 }, async () => {
+  // Ten CLI processes, each migrating the database first: over a minute on a busy 2-core machine.
+  test("create from YAML with a models folder, run --wait to the end, list; errors are one line", { timeout: 180_000 }, async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sextant-pipe-"));
     fs.mkdirSync(path.join(dir, "models"));
     fs.writeFileSync(path.join(dir, "models", "by_country.sql"), "select country, count(*) as customers from {{ source('shop', 'customers') }} group by country\n");

@@ -352,9 +352,11 @@ describe("secrets of a source", () => {
       { name: "remote", kind: "postgres", connection_string: "postgres://reader:hunter2-secret@db.example.com:5432/shop" },
       { name: "remote", kind: "postgres", connection_string: "postgres://db.example.com/shop?user=reader&password=hunter2-secret" },
       { name: "api", kind: "http", base_url: "https://user:hunter2-secret@api.example.com/" },
+      { name: "api", kind: "http", base_url: "https://api.example.com/", headers: { Authorization: "Bearer hunter2-secret" } },
+      { name: "api", kind: "csv", base_url: "https://api.example.com/", headers: { "X-Api-Key": "hunter2-secret" } },
     ]) {
       const r = await createPipeline({ name: "inline_pw", target_schema: "t_acme__src", source, entities: [{ name: "e", query: "select 1" }], models: [] });
-      expect(r.errors?.[0]?.message).toMatch(/password inside a URL or connection string/);
+      expect(r.errors?.[0]?.message).toMatch(/password inside a URL or connection string|literal value in a credential header/);
       expect(JSON.stringify(r)).not.toContain("hunter2-secret");
     }
     expect((await db.admin.query("select count(*)::int as n from sextant.pipelines")).rows[0].n).toBe(before);
