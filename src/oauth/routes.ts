@@ -6,6 +6,7 @@ import type { Logger } from "pino";
 import { tokenVerifier } from "../auth/bearer.ts";
 import type { Authenticate } from "../auth/authenticate.ts";
 import type { KeyRing } from "./keys.ts";
+import { throttleAddress } from "./clientAddress.ts";
 import { consentPage, loginPage, messagePage } from "./pages.ts";
 import { verifyPassword } from "./password.ts";
 import { UpstreamOidc, type UpstreamConfig } from "./upstream.ts";
@@ -76,7 +77,7 @@ export function installOAuth(app: Express, deps: {
   // own limiter behind it counts per process only.
   app.post("/register", async (req: Request, res: Response, next) => {
     try {
-      const address = String(req.ip || req.socket.remoteAddress || "unknown").slice(0, 100);
+      const address = throttleAddress(req.ip || req.socket.remoteAddress);
       const wait = (await pool.query("select sextant_private.oauth_register_attempt($1) as wait", [address])).rows[0].wait as number;
       if (wait > 0) {
         res.setHeader("Retry-After", String(wait));
@@ -145,7 +146,7 @@ export function installOAuth(app: Express, deps: {
       // per e-mail from addresses it never signed in from, each with a delay that doubles past
       // a few failures; a guesser elsewhere never slows the person at their usual address.
       if (!email || !password) return again(401, "The e-mail or the password is not right.");
-      const address = String(req.ip || req.socket.remoteAddress || "unknown").slice(0, 100);
+      const address = throttleAddress(req.ip || req.socket.remoteAddress);
       const wait = (await pool.query("select sextant_private.oauth_login_attempt($1, $2) as wait", [email, address])).rows[0].wait as number;
       if (wait > 0) {
         res.setHeader("Retry-After", String(wait));

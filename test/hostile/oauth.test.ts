@@ -4,6 +4,7 @@
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { hashPassword } from "../../src/oauth/password.ts";
+import { throttleAddress } from "../../src/oauth/clientAddress.ts";
 import { redirectUriProblem } from "../../src/oauth/redirectUri.ts";
 import { asRole, createTestDatabase, type TestDatabase } from "../helpers/db.ts";
 import { openLoginForm, pkce, postFrom, postLogin, REDIRECT, signIn } from "../helpers/oauth.ts";
@@ -399,6 +400,20 @@ describe("sign-in throttle", () => {
     expect(own.status).toBe(200);
     expect(own.html).toMatch(/action="\/oauth\/consent"/);
     await healthy();
+  });
+
+  test("an IPv6 client counts by its /64 (one host cannot take a fresh address per guess); a mapped IPv4 as the IPv4", () => {
+    expect(throttleAddress("2001:db8:1:2:aaaa:bbbb:cccc:dddd")).toBe("2001:db8:1:2::/64");
+    expect(throttleAddress("2001:db8:1:2::1")).toBe("2001:db8:1:2::/64");
+    expect(throttleAddress("2001:0DB8:0001:0002:0:0:0:9")).toBe("2001:db8:1:2::/64");
+    expect(throttleAddress("2001:db8::")).toBe("2001:db8:0:0::/64");
+    expect(throttleAddress("::1")).toBe("0:0:0:0::/64");
+    expect(throttleAddress("64:ff9b::192.0.2.1")).toBe("64:ff9b:0:0::/64");
+    expect(throttleAddress("fe80::1%eth0")).toBe("fe80:0:0:0::/64");
+    expect(throttleAddress("::ffff:203.0.113.9")).toBe("203.0.113.9");
+    expect(throttleAddress("::FFFF:127.0.0.2")).toBe("127.0.0.2");
+    expect(throttleAddress("198.51.100.7")).toBe("198.51.100.7");
+    expect(throttleAddress(undefined)).toBe("unknown");
   });
 
   test("the delay doubles with each failure past the free ones, stops at 15 minutes, and an hour of quiet forgets", async () => {
