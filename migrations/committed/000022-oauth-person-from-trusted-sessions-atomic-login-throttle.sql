@@ -1,6 +1,6 @@
 --! Previous: sha1:25234dffd01b65cddcffb36e207d9f863d5b8ef6
 --! Hash: sha1:607cecc521a23e431690b607826cd5208c2ff3e2
---! Message: oauth: the person is trusted only in the server's own sessions; sign-in attempts are counted atomically per e-mail and address
+--! Message: oauth: the person is trusted only in the server's own sessions; sign-in attempts and client registrations are allowed and counted in one statement
 
 -- OAuth grants and attribution: who the request is for (the "person") came from the setting
 -- jwt.claims.sub, which any session can change with `set`/set_config. A psql login at viewer
