@@ -126,7 +126,9 @@ export async function resolveReachable(host: string, port: number, fallbackPort:
       );
     }
   }
-  const first = addresses[0]!;
+  // One address is dialled (the checked one, no second lookup); IPv4 first, as most services
+  // that answer on both listen there.
+  const first = [...addresses].sort((a, b) => a.family - b.family)[0]!;
   // An IPv4 address written as IPv6 is dialled as IPv4: the address that was checked.
   const normal = normalizeAddress(first.address);
   return net.isIPv4(normal) ? { address: normal, family: 4 } : { address: first.address, family: 6 };

@@ -265,6 +265,14 @@ describe("addresses of HTTP and CSV sources", () => {
     expect((await createPipeline({ name: ok, target_schema: "t_acme__src", source: { name: "api", kind: "http", base_url: `http://[::ffff:127.0.0.1]:${svc.port}/` },
       entities: [{ name: "items_ok", path: "items" }], models: [] })).errors).toBeUndefined();
     expect(await run(ok)).toEqual({ status: "succeeded", error: null });
+    // Allowed by name and port: the name is resolved once and that address dialled.
+    setAllow(`localhost:${svc.port}`);
+    const byName = `nm_${Math.random().toString(36).slice(2, 8)}`;
+    expect((await createPipeline({ name: byName, target_schema: "t_acme__src", source: { name: "api", kind: "http", base_url: `http://localhost:${svc.port}/` },
+      entities: [{ name: "items_nm", path: "items" }], models: [] })).errors).toBeUndefined();
+    expect(await run(byName)).toEqual({ status: "succeeded", error: null });
+    expect(svc.requests.at(-1)!.headers.host).toBe(`localhost:${svc.port}`);
+    setAllow(`127.0.0.1:${svc.port}`);
     const other = await startRecorder();
     try {
       const no = `no_${Math.random().toString(36).slice(2, 8)}`;
