@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { createTestDatabase, createToken, type TestDatabase } from "../helpers/db.ts";
+import { eventually } from "../helpers/graphql.ts";
 import { callOk, connectHttp } from "../helpers/mcpClient.ts";
 import { startTestServer } from "../helpers/server.ts";
 
@@ -194,8 +195,11 @@ describe("MCP sessions are bounded per principal and per tenant", () => {
     await expect(first.client.callTool({ name: "whoami", arguments: {} })).rejects.toThrow(/session not found|404/);
     expect(await callOk(kept.client, "whoami")).toMatchObject({ tenant: "globex", principal: "session-keeper" });
     // Opening sessions is counted and audited like any operation.
-    const audited = await db.admin.query("select count(*)::int as n from sextant.audit_events where principal = 'session-flooder' and tool = 'mcp:session' and outcome = 'ok'");
-    expect(audited.rows[0].n).toBe(13);
+    const audited = () => db.admin.query("select count(*)::int as n from sextant.audit_events where principal = 'session-flooder' and tool = 'mcp:session' and outcome = 'ok'");
+    expect(await eventually(async () => (await audited()).rows[0].n === 13)).toBe(true);
+    // A client that ends its session (DELETE /mcp) frees its place at once.
+    await kept.transport.terminateSession();
+    expect(await eventually(async () => (await live("session-keeper")) === 0)).toBe(true);
     await kept.client.close();
   });
 
