@@ -1,7 +1,7 @@
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { addSource, listSources, refreshSource, removeSource } from "../src/sources/index.ts";
+import { addSource, listSources, refreshDueSources, refreshSource, removeSource } from "../src/sources/index.ts";
 import { runCli } from "./helpers/cli.ts";
 import { asRole, createTestDatabase, createToken, withTx, type TestDatabase } from "./helpers/db.ts";
 import { gql } from "./helpers/graphql.ts";
@@ -288,6 +288,31 @@ describe("refresh and failures", () => {
     const open = await remote.sql<{ n: number }>("select count(*)::int as n from pg_stat_activity where application_name = 'sextant'");
     expect(open[0]!.n).toBeLessThanOrEqual(8 + 4);
   });
+
+  test("a remote server lost in the middle of a query: the tool says a source failed, the next query reconnects", async () => {
+    await remote.sql("create view analytics.slow as select pg_sleep(2)::text as slept; grant select on analytics.slow to sx_writer");
+    await withAdmin((c) => refreshSource(c, "acme", "warehouse"));
+    try {
+      const pending = acme.callTool({ name: "query", arguments: { sql: "select * from warehouse_analytics.slow" } });
+      // Wait until the remote query runs, then end its session there.
+      const deadline = Date.now() + 5000;
+      while (Date.now() < deadline) {
+        const running = await remote.sql<{ n: number }>("select count(*)::int as n from pg_stat_activity where application_name = 'sextant' and state = 'active' and (query like 'FETCH %' or query like '%analytics.slow%')");
+        if (running[0]!.n > 0) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      // postgres_fdw reads through a cursor: the sleeping statement is its FETCH.
+      await remote.sql("select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'sextant' and state = 'active' and (query like 'FETCH %' or query like '%analytics.slow%')");
+      const r = await pending;
+      expect(r.isError).toBe(true);
+      expect(textOf(r)).toMatch(/SX502: a source's PostgreSQL server closed the connection during the query/);
+      const again = (await callOk(acme, "query", { sql: "select count(*)::int as n from warehouse_analytics.orders" })) as { rows: unknown[] };
+      expect(again.rows).toEqual([{ n: 1000 }]);
+    } finally {
+      await remote.sql("drop view analytics.slow");
+      await withAdmin((c) => refreshSource(c, "acme", "warehouse"));
+    }
+  });
 });
 
 describe("operators", () => {
@@ -333,6 +358,12 @@ describe("operators", () => {
     expect((await db.admin.query("select count(*)::int as n from pg_namespace where nspname = 'wh_analytics'")).rows).toEqual([{ n: 0 }]);
     expect((await db.admin.query("select count(*)::int as n from sextant.tenant_schemas where schema_name = 'wh_analytics'")).rows).toEqual([{ n: 0 }]);
   }, 120_000);
+
+  test("refresh-due refreshes the sources whose last refresh is older than the interval, and only those", async () => {
+    await db.admin.query("update sextant.sources set last_refreshed_at = now() - interval '2 hours' where name = 'warehouse'");
+    expect(await withAdmin((c) => refreshDueSources(c, "1 hour"))).toEqual({ refreshed: 1, failed: 0 });
+    expect(await withAdmin((c) => refreshDueSources(c, "1 hour"))).toEqual({ refreshed: 0, failed: 0 });
+  });
 
   test("removing a source drops its server, mapping and tables", async () => {
     await withAdmin((c) => addSource(c, allow, { tenant: "acme", name: "gone", url: remoteUrl(), schemas: ["analytics"] }));

@@ -14,7 +14,7 @@ import { startWorker } from "../worker/index.ts";
 import { rotateSigningKey } from "../oauth/keys.ts";
 import { hashPassword, passwordProblem } from "../oauth/password.ts";
 import { serve } from "./serve.ts";
-import { addSource, listSources, refreshSource, removeSource } from "../sources/index.ts";
+import { addSource, listSources, refreshDueSources, refreshSource, removeSource } from "../sources/index.ts";
 
 const LEVELS = ["viewer", "analyst", "admin"];
 
@@ -460,6 +460,17 @@ source
       const row = await refreshSource(admin, opts.tenant, name);
       if (row.status !== "ok") throw new Error(`source ${name} could not be refreshed: ${row.last_error}`);
       process.stdout.write(`source ${name} refreshed: ${row.table_count} tables\n`);
+    }),
+  );
+source
+  .command("refresh-due")
+  .description("refresh every source not refreshed for a while (run it from cron; failures are recorded per source)")
+  .option("--older-than <interval>", "a PostgreSQL interval", "1 hour")
+  .action((opts: { olderThan: string }) =>
+    withContext(async ({ admin }) => {
+      const { refreshed, failed } = await refreshDueSources(admin, opts.olderThan);
+      process.stdout.write(`${refreshed} sources refreshed, ${failed} failed\n`);
+      if (failed > 0) process.exitCode = 1;
     }),
   );
 source

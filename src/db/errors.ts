@@ -44,6 +44,15 @@ const CLASS_STATUS: Record<string, number> = {
   "57": 503, // operator intervention
 };
 
+/**
+ * PostgreSQL's messages quote values (a failed cast quotes the whole value), so an error could
+ * carry what the response byte cap refuses: every text a caller sees is cut to 1,000 characters.
+ */
+const MAX_ERROR_TEXT = 1000;
+function cut(text: string): string {
+  return text.length > MAX_ERROR_TEXT ? `${text.slice(0, MAX_ERROR_TEXT)}... (cut at ${MAX_ERROR_TEXT} characters)` : text;
+}
+
 /** An error raised by Sextant's own TypeScript with an SX code (same shape as a SQL one). */
 export class SextantError extends Error {
   constructor(
@@ -61,7 +70,7 @@ export class SextantError extends Error {
  * and hint; anything else becomes "internal error" with a request id, and `log` gets the rest.
  */
 export function toPublicError(error: unknown, log?: (id: string, error: unknown) => void): PublicError {
-  const e = error as { code?: unknown; message?: unknown; detail?: unknown; hint?: unknown };
+  const e = error as { code?: unknown; message?: unknown; detail?: unknown; hint?: unknown; where?: unknown };
   const code = typeof e?.code === "string" ? e.code : undefined;
   // postgres_fdw names the foreign server it could not reach; a source's server is
   // sextant_src__<tenant>__<source> (sql/sources.sql), so the caller is told which source.
@@ -76,13 +85,22 @@ export function toPublicError(error: unknown, log?: (id: string, error: unknown)
       status: 502,
     };
   }
+  // A source's server lost mid-query: postgres_fdw names no server then, only the remote SQL.
+  if (code?.startsWith("08") && typeof e.where === "string" && e.where.includes("remote SQL command: ")) {
+    return {
+      code: "SX502",
+      message: "a source's PostgreSQL server closed the connection during the query",
+      hint: "Other sources and local tables still work; run the query again, or ask an operator to check the source (`sextant source list`).",
+      status: 502,
+    };
+  }
   const status = code ? (STATUS[code] ?? CLASS_STATUS[code.slice(0, 2)]) : undefined;
   if (code && status) {
     return {
       code,
-      message: String(e.message ?? "error"),
-      ...(typeof e.detail === "string" && e.detail ? { detail: e.detail } : {}),
-      ...(typeof e.hint === "string" && e.hint ? { hint: e.hint } : {}),
+      message: cut(String(e.message ?? "error")),
+      ...(typeof e.detail === "string" && e.detail ? { detail: cut(e.detail) } : {}),
+      ...(typeof e.hint === "string" && e.hint ? { hint: cut(e.hint) } : {}),
       status,
     };
   }
