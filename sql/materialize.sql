@@ -537,6 +537,16 @@ begin
       using errcode = 'SX400',
             hint = 'Store the connection string (or the password) with set_pipeline_secret and refer to it as {"secret": "name"}; definitions are shown to every viewer.';
   end if;
+  -- The worker is shared by every tenant: a source's knobs stay within bounds (a page is held in
+  -- memory whole; retries and timeouts keep a worker slot busy).
+  if exists (select from (values ('max_page_bytes', 1::numeric, 268435456::numeric), ('max_retries', 0, 10),
+                                 ('timeout_ms', 1, 300000), ('requests_per_second', 0.01, 1000)) as b (k, lo, hi)
+             where new.source ? b.k
+               and (jsonb_typeof(new.source -> b.k) <> 'number' or (new.source ->> b.k)::numeric not between b.lo and b.hi)) then
+    raise exception 'pipeline % sets a source limit out of bounds', new.name
+      using errcode = 'SX400',
+            hint = 'max_page_bytes is 1 to 268435456, max_retries 0 to 10, timeout_ms 1 to 300000, requests_per_second 0.01 to 1000.';
+  end if;
   -- Credentials in headers likewise: a literal value of a header that carries them.
   if jsonb_typeof(new.source -> 'headers') = 'object'
      and exists (select from jsonb_each(new.source -> 'headers') as h

@@ -355,6 +355,22 @@ describe("names a source chooses", () => {
   });
 });
 
+describe("bounds of a source", () => {
+  test.each([
+    ["a page of a terabyte held in memory", { max_page_bytes: 1e12 }],
+    ["a million retries", { max_retries: 1000000 }],
+    ["a request that may take a day", { timeout_ms: 86400000 }],
+    ["a rate that never sends", { requests_per_second: 0 }],
+    ["a limit that is not a number", { max_page_bytes: "1e12" }],
+  ])("%s is refused when the pipeline is written", async (_, knobs) => {
+    const r = await createPipeline({ name: "knobs", target_schema: "t_acme__src",
+      source: { name: "api", kind: "http", base_url: "https://api.example.com/", ...knobs }, entities: [{ name: "k", path: "k" }], models: [] });
+    expect(r.errors?.[0]?.message).toMatch(/sets a source limit out of bounds/);
+    expect((await db.admin.query("select count(*)::int as n from sextant.pipelines where name = 'knobs'")).rows[0].n).toBe(0);
+    await healthy();
+  });
+});
+
 describe("secrets of a source", () => {
   test("a connection string or URL with an inline password is refused and never shown to viewers", async () => {
     const before = (await db.admin.query("select count(*)::int as n from sextant.pipelines")).rows[0].n;
