@@ -65,9 +65,6 @@ declare
   v_bytes bigint := 0;
   v_len bigint;
   v_message text;
-  v_state text;
-  v_detail text;
-  v_hint text;
   v_truncated boolean := false;
   v_plan json;
   v_cost numeric;
@@ -219,18 +216,6 @@ begin
     v_truncated,
     case when v_truncated then row_offset + v_count end,
     round(extract(epoch from clock_timestamp() - v_started) * 1000, 3));
-exception when others then
-  -- Errors quote values ("invalid input syntax for type integer: <the whole value>"), so an
-  -- error could carry what the byte cap refuses: message, detail and hint are cut to 1,000
-  -- characters each. (Cancellation, i.e. the statement timeout, is not caught by OTHERS.)
-  get stacked diagnostics v_state = returned_sqlstate, v_message = message_text,
-                          v_detail = pg_exception_detail, v_hint = pg_exception_hint;
-  if length(v_message) <= 1000 and length(v_detail) <= 1000 and length(v_hint) <= 1000 then
-    raise;
-  end if;
-  raise exception using errcode = v_state,
-    message = case when length(v_message) > 1000 then left(v_message, 1000) || '... (cut at 1000 characters)' else v_message end,
-    detail = left(v_detail, 1000), hint = left(v_hint, 1000);
 end
 $fn$;
 $src$, 'run_query__' || slug);

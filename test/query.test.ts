@@ -259,9 +259,10 @@ describe("query results", () => {
       expect(rows[0]).toMatchObject({ row_count: 1, truncated: true });
     }));
 
-  test("an error quoting a huge value is cut before it leaves PostgreSQL", async () => {
+  test("an error quoting a huge value is cut before it reaches the caller", async () => {
     const r = await demo.callTool({ name: "query", arguments: { sql: "select repeat('x', 3000000 + 0 * g)::int from generate_series(1, 1) g" } });
-    expect(textOf(r)).toMatch(/^error 22P02: invalid input syntax for type integer: "x+\.\.\. \(cut at 1000 characters\)/);
+    expect(textOf(r)).toMatch(/^error 22P02: /);
+    expect(textOf(r)).toMatch(/invalid input syntax for type integer: "x+\.\.\. \(cut at 1000 characters\)/);
     expect(JSON.stringify(r).length).toBeLessThan(3000);
     const json = await demo.callTool({ name: "query", arguments: { sql: "select ('[' || repeat('y', 3000000 + 0 * g))::json from generate_series(1, 1) g" } });
     expect(textOf(json)).toMatch(/^error 22P02: /);

@@ -82,9 +82,10 @@ describe(`hostile SQL corpus (${hostileQueries.length} cases)`, () => {
     else if (h.db === "error") expect(viaDb.code, viaDb.text).toBeDefined();
     else expect(viaDb.code, viaDb.text).toBe(h.db);
 
-    // Whatever the query, what comes back stays within the tenant's byte cap (2 MB).
+    // Whatever the query, what comes back stays within the tenant's byte cap (2 MB); errors are
+    // cut where the server maps them (src/db/errors.ts), so only the tool's text is checked there.
     expect(toolText.length).toBeLessThan(2_100_000);
-    expect(viaDb.text.length).toBeLessThan(2_100_000);
+    if (!viaDb.code) expect(viaDb.text.length).toBeLessThan(2_100_000);
     for (const secret of SECRETS) {
       expect(toolText).not.toMatch(secret);
       expect(viaDb.text).not.toMatch(secret);
