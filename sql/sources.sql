@@ -251,6 +251,12 @@ begin
     raise exception 'source name % is invalid', coalesce(name, 'null')
       using errcode = 'SX400', hint = 'Use up to 30 lower-case letters and digits, single underscores between words, starting with a letter.';
   end if;
+  -- Local schemas <name>_<schema> must not look like Sextant's own (sextant_*) or like a
+  -- tenant's provisioned schemas (t_<tenant>__<name>).
+  if name like 'sextant%' or name = 't' or name like 't\_%' then
+    raise exception 'source name % is reserved', name
+      using errcode = 'SX400', hint = 'Source names may not start with "sextant" or "t_", nor be "t".';
+  end if;
   if length(v_server) > 63 then
     raise exception 'source name % is too long for tenant %', name, slug
       using errcode = 'SX400', hint = format('Use at most %s characters.', 63 - length(v_server) + length(name));

@@ -121,6 +121,8 @@ describe("hostile sources", () => {
       ["ok", { url: `${remote.url("sx_writer", PASSWORD)}?options=-c%20default_transaction_read_only%3Doff` }, /may not set options/],
       ["ok", { url: `${remote.url("sx_writer", PASSWORD)}?host=169.254.169.254` }, /may not set host/],
       ["ok", { tenant: "nosuch" }, /tenant nosuch does not exist/],
+      ["t", { schemas: ["globex__x"] }, /source name t is reserved/],
+      ["sextant", { schemas: ["stage_x"] }, /source name sextant is reserved/],
       ["acme", { schemas: ["sales"] }, /schema acme_sales already exists/],
     ];
     for (const [name, opts, message] of attempts) {
