@@ -1,5 +1,5 @@
---! Previous: sha1:18a4e368753475859a8b1c324880fa6549854021
---! Hash: sha1:505d10a6c9df3dfbf1dcf4412bb774a372fb4a11
+--! Previous: sha1:607cecc521a23e431690b607826cd5208c2ff3e2
+--! Hash: sha1:e821ea86bdb3250e9bdab9b5992d711e35b7e07c
 --! Message: psql logins leave nothing behind: no temporary objects, large objects, CREATE or sequence writes for tenant roles
 
 -- A "read-only" analyst login could `begin read write` and create temporary tables, functions
