@@ -96,7 +96,7 @@ describe("README blocks, run as written against a real server", () => {
       SEXTANT_DATA_DIR: dataDir,
       SEXTANT_PG_PORT: String(await freePort()),
       PORT: String(port),
-      SEXTANT_SOURCE_ALLOW_HOSTS: "127.0.0.1",
+      SEXTANT_SOURCE_ALLOW_HOSTS: `127.0.0.1:${apiPort}`, // as the README says (127.0.0.1:8080), on the free port
       LOG_LEVEL: "warn",
     };
     serve = spawn(process.execPath, [SEXTANT_BIN, "serve"], { env, stdio: ["ignore", "pipe", "pipe"] });
