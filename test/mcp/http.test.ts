@@ -222,4 +222,21 @@ describe("MCP sessions are bounded per principal and per tenant", () => {
     await globex.client.close();
     expect((await fetch(`${s.url}/health`)).status).toBe(200);
   });
+
+  test("a second server process counts the same sessions (they are rows in PostgreSQL)", async () => {
+    const s2 = await startTestServer(db, { SEXTANT_MCP_SESSIONS_PER_PRINCIPAL: "3", SEXTANT_MCP_SESSIONS_PER_TENANT: "5" });
+    try {
+      const res = await fetch(`${s2.url}/mcp`, {
+        method: "POST",
+        headers: { "content-type": "application/json", accept: "application/json, text/event-stream", authorization: `Bearer ${await createToken(db, "acme", "session-e")}` },
+        body: JSON.stringify(initialize),
+      });
+      expect(res.status).toBe(429); // acme's 5 sessions live in the first server
+      const globex = await connectHttp(s2.url, await createToken(db, "globex", "session-on-s2"));
+      expect(await callOk(globex.client, "whoami")).toMatchObject({ tenant: "globex" });
+      await globex.client.close();
+    } finally {
+      await s2.close();
+    }
+  });
 });
