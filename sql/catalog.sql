@@ -11,7 +11,7 @@ create or replace view sextant.identities with (security_invoker = true) as
   select sextant.current_tenant() as tenant,
          sextant.current_access_level() as access_level,
          current_user::text as database_role,
-         nullif(current_setting('jwt.claims.sub', true), '') as principal,
+         sextant.current_person() as principal,
          nullif(current_setting('jwt.claims.auth', true), '') as auth_method,
          current_database()::text as database_name,
          current_setting('server_version') as server_version,

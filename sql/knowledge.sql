@@ -120,7 +120,7 @@ begin
     raise exception 'status must be confirmed, rejected or proposed' using errcode = 'SX400';
   end if;
   update sextant.learnings as l
-  set status = review_learning.status, reviewed_at = now(), reviewed_by = nullif(current_setting('jwt.claims.sub', true), '')
+  set status = review_learning.status, reviewed_at = now(), reviewed_by = sextant.current_person()
   where l.id = learning_id
   returning * into v_row;
   if v_row.id is null then

@@ -634,7 +634,7 @@ begin
   on conflict (tenant_slug, name) do update
     set description = excluded.description, target_schema = excluded.target_schema, source = excluded.source,
         entities = excluded.entities, schedule = excluded.schedule, updated_at = now(),
-        updated_by = nullif(current_setting('jwt.claims.sub', true), '')
+        updated_by = sextant.current_person()
   returning * into v_row;
   delete from sextant.pipeline_models as m where m.pipeline_id = v_row.id;
   insert into sextant.pipeline_models (pipeline_id, tenant_slug, name, materialized, raw_sql, description, columns, refs, sources, build_order)

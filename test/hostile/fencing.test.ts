@@ -13,7 +13,7 @@ import { startTestServer } from "../helpers/server.ts";
 // Text others wrote (dbt artifacts, table comments, knowledge notes, learnings, pipelines)
 // carrying everything that could end a fence or a label, or pass for Sextant's own words. An
 // agent must only ever read it inside an untrusted-data fence whose marker it does not contain.
-const FIXTURES = path.resolve(projectRoot, "../shared/fixtures/dbt");
+const FIXTURES = path.resolve(projectRoot, "test/fixtures/dbt");
 const MODEL = "model.dse_analytics.stg_scprs__purchases";
 const SOURCE = "source.dse_analytics.procurement.scprs_purchases";
 

@@ -14,7 +14,7 @@ import { startTestServer } from "../helpers/server.ts";
 // Decompression bombs against POST /dbt/upload and `sextant dbt load`, built here. The server
 // runs with small bounds (4 MB after decompression, 500 zip entries) so each bomb crosses one
 // after a few MB; the bounds are counted while inflating, so the size is all that matters.
-const FIXTURES = path.resolve(projectRoot, "../shared/fixtures/dbt");
+const FIXTURES = path.resolve(projectRoot, "test/fixtures/dbt");
 const MB = 1024 * 1024;
 
 // The server makes its temporary directories in os.tmpdir(), which reads TMPDIR on every call:
