@@ -108,3 +108,20 @@ describe("sextant serve on the embedded PostgreSQL", () => {
     }
   });
 });
+
+// As root, PostgreSQL runs as the `postgres` OS user; a folder it cannot enter (mode 0700, as
+// `mktemp -d` and home directories are) used to end in a bare EACCES stack from initdb.
+test.runIf(process.getuid?.() === 0)("as root, a data directory the postgres user cannot enter is refused with one clear line", async () => {
+  const closed = fs.mkdtempSync(path.join(os.tmpdir(), "sextant-closed-"));
+  fs.chmodSync(closed, 0o700);
+  try {
+    const r = await runCli(["serve"], { SEXTANT_DATA_DIR: path.join(closed, "data"), SEXTANT_PG_PORT: String(await freePort()), PORT: String(await freePort()) });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`the embedded PostgreSQL runs as the OS user postgres (Sextant runs as root here), which cannot enter ${closed}`);
+    expect(r.stderr).toContain("chmod o+x");
+    expect(r.stderr).not.toMatch(/\n\s+at /); // no stack
+    expect(fs.existsSync(path.join(closed, "data", "pg", "PG_VERSION"))).toBe(false);
+  } finally {
+    fs.rmSync(closed, { recursive: true, force: true });
+  }
+}, 60_000);

