@@ -109,6 +109,32 @@ comment on function sextant_exec.is_sensitive_column(text, text, text) is
   E'True when a column is sensitive for the current tenant (name pattern, or dbt meta/tag).';
 grant execute on function sextant_exec.is_sensitive_column(text, text, text) to sextant_tenant_reader;
 
+-- The same rule for all the columns of one table at once: describe_table called the function
+-- above once per column (each call a separate plan, ~1 ms: most of its time).
+create or replace function sextant_exec.sensitive_columns(rel oid, schema_name text, table_name text)
+returns text[]
+language sql stable
+set search_path = pg_catalog, pg_temp
+as $$
+  with t as (
+    select coalesce('(' || array_to_string(t.sensitive_column_patterns, ')|(') || ')', '$^') as pattern, t.sensitive_meta_keys as keys
+    from sextant.tenants as t where t.slug = sextant.current_tenant()
+  ),
+  dbt as (
+    select lower(c ->> 'name') as name
+    from sextant.dbt_nodes as n cross join jsonb_array_elements(n.columns) as c, t
+    where lower(n.schema_name) = lower(sensitive_columns.schema_name) and lower(n.alias) = lower(sensitive_columns.table_name)
+      and exists (select from unnest(t.keys) as k where lower(c -> 'meta' ->> k) in ('true', 'yes', '1') or coalesce(c -> 'tags', '[]') ? k)
+  )
+  select coalesce(array_agg(a.attname::text), '{}')
+  from pg_catalog.pg_attribute as a, t
+  where a.attrelid = sensitive_columns.rel and a.attnum > 0 and not a.attisdropped
+    and (a.attname ~* t.pattern or lower(a.attname) in (select name from dbt));
+$$;
+comment on function sextant_exec.sensitive_columns(oid, text, text) is
+  E'The columns of one table that are sensitive for the current tenant (as is_sensitive_column decides for one).';
+grant execute on function sextant_exec.sensitive_columns(oid, text, text) to sextant_tenant_reader;
+
 create or replace view sextant.databases with (security_invoker = true) as
   select current_database()::text as database_name,
          'postgresql'::text as kind,
@@ -263,6 +289,9 @@ as $$
   pk as (
     select con.conkey from pg_catalog.pg_constraint as con, target
     where con.conrelid = target.oid and con.contype = 'p'
+  ),
+  sensitive as (
+    select sextant_exec.sensitive_columns(target.oid, target.schema_name, target.table_name) as names from target
   )
   select
     t.schema_name,
@@ -279,7 +308,7 @@ as $$
               'default', pg_get_expr(d.adbin, d.adrelid),
               'description', col_description(t.oid, a.attnum),
               'primary_key', case when array_position((select conkey from pk), a.attnum) is not null then true end,
-              'sensitive', case when sextant_exec.is_sensitive_column(t.schema_name, t.table_name, a.attname) then true end))
+              'sensitive', case when array[a.attname::text] <@ (select names from sensitive) then true end))
             order by a.attnum), '[]')
        from pg_catalog.pg_attribute as a
        left join pg_catalog.pg_attrdef as d on d.adrelid = a.attrelid and d.adnum = a.attnum
