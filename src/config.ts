@@ -24,7 +24,7 @@ export interface Config {
   allowedOrigins: string[];
   bodyLimit: string;
   logLevel: string;
-  /** Load the demo tenant on first start. */
+  /** Load the demo tenant on first start (default: with the embedded PostgreSQL only). */
   demo: boolean;
   /** Run the pipeline worker inside `sextant serve` (off: run `sextant worker` elsewhere). */
   worker: boolean;
@@ -92,7 +92,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     allowedOrigins: list(env.SEXTANT_CORS_ORIGINS, []),
     bodyLimit: env.SEXTANT_BODY_LIMIT || "1mb",
     logLevel: env.LOG_LEVEL || "info",
-    demo: env.SEXTANT_DEMO !== "0",
+    // The demo goes into the embedded database only, unless asked for: DATABASE_URL is the
+    // user's own database, where nothing should appear uninvited.
+    demo: env.SEXTANT_DEMO ? env.SEXTANT_DEMO !== "0" : !env.DATABASE_URL,
     worker: env.SEXTANT_WORKER !== "0",
     workerConcurrency: Math.max(1, int("SEXTANT_WORKER_CONCURRENCY", env.SEXTANT_WORKER_CONCURRENCY, 2)),
     workerStaleMs: Math.max(1000, Number(env.SEXTANT_WORKER_STALE_MS || 30000)),

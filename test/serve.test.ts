@@ -3,7 +3,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import pg from "pg";
-import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { afterAll, beforeAll, describe, expect, inject, test } from "vitest";
 import { runCli, SEXTANT_BIN } from "./helpers/cli.ts";
 import { callOk, connectHttp } from "./helpers/mcpClient.ts";
 import { freePort } from "./helpers/ports.ts";
@@ -125,3 +125,57 @@ test.runIf(process.getuid?.() === 0)("as root, a data directory the postgres use
     fs.rmSync(closed, { recursive: true, force: true });
   }
 }, 60_000);
+
+// The user's own database (DATABASE_URL) gets no demo data unless asked for.
+describe("sextant serve on DATABASE_URL", () => {
+  const fresh = `sextant_serve_${Date.now().toString(36)}`;
+  let maintenance: pg.Client;
+  beforeAll(async () => {
+    maintenance = new pg.Client({ connectionString: inject("templateUrl").replace(/\/[^/]+$/, "/postgres") });
+    await maintenance.connect();
+    await maintenance.query(`create database ${fresh}`);
+  });
+  afterAll(async () => {
+    await maintenance.query(`drop database if exists ${fresh} with (force)`);
+    await maintenance.end();
+  });
+
+  test("installs without demo data, prints no demo token; SEXTANT_DEMO=1 asks for it", async () => {
+    const url = inject("templateUrl").replace(/\/[^/]+$/, `/${fresh}`);
+    const run = async (extra: Record<string, string>) => {
+      const port = await freePort();
+      const child = spawn(process.execPath, [SEXTANT_BIN, "serve"], {
+        env: { ...process.env, DATABASE_URL: url, PORT: String(port), SEXTANT_WORKER: "0", LOG_LEVEL: "warn", ...extra },
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      let out = "";
+      let err = "";
+      child.stdout!.on("data", (d) => (out += String(d)));
+      child.stderr!.on("data", (d) => (err += String(d)));
+      const until = Date.now() + 90_000;
+      while (!out.includes("Sextant is ready")) {
+        if (Date.now() > until || child.exitCode !== null) throw new Error(`serve did not start: ${err}`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      await new Promise((r) => (child.on("exit", r), child.kill("SIGTERM")));
+      return out;
+    };
+    const demoRows = async () => {
+      const c = new pg.Client({ connectionString: url });
+      await c.connect();
+      try {
+        const tenants = await c.query("select 1 from sextant.tenants where slug = 'demo'");
+        const schema = await c.query("select 1 from pg_namespace where nspname = 'shop'");
+        return tenants.rowCount! + schema.rowCount!;
+      } finally {
+        await c.end();
+      }
+    };
+    const first = await run({});
+    expect(first).not.toContain("demo token");
+    expect(await demoRows()).toBe(0);
+    const asked = await run({ SEXTANT_DEMO: "1" });
+    expect(asked).toContain("demo token (tenant demo, analyst)");
+    expect(await demoRows()).toBe(2);
+  }, 240_000);
+});

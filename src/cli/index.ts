@@ -48,7 +48,7 @@ const program = new Command()
 
 program
   .command("serve")
-  .description("start the HTTP server (/graphql, /graphiql, /mcp, /health, /ready); loads the demo tenant on first run")
+  .description("start the HTTP server (/graphql, /graphiql, /mcp, /health, /ready); loads the demo tenant on first run (embedded PostgreSQL; with DATABASE_URL only if SEXTANT_DEMO=1)")
   .action(() => serve().catch(exitWithError));
 
 program
