@@ -3,7 +3,8 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import pg from "pg";
-import { afterAll, beforeAll, describe, expect, inject, test } from "vitest";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { openEmbedded, type DatabaseHandle } from "../src/db/embedded.ts";
 import { runCli, SEXTANT_BIN } from "./helpers/cli.ts";
 import { callOk, connectHttp } from "./helpers/mcpClient.ts";
 import { freePort } from "./helpers/ports.ts";
@@ -126,22 +127,25 @@ test.runIf(process.getuid?.() === 0)("as root, a data directory the postgres use
   }
 }, 60_000);
 
-// The user's own database (DATABASE_URL) gets no demo data unless asked for.
+// The user's own database (DATABASE_URL) gets no demo data unless asked for. It runs on a
+// PostgreSQL of its own: roles are cluster-wide, and installing into a second database of the
+// shared test server would give the authenticator and the builders new passwords under the
+// other test files' feet.
 describe("sextant serve on DATABASE_URL", () => {
-  const fresh = `sextant_serve_${Date.now().toString(36)}`;
-  let maintenance: pg.Client;
+  let own: DatabaseHandle;
+  let ownDir: string;
   beforeAll(async () => {
-    maintenance = new pg.Client({ connectionString: inject("templateUrl").replace(/\/[^/]+$/, "/postgres") });
-    await maintenance.connect();
-    await maintenance.query(`create database ${fresh}`);
-  });
+    ownDir = fs.mkdtempSync(path.join(os.tmpdir(), "sextant-own-db-"));
+    fs.chmodSync(ownDir, 0o755);
+    own = await openEmbedded({ dataDir: ownDir, port: await freePort(), dbName: "users_own" });
+  }, 120_000);
   afterAll(async () => {
-    await maintenance.query(`drop database if exists ${fresh} with (force)`);
-    await maintenance.end();
-  });
+    await own?.close();
+    fs.rmSync(ownDir, { recursive: true, force: true });
+  }, 60_000);
 
   test("installs without demo data, prints no demo token; SEXTANT_DEMO=1 asks for it", async () => {
-    const url = inject("templateUrl").replace(/\/[^/]+$/, `/${fresh}`);
+    const url = own.adminUrl;
     const run = async (extra: Record<string, string>) => {
       const port = await freePort();
       const child = spawn(process.execPath, [SEXTANT_BIN, "serve"], {
