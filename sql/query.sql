@@ -146,30 +146,23 @@ begin
     -- A row whose stored size alone is far over what is left is refused before it is turned
     -- into JSON (which costs seconds for a 100 MB value); JSON is at most 8 times smaller
     -- than the stored row (an int8[] of zeros is 4 times), so nothing that fits is refused here.
+    -- (Such a row's stored size is then over what is left too, so the one check below ends it.)
     v_len := pg_column_size(v_row);
-    if v_len > 8 * (max_bytes - v_bytes) then
+    if v_len <= 8 * (max_bytes - v_bytes) then
+      v_json := to_json(v_row);
       if v_count = 0 then
-        close v_cursor;
-        raise exception 'row %% of the result alone is about %% bytes, over the response limit of %% bytes', row_offset + 1, v_len, max_bytes
-          using errcode = 'SX413',
-                hint = 'Select fewer or shorter columns (left(col, 1000), length(col)), or aggregate in SQL.';
+        v_names := array(select json_object_keys(v_json));
+        if cardinality(v_names) <> (select count(distinct n) from unnest(v_names) as n) then
+          close v_cursor;
+          raise exception 'the result has two columns with the same name'
+            using errcode = 'SX400', hint = 'Give every output column a distinct alias.';
+        end if;
       end if;
-      v_truncated := true;
-      exit;
-    end if;
-    v_json := to_json(v_row);
-    if v_count = 0 then
-      v_names := array(select json_object_keys(v_json));
-      if cardinality(v_names) <> (select count(distinct n) from unnest(v_names) as n) then
-        close v_cursor;
-        raise exception 'the result has two columns with the same name'
-          using errcode = 'SX400', hint = 'Give every output column a distinct alias.';
-      end if;
+      v_len := octet_length(v_json::text);
     end if;
     -- The byte cap holds per row, before the row joins the result: a row that does not fit in
     -- what is left ends the page; a first row that alone exceeds the cap (one huge value) is
     -- refused, so it never leaves the server.
-    v_len := octet_length(v_json::text);
     if v_bytes + v_len > max_bytes then
       if v_count = 0 then
         close v_cursor;
