@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { getIntrospectionQuery } from "postgraphile/graphql";
 import { createTestDatabase, createToken, type TestDatabase } from "./helpers/db.ts";
-import { eventually } from "./helpers/graphql.ts";
+import { eventually, gql as gqlRequest } from "./helpers/graphql.ts";
 import { startTestServer } from "./helpers/server.ts";
 
 let db: TestDatabase;
@@ -23,12 +23,7 @@ afterAll(async () => {
 });
 
 async function gql(token: string, query: string) {
-  const res = await fetch(`${server.url}/graphql`, {
-    method: "POST",
-    headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
-    body: JSON.stringify({ query }),
-  });
-  return { status: res.status, body: (await res.json()) as { data?: any; errors?: any[] } };
+  return gqlRequest(server.url, token, query);
 }
 
 test("whoami and listSchemas come from the same SQL functions as MCP", async () => {

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { asRole, createTestDatabase, createToken, withTx, type TestDatabase } from "./helpers/db.ts";
 import { callOk, connectHttp, textOf } from "./helpers/mcpClient.ts";
 import { startTestServer } from "./helpers/server.ts";
+import { gql as gqlRequest } from "./helpers/graphql.ts";
 
 let db: TestDatabase;
 let server: Awaited<ReturnType<typeof startTestServer>>;
@@ -25,12 +26,7 @@ afterAll(async () => {
 });
 
 async function gql(token: string, query: string, variables: Record<string, unknown> = {}) {
-  const res = await fetch(`${server.url}/graphql`, {
-    method: "POST",
-    headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
-    body: JSON.stringify({ query, variables }),
-  });
-  return (await res.json()) as { data?: any; errors?: any[] };
+  return (await gqlRequest(server.url, token, query, variables)).body;
 }
 
 describe("knowledge layer", () => {

@@ -10,6 +10,7 @@ import { createTestDatabase, createToken, type TestDatabase } from "../helpers/d
 import { startHostilePgServer, type HostilePgServer } from "../helpers/pgWireServer.ts";
 import { startTestServer } from "../helpers/server.ts";
 import { startTestWorker } from "../helpers/worker.ts";
+import { gql as gqlRequest } from "../helpers/graphql.ts";
 
 // Pipeline sources attacked by a tenant admin through the public door (GraphQL createPipeline +
 // runMaterialization), against servers the test starts on loopback: a hostile PostgreSQL
@@ -37,12 +38,7 @@ async function startRecorder(body = JSON.stringify([{ id: 1, name: "a" }]), cont
 }
 
 async function gql(token: string, query: string, variables: Record<string, unknown> = {}) {
-  const res = await fetch(`${server.url}/graphql`, {
-    method: "POST",
-    headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
-    body: JSON.stringify({ query, variables }),
-  });
-  return (await res.json()) as { data?: any; errors?: { message: string; extensions?: { code?: string } }[] };
+  return (await gqlRequest(server.url, token, query, variables)).body;
 }
 
 async function createPipeline(definition: Record<string, unknown>) {
