@@ -1,4 +1,4 @@
-import pino from "pino";
+import pino, { type Logger } from "pino";
 import { loadConfig, type Config } from "../../src/config.ts";
 import { startServer, type RunningServer } from "../../src/server.ts";
 import type { TestDatabase } from "./db.ts";
@@ -7,8 +7,8 @@ export const JWT_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
 export const JWT_AUDIENCE = "https://sextant.test";
 export const JWT_ISSUER = "https://issuer.test";
 
-/** A real HTTP server on a free port, against the test file's database. */
-export async function startTestServer(db: TestDatabase, env: Record<string, string> = {}): Promise<RunningServer & { config: Config }> {
+/** A real HTTP server on a free port, against the test file's database (silent unless given a logger). */
+export async function startTestServer(db: TestDatabase, env: Record<string, string> = {}, log: Logger = pino({ level: "silent" })): Promise<RunningServer & { config: Config }> {
   const config = loadConfig({
     DATABASE_URL: db.adminUrl,
     PORT: "0",
@@ -17,6 +17,6 @@ export async function startTestServer(db: TestDatabase, env: Record<string, stri
     SEXTANT_JWT_ISSUER: JWT_ISSUER,
     ...env,
   });
-  const server = await startServer({ config, pool: db.auth, log: pino({ level: "silent" }), port: env.PORT ? Number(env.PORT) : 0 });
+  const server = await startServer({ config, pool: db.auth, log, port: env.PORT ? Number(env.PORT) : 0 });
   return { ...server, config };
 }

@@ -5,12 +5,11 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { AuditLog } from "../../src/audit/auditLog.ts";
 import { RateLimiter } from "../../src/audit/rateLimiter.ts";
 import { createTenantLimits } from "../../src/auth/tenantLimits.ts";
-import { loadConfig } from "../../src/config.ts";
-import { startServer, type RunningServer } from "../../src/server.ts";
+import type { RunningServer } from "../../src/server.ts";
 import { createTestDatabase, createToken, type TestDatabase } from "../helpers/db.ts";
 import { eventually, gql } from "../helpers/graphql.ts";
 import { callOk, connectHttp, textOf } from "../helpers/mcpClient.ts";
-import { JWT_AUDIENCE, JWT_ISSUER, JWT_SECRET } from "../helpers/server.ts";
+import { startTestServer } from "../helpers/server.ts";
 
 // Attacks on the doors themselves (audit, rate limits, GraphQL cost, MCP sessions), each
 // checked for refusal, no side effect on other tenants, and a healthy server afterwards.
@@ -22,16 +21,9 @@ const clients: Client[] = [];
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  const config = loadConfig({
-    DATABASE_URL: db.adminUrl,
-    PORT: "0",
-    SEXTANT_JWT_SECRET: JWT_SECRET,
-    SEXTANT_JWT_AUDIENCE: JWT_AUDIENCE,
-    SEXTANT_JWT_ISSUER: JWT_ISSUER,
-  });
   // Every line the server logs, to check that no tenant's text reaches the log through another's failure.
   const sink = new Writable({ write(chunk, _enc, done) { logLines.push(String(chunk)); done(); } });
-  server = await startServer({ config, pool: db.auth, log: pino({ level: "debug" }, sink), port: 0 });
+  server = await startTestServer(db, {}, pino({ level: "debug" }, sink));
 });
 afterAll(async () => {
   await Promise.all(clients.map((c) => c.close().catch(() => {})));
