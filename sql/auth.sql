@@ -4,9 +4,51 @@
 -- Invariants:
 --   * only sha256(token) is stored; the token text is returned once, at creation;
 --   * a revoked or expired token never authenticates;
---   * the role a token resolves to is derived from its tenant and access level.
+--   * the role a token resolves to is derived from its tenant and access level;
+--   * access levels and their order are defined here once (access_levels, level_rank); every
+--     function that needs a level calls require_level, and the TypeScript reads them, never
+--     writes them again (tenant_role refuses any other level).
 
 set role sextant_owner;
+
+-- Levels, lowest first. Each is a role layered on the one before (sextant_t_<slug>, __analyst, __admin).
+create or replace function sextant.access_levels()
+returns text[]
+language sql immutable
+as $$ select array['viewer', 'analyst', 'admin'] $$;
+comment on function sextant.access_levels() is E'@behavior -*\nAccess levels inside a tenant, lowest first.';
+
+create or replace function sextant.level_rank(level text)
+returns integer
+language sql immutable
+as $$ select array_position(sextant.access_levels(), level) $$;
+comment on function sextant.level_rank(text) is E'@behavior -*\nA level''s place in access_levels() (1 = viewer), or null for anything else.';
+
+-- The one level check of every function that needs more than viewer: SX403 naming what was
+-- refused and which levels may do it. `action` is Sextant's own text, never a caller's.
+create or replace function sextant.require_level(minimum text, action text)
+returns void
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_need integer := sextant.level_rank(minimum);
+  v_held integer := sextant.level_rank(sextant.current_access_level());
+begin
+  if v_need is null then
+    raise exception 'access level % is not one of %', coalesce(minimum, 'null'), array_to_string(sextant.access_levels(), ', ')
+      using errcode = 'SX400';
+  end if;
+  if v_held is null or v_held < v_need then
+    raise exception '% needs the % role of a tenant', action,
+      (select string_agg(l, ' or ' order by o) from unnest(sextant.access_levels()) with ordinality as u(l, o) where o >= v_need)
+      using errcode = 'SX403',
+            hint = case minimum when 'admin' then 'Use a tenant admin''s token.' else format('Ask a tenant admin for a token at level %s or above.', minimum) end;
+  end if;
+end
+$$;
+comment on function sextant.require_level(text, text) is
+  E'@behavior -*\nRaises SX403 unless the current role holds `minimum` or a higher level in its tenant.';
 
 -- Tokens look like sxt_<8 hex prefix>_<64 hex secret>: the prefix finds the row, the hash
 -- proves possession. gen_random_uuid() is core PostgreSQL (no extension needed).
@@ -34,8 +76,7 @@ begin
   on conflict (tenant_slug, name) do update
     -- A principal's level is the highest any of its tokens carries.
     set access_level = case
-      when array_position(array['viewer', 'analyst', 'admin'], excluded.access_level)
-         > array_position(array['viewer', 'analyst', 'admin'], p.access_level)
+      when sextant.level_rank(excluded.access_level) > sextant.level_rank(p.access_level)
       then excluded.access_level else p.access_level end
   returning id into v_principal;
   insert into sextant_private.api_tokens (principal_id, prefix, token_hash, access_level, expires_at)
@@ -64,8 +105,7 @@ begin
     return;
   end if;
   select t.id, p.id, p.name, p.tenant_slug, t.access_level,
-         'sextant_t_' || p.tenant_slug
-           || case t.access_level when 'viewer' then '' else '__' || t.access_level end,
+         sextant_private.tenant_role(p.tenant_slug, t.access_level),
          t.expires_at
     into v_result
   from sextant_private.api_tokens as t

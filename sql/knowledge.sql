@@ -88,10 +88,7 @@ as $$
 declare
   v_row sextant.learnings;
 begin
-  if coalesce(sextant.current_access_level(), 'viewer') not in ('analyst', 'admin') then
-    raise exception 'recording learnings needs the analyst or admin role'
-      using errcode = 'SX403', hint = 'Ask a tenant admin for an analyst token.';
-  end if;
+  perform sextant.require_level('analyst', 'recording learnings');
   if save_learning.confidence is null or save_learning.confidence not between 0 and 1 then
     raise exception 'confidence must be between 0 and 1, got %', save_learning.confidence using errcode = 'SX400';
   end if;
@@ -113,9 +110,7 @@ as $$
 declare
   v_row sextant.learnings;
 begin
-  if coalesce(sextant.current_access_level(), 'viewer') <> 'admin' then
-    raise exception 'reviewing learnings needs the admin role' using errcode = 'SX403';
-  end if;
+  perform sextant.require_level('admin', 'reviewing learnings');
   if review_learning.status not in ('confirmed', 'rejected', 'proposed') then
     raise exception 'status must be confirmed, rejected or proposed' using errcode = 'SX400';
   end if;

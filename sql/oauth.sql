@@ -210,7 +210,7 @@ $$;
 create or replace function sextant_private.oauth_level_rank(level text)
 returns integer
 language sql immutable
-as $$ select case level when 'viewer' then 1 when 'analyst' then 2 when 'admin' then 3 end $$;
+as $$ select sextant.level_rank(level) $$; -- the levels are defined once, in sql/auth.sql
 
 create or replace function sextant_private.oauth_create_code(code_hash text, client_id text, user_id bigint, tenant text,
   access_level text, redirect_uri text, code_challenge text, scopes text[], resource text, ttl_seconds integer)

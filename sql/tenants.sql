@@ -19,7 +19,7 @@ declare
   v_role text := 'sextant_t_' || slug
     || case access_level when 'viewer' then '' when 'analyst' then '__analyst' when 'admin' then '__admin' end;
 begin
-  if access_level is null or access_level not in ('viewer', 'analyst', 'admin') then
+  if sextant.level_rank(access_level) is null then
     raise exception 'access level % is not one of viewer, analyst, admin', coalesce(access_level, 'null')
       using errcode = 'SX400';
   end if;

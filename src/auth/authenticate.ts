@@ -3,7 +3,7 @@ import type pg from "pg";
 import type { Config } from "../config.ts";
 import { SextantError } from "../db/errors.ts";
 import { listenForAuthChanges } from "./changeListener.ts";
-import type { Principal } from "./principal.ts";
+import { buildPrincipal, type Principal } from "./principal.ts";
 import { createTenantLimits, type TenantLimitsCache } from "./tenantLimits.ts";
 import { decodeJwt, decodeProtectedHeader } from "jose";
 import type { KeyRing } from "../oauth/keys.ts";
@@ -21,8 +21,6 @@ export interface Authenticator {
 
 const CACHE_TTL_MS = 60_000;
 const CACHE_MAX = 10_000;
-
-const LEVELS = new Set(["viewer", "analyst", "admin"]);
 
 function unauthorized(message: string): SextantError {
   return new SextantError("SX401", message);
@@ -67,15 +65,14 @@ export function createAuthenticator(pool: pg.Pool, config: Config, keys?: KeyRin
       const { rows } = await pool.query("select * from sextant_private.authenticate_token($1)", [token]);
       const row = rows[0];
       if (!row) throw unauthorized("the API token is unknown, revoked or expired");
-      return {
+      return buildPrincipal(pool, {
         tenant: row.tenant_slug,
         accessLevel: row.access_level,
         dbRole: row.db_role,
         subject: row.principal_name,
         authMethod: "api_token",
-        statementTimeoutMs: (await limits.get(row.tenant_slug)).statementTimeoutMs,
         ...(row.expires_at ? { expiresAt: Math.floor(new Date(row.expires_at).getTime() / 1000) } : {}),
-      };
+      }, limits);
     }
     if (keys && isSextantAccessToken(token)) return verifyAccessToken(token, keys);
     if (!verifyJwt) throw unauthorized("the token is not a Sextant API token and JWTs are not configured");
@@ -88,25 +85,21 @@ export function createAuthenticator(pool: pg.Pool, config: Config, keys?: KeyRin
     }
     const tenant = claims.tenant;
     const level = claims.access_level ?? "viewer";
-    if (typeof tenant !== "string" || typeof level !== "string" || !LEVELS.has(level)) {
+    if (typeof tenant !== "string" || typeof level !== "string") {
       throw unauthorized("the JWT must carry a tenant claim and an access_level of viewer, analyst or admin");
     }
-    let dbRole: string;
     try {
-      const { rows } = await pool.query("select sextant_private.tenant_role($1, $2) as role", [tenant, level]);
-      dbRole = rows[0].role;
-    } catch {
-      throw unauthorized(`the JWT names tenant "${tenant.slice(0, 40)}", which does not exist`);
+      return await buildPrincipal(pool, {
+        tenant, accessLevel: level, subject: String(claims.sub), authMethod: "jwt", ...(claims.exp ? { expiresAt: claims.exp } : {}),
+      }, limits);
+    } catch (error) {
+      // The level and the tenant are checked in SQL (tenant_role); what it refuses is the claims'
+      // fault (SX400 level, SX404 or a text PostgreSQL cannot take: tenant). A database away is not.
+      const code = (error as { code?: unknown }).code;
+      if (code === "SX400") throw unauthorized("the JWT must carry a tenant claim and an access_level of viewer, analyst or admin");
+      if (typeof code === "string" && !/^(08|53|57|E)/.test(code)) throw unauthorized(`the JWT names tenant "${tenant.slice(0, 40)}", which does not exist`);
+      throw error;
     }
-    return {
-      tenant,
-      accessLevel: level as Principal["accessLevel"],
-      dbRole,
-      subject: String(claims.sub),
-      authMethod: "jwt",
-      statementTimeoutMs: (await limits.get(tenant)).statementTimeoutMs,
-      ...(claims.exp ? { expiresAt: claims.exp } : {}),
-    };
   };
 
   /** Only a peek, to route the token; everything is verified below. */
@@ -134,17 +127,14 @@ export function createAuthenticator(pool: pg.Pool, config: Config, keys?: KeyRin
     if (!grant || grant.tenant !== claims.tenant || grant.access_level !== claims.access_level) {
       throw unauthorized("the access token's grant was revoked or no longer matches the person's access");
     }
-    const { rows: roles } = await pool.query("select sextant_private.tenant_role($1, $2) as role", [grant.tenant, grant.access_level]);
-    return {
+    return buildPrincipal(pool, {
       tenant: grant.tenant,
-      accessLevel: grant.access_level as Principal["accessLevel"],
-      dbRole: roles[0].role,
+      accessLevel: grant.access_level,
       subject: grant.principal,
       authMethod: "oauth",
       audience: ([] as string[]).concat(claims.aud ?? []),
-      statementTimeoutMs: (await limits.get(grant.tenant)).statementTimeoutMs,
       expiresAt: claims.exp,
-    };
+    }, limits);
   };
 
   return { authenticate, limits, forget: () => cache.clear(), close: () => listener.close() };

@@ -1,6 +1,7 @@
+import type pg from "pg";
 import type { Principal } from "./principal.ts";
 
-/** The only mapping from a verified principal to Postgres settings. */
+/** The only mapping from a verified principal to Postgres settings, for every door. */
 export function toPgSettings(p: Principal): Record<string, string> {
   // jwt.claims.* are for audit only: SQL could overwrite them, so no policy trusts them.
   return {
@@ -9,4 +10,16 @@ export function toPgSettings(p: Principal): Record<string, string> {
     "jwt.claims.sub": p.subject,
     "jwt.claims.auth": p.authMethod,
   };
+}
+
+/**
+ * `select set_config(…, true), …` for the principal's settings plus `extra` (values quoted with
+ * pg's escapeLiteral): one statement, so that it can travel with `begin` in one round trip.
+ * Transaction-local: role and settings end with the transaction.
+ */
+export function settingsSql(client: Pick<pg.ClientBase, "escapeLiteral">, p: Principal, extra: Record<string, string> = {}): string {
+  const settings = Object.entries({ ...toPgSettings(p), ...extra })
+    .map(([k, v]) => `set_config(${client.escapeLiteral(k)}, ${client.escapeLiteral(v)}, true)`)
+    .join(", ");
+  return `select ${settings}`;
 }

@@ -17,7 +17,7 @@ export interface TenantLimitsCache {
 }
 
 /** A cached reader of tenants' limits: cleared on change notifications, else kept 30 s. */
-export function createTenantLimits(pool: pg.Pool): TenantLimitsCache {
+export function createTenantLimits(pool: Pick<pg.ClientBase, "query">): TenantLimitsCache {
   const cache = new Map<string, { at: number; limits: Promise<TenantLimits> }>();
   return {
     get(slug) {

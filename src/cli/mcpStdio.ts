@@ -1,7 +1,7 @@
 import os from "node:os";
 import type pg from "pg";
-import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
-import type { Principal } from "../auth/principal.ts";
+import { StdioServerTransport } from "@modelcontextprotocol/server/stdio";
+import { buildPrincipal, type Principal } from "../auth/principal.ts";
 import { authenticatorUrl } from "../db/migrate.ts";
 import { AuditLog } from "../audit/auditLog.ts";
 import { RateLimiter } from "../audit/rateLimiter.ts";
@@ -22,18 +22,10 @@ export async function runStdio(tenant: string, level: string): Promise<void> {
   let pool: pg.Pool | undefined;
   let limits: TenantLimitsCache;
   try {
-    const { rows } = await ctx.admin.query("select sextant_private.tenant_role($1, $2) as role", [tenant, level]);
     pool = createPool(await authenticatorUrl(ctx.db.adminUrl), 5, (e) => ctx.log.warn({ err: e }, "idle connection error"));
     // The same limits reader the HTTP server uses (statement timeout, rate limits).
     limits = createTenantLimits(pool);
-    principal = {
-      tenant,
-      accessLevel: level as Principal["accessLevel"],
-      dbRole: rows[0].role,
-      subject: `local:${os.userInfo().username}`,
-      authMethod: "local",
-      statementTimeoutMs: (await limits.get(tenant)).statementTimeoutMs,
-    };
+    principal = await buildPrincipal(ctx.admin, { tenant, accessLevel: level, subject: `local:${os.userInfo().username}`, authMethod: "local" }, limits);
   } catch (error) {
     await pool?.end().catch(() => {});
     await ctx.close();

@@ -1,14 +1,19 @@
 import cliProgress from "cli-progress";
 import type pg from "pg";
+import { settingsSql } from "../auth/pgSettings.ts";
+import { buildPrincipal } from "../auth/principal.ts";
 import { readPipelineFile } from "../pipelines/definition.ts";
 
-/** Runs `fn` in a transaction as one of the tenant's roles, so RLS and level checks apply as for any caller. */
+/**
+ * Runs `fn` in a transaction as one of the tenant's roles, with the same settings as every other
+ * door (src/auth/pgSettings.ts: role, the tenant's statement timeout, who is asking), so RLS,
+ * level checks and limits apply as for any caller.
+ */
 export async function asTenant<T>(admin: pg.ClientBase, tenant: string, level: "viewer" | "analyst" | "admin", fn: () => Promise<T>): Promise<T> {
-  const { rows } = await admin.query("select sextant_private.tenant_role($1, $2) as role", [tenant, level]);
+  const principal = await buildPrincipal(admin, { tenant, accessLevel: level, subject: `cli:${process.env.USER ?? "admin"}`, authMethod: "local" });
   await admin.query("begin");
   try {
-    await admin.query(`set local role ${admin.escapeIdentifier(rows[0].role)}`);
-    await admin.query("select set_config('jwt.claims.sub', $1, true)", [`cli:${process.env.USER ?? "admin"}`]);
+    await admin.query(settingsSql(admin, principal));
     const result = await fn();
     await admin.query("commit");
     return result;

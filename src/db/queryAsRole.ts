@@ -1,6 +1,6 @@
 import type pg from "pg";
 import type { Principal } from "../auth/principal.ts";
-import { toPgSettings } from "../auth/pgSettings.ts";
+import { settingsSql } from "../auth/pgSettings.ts";
 import "./pgTypes.ts";
 
 /**
@@ -15,10 +15,7 @@ export const ROLLBACK_AND_CLEANUP = `rollback; ${CLEANUP}`;
 
 /** `begin` plus the principal's settings as one simple-protocol round trip (values quoted). */
 function beginSql(client: pg.PoolClient, principal: Principal, write: boolean): string {
-  const settings = Object.entries(toPgSettings(principal))
-    .map(([k, v]) => `set_config(${client.escapeLiteral(k)}, ${client.escapeLiteral(v)}, true)`)
-    .join(", ");
-  return `${write ? "begin" : "begin read only"}; select ${settings}`;
+  return `${write ? "begin" : "begin read only"}; ${settingsSql(client, principal)}`;
 }
 
 /** A value as a SQL literal: null, a finite number or a boolean as is, anything else quoted. */
