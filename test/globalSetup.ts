@@ -6,6 +6,7 @@ import type { TestProject } from "vitest/node";
 import { openEmbedded } from "../src/db/embedded.ts";
 import { migrateDatabase } from "../src/db/migrate.ts";
 import { loadDemo } from "../src/demo/loadDemo.ts";
+import { startPg15 } from "./helpers/pg15.ts";
 import { freePort } from "./helpers/ports.ts";
 
 declare module "vitest" {
@@ -21,11 +22,13 @@ export const TEMPLATE = "sextant_test_template";
  * Starts one embedded PostgreSQL for the run, migrates a template database exactly as
  * production does, adds tenants acme and globex (one table each) and the demo tenant, and
  * marks it a template. Each test file clones it (helpers/db.ts).
+ * SEXTANT_TEST_PG=15 runs the same on Debian's PostgreSQL 15 instead (helpers/pg15.ts): the
+ * user's own database of issue 14 (CI runs the database-door files that way too, .ci/run).
  */
 export default async function setup(project: TestProject) {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "sextant-test-"));
   fs.chmodSync(dataDir, 0o755);
-  const db = await openEmbedded({ dataDir, port: await freePort(), dbName: TEMPLATE });
+  const db = process.env.SEXTANT_TEST_PG === "15" ? await openPg15() : await openEmbedded({ dataDir, port: await freePort(), dbName: TEMPLATE });
   await migrateDatabase(db.adminUrl);
   const admin = new pg.Client({ connectionString: db.adminUrl });
   await admin.connect();
@@ -52,4 +55,11 @@ export default async function setup(project: TestProject) {
     await db.close();
     fs.rmSync(dataDir, { recursive: true, force: true });
   };
+}
+
+/** The template database in a fresh PostgreSQL 15 cluster, shaped like openEmbedded's handle. */
+async function openPg15() {
+  const pg15 = await startPg15({ settings: { max_connections: "200" } });
+  await pg15.sql(`create database ${TEMPLATE}`);
+  return { adminUrl: pg15.url(TEMPLATE), close: () => pg15.close() };
 }
