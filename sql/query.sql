@@ -69,7 +69,6 @@ declare
   v_plan json;
   v_cost numeric;
   v_started timestamptz := clock_timestamp();
-  v_stmt text := 'sextant_describe_' || pg_backend_pid();
 begin
   -- Whatever transaction called us, nothing in it can write from here on.
   perform set_config('transaction_read_only', 'on', true);
@@ -179,26 +178,25 @@ begin
   end loop;
   close v_cursor;
 
-  -- Column types without running the query again: a prepared statement's result types.
-  begin
-    execute format('prepare %%I as %%s', v_stmt, sql);
-    if current_setting('server_version_num')::int >= 160000 then
-      execute 'select result_types::text[] from pg_catalog.pg_prepared_statements where name = $1'
-        into v_types using v_stmt;
-    end if;
-    execute format('deallocate %%I', v_stmt);
-  exception when others then
-    if exists (select from pg_catalog.pg_prepared_statements where name = v_stmt) then
-      execute format('deallocate %%I', v_stmt);
-    end if;
-  end;
+  -- Names and types without running the query again: the query as the inner side of a join
+  -- on false is planned (names resolved, types checked) but never executed, and its row of
+  -- nulls still carries each column's type. (pg_prepared_statements.result_types would do,
+  -- but only from PostgreSQL 16.)
   if v_names is null then
-    -- No row to read names from: one outer-joined row of nulls carries them.
     open v_cursor no scroll for execute
-      'select q.* from (select) as sextant_one left join (' || sql || e'\n) as q on true limit 1';
+      'select q.* from (select) as sextant_one left join (' || sql || e'\n) as q on false';
     fetch v_cursor into v_row;
     close v_cursor;
     v_names := array(select json_object_keys(to_json(v_row)));
+  end if;
+  if cardinality(v_names) = (select count(distinct n) from unnest(v_names) as n) then
+    begin
+      execute format('select array[%%s]::text[] from (select) as sextant_one left join (%%s%%s) as q on false',
+        (select string_agg(format('pg_catalog.pg_typeof(q.%%I)::text', n), ', ') from unnest(v_names) as n), sql, e'\n')
+        into v_types;
+    exception when others then
+      v_types := null;  -- types are a courtesy: never fail a query that ran for them
+    end;
   end if;
 
   return (

@@ -77,7 +77,8 @@ const builtins: [string, string][] = [
   ["window functions", "select id, row_number() over w, rank() over w, lag(status) over w, count(*) over (order by id rows unbounded preceding) from orders window w as (partition by customer_id order by ordered_at) limit 5"],
   ["CTEs on tenant tables", "with big as (select customer_id, count(*) as spent from orders group by 1), top as (select * from big order by spent desc limit 3) select c.full_name, t.spent from top t join customers c on c.id = t.customer_id"],
   ["full text search", "select to_tsvector('english', full_name) @@ plainto_tsquery('english', 'ann') from customers limit 1"],
-  ["value-level pg_* helpers", "select pg_typeof(1.5), pg_column_size('abc'::text), pg_size_pretty(123456789::bigint), pg_size_bytes('1 MB'), pg_input_is_valid('12', 'integer')"],
+  // pg_input_is_valid exists from PostgreSQL 16 (SEXTANT_TEST_PG=15 runs this file on 15).
+  ["value-level pg_* helpers", "select pg_typeof(1.5), pg_column_size('abc'::text), pg_size_pretty(123456789::bigint), pg_size_bytes('1 MB')" + (process.env.SEXTANT_TEST_PG === "15" ? "" : ", pg_input_is_valid('12', 'integer')")],
   ["the session's own settings and identity", "select current_setting('TimeZone') as tz, current_setting('search_path') as sp, current_user, current_database() is not null as db, version() like 'PostgreSQL%' as v"],
   ["regexp, arrays, coalesce, case", "select regexp_matches('a1b22', '[0-9]+', 'g'), array_length(array[1,2,3], 1), coalesce(null, 1), greatest(1, 5), case when random() >= 0 then 'ok' end"],
   ["percentiles, filters and grouping", "select country, count(*) filter (where id > 2), percentile_disc(0.5) within group (order by id) from customers group by rollup (country) order by 1"],
