@@ -115,7 +115,7 @@ export async function startPg15(opts: { settings?: Record<string, string> } = {}
       await c.end();
     }
   };
-  const [{ server_version: version }] = await sql<{ server_version: string }>("show server_version");
+  const version = (await sql<{ server_version: string }>("show server_version"))[0]!.server_version;
   return {
     port,
     version: version.split(" ")[0],
