@@ -118,7 +118,7 @@ export async function startPg15(opts: { settings?: Record<string, string> } = {}
   const version = (await sql<{ server_version: string }>("show server_version"))[0]!.server_version;
   return {
     port,
-    version: version.split(" ")[0],
+    version: version.split(" ")[0]!,
     url,
     adminUrl: url(),
     sql,
