@@ -7,6 +7,44 @@
 
 set role sextant_owner;
 
+-- The current tenant and access level (first written in migration 000001 as SQL functions):
+-- every RLS policy and tool calls them, several times per call. A SQL function that is not
+-- inlined plans its body again in every statement (~0.4 ms here, most of a point lookup's
+-- overhead); PL/pgSQL keeps the plan for the session. Same rule: role membership only.
+create or replace function sextant.current_tenant()
+returns text
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+  return (select case when count(*) = 1 then min(substr(pg_catalog.pg_get_userbyid(m.member), 11)) end
+          from pg_catalog.pg_auth_members as m
+          where m.roleid = 'sextant_tenant_reader'::regrole
+            and pg_catalog.pg_get_userbyid(m.member) like 'sextant\_t\_%'
+            and pg_catalog.pg_has_role(current_user, m.member, 'USAGE')
+            and not exists (select from pg_catalog.pg_roles as s where s.rolname = current_user and s.rolsuper));
+end
+$$;
+
+create or replace function sextant.current_access_level()
+returns text
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  t text := sextant.current_tenant();
+begin
+  return case
+    when t is null then null
+    when pg_catalog.to_regrole('sextant_t_' || t || '__admin') is not null
+      and pg_catalog.pg_has_role(current_user, ('sextant_t_' || t || '__admin')::regrole, 'USAGE') then 'admin'
+    when pg_catalog.to_regrole('sextant_t_' || t || '__analyst') is not null
+      and pg_catalog.pg_has_role(current_user, ('sextant_t_' || t || '__analyst')::regrole, 'USAGE') then 'analyst'
+    else 'viewer'
+  end;
+end
+$$;
+
 create or replace view sextant.identities with (security_invoker = true) as
   select sextant.current_tenant() as tenant,
          sextant.current_access_level() as access_level,
@@ -113,23 +151,27 @@ grant execute on function sextant_exec.is_sensitive_column(text, text, text) to 
 -- above once per column (each call a separate plan, ~1 ms: most of its time).
 create or replace function sextant_exec.sensitive_columns(rel oid, schema_name text, table_name text)
 returns text[]
-language sql stable
+language plpgsql stable
 set search_path = pg_catalog, pg_temp
 as $$
+begin
+  -- PL/pgSQL for its cached plan (a SQL function is planned again on every call).
+  return (
   with t as (
-    select coalesce('(' || array_to_string(t.sensitive_column_patterns, ')|(') || ')', '$^') as pattern, t.sensitive_meta_keys as keys
-    from sextant.tenants as t where t.slug = sextant.current_tenant()
-  ),
-  dbt as (
-    select lower(c ->> 'name') as name
-    from sextant.dbt_nodes as n cross join jsonb_array_elements(n.columns) as c, t
-    where lower(n.schema_name) = lower(sensitive_columns.schema_name) and lower(n.alias) = lower(sensitive_columns.table_name)
-      and exists (select from unnest(t.keys) as k where lower(c -> 'meta' ->> k) in ('true', 'yes', '1') or coalesce(c -> 'tags', '[]') ? k)
-  )
-  select coalesce(array_agg(a.attname::text), '{}')
-  from pg_catalog.pg_attribute as a, t
-  where a.attrelid = sensitive_columns.rel and a.attnum > 0 and not a.attisdropped
-    and (a.attname ~* t.pattern or lower(a.attname) in (select name from dbt));
+      select coalesce('(' || array_to_string(t.sensitive_column_patterns, ')|(') || ')', '$^') as pattern, t.sensitive_meta_keys as keys
+      from sextant.tenants as t where t.slug = sextant.current_tenant()
+    ),
+    dbt as (
+      select lower(c ->> 'name') as name
+      from sextant.dbt_nodes as n cross join jsonb_array_elements(n.columns) as c, t
+      where lower(n.schema_name) = lower(sensitive_columns.schema_name) and lower(n.alias) = lower(sensitive_columns.table_name)
+        and exists (select from unnest(t.keys) as k where lower(c -> 'meta' ->> k) in ('true', 'yes', '1') or coalesce(c -> 'tags', '[]') ? k)
+    )
+    select coalesce(array_agg(a.attname::text), '{}')
+    from pg_catalog.pg_attribute as a, t
+    where a.attrelid = sensitive_columns.rel and a.attnum > 0 and not a.attisdropped
+      and (a.attname ~* t.pattern or lower(a.attname) in (select name from dbt)));
+end
 $$;
 comment on function sextant_exec.sensitive_columns(oid, text, text) is
   E'The columns of one table that are sensitive for the current tenant (as is_sensitive_column decides for one).';
@@ -276,46 +318,52 @@ $$;
 comment on function sextant_exec.resolve_table(text, text) is E'The oid of a readable table named by the caller.';
 grant execute on function sextant_exec.resolve_table(text, text) to sextant_tenant_reader;
 
+-- PL/pgSQL, not SQL: a SQL function plans its whole body again on every call (~15 ms for this
+-- one with its dozen subqueries); PL/pgSQL keeps the plan for the session. Each part reads
+-- pg_catalog through an index by the table's oid (foreign keys that point here through
+-- pg_depend: pg_constraint has no index on confrelid).
 create or replace function sextant.describe_table(table_name text, schema_name text default null)
 returns sextant.table_description
-language sql stable
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
 as $$
-  with target as (
-    select c.oid, c.relname::text as table_name, n.nspname::text as schema_name, c.relkind, c.reltuples
-    from pg_catalog.pg_class as c
-    join pg_catalog.pg_namespace as n on n.oid = c.relnamespace
-    where c.oid = sextant_exec.resolve_table(describe_table.table_name, describe_table.schema_name)
-  ),
-  pk as (
-    select con.conkey from pg_catalog.pg_constraint as con, target
-    where con.conrelid = target.oid and con.contype = 'p'
-  ),
-  sensitive as (
-    select sextant_exec.sensitive_columns(target.oid, target.schema_name, target.table_name) as names from target
-  )
+declare
+  v_oid oid := sextant_exec.resolve_table(describe_table.table_name, describe_table.schema_name);
+  v_schema text;
+  v_table text;
+  v_kind "char";
+  v_pk int2[];
+  v_sensitive text[];
+  r sextant.table_description;
+begin
+  select n.nspname, c.relname, c.relkind into v_schema, v_table, v_kind
+  from pg_catalog.pg_class as c join pg_catalog.pg_namespace as n on n.oid = c.relnamespace
+  where c.oid = v_oid;
+  v_pk := (select con.conkey from pg_catalog.pg_constraint as con where con.conrelid = v_oid and con.contype = 'p');
+  v_sensitive := sextant_exec.sensitive_columns(v_oid, v_schema, v_table);
   select
-    t.schema_name,
-    t.table_name,
-    case t.relkind when 'r' then 'table' when 'p' then 'partitioned table' when 'v' then 'view'
-                   when 'm' then 'materialized view' when 'f' then 'foreign table' end,
-    obj_description(t.oid, 'pg_class'),
-    case when t.reltuples >= 0 then t.reltuples::bigint end,
-    case when t.relkind in ('r', 'm') then pg_catalog.pg_total_relation_size(t.oid) end,
+    v_schema,
+    v_table,
+    case v_kind when 'r' then 'table' when 'p' then 'partitioned table' when 'v' then 'view'
+                when 'm' then 'materialized view' when 'f' then 'foreign table' end,
+    pg_catalog.obj_description(v_oid, 'pg_class'),
+    (select case when c.reltuples >= 0 then c.reltuples::bigint end from pg_catalog.pg_class as c where c.oid = v_oid),
+    case when v_kind in ('r', 'm') then pg_catalog.pg_total_relation_size(v_oid) end,
     (select coalesce(jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
               'name', a.attname,
-              'type', format_type(a.atttypid, a.atttypmod),
+              'type', pg_catalog.format_type(a.atttypid, a.atttypmod),
               'nullable', not a.attnotnull,
-              'default', pg_get_expr(d.adbin, d.adrelid),
-              'description', col_description(t.oid, a.attnum),
-              'primary_key', case when array_position((select conkey from pk), a.attnum) is not null then true end,
-              'sensitive', case when array[a.attname::text] <@ (select names from sensitive) then true end))
+              'default', pg_catalog.pg_get_expr(d.adbin, d.adrelid),
+              'description', pg_catalog.col_description(v_oid, a.attnum),
+              'primary_key', case when a.attnum = any(v_pk) then true end,
+              'sensitive', case when a.attname::text = any(v_sensitive) then true end))
             order by a.attnum), '[]')
        from pg_catalog.pg_attribute as a
        left join pg_catalog.pg_attrdef as d on d.adrelid = a.attrelid and d.adnum = a.attnum
-      where a.attrelid = t.oid and a.attnum > 0 and not a.attisdropped
-        and has_column_privilege(t.oid, a.attnum, 'select')),
-    (select to_jsonb(array(select a.attname::text from unnest((select conkey from pk)) with ordinality as k(attnum, i)
-                             join pg_catalog.pg_attribute as a on a.attrelid = t.oid and a.attnum = k.attnum order by k.i))),
+      where a.attrelid = v_oid and a.attnum > 0 and not a.attisdropped
+        and pg_catalog.has_column_privilege(v_oid, a.attnum, 'select')),
+    (select to_jsonb(array(select a.attname::text from unnest(v_pk) with ordinality as k(attnum, i)
+                             join pg_catalog.pg_attribute as a on a.attrelid = v_oid and a.attnum = k.attnum order by k.i))),
     (select coalesce(jsonb_agg(jsonb_build_object(
               'name', con.conname,
               'columns', (select jsonb_agg(a.attname order by k.i) from unnest(con.conkey) with ordinality as k(attnum, i)
@@ -327,7 +375,7 @@ as $$
        from pg_catalog.pg_constraint as con
        join pg_catalog.pg_class as fc on fc.oid = con.confrelid
        join pg_catalog.pg_namespace as fn on fn.oid = fc.relnamespace
-      where con.conrelid = t.oid and con.contype = 'f'),
+      where con.conrelid = v_oid and con.contype = 'f'),
     (select coalesce(jsonb_agg(jsonb_build_object(
               'name', con.conname,
               'table', rn.nspname || '.' || rc.relname,
@@ -339,19 +387,22 @@ as $$
        from pg_catalog.pg_constraint as con
        join pg_catalog.pg_class as rc on rc.oid = con.conrelid
        join pg_catalog.pg_namespace as rn on rn.oid = rc.relnamespace
-      where con.confrelid = t.oid and con.contype = 'f'
-        and has_table_privilege(rc.oid, 'select')),
+      where con.oid in (select dep.objid from pg_catalog.pg_depend as dep
+                         where dep.refclassid = 'pg_catalog.pg_class'::regclass and dep.refobjid = v_oid
+                           and dep.classid = 'pg_catalog.pg_constraint'::regclass)
+        and con.confrelid = v_oid and con.contype = 'f'
+        and pg_catalog.has_table_privilege(rc.oid, 'select')),
     (select coalesce(jsonb_agg(jsonb_build_object(
               'name', ic.relname, 'unique', i.indisunique, 'primary', i.indisprimary,
-              'definition', pg_get_indexdef(i.indexrelid)) order by ic.relname), '[]')
+              'definition', pg_catalog.pg_get_indexdef(i.indexrelid)) order by ic.relname), '[]')
        from pg_catalog.pg_index as i
        join pg_catalog.pg_class as ic on ic.oid = i.indexrelid
-      where i.indrelid = t.oid),
+      where i.indrelid = v_oid),
     (select coalesce(jsonb_agg(jsonb_build_object(
               'name', con.conname, 'type', case con.contype when 'c' then 'check' when 'u' then 'unique' when 'x' then 'exclusion' end,
-              'definition', pg_get_constraintdef(con.oid)) order by con.conname), '[]')
+              'definition', pg_catalog.pg_get_constraintdef(con.oid)) order by con.conname), '[]')
        from pg_catalog.pg_constraint as con
-      where con.conrelid = t.oid and con.contype in ('c', 'u', 'x')),
+      where con.conrelid = v_oid and con.contype in ('c', 'u', 'x')),
     -- The dbt node that builds this relation, if the tenant loaded its project.
     (select jsonb_strip_nulls(jsonb_build_object('project', p.project_name, 'unique_id', n.unique_id,
               'resource_type', n.resource_type, 'materialization', n.materialization, 'description', n.description,
@@ -359,39 +410,41 @@ as $$
               -- Where the docs and the table disagree.
               'drift', jsonb_strip_nulls(jsonb_build_object(
                 'documented_but_missing', (select jsonb_agg(c ->> 'name') from jsonb_array_elements(n.columns) as c
-                   where not exists (select from pg_catalog.pg_attribute as a where a.attrelid = t.oid and a.attnum > 0
+                   where not exists (select from pg_catalog.pg_attribute as a where a.attrelid = v_oid and a.attnum > 0
                                        and not a.attisdropped and lower(a.attname) = lower(c ->> 'name'))),
                 'present_but_undocumented', (select jsonb_agg(a.attname order by a.attnum) from pg_catalog.pg_attribute as a
-                   where a.attrelid = t.oid and a.attnum > 0 and not a.attisdropped
+                   where a.attrelid = v_oid and a.attnum > 0 and not a.attisdropped
                      and not exists (select from jsonb_array_elements(n.columns) as c where lower(c ->> 'name') = lower(a.attname))),
                 'type_differences', (select jsonb_agg(jsonb_build_object('column', a.attname, 'documented', c ->> 'data_type',
-                                                                         'actual', format_type(a.atttypid, a.atttypmod)))
+                                                                         'actual', pg_catalog.format_type(a.atttypid, a.atttypmod)))
                    from pg_catalog.pg_attribute as a
                    join jsonb_array_elements(n.columns) as c on lower(c ->> 'name') = lower(a.attname)
-                   where a.attrelid = t.oid and a.attnum > 0 and not a.attisdropped and c ->> 'data_type' is not null
-                     and lower(c ->> 'data_type') <> lower(format_type(a.atttypid, a.atttypmod))
-                     and lower(c ->> 'data_type') <> lower(format_type(a.atttypid, null)))))))
+                   where a.attrelid = v_oid and a.attnum > 0 and not a.attisdropped and c ->> 'data_type' is not null
+                     and lower(c ->> 'data_type') <> lower(pg_catalog.format_type(a.atttypid, a.atttypmod))
+                     and lower(c ->> 'data_type') <> lower(pg_catalog.format_type(a.atttypid, null)))))))
        from sextant.dbt_nodes as n
        join sextant.dbt_projects as p on p.id = n.project_id
-      where lower(n.schema_name) = lower(t.schema_name) and lower(n.alias) = lower(t.table_name)
+      where lower(n.schema_name) = lower(v_schema) and lower(n.alias) = lower(v_table)
         and n.resource_type in ('model', 'seed', 'snapshot', 'source')
       order by n.resource_type = 'model' desc
       limit 1),
     -- What the team wrote down about it (sql/knowledge.sql has the tools).
     (select jsonb_strip_nulls(jsonb_build_object(
               'note', (select to_jsonb(kn) - 'search' - 'tenant_slug' - 'id' from sextant.knowledge_notes as kn
-                        where kn.table_ref = t.schema_name || '.' || t.table_name),
+                        where kn.table_ref = v_schema || '.' || v_table),
               'learnings', (select jsonb_agg(jsonb_build_object('learning', l.learning, 'confidence', l.confidence, 'status', l.status)
                                              order by l.status = 'confirmed' desc, l.confidence desc)
                               from sextant.learnings as l
-                             where l.table_ref = t.schema_name || '.' || t.table_name and l.status <> 'rejected')))),
+                             where l.table_ref = v_schema || '.' || v_table and l.status <> 'rejected')))),
     -- When a pipeline last loaded it (sql/materialize.sql).
     (select jsonb_build_object('pipeline', p.name, 'run_id', m.run_id, 'loaded_at', m.loaded_at, 'kind', m.kind,
                                'row_count', m.row_count, 'rows_changed', m.rows_changed)
        from sextant.materialized_tables as m
        left join sextant.pipelines as p on p.id = m.pipeline_id
-      where m.schema_name = t.schema_name and m.table_name = t.table_name)
-  from target as t;
+      where m.schema_name = v_schema and m.table_name = v_table)
+  into r;
+  return r;
+end
 $$;
 comment on function sextant.describe_table(text, text) is
   E'Columns (type, nullable, default, comment, sensitive), primary key, foreign keys both ways, indexes, '
