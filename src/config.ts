@@ -1,4 +1,5 @@
 import path from "node:path";
+import { readAskSettings, type AskSettings } from "./ask/settings.ts";
 import type { EmbeddingsSettings } from "./dbt/embeddings.ts";
 import { readUploadLimits, type UploadLimits } from "./dbt/uploadLimits.ts";
 
@@ -48,6 +49,8 @@ export interface Config {
   embeddings?: EmbeddingsSettings;
   /** Bounds on dbt uploads and loads: body bytes, bytes after decompression, zip entries. */
   upload: UploadLimits;
+  /** Ask in plain English: the team's LLM endpoint, budgets, Slack (src/ask/settings.ts). */
+  ask: AskSettings;
 }
 
 function list(value: string | undefined, fallback: string[]): string[] {
@@ -122,6 +125,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     oauthAccessTtl: Math.max(1, Number(env.SEXTANT_OAUTH_ACCESS_TTL || 900)),
     oauthRefreshTtl: Math.max(60, Number(env.SEXTANT_OAUTH_REFRESH_TTL || 30 * 86400)),
     upload: readUploadLimits(env),
+    ask: readAskSettings(env),
     sourceFileDir: path.resolve(env.SEXTANT_SOURCE_FILE_DIR || path.join(env.SEXTANT_DATA_DIR || ".sextant", "files")),
   };
 }

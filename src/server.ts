@@ -14,6 +14,7 @@ import { createEmbedder } from "./dbt/embeddings.ts";
 import { installDbtUpload } from "./dbt/upload.ts";
 import { admitRequest } from "./graphql/plugins/operationPlugin.ts";
 import { createGraphql } from "./graphql/preset.ts";
+import { installAsk } from "./ask/http.ts";
 import { installMcp } from "./mcp/http.ts";
 import { KeyRing } from "./oauth/keys.ts";
 import { installOAuth } from "./oauth/routes.ts";
@@ -99,6 +100,7 @@ export async function startServer(opts: {
   const embedder = createEmbedder(config.embeddings);
   const mcp = installMcp(app, { pool, authenticate, config, logError, audit, rateLimiter, gate, embedder, resource: mcpResource });
   installDbtUpload(app, { pool, authenticate, audit, embedder, logError, resource: graphqlResource, limits: config.upload });
+  installAsk(app, { pool, authenticate, gate, embedder, logError, settings: config.ask, resource: graphqlResource });
 
   const pgl = createGraphql(pool, logError, gate, config.graphqlLimits);
   const serv = pgl.createServ(grafserv);
