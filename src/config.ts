@@ -1,5 +1,4 @@
 import path from "node:path";
-import { readAskSettings, type AskSettings } from "./ask/settings.ts";
 import type { EmbeddingsSettings } from "./dbt/embeddings.ts";
 import { readUploadLimits, type UploadLimits } from "./dbt/uploadLimits.ts";
 
@@ -49,8 +48,16 @@ export interface Config {
   embeddings?: EmbeddingsSettings;
   /** Bounds on dbt uploads and loads: body bytes, bytes after decompression, zip entries. */
   upload: UploadLimits;
-  /** Ask in plain English: the team's LLM endpoint, budgets, Slack (src/ask/settings.ts). */
-  ask: AskSettings;
+  /** Bearer token for GET /metrics; unset: /metrics answers loopback clients only. */
+  metricsToken: string | undefined;
+  /** OTLP/HTTP traces endpoint (…/v1/traces); unset: no spans are made or sent. */
+  otlpEndpoint: string | undefined;
+  /** On SIGTERM, how long in-flight calls may take to finish before connections are cut. */
+  shutdownTimeoutMs: number;
+  /** A streaming standby for read-only tools (authenticator credentials as for DATABASE_URL's). */
+  readUrl: string | undefined;
+  /** Past this replay lag (or when the standby is unreachable), reads go to the primary. */
+  readMaxLagMs: number;
 }
 
 function list(value: string | undefined, fallback: string[]): string[] {
@@ -64,6 +71,14 @@ function int(name: string, value: string | undefined, fallback: number): number 
   if (!Number.isInteger(n) || n < 0 || n > 65535) {
     throw new Error(`${name} must be a whole number from 0 to 65535, got "${value}"`);
   }
+  return n;
+}
+
+/** A duration in milliseconds, 0 to one hour. */
+function millis(name: string, value: string | undefined, fallback: number): number {
+  if (value === undefined || value === "") return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 3_600_000) throw new Error(`${name} must be a whole number of milliseconds from 0 to 3600000, got "${value}"`);
   return n;
 }
 
@@ -125,7 +140,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     oauthAccessTtl: Math.max(1, Number(env.SEXTANT_OAUTH_ACCESS_TTL || 900)),
     oauthRefreshTtl: Math.max(60, Number(env.SEXTANT_OAUTH_REFRESH_TTL || 30 * 86400)),
     upload: readUploadLimits(env),
-    ask: readAskSettings(env),
+    metricsToken: env.SEXTANT_METRICS_TOKEN || undefined,
+    otlpEndpoint: env.SEXTANT_OTLP_ENDPOINT ? validUrl("SEXTANT_OTLP_ENDPOINT", env.SEXTANT_OTLP_ENDPOINT) : undefined,
+    shutdownTimeoutMs: millis("SEXTANT_SHUTDOWN_TIMEOUT_MS", env.SEXTANT_SHUTDOWN_TIMEOUT_MS, 10_000),
+    readUrl: env.SEXTANT_READ_URL || undefined,
+    readMaxLagMs: millis("SEXTANT_READ_MAX_LAG_MS", env.SEXTANT_READ_MAX_LAG_MS, 5_000),
     sourceFileDir: path.resolve(env.SEXTANT_SOURCE_FILE_DIR || path.join(env.SEXTANT_DATA_DIR || ".sextant", "files")),
   };
 }

@@ -1,6 +1,7 @@
 import type { Principal } from "../auth/principal.ts";
 import type { PublicError } from "../db/errors.ts";
 import type { AuditLog } from "./auditLog.ts";
+import type { Metrics } from "../metrics/metrics.ts";
 import type { RateLimiter } from "./rateLimiter.ts";
 
 /** What one operation was: the tool (MCP tool, `graphql:<field>`, `mcp:session`) and its SQL text, if any. */
@@ -28,6 +29,7 @@ export class OperationGate {
   constructor(
     private readonly audit?: AuditLog,
     private readonly rateLimiter?: RateLimiter,
+    private readonly metrics?: Metrics,
   ) {}
 
   /** Counts `calls` operations against the principal's and tenant's limits, or throws SX429 (counting nothing). */
@@ -40,9 +42,12 @@ export class OperationGate {
     await this.rateLimiter?.hit(principal, 1, "session");
   }
 
-  /** Audits one operation's outcome (ok, refused below HTTP 500, error otherwise). */
+  /** Audits one operation's outcome (ok, refused below HTTP 500, error otherwise) and counts it in the metrics. */
   record(principal: Principal, op: Operation, outcome: OperationOutcome): void {
     const f = outcome.failure;
+    const ms = performance.now() - outcome.started;
+    const result = !f ? "ok" : f.status < 500 ? "refused" : "error";
+    this.metrics?.observeOperation(principal.tenant, op.tool, result, ms / 1000, f?.code);
     this.audit?.record({
       at: new Date().toISOString(),
       tenant_slug: principal.tenant,
@@ -52,8 +57,8 @@ export class OperationGate {
       tool: op.tool,
       sql: op.sql,
       row_count: outcome.rowCount,
-      duration_ms: Math.round((performance.now() - outcome.started) * 1000) / 1000,
-      outcome: !f ? "ok" : f.status < 500 ? "refused" : "error",
+      duration_ms: Math.round(ms * 1000) / 1000,
+      outcome: result,
       error_code: f?.code,
       error_message: f?.message,
       request_id: op.requestId,

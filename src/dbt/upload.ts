@@ -4,7 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import type { Express, NextFunction, Request, Response } from "express";
 import type pg from "pg";
-import type { AuditLog } from "../audit/auditLog.ts";
+import type { OperationGate } from "../audit/operation.ts";
 import type { Authenticate } from "../auth/authenticate.ts";
 import { bearerAuth, principalFromAuth } from "../auth/bearer.ts";
 import { SextantError, toPublicError } from "../db/errors.ts";
@@ -45,7 +45,8 @@ export function installDbtUpload(
   deps: {
     pool: pg.Pool;
     authenticate: Authenticate;
-    audit?: AuditLog;
+    /** The audit and rate-limit step every door passes through (src/audit/operation.ts). */
+    gate?: OperationGate;
     resource?: { url: string; metadataUrl: string };
     embedder?: Embedder;
     logError?: (requestId: string, error: unknown) => void;
@@ -59,9 +60,9 @@ export function installDbtUpload(
     const principal = principalFromAuth(req.auth);
     const started = performance.now();
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sextant-upload-"));
-    let outcome: "ok" | "refused" | "error" = "ok";
-    let code: string | undefined;
+    let failure: ReturnType<typeof toPublicError> | undefined;
     try {
+      await deps.gate?.admit(principal);
       if (principal.accessLevel !== "admin") {
         throw new SextantError("SX403", "loading dbt artifacts needs the admin role", "Use a tenant admin's token.");
       }
@@ -97,18 +98,12 @@ export function installDbtUpload(
         client.release();
       }
     } catch (error) {
-      const pub = toPublicError(error); // for the audit only; the error handler answers and logs
-      outcome = pub.status < 500 ? "refused" : "error";
-      code = pub.code;
+      failure = toPublicError(error); // for the audit only; the error handler answers and logs
       req.resume(); // drain what is left of a refused body
       next(error);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
-      deps.audit?.record({
-        at: new Date().toISOString(), tenant_slug: principal.tenant, principal: principal.subject, auth_method: principal.authMethod,
-        database_role: principal.dbRole, tool: "dbt_upload", duration_ms: Math.round(performance.now() - started),
-        outcome, error_code: code,
-      });
+      deps.gate?.record(principal, { tool: "dbt_upload" }, { started, failure });
     }
   });
 }
