@@ -1,4 +1,5 @@
 import path from "node:path";
+import { readAskSettings, type AskSettings } from "./ask/settings.ts";
 import type { EmbeddingsSettings } from "./dbt/embeddings.ts";
 import { readUploadLimits, type UploadLimits } from "./dbt/uploadLimits.ts";
 
@@ -58,6 +59,8 @@ export interface Config {
   readUrl: string | undefined;
   /** Past this replay lag (or when the standby is unreachable), reads go to the primary. */
   readMaxLagMs: number;
+  /** Ask in plain English: the team's LLM endpoint, budgets, Slack (src/ask/settings.ts). */
+  ask: AskSettings;
 }
 
 function list(value: string | undefined, fallback: string[]): string[] {
@@ -145,6 +148,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     shutdownTimeoutMs: millis("SEXTANT_SHUTDOWN_TIMEOUT_MS", env.SEXTANT_SHUTDOWN_TIMEOUT_MS, 10_000),
     readUrl: env.SEXTANT_READ_URL || undefined,
     readMaxLagMs: millis("SEXTANT_READ_MAX_LAG_MS", env.SEXTANT_READ_MAX_LAG_MS, 5_000),
+    ask: readAskSettings(env),
     sourceFileDir: path.resolve(env.SEXTANT_SOURCE_FILE_DIR || path.join(env.SEXTANT_DATA_DIR || ".sextant", "files")),
   };
 }

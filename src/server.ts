@@ -14,9 +14,8 @@ import { createEmbedder } from "./dbt/embeddings.ts";
 import { installDbtUpload } from "./dbt/upload.ts";
 import { admitRequest } from "./graphql/plugins/operationPlugin.ts";
 import { createGraphql } from "./graphql/preset.ts";
+import { installAsk } from "./ask/http.ts";
 import { installMcp } from "./mcp/http.ts";
-import { installSlack } from "./slack/routes.ts";
-import { originAllowed } from "./mcp/origins.ts";
 import { Metrics } from "./metrics/metrics.ts";
 import { installMetrics } from "./metrics/route.ts";
 import { KeyRing } from "./oauth/keys.ts";
@@ -80,10 +79,10 @@ export async function startServer(opts: {
   // CORS: only configured origins; credentials are Bearer headers, never cookies.
   app.use((req, res, next) => {
     const origin = req.headers.origin;
-    if (origin && originAllowed(origin, config)) {
+    if (origin && config.allowedOrigins.includes(origin)) {
       res.setHeader("Access-Control-Allow-Origin", origin);
       res.setHeader("Vary", "Origin");
-      res.setHeader("Access-Control-Allow-Headers", "authorization, content-type, mcp-session-id, mcp-protocol-version, mcp-method, mcp-name, sextant-tool-groups");
+      res.setHeader("Access-Control-Allow-Headers", "authorization, content-type, mcp-session-id, mcp-protocol-version");
       res.setHeader("Access-Control-Expose-Headers", "mcp-session-id, www-authenticate");
       res.setHeader("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS");
       if (req.method === "OPTIONS") return void res.status(204).end();
@@ -128,7 +127,7 @@ export async function startServer(opts: {
   const embedder = createEmbedder(config.embeddings);
   const mcp = installMcp(app, { pool, authenticate, config, logError, audit, rateLimiter, gate, embedder, resource: mcpResource });
   installDbtUpload(app, { pool, authenticate, gate, embedder, logError, resource: graphqlResource, limits: config.upload });
-  installSlack(app, { pool, gate, embedder, logError, settings: config.ask });
+  installAsk(app, { pool, authenticate, gate, embedder, logError, settings: config.ask, resource: graphqlResource });
 
   const pgl = createGraphql(pool, logError, gate, config.graphqlLimits);
   const serv = pgl.createServ(grafserv);
