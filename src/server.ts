@@ -16,6 +16,7 @@ import { admitRequest } from "./graphql/plugins/operationPlugin.ts";
 import { createGraphql } from "./graphql/preset.ts";
 import { installAsk } from "./ask/http.ts";
 import { installMcp } from "./mcp/http.ts";
+import { originAllowed } from "./mcp/origins.ts";
 import { Metrics } from "./metrics/metrics.ts";
 import { installMetrics } from "./metrics/route.ts";
 import { KeyRing } from "./oauth/keys.ts";
@@ -79,10 +80,10 @@ export async function startServer(opts: {
   // CORS: only configured origins; credentials are Bearer headers, never cookies.
   app.use((req, res, next) => {
     const origin = req.headers.origin;
-    if (origin && config.allowedOrigins.includes(origin)) {
+    if (origin && originAllowed(origin, config)) {
       res.setHeader("Access-Control-Allow-Origin", origin);
       res.setHeader("Vary", "Origin");
-      res.setHeader("Access-Control-Allow-Headers", "authorization, content-type, mcp-session-id, mcp-protocol-version");
+      res.setHeader("Access-Control-Allow-Headers", "authorization, content-type, mcp-session-id, mcp-protocol-version, mcp-method, mcp-name, sextant-tool-groups");
       res.setHeader("Access-Control-Expose-Headers", "mcp-session-id, www-authenticate");
       res.setHeader("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS");
       if (req.method === "OPTIONS") return void res.status(204).end();

@@ -1,37 +1,45 @@
 import { z } from "zod";
+import { object, rowsOutput } from "../outputSchemas.ts";
 import { defineTool, type ToolSpec } from "../toolSpec.ts";
 
 /** Knowledge area: sql/knowledge.sql. */
 export const knowledgeTools: ToolSpec[] = [
   defineTool({
     name: "get_knowledge",
-    title: "Team knowledge about a table",
-    description: "What your team wrote about a table (or all tables): notes, learnings, entries.",
-    input: { table: z.string().optional().describe('Table name or "schema.table"') },
-    sql: "select * from sextant.get_knowledge($1)",
-    args: ({ table }) => [table ?? null],
+    title: "Team knowledge",
+    description: "Your team's notes, learnings and entries about a table (or all).",
+    group: "knowledge",
+    input: { table: z.string().optional().describe('Name or "schema.table"') },
+    fn: "get_knowledge",
+    params: { table: "table_name" },
+    output: rowsOutput,
     result: "rows",
   }),
   defineTool({
     name: "search_knowledge",
     title: "Search team knowledge",
     description: "Search your team's notes, entries and learnings in plain English.",
-    input: { query: z.string(), max_results: z.number().optional() },
-    sql: "select * from sextant.search_knowledge($1, $2)",
-    args: ({ query, max_results }) => [query, max_results ?? 10],
+    group: "knowledge",
+    input: { query: z.string(), max_results: z.number().int().optional() },
+    fn: "search_knowledge",
+    params: { query: "query", max_results: "max_results" },
+    output: rowsOutput,
     result: "rows",
   }),
   defineTool({
     name: "save_learning",
     title: "Record a learning",
-    description: "Record a learning (a correction, caveat or join), optionally about a table, with confidence 0-1. Analysts+.",
+    description: "Record a learning (a correction, caveat or join), optionally about a table. Analysts+.",
+    group: "knowledge",
     input: {
       learning: z.string().describe("One or two sentences"),
       table: z.string().optional(),
       confidence: z.number().optional().describe("0 to 1 (default 0.5)"),
     },
-    sql: "select id, table_ref, learning, confidence, status, recorded_by, created_at from sextant.save_learning($1, $2, $3)",
-    args: ({ learning, table, confidence }) => [learning, table ?? null, confidence ?? 0.5],
+    fn: "save_learning",
+    params: { learning: "learning", table: "table_name", confidence: "confidence" },
+    select: "id, table_ref, learning, confidence, status, recorded_by, created_at from {call}",
+    output: object(["id", "learning", "status"]),
     result: "one",
     writes: true,
   }),

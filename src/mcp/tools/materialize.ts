@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { fenceUntrusted } from "../formatUntrusted.ts";
+import { object, rowsOutput } from "../outputSchemas.ts";
 import { defineTool, type FollowContext, type ToolSpec } from "../toolSpec.ts";
 
 const FINISHED = new Set(["succeeded", "failed", "cancelled"]);
@@ -32,15 +33,21 @@ async function followRun(ctx: FollowContext<{ wait_seconds?: number }>): Promise
   }
 }
 
+/** A run as the tools return it (sextant.materialization_runs / get_materialization_status). */
+const runOutput = object(["run_id", "status"]);
+const runId = z.number().int();
+
 /** Materialization area: sql/materialize.sql. */
 export const materializeTools: ToolSpec[] = [
   defineTool({
     name: "provision_schema",
     title: "Provision a schema",
     description: "Create schema t_<tenant>__<name>, readable by your tenant only; ttl_hours drops it later. Analysts+.",
-    input: { name: z.string(), ttl_hours: z.number().optional().describe("1-8760") },
-    sql: "select * from sextant.provision_schema($1, $2)",
-    args: ({ name, ttl_hours }) => [name, ttl_hours ?? null],
+    group: "materialization",
+    input: { name: z.string(), ttl_hours: z.number().int().optional().describe("1-8760") },
+    fn: "provision_schema",
+    params: { name: "name", ttl_hours: "ttl_hours" },
+    output: object(["schema_name"]),
     result: "one",
     writes: true,
   }),
@@ -48,59 +55,78 @@ export const materializeTools: ToolSpec[] = [
     name: "teardown_schema",
     title: "Tear down a schema",
     description: "Drop a schema you provisioned, with its contents. Analysts+.",
+    group: "materialization",
     input: { name: z.string() },
-    sql: "select sextant.teardown_schema($1) as dropped_schema",
-    args: ({ name }) => [name],
+    fn: "teardown_schema",
+    params: { name: "name" },
+    select: "{call} as dropped_schema",
+    output: object(["dropped_schema"]),
     result: "one",
     writes: true,
+    destructive: true,
+    idempotent: true,
   }),
   defineTool({
     name: "list_pipelines",
     title: "List pipelines",
     description: "Your pipelines (source, entities, SQL models), schedule and last run.",
+    group: "materialization",
     input: {},
-    sql: "select * from sextant.list_pipelines()",
-    args: () => [],
+    fn: "list_pipelines",
+    params: {},
+    output: rowsOutput,
     result: "rows",
   }),
   defineTool({
     name: "run_materialization",
     title: "Run a pipeline",
-    description: "Reload a pipeline (full refresh) into your schema; returns a run id. Readers see the old tables until the new ones are complete. Analysts+.",
+    description: "Reload a pipeline (full refresh); returns a run id. Readers keep the old tables until it completes. Analysts+.",
+    group: "materialization",
     input: {
       pipeline: z.string(),
       entities: z.array(z.string()).optional().describe("default: all"),
       wait_seconds: z.number().min(0).max(300).optional()
-        .describe("wait for the end, with progress (default 0)"),
+        .describe("wait for the end, with progress"),
     },
-    sql: "select id as run_id, status, entities, created_at from sextant.run_materialization($1, (select array_agg(e) from jsonb_array_elements_text($2::jsonb) as e))",
-    args: ({ pipeline, entities }) => [pipeline, entities ? JSON.stringify(entities) : null],
+    fn: "run_materialization",
+    params: { pipeline: "pipeline", entities: "entities" },
+    casts: { entities: "text[]" },
+    select: "id as run_id, status, entities, created_at from {call}",
+    output: runOutput,
     result: "one",
     writes: true,
+    // A full refresh replaces the pipeline's tables.
+    destructive: true,
     follow: followRun,
   }),
   defineTool({
     name: "get_materialization_status",
     title: "Status of a pipeline run",
     description: "Status of a run: rows per entity, step, error.",
-    input: { run_id: z.number() },
-    sql: "select * from sextant.get_materialization_status($1)",
-    args: ({ run_id }) => [run_id],
+    group: "materialization",
+    input: { run_id: runId },
+    fn: "get_materialization_status",
+    params: { run_id: "run_id" },
+    output: object(["found"], { found: "boolean" }),
     result: "one",
     shape: (row) => {
       if (!row.run_id) return { text: "no such run (or not your tenant's)", structured: { found: false } };
       // Steps and errors quote the source's answers and the pipeline's own fields: others' text.
-      return { text: fenceUntrusted(JSON.stringify(row), "JSON", "the pipeline and its source"), structured: row };
+      return { text: fenceUntrusted(JSON.stringify(row), "JSON", "the pipeline and its source"), structured: { found: true, ...row } };
     },
   }),
   defineTool({
     name: "cancel_materialization",
     title: "Cancel a pipeline run",
     description: "Cancel a run; the old tables stay. Analysts+.",
-    input: { run_id: z.number() },
-    sql: "select id as run_id, status, cancel_requested from sextant.cancel_materialization($1)",
-    args: ({ run_id }) => [run_id],
+    group: "materialization",
+    input: { run_id: runId },
+    fn: "cancel_materialization",
+    params: { run_id: "run_id" },
+    select: "id as run_id, status, cancel_requested from {call}",
+    output: runOutput,
     result: "one",
     writes: true,
+    idempotent: true,
   }),
 ];

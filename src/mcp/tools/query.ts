@@ -1,24 +1,27 @@
 import { z } from "zod";
 import { guardSql } from "../../query/guard.ts";
 import { formatQueryResult } from "../formatResult.ts";
+import { queryOutput, rowOutput } from "../outputSchemas.ts";
 import { defineTool, type ToolSpec } from "../toolSpec.ts";
 
 /** Query area: sql/query.sql. The parser guard runs before the SQL reaches PostgreSQL. */
 export const queryTools: ToolSpec[] = [
   defineTool({
     name: "query",
-    title: "Run a read-only SQL query",
+    title: "Run a SQL query",
     description:
-      "Run one read-only SELECT/WITH/VALUES/TABLE statement as your tenant. Returns columns with types and rows; " +
-      "max_rows is capped by your tenant. When truncated, call again with row_offset=next_offset.",
+      "Run one read-only SELECT/WITH/VALUES/TABLE statement as your tenant: columns with types, rows. " +
+      "max_rows is capped by your tenant; when truncated, call again with row_offset=next_offset.",
+    group: "query",
     input: {
-      sql: z.string().describe("One PostgreSQL SELECT, WITH ... SELECT, VALUES or TABLE statement"),
-      max_rows: z.number().optional().describe("At most this many rows (default 500)"),
-      row_offset: z.number().optional().describe("Skip this many rows (for the next page)"),
+      sql: z.string().describe("One PostgreSQL statement"),
+      max_rows: z.number().int().optional().describe("default 500"),
+      row_offset: z.number().int().optional().describe("Rows to skip"),
     },
     guard: ({ sql }) => guardSql(sql),
-    sql: "select * from sextant.query($1, $2, $3)",
-    args: ({ sql, max_rows, row_offset }) => [sql, max_rows ?? 500, row_offset ?? 0],
+    fn: "query",
+    params: { sql: "sql", max_rows: "max_rows", row_offset: "row_offset" },
+    output: queryOutput,
     result: "one",
     shape: formatQueryResult,
     auditSql: ({ sql }) => sql,
@@ -27,11 +30,13 @@ export const queryTools: ToolSpec[] = [
     name: "explain_query",
     title: "Explain a query",
     description:
-      "The plan of a query without running it: estimated cost and rows, and whether the cost is within your tenant's budget.",
-    input: { sql: z.string().describe("The statement to explain (same rules as query)") },
+      "A query's plan without running it: estimated cost and rows, and whether it is within your tenant's budget.",
+    group: "query",
+    input: { sql: z.string().describe("Same rules as query") },
     guard: ({ sql }) => guardSql(sql),
-    sql: "select * from sextant.explain_query($1)",
-    args: ({ sql }) => [sql],
+    fn: "explain_query",
+    params: { sql: "sql" },
+    output: rowOutput,
     result: "one",
     auditSql: ({ sql }) => sql,
   }),
