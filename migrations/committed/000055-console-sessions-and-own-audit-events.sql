@@ -1,5 +1,5 @@
---! Previous: sha1:2971a371e3bd6b3cbd08a0129626d68accf06811
---! Hash: sha1:2b318e80545513fe6d2e31c4f46639fea21a4106
+--! Previous: sha1:9e013015e9b5f838940efa57fe685f62c8e61234
+--! Hash: sha1:1c4d8a420a34b590089937e813f412acf9172bc8
 --! Message: console: browser sessions in PostgreSQL; people read their own audit events
 
 -- Owned by sextant_owner like every other table (the functions in sql/console.sql run as it).

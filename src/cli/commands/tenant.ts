@@ -10,12 +10,14 @@ export default function register(program: Command): void {
     .description("create a tenant; maps existing schemas and creates those that do not exist")
     .option("--schema <name>", "a schema of the tenant (repeatable)", collect, [])
     .option("--name <display>", "display name")
-    .action((slug: string, opts: { schema: string[]; name?: string }) =>
+    .option("--table-owner <role>", "a role that creates tables in those schemas later, e.g. dbt's (repeatable; their schemas' owners are followed anyway)", collect, [])
+    .action((slug: string, opts: { schema: string[]; name?: string; tableOwner: string[] }) =>
       withContext(async ({ admin }) => {
-        const { rows } = await admin.query("select * from sextant_private.create_tenant($1, $2, $3)", [
+        const { rows } = await admin.query("select * from sextant_private.create_tenant($1, $2, $3, $4)", [
           slug,
           opts.name ?? slug,
           opts.schema,
+          opts.tableOwner,
         ]);
         process.stdout.write(`tenant ${rows[0].slug} created (role ${rows[0].reader_role}; schemas: ${opts.schema.join(", ") || "none"})\n`);
       }),
