@@ -14,11 +14,8 @@ import { createEmbedder } from "./dbt/embeddings.ts";
 import { installDbtUpload } from "./dbt/upload.ts";
 import { admitRequest } from "./graphql/plugins/operationPlugin.ts";
 import { createGraphql } from "./graphql/preset.ts";
-import { installAsk } from "./ask/http.ts";
+import { installConsole } from "./console/routes.ts";
 import { installMcp } from "./mcp/http.ts";
-import { originAllowed } from "./mcp/origins.ts";
-import { Metrics } from "./metrics/metrics.ts";
-import { installMetrics } from "./metrics/route.ts";
 import { KeyRing } from "./oauth/keys.ts";
 import { installOAuth } from "./oauth/routes.ts";
 
@@ -49,41 +46,17 @@ export async function startServer(opts: {
   const authenticate = authenticator.authenticate;
   const audit = new AuditLog(pool, (e) => log.warn({ err: e }, "audit flush failed; will retry"));
   const rateLimiter = new RateLimiter(pool, authenticator.limits, (e) => log.warn({ err: e }, "rate-limit flush failed; will retry"));
-  let inFlight = 0;
-  const metrics = new Metrics({
-    pools: { primary: pool },
-    audit: () => audit.stats(),
-    snapshot: async () => (await pool.query("select sextant_private.metrics_snapshot() as s")).rows[0].s,
-    inFlight: () => inFlight,
-  });
-  // The one audit and rate-limit step of every door: each MCP tool call, each GraphQL root field, each upload.
-  const gate = new OperationGate(audit, rateLimiter, metrics);
+  // The one audit and rate-limit step of every door: each MCP tool call, each GraphQL root field.
+  const gate = new OperationGate(audit, rateLimiter);
   let ready = false;
-  let draining = false;
-  let drained: (() => void) | undefined;
-
-  // In-flight requests, for the drain on shutdown. A client's standing MCP event stream (GET /mcp)
-  // never ends by itself, so it is not waited for; calls are (POST, and their SSE answers).
-  app.use((req, res, next) => {
-    if (draining) {
-      res.setHeader("Connection", "close");
-      return void res.status(503).json({ code: "SX503", message: "the server is shutting down", hint: "Retry: another server or the restarted one will answer." });
-    }
-    if (req.method === "GET" && req.path === "/mcp") return next();
-    inFlight++;
-    res.once("close", () => {
-      if (--inFlight === 0) drained?.();
-    });
-    next();
-  });
 
   // CORS: only configured origins; credentials are Bearer headers, never cookies.
   app.use((req, res, next) => {
     const origin = req.headers.origin;
-    if (origin && originAllowed(origin, config)) {
+    if (origin && config.allowedOrigins.includes(origin)) {
       res.setHeader("Access-Control-Allow-Origin", origin);
       res.setHeader("Vary", "Origin");
-      res.setHeader("Access-Control-Allow-Headers", "authorization, content-type, mcp-session-id, mcp-protocol-version, mcp-method, mcp-name, sextant-tool-groups");
+      res.setHeader("Access-Control-Allow-Headers", "authorization, content-type, mcp-session-id, mcp-protocol-version");
       res.setHeader("Access-Control-Expose-Headers", "mcp-session-id, www-authenticate");
       res.setHeader("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS");
       if (req.method === "OPTIONS") return void res.status(204).end();
@@ -101,9 +74,8 @@ export async function startServer(opts: {
       res.status(503).json({ status: "degraded", database: "down" });
     }
   });
-  installMetrics(app, metrics, config.metricsToken);
   app.get("/ready", (_req, res) => {
-    if (ready && !draining) res.json({ status: "ready" });
+    if (ready) res.json({ status: "ready" });
     else res.status(503).json({ status: "starting" });
   });
 
@@ -127,8 +99,8 @@ export async function startServer(opts: {
   });
   const embedder = createEmbedder(config.embeddings);
   const mcp = installMcp(app, { pool, authenticate, config, logError, audit, rateLimiter, gate, embedder, resource: mcpResource });
-  installDbtUpload(app, { pool, authenticate, gate, embedder, logError, resource: graphqlResource, limits: config.upload });
-  installAsk(app, { pool, authenticate, gate, embedder, logError, settings: config.ask, resource: graphqlResource });
+  installDbtUpload(app, { pool, authenticate, audit, embedder, logError, resource: graphqlResource, limits: config.upload });
+  installConsole(app, { pool, gate, embedder, logError, log, publicUrl: config.publicUrl });
 
   const pgl = createGraphql(pool, logError, gate, config.graphqlLimits);
   const serv = pgl.createServ(grafserv);
@@ -165,31 +137,13 @@ export async function startServer(opts: {
   return {
     url: `http://${config.host === "0.0.0.0" ? "localhost" : config.host}:${port}`,
     port,
-    /**
-     * Graceful: stops accepting (the listening socket closes, idle keep-alive connections end,
-     * a request arriving on a busy one gets 503), waits up to config.shutdownTimeoutMs for
-     * in-flight calls to answer, then ends the rest and flushes audit and rate counts. The
-     * caller closes the pools afterwards.
-     */
     async close() {
-      draining = true;
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeIdleConnections();
-      if (inFlight > 0) {
-        let timer: NodeJS.Timeout | undefined;
-        await Promise.race([
-          new Promise<void>((resolve) => (drained = resolve)),
-          new Promise<void>((resolve) => (timer = setTimeout(resolve, config.shutdownTimeoutMs))),
-        ]);
-        clearTimeout(timer);
-        if (inFlight > 0) log.warn({ inFlight }, "shutdown: calls still running after SEXTANT_SHUTDOWN_TIMEOUT_MS; ending them");
-      }
       await mcp.close();
       await audit.close();
       await rateLimiter.close();
       await authenticator.close();
       server.closeAllConnections();
-      await closed;
+      await new Promise<void>((resolve) => server.close(() => resolve()));
       await pgl.release();
     },
   };

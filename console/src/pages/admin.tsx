@@ -1,0 +1,115 @@
+import { useState } from "preact/hooks";
+import { op } from "../api.ts";
+import { cellText } from "../components/grid.tsx";
+import { Problem, useLoad } from "../components/status.tsx";
+
+type Row = Record<string, unknown>;
+const t = cellText;
+
+function Tokens() {
+  const tokens = useLoad(() => op<Row[]>("list_api_tokens"), []);
+  const [created, setCreated] = useState<string>();
+  const [error, setError] = useState<string>();
+  const create = async (e: Event) => {
+    e.preventDefault();
+    const f = new FormData(e.target as HTMLFormElement);
+    setError(undefined);
+    try {
+      const days = String(f.get("days") ?? "");
+      const r = await op<{ token: string }>("create_api_token", { name: String(f.get("name")), access_level: String(f.get("level")), expires_in_days: days ? Number(days) : undefined });
+      setCreated(r.token);
+      (e.target as HTMLFormElement).reset();
+      tokens.reload();
+    } catch (err) {
+      setError((err as Error).message);
+    }
+  };
+  const revoke = async (prefix: string) => {
+    setError(undefined);
+    try {
+      await op("revoke_api_token", { prefix });
+      tokens.reload();
+    } catch (err) {
+      setError((err as Error).message);
+    }
+  };
+  return (
+    <section aria-labelledby="tokens-h">
+      <h2 id="tokens-h">API tokens</h2>
+      <form onSubmit={create} class="inline-form">
+        <label for="token-name">For (person or agent)</label>
+        <input id="token-name" name="name" required maxLength={200} />
+        <label for="token-level">Access level</label>
+        <select id="token-level" name="level"><option>viewer</option><option>analyst</option><option>admin</option></select>
+        <label for="token-days">Expires in days (empty: never)</label>
+        <input id="token-days" name="days" type="number" min={1} max={3650} />
+        <button type="submit">Create token</button>
+      </form>
+      <Problem error={error ?? tokens.error} />
+      {created ? (
+        <div class="panel" role="status">
+          <p><strong>New token — copy it now, it is shown only this once:</strong></p>
+          <code class="token" id="new-token">{created}</code>
+          <button type="button" class="secondary" onClick={() => setCreated(undefined)}>Done</button>
+        </div>
+      ) : null}
+      <table class="list">
+        <caption class="sr-only">API tokens of this tenant</caption>
+        <thead><tr><th scope="col">Prefix</th><th scope="col">For</th><th scope="col">Level</th><th scope="col">Status</th><th scope="col">Created</th><th scope="col">Last used</th><th scope="col"><span class="sr-only">Actions</span></th></tr></thead>
+        <tbody>
+          {(tokens.data ?? []).map((r) => (
+            <tr key={t(r.prefix)}>
+              <td><code>{t(r.prefix)}</code></td><td>{t(r.principal_name)}</td><td>{t(r.access_level)}</td><td>{t(r.status)}</td>
+              <td>{t(r.created_at)}</td><td>{t(r.last_used_at)}</td>
+              <td>{r.status === "active" ? <button type="button" class="danger" onClick={() => revoke(t(r.prefix))} aria-label={`Revoke token ${t(r.prefix)} of ${t(r.principal_name)}`}>Revoke</button> : null}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </section>
+  );
+}
+
+function Audit() {
+  const [filters, setFilters] = useState<{ tool?: string; outcome?: string; principal?: string }>({});
+  const events = useLoad(() => op<Row[]>("audit_log", { ...filters, max_results: 100 }), [JSON.stringify(filters)]);
+  return (
+    <section aria-labelledby="audit-h">
+      <h2 id="audit-h">Audit log</h2>
+      <form class="inline-form" onSubmit={(e) => {
+        e.preventDefault();
+        const f = new FormData(e.target as HTMLFormElement);
+        setFilters({ tool: String(f.get("tool") || "") || undefined, outcome: String(f.get("outcome") || "") || undefined, principal: String(f.get("principal") || "") || undefined });
+      }}>
+        <label for="audit-tool">Tool</label><input id="audit-tool" name="tool" />
+        <label for="audit-principal">Who</label><input id="audit-principal" name="principal" />
+        <label for="audit-outcome">Outcome</label>
+        <select id="audit-outcome" name="outcome"><option value="">any</option><option>ok</option><option>refused</option><option>error</option></select>
+        <button type="submit">Filter</button>
+      </form>
+      <Problem error={events.error} />
+      <table class="list">
+        <caption class="sr-only">Audit events, newest first</caption>
+        <thead><tr><th scope="col">When</th><th scope="col">Who</th><th scope="col">Tool</th><th scope="col">Outcome</th><th scope="col">Rows</th><th scope="col">ms</th><th scope="col">SQL</th></tr></thead>
+        <tbody>
+          {(events.data ?? []).map((r, i) => (
+            <tr key={i}>
+              <td>{t(r.at)}</td><td>{t(r.principal)}</td><td>{t(r.tool)}</td><td>{t(r.outcome)}{r.error_code ? ` (${t(r.error_code)})` : ""}</td>
+              <td class="num">{t(r.row_count)}</td><td class="num">{t(r.duration_ms)}</td><td><code>{t(r.sql).slice(0, 200)}</code></td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </section>
+  );
+}
+
+export function AdminPage() {
+  return (
+    <div>
+      <h1>Admin</h1>
+      <Tokens />
+      <Audit />
+    </div>
+  );
+}

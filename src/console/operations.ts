@@ -1,0 +1,79 @@
+import { randomUUID } from "node:crypto";
+import type pg from "pg";
+import type { OperationGate } from "../audit/operation.ts";
+import type { Principal } from "../auth/principal.ts";
+import { SextantError, toPublicError, type PublicError } from "../db/errors.ts";
+import { queryAsRole } from "../db/queryAsRole.ts";
+
+/**
+ * The console's calls that are not MCP tools: SQL functions of schema `sextant` that GraphQL
+ * and psql call too (sql/console.sql, sql/oauth.sql). Who may do what is decided there, as the
+ * person's own role; this table only names the function and its arguments.
+ */
+interface ConsoleOperation {
+  sql: string;
+  args: (input: Record<string, unknown>) => unknown[];
+  writes?: boolean;
+  result: "one" | "rows";
+}
+
+const text = (v: unknown, max = 1000): string | null => {
+  if (v === undefined || v === null || v === "") return null;
+  if (typeof v !== "string" || v.length > max || v.includes("\u0000")) throw new SextantError("SX400", `a text argument must be a string of at most ${max} characters`);
+  return v;
+};
+const int = (v: unknown): number | null => {
+  if (v === undefined || v === null || v === "") return null;
+  if (typeof v !== "number" || !Number.isInteger(v)) throw new SextantError("SX400", "a number argument must be an integer");
+  return v;
+};
+
+export const CONSOLE_OPERATIONS: Record<string, ConsoleOperation> = {
+  create_api_token: {
+    sql: "select sextant.create_api_token($1, $2, $3) as token",
+    args: (i) => [text(i.name, 200), text(i.access_level) ?? "viewer", int(i.expires_in_days)],
+    writes: true,
+    result: "one",
+  },
+  list_api_tokens: { sql: "select * from sextant.list_api_tokens()", args: () => [], result: "rows" },
+  revoke_api_token: { sql: "select * from sextant.revoke_api_token($1)", args: (i) => [text(i.prefix, 16)], writes: true, result: "one" },
+  my_query_history: { sql: "select * from sextant.my_query_history($1, $2)", args: (i) => [int(i.max_results) ?? 50, text(i.tool, 100)], result: "rows" },
+  // The tenant's audit log (admins; RLS shows everyone else their own events only).
+  audit_log: {
+    sql: `select at, principal, auth_method, tool, outcome, error_code, row_count, duration_ms, left(sql, 2000) as sql
+          from sextant.audit_events
+          where ($1::text is null or tool = $1) and ($2::text is null or outcome = $2) and ($3::text is null or principal = $3)
+          order by at desc limit least(greatest(coalesce($4::integer, 100), 1), 500)`,
+    args: (i) => [text(i.tool, 100), text(i.outcome, 20), text(i.principal, 320), int(i.max_results)],
+    result: "rows",
+  },
+  list_oauth_grants: { sql: "select * from sextant.list_oauth_grants()", args: () => [], result: "rows" },
+  revoke_oauth_grant: { sql: "select * from sextant.revoke_oauth_grant($1)", args: (i) => [int(i.grant_id)], writes: true, result: "one" },
+};
+
+export type OperationResult = { ok: true; data: unknown } | { ok: false; error: PublicError };
+
+/** One console operation through the one audit and rate-limit step (src/audit/operation.ts), as the person's role. */
+export async function runOperation(
+  deps: { pool: pg.Pool; gate: OperationGate; logError: (id: string, e: unknown) => void },
+  principal: Principal, name: string, input: Record<string, unknown>,
+): Promise<OperationResult> {
+  const op = CONSOLE_OPERATIONS[name]!;
+  const started = performance.now();
+  const requestId = randomUUID();
+  let failure: PublicError | undefined;
+  let rowCount: number | undefined;
+  try {
+    const args = op.args(input);
+    await deps.gate.admit(principal);
+    const rows = await queryAsRole(deps.pool, principal, op.sql, args, { write: op.writes ?? false });
+    rowCount = rows.length;
+    return { ok: true, data: op.result === "one" ? (rows[0] ?? null) : rows };
+  } catch (error) {
+    failure = toPublicError(error, deps.logError);
+    return { ok: false, error: failure };
+  } finally {
+    // The token text is never audited: only the operation's name.
+    deps.gate.record(principal, { tool: `console:${name}`, requestId }, { started, rowCount, failure });
+  }
+}

@@ -1,0 +1,194 @@
+import express, { type Express, type Request, type Response } from "express";
+import type pg from "pg";
+import type { Logger } from "pino";
+import type { OperationGate } from "../audit/operation.ts";
+import type { Principal } from "../auth/principal.ts";
+import { createTenantLimits } from "../auth/tenantLimits.ts";
+import type { Embedder } from "../dbt/embeddings.ts";
+import { toPublicError } from "../db/errors.ts";
+import { callTool } from "../mcp/registerTools.ts";
+import { allTools } from "../mcp/server.ts";
+import { throttleAddress } from "../oauth/clientAddress.ts";
+import { verifyPassword } from "../oauth/password.ts";
+import { CONSOLE_OPERATIONS, runOperation } from "./operations.ts";
+import {
+  clearSessionCookie, loadSession, newSecret, sameOrigin, sameSecret, setSessionCookie, sha256,
+  type ConsoleSession, type SessionSettings,
+} from "./session.ts";
+import { serveConsoleFiles } from "./static.ts";
+
+export interface ConsoleDeps {
+  pool: pg.Pool;
+  gate: OperationGate;
+  publicUrl: string;
+  log: Logger;
+  embedder?: Embedder;
+  logError: (requestId: string, error: unknown) => void;
+  /** Seconds without a request before a session ends (default 30 minutes, SEXTANT_CONSOLE_IDLE_MINUTES). */
+  idleSeconds?: number;
+  /** Seconds after sign-in when a session ends regardless (default 12 hours, SEXTANT_CONSOLE_MAX_HOURS). */
+  maxSeconds?: number;
+}
+
+const tools = new Map(allTools.map((t) => [t.name, t]));
+type SessionRequest = Request & { session?: ConsoleSession };
+
+/**
+ * The web console at /console: its page and assets, and a small JSON API under /console/api
+ * for the page's script. People sign in with the same accounts and password check as OAuth
+ * (sextant_private.oauth_*); every action runs an MCP tool (callTool) or a SQL function of
+ * schema sextant as the person's own tenant role, through the one audit and rate-limit step.
+ */
+export function installConsole(app: Express, deps: ConsoleDeps): void {
+  const env = process.env;
+  const settings: SessionSettings = {
+    cookie: "sx_console",
+    secure: deps.publicUrl.startsWith("https:"),
+    idleSeconds: deps.idleSeconds ?? Math.round(Number(env.SEXTANT_CONSOLE_IDLE_MINUTES || 30) * 60),
+    maxSeconds: deps.maxSeconds ?? Math.round(Number(env.SEXTANT_CONSOLE_MAX_HOURS || 12) * 3600),
+  };
+  const limits = createTenantLimits(deps.pool);
+  const api = express.Router();
+  api.use((_req, res, next) => {
+    res.setHeader("Cache-Control", "no-store");
+    res.setHeader("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'");
+    next();
+  });
+  api.use(express.json({ limit: "256kb" }));
+  const checkOrigin = sameOrigin(new URL(deps.publicUrl).origin);
+
+  const fail = (res: Response, status: number, code: string, message: string) => void res.status(status).json({ code, message });
+
+  /** Requires a live session (and, for writes, its CSRF token); attaches it to the request. */
+  const signedIn = (needTenant: boolean) => async (req: SessionRequest, res: Response, next: express.NextFunction) => {
+    try {
+      const session = await loadSession(deps.pool, settings, req);
+      if (!session) return fail(res, 401, "SX401", "not signed in, or the session ended");
+      if (req.method !== "GET" && !sameSecret(session.csrf, req.headers["x-csrf-token"])) {
+        return fail(res, 403, "SX403", "request refused: the CSRF token is missing or wrong");
+      }
+      if (needTenant && (!session.tenant || !session.accessLevel)) return fail(res, 409, "SX409", "pick a tenant first");
+      req.session = session;
+      next();
+    } catch (error) {
+      next(error);
+    }
+  };
+
+  const principalOf = async (s: ConsoleSession): Promise<Principal> => {
+    const { rows } = await deps.pool.query("select sextant_private.tenant_role($1, $2) as role", [s.tenant, s.accessLevel]);
+    return {
+      tenant: s.tenant!,
+      accessLevel: s.accessLevel!,
+      dbRole: rows[0].role,
+      subject: s.email,
+      // The console signs people in with the OAuth server's own accounts and password check.
+      authMethod: "oauth",
+      statementTimeoutMs: (await limits.get(s.tenant!)).statementTimeoutMs,
+    };
+  };
+
+  const view = (s: ConsoleSession) => ({
+    email: s.email, display_name: s.displayName, tenant: s.tenant, access_level: s.accessLevel,
+    tenants: s.tenants, csrf: s.csrf, expires_at: s.expiresAt,
+  });
+
+  api.post("/login", checkOrigin, async (req, res, next) => {
+    try {
+      const email = String(req.body?.email ?? "").trim().toLowerCase().slice(0, 320);
+      const password = String(req.body?.password ?? "").slice(0, 1000);
+      if (!email || !password) return fail(res, 401, "SX401", "the e-mail or the password is not right");
+      // The OAuth sign-in's brute-force limits, shared (same SQL, same counters).
+      const address = throttleAddress(req.ip || req.socket.remoteAddress);
+      const wait = (await deps.pool.query("select sextant_private.oauth_login_attempt($1, $2) as wait", [email, address])).rows[0].wait as number;
+      if (wait > 0) {
+        res.setHeader("Retry-After", String(wait));
+        return fail(res, 429, "SX429", `too many failed sign-ins for this e-mail from here; wait ${wait} seconds`);
+      }
+      const { rows } = await deps.pool.query("select * from sextant_private.oauth_user_for_login($1)", [email]);
+      const user = rows[0] as { user_id: number; password_hash: string | null } | undefined;
+      if (!(await verifyPassword(password, user?.password_hash)) || !user) {
+        deps.log.info({ email: email.replace(/^(.).*@/, "$1…@"), ip: req.ip }, "failed console sign-in");
+        return fail(res, 401, "SX401", "the e-mail or the password is not right");
+      }
+      await deps.pool.query("select sextant_private.oauth_login_succeeded($1, $2)", [email, address]);
+      const secret = newSecret();
+      await deps.pool.query("select sextant_private.console_session_start($1, $2, $3)", [sha256(secret), user.user_id, newSecret()]);
+      setSessionCookie(res, settings, secret);
+      // The session as the next request sees it (a single tenant is picked at once).
+      const session = (await loadSession(deps.pool, settings, { headers: { cookie: `${settings.cookie}=${secret}` } } as Request))!;
+      if (session.tenants.length === 1) {
+        await deps.pool.query("select sextant_private.console_session_pick($1, $2)", [session.idHash, session.tenants[0]!.tenant]);
+        return void res.json(view((await loadSession(deps.pool, settings, { headers: { cookie: `${settings.cookie}=${secret}` } } as Request))!));
+      }
+      res.json(view(session));
+    } catch (error) {
+      next(error);
+    }
+  });
+
+  api.get("/session", signedIn(false), (req: SessionRequest, res) => void res.json(view(req.session!)));
+
+  api.post("/tenant", checkOrigin, signedIn(false), async (req: SessionRequest, res, next) => {
+    try {
+      const tenant = req.body?.tenant;
+      if (typeof tenant !== "string" || tenant.length > 63) return fail(res, 400, "SX400", "tenant must be a tenant's name");
+      await deps.pool.query("select sextant_private.console_session_pick($1, $2)", [req.session!.idHash, tenant]);
+      res.json({ tenant });
+    } catch (error) {
+      next(error);
+    }
+  });
+
+  api.post("/logout", checkOrigin, signedIn(false), async (req: SessionRequest, res, next) => {
+    try {
+      await deps.pool.query("select sextant_private.console_session_end($1)", [req.session!.idHash]);
+      clearSessionCookie(res, settings);
+      res.json({ signed_out: true });
+    } catch (error) {
+      next(error);
+    }
+  });
+
+  // An MCP tool, exactly as an agent calls it (same guard, SQL, audit and limits).
+  api.post("/tool/:name", checkOrigin, signedIn(true), async (req: SessionRequest, res, next) => {
+    try {
+      const spec = tools.get(String(req.params.name));
+      if (!spec) return fail(res, 404, "SX404", "no such tool");
+      const result = await callTool(spec, { pool: deps.pool, gate: deps.gate, embedder: deps.embedder, logError: deps.logError, principalOf: () => { throw new Error("unused"); } },
+        await principalOf(req.session!), req.body?.input ?? {});
+      if (result.isError) {
+        const message = result.content.map((c) => ("text" in c ? c.text : "")).join("\n");
+        return void res.status(400).json({ code: "SX400", message });
+      }
+      res.json({ data: result.structuredContent });
+    } catch (error) {
+      next(error);
+    }
+  });
+
+  api.post("/op/:name", checkOrigin, signedIn(true), async (req: SessionRequest, res, next) => {
+    try {
+      const name = String(req.params.name);
+      if (!Object.hasOwn(CONSOLE_OPERATIONS, name)) return fail(res, 404, "SX404", "no such operation");
+      const input = req.body?.input && typeof req.body.input === "object" ? req.body.input : {};
+      const out = await runOperation(deps, await principalOf(req.session!), name, input);
+      if (!out.ok) return void res.status(out.error.status).json({ code: out.error.code, message: out.error.message, detail: out.error.detail, hint: out.error.hint });
+      res.json({ data: out.data });
+    } catch (error) {
+      next(error);
+    }
+  });
+
+  api.use((_req, res) => fail(res, 404, "SX404", "no such console API"));
+  api.use((error: unknown, _req: Request, res: Response, _next: express.NextFunction) => {
+    const e = error as { type?: string };
+    if (e.type === "entity.too.large") return fail(res, 413, "SX413", "request body is too large");
+    if (e.type === "entity.parse.failed") return fail(res, 400, "SX400", "request body is not valid JSON");
+    const pub = toPublicError(error, deps.logError);
+    res.status(pub.status).json({ code: pub.code, message: pub.message, detail: pub.detail, hint: pub.hint });
+  });
+
+  app.use("/console/api", api);
+  serveConsoleFiles(app);
+}

@@ -1,0 +1,151 @@
+import path from "node:path";
+import pg from "pg";
+import type { Browser, Page } from "playwright-core";
+import { afterAll, beforeAll, expect, test } from "vitest";
+import { projectRoot } from "../../src/db/paths.ts";
+import { loadDbtArtifacts } from "../../src/dbt/loadArtifacts.ts";
+import { hashPassword } from "../../src/oauth/password.ts";
+import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
+import { freePort } from "../helpers/ports.ts";
+import { startTestServer } from "../helpers/server.ts";
+import { launchChromium, screenshot, seriousViolations } from "./browser.ts";
+
+// The console in headless Chromium, as people use it: sign in, pick a tenant, browse, search a
+// dbt model and open its lineage, query and page, chart, tokens. Every page is screenshotted and
+// checked with axe-core. Markup planted in data, dbt docs and knowledge must show as text.
+const PASSWORD = "a long enough password";
+const HOSTILE = `<img src=x onerror="document.title='pwned'"><script>document.title='pwned'</script>`;
+let db: TestDatabase;
+let server: Awaited<ReturnType<typeof startTestServer>>;
+let base: string;
+let browser: Browser;
+let page: Page;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  const port = await freePort();
+  base = `http://127.0.0.1:${port}`;
+  server = await startTestServer(db, { PORT: String(port), SEXTANT_PUBLIC_URL: base });
+  const hash = await hashPassword(PASSWORD);
+  await db.admin.query("select * from sextant_private.upsert_user('pat@acme.test', $1, 'Pat', 'acme', 'admin')", [hash]);
+  await db.admin.query("select * from sextant_private.upsert_user('pat@acme.test', null, null, 'globex', 'viewer')");
+  const client = new pg.Client({ connectionString: db.adminUrl });
+  await client.connect();
+  await loadDbtArtifacts(client, { tenant: "acme", dir: path.join(projectRoot, "test/fixtures/dbt/fivetran-recurly") });
+  // Others' text with markup in it: a table comment, a row, a dbt description.
+  await client.query(`comment on table acme_sales.orders is ${client.escapeLiteral(`Orders ${HOSTILE}`)}`);
+  await client.end();
+  await db.admin.query("update acme_sales.orders set customer = $1 where id = 1", [HOSTILE]);
+  await db.admin.query("update sextant.dbt_nodes set description = $1 where name = 'recurly__account_overview'", [`Accounts ${HOSTILE}`]);
+  browser = await launchChromium();
+  page = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
+  page.on("dialog", (d) => void d.dismiss());
+}, 120_000);
+afterAll(async () => {
+  await browser?.close();
+  await server?.close();
+  await db?.drop();
+});
+
+async function checkPage(name: string) {
+  await screenshot(page, name);
+  expect(await seriousViolations(page)).toEqual([]);
+  expect(await page.title()).not.toBe("pwned");
+  expect(await page.locator("main img, main script").count()).toBe(0);
+}
+
+test("a person signs in, picks one of their tenants, and browses schemas and a table (markup shown as text)", { timeout: 60_000 }, async () => {
+  const res = await page.goto(`${base}/console`);
+  const csp = res!.headers()["content-security-policy"]!;
+  expect(csp).toContain("script-src 'self'");
+  expect(csp).toContain("frame-ancestors 'none'");
+  expect(res!.headers()["x-frame-options"]).toBe("DENY");
+  await page.getByLabel("E-mail").fill("pat@acme.test");
+  await page.getByLabel("Password").fill("wrong password!!");
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await expect(page.getByRole("alert").textContent()).resolves.toMatch(/not right/);
+  await checkPage("signin");
+  await page.getByLabel("Password").fill(PASSWORD);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("heading", { name: "Pick a tenant" }).waitFor();
+  const cookie = (await page.context().cookies()).find((c) => c.name === "sx_console")!;
+  expect(cookie).toMatchObject({ httpOnly: true, sameSite: "Strict", path: "/console" });
+  await checkPage("pick-tenant");
+  await page.getByRole("button", { name: /Acme/ }).click();
+  await page.getByRole("heading", { name: "Explore" }).waitFor();
+  await page.getByRole("link", { name: "acme_sales", exact: true }).click();
+  await page.getByRole("link", { name: "acme_sales.orders" }).click();
+  await page.getByRole("heading", { name: "acme_sales.orders" }).waitFor();
+  await page.getByRole("region", { name: "Sample rows of orders" }).waitFor();
+  await page.getByRole("table", { name: "Columns of orders" }).waitFor();
+  expect(await page.textContent("main")).toContain(`Orders ${HOSTILE}`);
+  await checkPage("table");
+});
+
+test("a dbt model is found by search, its page shows the lineage graph, and a node opens its model", { timeout: 30_000 }, async () => {
+  await page.getByRole("link", { name: "dbt models" }).click();
+  await page.getByLabel("Search models in plain English").fill("account overview");
+  await page.getByRole("button", { name: "Search" }).click();
+  await page.getByRole("link", { name: "recurly__account_overview" }).click();
+  await page.getByRole("heading", { name: "recurly__account_overview" }).waitFor();
+  expect(await page.textContent("main")).toContain(`Accounts ${HOSTILE}`);
+  const nodes = page.locator(".lineage svg g.node");
+  expect(await nodes.count()).toBeGreaterThan(2);
+  expect(await page.locator(".lineage svg polyline.edge").count()).toBeGreaterThan(1);
+  await checkPage("model");
+  await page.getByRole("button", { name: "Zoom in" }).click();
+  const upstream = page.getByRole("list", { name: "Models in the lineage" }).getByRole("button").first();
+  const name = (await upstream.textContent())!;
+  await upstream.click();
+  await page.getByRole("heading", { name, exact: true }).waitFor();
+});
+
+test("a query runs, pages with next_offset, draws a chart, explains, and lands in the person's history", { timeout: 30_000 }, async () => {
+  await page.getByRole("link", { name: "Query" }).click();
+  const editor = page.getByRole("textbox", { name: /SQL query/ });
+  await editor.click();
+  await page.keyboard.press("Control+A");
+  await page.keyboard.type("select id, customer, amount from acme_sales.orders order by id");
+  await page.getByRole("button", { name: "Run", exact: true }).click();
+  await page.getByRole("status").filter({ hasText: "Rows 1–" }).waitFor();
+  expect(await page.getByRole("region", { name: "Query result" }).textContent()).toContain(HOSTILE);
+  await page.getByRole("button", { name: "Next page" }).isDisabled().then((d) => expect(d).toBe(true)); // 50 rows, page of 100
+  await editor.click();
+  await page.keyboard.press("Control+A");
+  await page.keyboard.type("select g as n, g * g as square from generate_series(1, 250) g");
+  await page.keyboard.press("Control+Enter");
+  await page.getByRole("status").filter({ hasText: "Rows 1–100 (more rows exist)" }).waitFor();
+  await page.getByRole("button", { name: "Next page" }).click();
+  await page.getByRole("status").filter({ hasText: "Rows 101–200" }).waitFor();
+  const grid = page.getByRole("region", { name: "Query result" });
+  expect(await grid.locator("tbody tr").first().textContent()).toContain("101");
+  const marks = await page.locator("svg.chart circle, svg.chart rect, svg.chart polyline").count();
+  expect(marks).toBeGreaterThan(0);
+  await page.getByRole("button", { name: "Explain" }).click();
+  await page.getByRole("heading", { name: "Plan" }).waitFor();
+  await page.getByText("generate_series(1, 250)").first().waitFor();
+  await checkPage("query");
+});
+
+test("a tenant admin creates a token (shown once), sees it listed, revokes it; the audit log lists the calls", { timeout: 30_000 }, async () => {
+  await page.getByRole("link", { name: "Admin" }).click();
+  await page.getByLabel("For (person or agent)").fill("ci robot");
+  await page.getByLabel("Access level").selectOption("analyst");
+  await page.getByRole("button", { name: "Create token" }).click();
+  const token = (await page.locator("#new-token").textContent())!;
+  expect(token).toMatch(/^sxt_[0-9a-f]{8}_/);
+  const ok = await fetch(`${base}/graphql`, { method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, body: JSON.stringify({ query: "{ whoami { tenant accessLevel } }" }) });
+  expect(await ok.json()).toMatchObject({ data: { whoami: { tenant: "acme", accessLevel: "analyst" } } });
+  await page.getByRole("button", { name: "Done" }).click();
+  expect(await page.textContent("main")).not.toContain(token);
+  await page.getByRole("button", { name: `Revoke token ${token.slice(4, 12)} of ci robot` }).click();
+  await page.getByRole("row").filter({ hasText: token.slice(4, 12) }).filter({ hasText: "revoked" }).waitFor();
+  const after = await fetch(`${base}/graphql`, { method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, body: JSON.stringify({ query: "{ whoami { tenant } }" }) });
+  expect(after.status).toBe(401);
+  await page.getByLabel("Tool").fill("query");
+  await page.getByRole("button", { name: "Filter" }).click();
+  await page.getByRole("row").filter({ hasText: "generate_series" }).first().waitFor();
+  await checkPage("admin");
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await page.getByRole("heading", { name: "Sign in to Sextant" }).waitFor();
+});
