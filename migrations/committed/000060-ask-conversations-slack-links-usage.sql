@@ -1,5 +1,5 @@
---! Previous: sha1:2b318e80545513fe6d2e31c4f46639fea21a4106
---! Hash: sha1:f34e32a682f8dbce3847bbeebc54b1f5844f88e1
+--! Previous: sha1:1c4d8a420a34b590089937e813f412acf9172bc8
+--! Hash: sha1:d89103fab6f2b26d20eb97401d90cddfa7d8b277
 --! Message: ask: conversations per person, Slack workspaces and people, per-tenant daily usage
 
 -- Ask in plain English (src/ask/, src/slack/): an answering loop over Sextant's own tools as
