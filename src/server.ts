@@ -15,7 +15,9 @@ import { installDbtUpload } from "./dbt/upload.ts";
 import { admitRequest } from "./graphql/plugins/operationPlugin.ts";
 import { createGraphql } from "./graphql/preset.ts";
 import { installConsole } from "./console/routes.ts";
+import { installAsk } from "./ask/http.ts";
 import { installMcp } from "./mcp/http.ts";
+import { installSlack } from "./slack/routes.ts";
 import { KeyRing } from "./oauth/keys.ts";
 import { installOAuth } from "./oauth/routes.ts";
 
@@ -100,6 +102,8 @@ export async function startServer(opts: {
   const embedder = createEmbedder(config.embeddings);
   const mcp = installMcp(app, { pool, authenticate, config, logError, audit, rateLimiter, gate, embedder, resource: mcpResource });
   installDbtUpload(app, { pool, authenticate, audit, embedder, logError, resource: graphqlResource, limits: config.upload });
+  installAsk(app, { pool, authenticate, gate, embedder, logError, settings: config.ask, resource: graphqlResource });
+  installSlack(app, { pool, gate, embedder, logError, settings: config.ask });
   installConsole(app, { pool, gate, embedder, logError, log, publicUrl: config.publicUrl });
 
   const pgl = createGraphql(pool, logError, gate, config.graphqlLimits);
