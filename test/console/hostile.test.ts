@@ -1,0 +1,113 @@
+import { afterAll, beforeAll, expect, test } from "vitest";
+import { hashPassword } from "../../src/oauth/password.ts";
+import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
+import { freePort } from "../helpers/ports.ts";
+import { startTestServer } from "../helpers/server.ts";
+
+// The console's HTTP API attacked directly (no browser): forged requests, tampered tenants and
+// ids, a viewer trying an admin's action, dead sessions. Each must be refused with its code.
+const PASSWORD = "a long enough password";
+let db: TestDatabase;
+let server: Awaited<ReturnType<typeof startTestServer>>;
+let base: string;
+
+interface Session { cookie: string; csrf: string }
+
+async function signIn(email: string): Promise<Session> {
+  const res = await fetch(`${base}/console/api/login`, {
+    method: "POST", headers: { "content-type": "application/json", origin: base }, body: JSON.stringify({ email, password: PASSWORD }),
+  });
+  expect(res.status).toBe(200);
+  const cookie = res.headers.get("set-cookie")!.split(";")[0]!;
+  return { cookie, csrf: ((await res.json()) as { csrf: string }).csrf };
+}
+
+function call(s: Session | undefined, path: string, body: unknown, headers: Record<string, string> = {}) {
+  return fetch(`${base}/console/api${path}`, {
+    method: "POST",
+    headers: { "content-type": "application/json", origin: base, ...(s ? { cookie: s.cookie, "x-csrf-token": s.csrf } : {}), ...headers },
+    body: JSON.stringify(body),
+  });
+}
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  const port = await freePort();
+  base = `http://127.0.0.1:${port}`;
+  server = await startTestServer(db, { PORT: String(port), SEXTANT_PUBLIC_URL: base });
+  const hash = await hashPassword(PASSWORD);
+  await db.admin.query("select * from sextant_private.upsert_user('ada@acme.test', $1, 'Ada', 'acme', 'admin')", [hash]);
+  await db.admin.query("select * from sextant_private.upsert_user('vic@acme.test', $1, 'Vic', 'acme', 'viewer')", [hash]);
+}, 120_000);
+afterAll(async () => {
+  await server?.close();
+  await db?.drop();
+});
+
+test("a request without the CSRF token, with another's token, or from another origin is refused", async () => {
+  const ada = await signIn("ada@acme.test");
+  const vic = await signIn("vic@acme.test");
+  const input = { input: { name: "forged" } };
+  expect((await call(undefined, "/op/create_api_token", input, { cookie: ada.cookie })).status).toBe(403);
+  expect((await call({ cookie: ada.cookie, csrf: vic.csrf }, "/op/create_api_token", input)).status).toBe(403);
+  expect((await call(ada, "/op/create_api_token", input, { origin: "https://evil.example" })).status).toBe(403);
+  const noOrigin = await fetch(`${base}/console/api/logout`, { method: "POST", headers: { cookie: ada.cookie, "x-csrf-token": ada.csrf, "content-type": "application/json" }, body: "{}" });
+  expect(noOrigin.status).toBe(403);
+  // Nothing was created by the refused requests.
+  expect((await db.admin.query("select count(*)::int as n from sextant.principals where name = 'forged'")).rows[0].n).toBe(0);
+});
+
+test("a viewer's session cannot do an admin's action; the refusal comes from SQL and is audited", async () => {
+  const vic = await signIn("vic@acme.test");
+  const res = await call(vic, "/op/create_api_token", { input: { name: "vic's robot", access_level: "admin" } });
+  expect(res.status).toBe(403);
+  expect(await res.json()).toMatchObject({ code: "SX403" });
+  const list = await call(vic, "/op/list_api_tokens", { input: {} });
+  expect(list.status).toBe(403);
+  const materialize = await call(vic, "/tool/provision_schema", { input: { name: "scratch" } });
+  expect(materialize.status).toBe(400);
+  expect(await materialize.text()).toMatch(/SX403|permission|analyst/i);
+  await expect.poll(async () => (await db.admin.query(
+    "select count(*)::int as n from sextant.audit_events where principal = 'vic@acme.test' and tool = 'console:create_api_token' and outcome = 'refused'")).rows[0].n, { timeout: 10_000 }).toBe(1);
+});
+
+test("another tenant's tenant, tables, rows and tokens are unreachable by tampering; unknown tool and operation names are refused", async () => {
+  const ada = await signIn("ada@acme.test");
+  expect((await call(ada, "/tenant", { tenant: "globex" })).status).toBe(403);
+  const table = await call(ada, "/tool/describe_table", { input: { schema: "globex_ops", table: "shipments" } });
+  expect(table.status).toBe(400);
+  expect(await table.text()).not.toContain("secret_note");
+  const rows = await call(ada, "/tool/query", { input: { sql: "select * from globex_ops.shipments" } });
+  expect(rows.status).toBe(400);
+  expect(await rows.text()).not.toContain("globex secret");
+  const globexToken = (await db.admin.query("select sextant_private.create_api_token('globex', 'g-bot', 'viewer', null) as t")).rows[0].t as string;
+  const revoke = await call(ada, "/op/revoke_api_token", { input: { prefix: globexToken.slice(4, 12) } });
+  expect(revoke.status).toBe(404);
+  expect((await db.admin.query("select revoked_at from sextant_private.api_tokens where prefix = $1", [globexToken.slice(4, 12)])).rows[0].revoked_at).toBeNull();
+  expect((await call(ada, "/tool/no_such_tool", { input: {} })).status).toBe(404);
+  expect((await call(ada, "/op/constructor", { input: {} })).status).toBe(404);
+  expect((await call(ada, "/op/__proto__", { input: {} })).status).toBe(404);
+});
+
+test("a forged, ended or idle session is not signed in; a wrong password is not either", async () => {
+  expect((await fetch(`${base}/console/api/session`, { headers: { cookie: "sx_console=forged" } })).status).toBe(401);
+  const ada = await signIn("ada@acme.test");
+  expect((await fetch(`${base}/console/api/session`, { headers: { cookie: ada.cookie } })).status).toBe(200);
+  expect((await call(ada, "/logout", {})).status).toBe(200);
+  expect((await fetch(`${base}/console/api/session`, { headers: { cookie: ada.cookie } })).status).toBe(401);
+  const again = await signIn("ada@acme.test");
+  await db.admin.query("update sextant_private.console_sessions set last_seen_at = now() - interval '31 minutes' where ended_at is null");
+  expect((await call(again, "/tool/whoami", { input: {} })).status).toBe(401);
+  const bad = await fetch(`${base}/console/api/login`, { method: "POST", headers: { "content-type": "application/json", origin: base }, body: JSON.stringify({ email: "ada@acme.test", password: "wrong password!!" }) });
+  expect(bad.status).toBe(401);
+  expect(bad.headers.get("set-cookie")).toBeNull();
+  const huge = await call(undefined, "/login", { email: "x".repeat(300_000) });
+  expect(huge.status).toBe(413);
+});
+
+test("a person removed from the tenant loses the console at once", async () => {
+  const vic = await signIn("vic@acme.test");
+  expect((await call(vic, "/tool/whoami", { input: {} })).status).toBe(200);
+  await db.admin.query("delete from sextant_private.user_tenants where user_id = (select id from sextant_private.users where email = 'vic@acme.test')");
+  expect((await call(vic, "/tool/whoami", { input: {} })).status).toBe(409);
+});
