@@ -6,6 +6,7 @@ import type { Authenticate } from "../auth/authenticate.ts";
 import { bearerAuth, principalFromAuth } from "../auth/bearer.ts";
 import type { Config } from "../config.ts";
 import { toPublicError } from "../db/errors.ts";
+import { createMcpApps } from "./apps/index.ts";
 import { originAllowed } from "./origins.ts";
 import type { ToolDeps } from "./registerTools.ts";
 import { createMcpServer } from "./server.ts";
@@ -27,7 +28,7 @@ export function installMcp(
   app: Express,
   deps: Omit<ToolDeps, "principalOf"> & { authenticate: Authenticate; config: Config; resource?: { url: string; metadataUrl: string } },
 ): { close(): Promise<void> } {
-  const toolDeps: ToolDeps = { ...deps, principalOf: (extra) => principalFromAuth(extra.authInfo) };
+  const toolDeps: ToolDeps = { ...deps, apps: createMcpApps(), principalOf: (extra) => principalFromAuth(extra.authInfo) };
   const handler = createMcpHandler(
     ({ requestInfo }) => {
       const url = requestInfo ? new URL(requestInfo.url) : undefined;
