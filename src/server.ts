@@ -18,6 +18,10 @@ import { installConsole } from "./console/routes.ts";
 import { installAsk } from "./ask/http.ts";
 import { installMcp } from "./mcp/http.ts";
 import { installSlack } from "./slack/routes.ts";
+import { originAllowed } from "./mcp/origins.ts";
+import { Metrics } from "./metrics/metrics.ts";
+import { installMetrics } from "./metrics/route.ts";
+import { attachReadReplica, createPool, detachReadReplica, ReadReplica, standbyUrl } from "./db/pool.ts";
 import { KeyRing } from "./oauth/keys.ts";
 import { installOAuth } from "./oauth/routes.ts";
 
@@ -48,17 +52,53 @@ export async function startServer(opts: {
   const authenticate = authenticator.authenticate;
   const audit = new AuditLog(pool, (e) => log.warn({ err: e }, "audit flush failed; will retry"));
   const rateLimiter = new RateLimiter(pool, authenticator.limits, (e) => log.warn({ err: e }, "rate-limit flush failed; will retry"));
-  // The one audit and rate-limit step of every door: each MCP tool call, each GraphQL root field.
-  const gate = new OperationGate(audit, rateLimiter);
+  let inFlight = 0;
+  const pools: Record<string, pg.Pool> = { primary: pool };
+  const metrics = new Metrics({
+    pools,
+    audit: () => audit.stats(),
+    snapshot: async () => (await pool.query("select sextant_private.metrics_snapshot() as s")).rows[0].s,
+    inFlight: () => inFlight,
+  });
+  // The one audit and rate-limit step of every door: each MCP tool call, each GraphQL root field, each upload.
+  const gate = new OperationGate(audit, rateLimiter, metrics);
+  // SEXTANT_READ_URL: read-only tool calls go to a streaming standby (src/db/pool.ts), as the same login.
+  const loginUrl = (pool as unknown as { options: { connectionString?: string } }).options.connectionString;
+  const replica = config.readUrl && loginUrl
+    ? new ReadReplica(
+        createPool(standbyUrl(config.readUrl, loginUrl), 20, (e) => log.warn({ err: e }, "idle read-replica connection error"), { connectionTimeoutMillis: 2000 }),
+        config.readMaxLagMs, (target) => metrics.observeRead(target))
+    : undefined;
+  if (replica) {
+    attachReadReplica(pool, replica);
+    pools.read = replica.pool;
+  }
   let ready = false;
+  let draining = false;
+  let drained: (() => void) | undefined;
+
+  // In-flight requests, for the drain on shutdown. A client's standing MCP event stream (GET /mcp)
+  // never ends by itself, so it is not waited for; calls are (POST, and their SSE answers).
+  app.use((req, res, next) => {
+    if (draining) {
+      res.setHeader("Connection", "close");
+      return void res.status(503).json({ code: "SX503", message: "the server is shutting down", hint: "Retry: another server or the restarted one will answer." });
+    }
+    if (req.method === "GET" && req.path === "/mcp") return next();
+    inFlight++;
+    res.once("close", () => {
+      if (--inFlight === 0) drained?.();
+    });
+    next();
+  });
 
   // CORS: only configured origins; credentials are Bearer headers, never cookies.
   app.use((req, res, next) => {
     const origin = req.headers.origin;
-    if (origin && config.allowedOrigins.includes(origin)) {
+    if (origin && originAllowed(origin, config)) {
       res.setHeader("Access-Control-Allow-Origin", origin);
       res.setHeader("Vary", "Origin");
-      res.setHeader("Access-Control-Allow-Headers", "authorization, content-type, mcp-session-id, mcp-protocol-version");
+      res.setHeader("Access-Control-Allow-Headers", "authorization, content-type, mcp-session-id, mcp-protocol-version, mcp-method, mcp-name, sextant-tool-groups");
       res.setHeader("Access-Control-Expose-Headers", "mcp-session-id, www-authenticate");
       res.setHeader("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS");
       if (req.method === "OPTIONS") return void res.status(204).end();
@@ -71,13 +111,16 @@ export async function startServer(opts: {
     try {
       await pool.query("select 1");
       // audit: stored/dropped/queued counts (never any event's text), for operators' alerts.
-      res.json({ status: "ok", database: "up", latency_ms: Math.round((performance.now() - started) * 10) / 10, audit: audit.stats() });
+      const read = replica?.state();
+      res.json({ status: "ok", database: "up", latency_ms: Math.round((performance.now() - started) * 10) / 10, audit: audit.stats(),
+        ...(read && { read_replica: { status: read.healthy ? "in use" : "not in use (down or lagging): reads go to the primary", lag_ms: read.lagMs } }) });
     } catch {
       res.status(503).json({ status: "degraded", database: "down" });
     }
   });
+  installMetrics(app, metrics, config.metricsToken);
   app.get("/ready", (_req, res) => {
-    if (ready) res.json({ status: "ready" });
+    if (ready && !draining) res.json({ status: "ready" });
     else res.status(503).json({ status: "starting" });
   });
 
@@ -101,10 +144,10 @@ export async function startServer(opts: {
   });
   const embedder = createEmbedder(config.embeddings);
   const mcp = installMcp(app, { pool, authenticate, config, logError, audit, rateLimiter, gate, embedder, resource: mcpResource });
-  installDbtUpload(app, { pool, authenticate, audit, embedder, logError, resource: graphqlResource, limits: config.upload });
+  installDbtUpload(app, { pool, authenticate, gate, embedder, logError, resource: graphqlResource, limits: config.upload });
+  installConsole(app, { pool, gate, embedder, logError, log, publicUrl: config.publicUrl });
   installAsk(app, { pool, authenticate, gate, embedder, logError, settings: config.ask, resource: graphqlResource });
   installSlack(app, { pool, gate, embedder, logError, settings: config.ask });
-  installConsole(app, { pool, gate, embedder, logError, log, publicUrl: config.publicUrl });
 
   const pgl = createGraphql(pool, logError, gate, config.graphqlLimits);
   const serv = pgl.createServ(grafserv);
@@ -141,14 +184,36 @@ export async function startServer(opts: {
   return {
     url: `http://${config.host === "0.0.0.0" ? "localhost" : config.host}:${port}`,
     port,
+    /**
+     * Graceful: stops accepting (the listening socket closes, idle keep-alive connections end,
+     * a request arriving on a busy one gets 503), waits up to config.shutdownTimeoutMs for
+     * in-flight calls to answer, then ends the rest and flushes audit and rate counts. The
+     * caller closes the pools afterwards.
+     */
     async close() {
+      draining = true;
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      if (inFlight > 0) {
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([
+          new Promise<void>((resolve) => (drained = resolve)),
+          new Promise<void>((resolve) => (timer = setTimeout(resolve, config.shutdownTimeoutMs))),
+        ]);
+        clearTimeout(timer);
+        if (inFlight > 0) log.warn({ inFlight }, "shutdown: calls still running after SEXTANT_SHUTDOWN_TIMEOUT_MS; ending them");
+      }
       await mcp.close();
       await audit.close();
       await rateLimiter.close();
       await authenticator.close();
       server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await closed;
       await pgl.release();
+      if (replica) {
+        detachReadReplica(pool, replica);
+        await replica.close();
+      }
     },
   };
 }

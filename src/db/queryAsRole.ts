@@ -1,6 +1,7 @@
 import type pg from "pg";
 import type { Principal } from "../auth/principal.ts";
 import { settingsSql } from "../auth/pgSettings.ts";
+import { isStandbyFailure, readReplicaOf } from "./pool.ts";
 import "./pgTypes.ts";
 
 /**
@@ -42,6 +43,10 @@ export function inlineParams(client: pg.PoolClient, sql: string, args: unknown[]
  * rollback is still on its way (the connection goes back to the pool only once it is done);
  * a `write` commits before returning. Settings, role and anything a read did end with its
  * transaction; a connection whose cleanup fails is destroyed, never returned to the pool.
+ *
+ * With a read replica attached to `pool` (src/db/pool.ts), a read runs on the standby when it
+ * is up and not lagging, and again on the primary if the standby fails it; writes, and the
+ * writer's reads for a while after, stay on the primary.
  */
 export async function queryAsRole(
   pool: pg.Pool,
@@ -50,7 +55,37 @@ export async function queryAsRole(
   args: unknown[],
   { write = false } = {},
 ): Promise<Record<string, unknown>[]> {
+  const replica = readReplicaOf(pool);
+  const who = `${principal.tenant}\u0000${principal.subject}`;
+  if (write) {
+    const rows = await runAsRole(pool, principal, sql, args, true);
+    replica?.wrote(who);
+    return rows;
+  }
+  const standby = replica?.pick(who);
+  if (standby) {
+    try {
+      return await runAsRole(standby, principal, sql, args, false);
+    } catch (error) {
+      if (!isStandbyFailure(error)) throw error;
+      replica!.failed();
+    }
+  }
+  return runAsRole(pool, principal, sql, args, false);
+}
+
+/** Clients that already have an 'error' listener (see runAsRole). */
+const listening = new WeakSet<pg.PoolClient>();
+
+async function runAsRole(pool: pg.Pool, principal: Principal, sql: string, args: unknown[], write: boolean): Promise<Record<string, unknown>[]> {
   const client = await pool.connect();
+  // A server that goes away (a standby stopping: 57P01) may say so between two of our queries,
+  // when pg has no query to fail and emits 'error' on the client instead; unheard, that would
+  // end the process. The next query on it fails, and the client is then destroyed.
+  if (!listening.has(client)) {
+    client.on("error", () => {});
+    listening.add(client);
+  }
   let rows: Record<string, unknown>[];
   try {
     const text = `${beginSql(client, principal, write)}; ${inlineParams(client, sql, args)}`;
