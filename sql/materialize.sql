@@ -172,10 +172,7 @@ declare
   v_schema text;
   v_row sextant.schemas;
 begin
-  if v_slug is null or coalesce(sextant.current_access_level(), 'viewer') not in ('analyst', 'admin') then
-    raise exception 'provisioning schemas needs the analyst or admin role of a tenant'
-      using errcode = 'SX403', hint = 'Ask a tenant admin for an analyst token.';
-  end if;
+  perform sextant.require_level('analyst', 'provisioning schemas');
   if ttl_hours is not null and ttl_hours not between 1 and 8760 then
     raise exception 'ttl_hours must be between 1 and 8760 (a year), got %', ttl_hours using errcode = 'SX400';
   end if;
@@ -204,9 +201,7 @@ declare
   v_schema text;
   v_pipelines text;
 begin
-  if v_slug is null or coalesce(sextant.current_access_level(), 'viewer') not in ('analyst', 'admin') then
-    raise exception 'tearing down schemas needs the analyst or admin role of a tenant' using errcode = 'SX403';
-  end if;
+  perform sextant.require_level('analyst', 'tearing down schemas');
   v_schema := case when teardown_schema.name like 't\_%\_\_%' then teardown_schema.name
                    else sextant_exec.provisioned_schema_name(v_slug, teardown_schema.name) end;
   if not exists (select from sextant.tenant_schemas as s where s.schema_name = v_schema and s.provisioned) then
@@ -584,9 +579,7 @@ declare
   v_row sextant.pipelines;
   v_kind text;
 begin
-  if v_slug is null or coalesce(sextant.current_access_level(), 'viewer') <> 'admin' then
-    raise exception 'defining pipelines needs the admin role of a tenant' using errcode = 'SX403';
-  end if;
+  perform sextant.require_level('admin', 'defining pipelines');
   if v_def is null or jsonb_typeof(v_def) <> 'object' then
     raise exception 'a pipeline definition is a JSON object' using errcode = 'SX400';
   end if;
@@ -653,9 +646,7 @@ returns boolean
 language plpgsql volatile
 as $$
 begin
-  if coalesce(sextant.current_access_level(), 'viewer') <> 'admin' then
-    raise exception 'deleting pipelines needs the admin role of a tenant' using errcode = 'SX403';
-  end if;
+  perform sextant.require_level('admin', 'deleting pipelines');
   delete from sextant.pipelines as p where p.name = delete_pipeline.name and p.tenant_slug = sextant.current_tenant();
   if not found then
     raise exception 'pipeline % does not exist', name using errcode = 'SX404';
@@ -796,9 +787,7 @@ declare
   v_unknown text;
   v_active bigint;
 begin
-  if coalesce(sextant.current_access_level(), 'viewer') not in ('analyst', 'admin') then
-    raise exception 'running pipelines needs the analyst or admin role' using errcode = 'SX403';
-  end if;
+  perform sextant.require_level('analyst', 'running pipelines');
   select * into v_pipeline from sextant.pipelines as p
   where p.name = run_materialization.pipeline and p.tenant_slug = sextant.current_tenant();
   if v_pipeline.id is null then
@@ -857,9 +846,7 @@ as $$
 declare
   v_row sextant.materialization_runs;
 begin
-  if coalesce(sextant.current_access_level(), 'viewer') not in ('analyst', 'admin') then
-    raise exception 'cancelling runs needs the analyst or admin role' using errcode = 'SX403';
-  end if;
+  perform sextant.require_level('analyst', 'cancelling runs');
   update sextant.materialization_runs as r set cancel_requested = true
   where r.id = cancel_materialization.run_id and r.status in ('queued', 'running')
   returning * into v_row;
