@@ -2,6 +2,7 @@ import cliProgress from "cli-progress";
 import type pg from "pg";
 import { settingsSql } from "../auth/pgSettings.ts";
 import { buildPrincipal } from "../auth/principal.ts";
+import { inTransaction } from "../db/transaction.ts";
 import { readPipelineFile } from "../pipelines/definition.ts";
 
 /**
@@ -11,16 +12,10 @@ import { readPipelineFile } from "../pipelines/definition.ts";
  */
 export async function asTenant<T>(admin: pg.ClientBase, tenant: string, level: "viewer" | "analyst" | "admin", fn: () => Promise<T>): Promise<T> {
   const principal = await buildPrincipal(admin, { tenant, accessLevel: level, subject: `cli:${process.env.USER ?? "admin"}`, authMethod: "local" });
-  await admin.query("begin");
-  try {
+  return inTransaction(admin, async () => {
     await admin.query(settingsSql(admin, principal));
-    const result = await fn();
-    await admin.query("commit");
-    return result;
-  } catch (error) {
-    await admin.query("rollback").catch(() => {});
-    throw error;
-  }
+    return fn();
+  });
 }
 
 /** `sextant pipeline create`: the definition and its secrets in one transaction, as the tenant's admin. */

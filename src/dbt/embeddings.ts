@@ -1,5 +1,6 @@
 import type pg from "pg";
 import { SextantError } from "../db/errors.ts";
+import { inTransaction } from "../db/transaction.ts";
 
 /** An OpenAI-compatible embeddings endpoint (POST {model, input: [...]} → {data: [{embedding, index}]}). */
 export interface EmbeddingsSettings {
@@ -79,8 +80,7 @@ export async function embedDbtProject(
   chunkSize = CHUNK,
 ): Promise<number> {
   const { rows } = await client.query("select unique_id, text from sextant_private.dbt_embedding_texts($1)", [projectId]);
-  await client.query("begin");
-  try {
+  return inTransaction(client, async () => {
     let stored = 0;
     for (let i = 0; i < rows.length || i === 0; i += chunkSize) {
       const chunk = rows.slice(i, i + chunkSize);
@@ -89,10 +89,6 @@ export async function embedDbtProject(
       const res = await client.query("select sextant_private.store_dbt_embeddings($1, $2, $3::jsonb, $4) as n", [projectId, embedder.model, JSON.stringify(items), i === 0]);
       stored += res.rows[0].n as number;
     }
-    await client.query("commit");
     return stored;
-  } catch (error) {
-    await client.query("rollback").catch(() => {});
-    throw error;
-  }
+  });
 }

@@ -10,6 +10,7 @@ import { streamValues } from "stream-json/streamers/stream-values.js";
 import { SextantError } from "../db/errors.ts";
 import { embedDbtProject, type Embedder } from "./embeddings.ts";
 import { DEFAULT_UPLOAD_LIMITS, ExpansionBudget, type UploadLimits } from "./uploadLimits.ts";
+import { inTransaction } from "../db/transaction.ts";
 
 const BATCH = 500;
 const MANIFEST_SECTIONS = new Set(["nodes", "sources", "exposures", "metrics", "semantic_models", "saved_queries"]);
@@ -106,32 +107,31 @@ export async function loadDbtArtifacts(
   };
 
   let loaded: { project_name: string; id: string };
-  await client.query("begin");
   try {
-    const inManifest = (s: readonly (string | number | null)[]) =>
-      (s.length === 1 && s[0] === "metadata") || (s.length === 2 && MANIFEST_SECTIONS.has(String(s[0])));
-    for await (const value of streamJson(manifest, inManifest, onBytes, budget)) {
-      await add("dbt_schema_version" in value ? "metadata" : "node", value);
-    }
-    if (catalog) {
-      const inCatalog = (s: readonly (string | number | null)[]) => s.length === 2 && (s[0] === "nodes" || s[0] === "sources");
-      for await (const value of streamJson(catalog, inCatalog, onBytes, budget)) await add("catalog_node", value);
-    }
-    if (runResults) {
-      const inResults = (s: readonly (string | number | null)[]) => s.length === 2 && s[0] === "results";
-      for await (const value of streamJson(runResults, inResults, onBytes, budget)) await add("run_result", value);
-    }
-    await flush();
-    const { rows } = await client.query("select * from sextant_private.finish_dbt_load($1, $2, $3, $4)", [
-      opts.tenant,
-      loadId,
-      opts.project ?? null,
-      `directory ${path.resolve(opts.dir)}`,
-    ]);
-    await client.query("commit");
-    loaded = rows[0];
+    loaded = await inTransaction(client, async () => {
+      const inManifest = (s: readonly (string | number | null)[]) =>
+        (s.length === 1 && s[0] === "metadata") || (s.length === 2 && MANIFEST_SECTIONS.has(String(s[0])));
+      for await (const value of streamJson(manifest, inManifest, onBytes, budget)) {
+        await add("dbt_schema_version" in value ? "metadata" : "node", value);
+      }
+      if (catalog) {
+        const inCatalog = (s: readonly (string | number | null)[]) => s.length === 2 && (s[0] === "nodes" || s[0] === "sources");
+        for await (const value of streamJson(catalog, inCatalog, onBytes, budget)) await add("catalog_node", value);
+      }
+      if (runResults) {
+        const inResults = (s: readonly (string | number | null)[]) => s.length === 2 && s[0] === "results";
+        for await (const value of streamJson(runResults, inResults, onBytes, budget)) await add("run_result", value);
+      }
+      await flush();
+      const { rows } = await client.query("select * from sextant_private.finish_dbt_load($1, $2, $3, $4)", [
+        opts.tenant,
+        loadId,
+        opts.project ?? null,
+        `directory ${path.resolve(opts.dir)}`,
+      ]);
+      return rows[0];
+    });
   } catch (error) {
-    await client.query("rollback").catch(() => {});
     if (error instanceof SyntaxError || /JSON|Parser/i.test(String((error as Error).message)) && !(error as { code?: string }).code) {
       throw new SextantError("SX400", `an artifact is not valid JSON: ${(error as Error).message}`, "Regenerate the artifacts with dbt.");
     }

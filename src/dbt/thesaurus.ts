@@ -7,6 +7,7 @@ import { pipeline } from "node:stream/promises";
 import type pg from "pg";
 import { from as copyFrom } from "pg-copy-streams";
 import { projectRoot } from "../db/paths.ts";
+import { inTransaction } from "../db/transaction.ts";
 
 const require = createRequire(import.meta.url);
 const STOP = new Set("a an the of or and to in on for by with as at from that which who is are be used being its it this these those some any other such than into out up down over under one two".split(" "));
@@ -176,8 +177,7 @@ export async function ensureThesaurus(admin: pg.ClientBase, file = THESAURUS_FIL
             (select value from sextant_private.settings where key = 'thesaurus_version') as version`,
   );
   if (rows[0].filled && rows[0].version === THESAURUS_VERSION) return 0;
-  await admin.query("begin");
-  try {
+  const count = await inTransaction(admin, async () => {
     await admin.query("delete from sextant_exec.thesaurus");
     await pipeline(fs.createReadStream(file), zlib.createGunzip(), admin.query(copyFrom("copy sextant_exec.thesaurus (term, related, weight) from stdin")));
     await admin.query(
@@ -185,13 +185,9 @@ export async function ensureThesaurus(admin: pg.ClientBase, file = THESAURUS_FIL
        on conflict (key) do update set value = excluded.value`,
       [THESAURUS_VERSION],
     );
-    const { rows: count } = await admin.query("select count(*)::int as n from sextant_exec.thesaurus");
-    await admin.query("commit");
-    // Statistics now, not at autovacuum's first pass: search plans are made once per session.
-    await admin.query("analyze sextant_exec.thesaurus");
-    return count[0].n;
-  } catch (error) {
-    await admin.query("rollback");
-    throw error;
-  }
+    return (await admin.query("select count(*)::int as n from sextant_exec.thesaurus")).rows[0].n as number;
+  });
+  // Statistics now, not at autovacuum's first pass: search plans are made once per session.
+  await admin.query("analyze sextant_exec.thesaurus");
+  return count;
 }

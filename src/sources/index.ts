@@ -2,6 +2,7 @@ import type pg from "pg";
 import { SextantError } from "../db/errors.ts";
 import { resolveReachable } from "../worker/hostGuard.ts";
 import { parsePostgresTarget } from "../worker/sources/postgres.ts";
+import { inTransaction } from "../db/transaction.ts";
 
 /** What an operator gives `sextant source add`. */
 export interface SourceSpec {
@@ -37,8 +38,7 @@ const COLUMNS = `tenant_slug as tenant, name, host, port, dbname, remote_user as
  * admin that may not change those settings keeps the server's own.
  */
 async function withoutStatementLog<T>(admin: pg.ClientBase, fn: () => Promise<T>): Promise<T> {
-  await admin.query("begin");
-  try {
+  return inTransaction(admin, async () => {
     await admin.query("savepoint quiet");
     try {
       await admin.query("set local log_statement = 'none'; set local log_min_duration_statement = -1; set local log_parameter_max_length = 0; set local log_parameter_max_length_on_error = 0");
@@ -46,13 +46,8 @@ async function withoutStatementLog<T>(admin: pg.ClientBase, fn: () => Promise<T>
     } catch {
       await admin.query("rollback to savepoint quiet");
     }
-    const result = await fn();
-    await admin.query("commit");
-    return result;
-  } catch (error) {
-    await admin.query("rollback").catch(() => {});
-    throw error;
-  }
+    return fn();
+  });
 }
 
 /**

@@ -1,6 +1,7 @@
 import type { JobHelpers } from "graphile-worker";
 import pg from "pg";
 import type { Logger } from "pino";
+import { inTransaction } from "../db/transaction.ts";
 import { guardSql } from "../query/guard.ts";
 import { describeRunError, isTransient, RunError, RunStopped } from "./errors.ts";
 import { loadCsv, type CsvEntity, type CsvSource } from "./sources/csv.ts";
@@ -315,18 +316,5 @@ async function rowsChanged(client: pg.ClientBase, claim: Claim, item: { table: s
   } catch {
     await client.query("rollback to savepoint rows_changed");
     return null;
-  }
-}
-
-/** A transaction on the builder's session (owner of everything pipelines produce). */
-async function inTransaction<T>(client: pg.Client, fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  try {
-    await client.query("begin");
-    const result = await fn(client);
-    await client.query("commit");
-    return result;
-  } catch (error) {
-    await client.query("rollback").catch(() => {});
-    throw error;
   }
 }

@@ -6,6 +6,7 @@ import { RunError } from "../errors.ts";
 import { resolveReachable } from "../hostGuard.ts";
 import { meter } from "../meter.ts";
 import { uniqueColumnName } from "../stageWriter.ts";
+import { inTransaction } from "../../db/transaction.ts";
 
 export interface PostgresSource {
   kind: "postgres";
@@ -144,21 +145,21 @@ export async function loadPostgres(
     throw new RunError(`cannot connect to the postgres source: ${(error as Error).message}`, true);
   }
   try {
-    await remote.query("begin transaction read only");
-    let fields: pg.FieldDef[];
-    try {
-      fields = (await remote.query(`select * from (${sql}\n) as q limit 0`)).fields;
-    } catch (error) {
-      throw new RunError(`the source query of ${entity.name} failed: ${(error as Error).message}`);
-    }
-    const taken = new Set<string>();
-    const cols = fields.map((f) => `${quote(uniqueColumnName(f.name, taken))} ${localType(f.dataTypeID)}`);
-    const stage = `${quote(schema)}.${quote(table)}`;
-    await client.query(`create table ${stage} (${cols.join(", ")})`);
-    const into = client.query(copyFrom(`copy ${stage} from stdin`));
-    await pipeline(remote.query(copyTo(`copy (${sql}\n) to stdout`)), meter(opts.report), into);
-    await remote.query("commit");
-    return into.rowCount;
+    return await inTransaction(remote, async () => {
+      let fields: pg.FieldDef[];
+      try {
+        fields = (await remote.query(`select * from (${sql}\n) as q limit 0`)).fields;
+      } catch (error) {
+        throw new RunError(`the source query of ${entity.name} failed: ${(error as Error).message}`);
+      }
+      const taken = new Set<string>();
+      const cols = fields.map((f) => `${quote(uniqueColumnName(f.name, taken))} ${localType(f.dataTypeID)}`);
+      const stage = `${quote(schema)}.${quote(table)}`;
+      await client.query(`create table ${stage} (${cols.join(", ")})`);
+      const into = client.query(copyFrom(`copy ${stage} from stdin`));
+      await pipeline(remote.query(copyTo(`copy (${sql}\n) to stdout`)), meter(opts.report), into);
+      return into.rowCount;
+    }, "begin transaction read only");
   } finally {
     await remote.end().catch(() => {});
   }
