@@ -1,0 +1,172 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { Client as ClientV2, StreamableHTTPClientTransport as TransportV2 } from "@modelcontextprotocol/client";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { openEmbedded, type DatabaseHandle } from "../../src/db/embedded.ts";
+import { SEXTANT_BIN } from "../helpers/cli.ts";
+import { connectHttp } from "../helpers/mcpClient.ts";
+import { freePort } from "../helpers/ports.ts";
+import { startProxy, type Proxy } from "./proxy.ts";
+
+// Three `sextant serve` processes on one PostgreSQL (its own embedded cluster: `serve` installs
+// roles, which are cluster-wide), behind a round-robin proxy. MCP is stateless, so a client's
+// calls may land on any of them; one is killed in the middle of a call.
+
+interface Replica {
+  child: ChildProcess;
+  url: string;
+  dir: string;
+}
+
+let own: DatabaseHandle;
+let ownDir: string;
+let admin: pg.Client;
+const replicas: Replica[] = [];
+let proxy: Proxy;
+
+async function startReplica(databaseUrl: string, extra: Record<string, string> = {}): Promise<Replica> {
+  const port = await freePort();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sextant-replica-"));
+  const child = spawn(process.execPath, [SEXTANT_BIN, "serve"], {
+    env: { ...process.env, DATABASE_URL: databaseUrl, PORT: String(port), SEXTANT_DATA_DIR: dir, SEXTANT_WORKER: "0", LOG_LEVEL: "warn", ...extra },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  let err = "";
+  child.stdout!.on("data", (d) => (out += String(d)));
+  child.stderr!.on("data", (d) => (err += String(d)));
+  const until = Date.now() + 90_000;
+  while (!out.includes("Sextant is ready")) {
+    if (Date.now() > until || child.exitCode !== null) throw new Error(`serve did not start: ${err}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { child, url: `http://127.0.0.1:${port}`, dir };
+}
+
+beforeAll(async () => {
+  ownDir = fs.mkdtempSync(path.join(os.tmpdir(), "sextant-replicas-db-"));
+  fs.chmodSync(ownDir, 0o755);
+  own = await openEmbedded({ dataDir: ownDir, port: await freePort(), dbName: "replicas" });
+  // The first installs (migrations, demo tenant); the other two start on the installed database.
+  replicas.push(await startReplica(own.adminUrl, { SEXTANT_DEMO: "1" }));
+  replicas.push(...(await Promise.all([startReplica(own.adminUrl), startReplica(own.adminUrl)])));
+  proxy = await startProxy(replicas.map((r) => r.url));
+  admin = new pg.Client({ connectionString: own.adminUrl });
+  await admin.connect();
+}, 240_000);
+
+afterAll(async () => {
+  await proxy?.close();
+  await admin?.end();
+  await Promise.all(replicas.map((r) => r.child.exitCode === null && r.child.signalCode === null ? new Promise((res) => (r.child.once("exit", res), r.child.kill("SIGTERM"))) : null));
+  await own?.close();
+  for (const r of replicas) fs.rmSync(r.dir, { recursive: true, force: true });
+  fs.rmSync(ownDir, { recursive: true, force: true });
+}, 60_000);
+
+const token = async (name: string) =>
+  (await admin.query("select sextant_private.create_api_token('demo', $1, 'analyst', null) as token", [name])).rows[0].token as string;
+
+async function connectModern(url: string, bearer: string) {
+  const client = new ClientV2({ name: "replica-test", version: "1" }, { versionNegotiation: { mode: { pin: "2026-07-28" } } });
+  await client.connect(new TransportV2(new URL(`${url}/mcp`), { requestInit: { headers: { authorization: `Bearer ${bearer}` } } }));
+  return client;
+}
+
+const audited = async (principal: string) =>
+  (await admin.query("select count(*)::int as n from sextant.audit_events where principal = $1", [principal])).rows[0].n as number;
+
+async function until(check: () => Promise<boolean>, ms = 10_000) {
+  const end = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > end) return false;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return true;
+}
+
+describe("three sextant serve processes behind a round-robin proxy", () => {
+  test("a client's calls alternate between replicas, 2026 and 2025 clients alike; every call is audited once", async () => {
+    const bearer = await token("replica-agent");
+    const modern = await connectModern(proxy.url, bearer);
+    const legacy = (await connectHttp(proxy.url, bearer)).client;
+    const from = proxy.served.length;
+    for (let i = 0; i < 15; i++) {
+      for (const client of [modern, legacy]) {
+        const r = await client.callTool({ name: i % 2 ? "list_schemas" : "whoami", arguments: {} });
+        expect(r.isError, JSON.stringify(r.content)).not.toBe(true);
+      }
+    }
+    const served = proxy.served.slice(from);
+    for (const i of [0, 1, 2]) expect(served.filter((s) => s === i).length, `replica ${i}`).toBeGreaterThanOrEqual(8);
+    expect(await until(async () => (await audited("replica-agent")) === 30)).toBe(true);
+    await modern.close();
+    await legacy.close();
+  });
+
+  test("a principal's per-minute limit holds across replicas (counters in PostgreSQL)", async () => {
+    const before = (await admin.query("select rate_per_minute from sextant.tenants where slug = 'demo'")).rows[0].rate_per_minute;
+    await admin.query("update sextant.tenants set rate_per_minute = 15 where slug = 'demo'");
+    // Stay inside one fixed minute window.
+    if (new Date().getSeconds() > 45) await new Promise((r) => setTimeout(r, (61 - new Date().getSeconds()) * 1000));
+    const client = await connectModern(proxy.url, await token("replica-limited"));
+    let ok = 0;
+    let refused = 0;
+    for (let i = 0; i < 27; i++) {
+      const r = (await client.callTool({ name: "whoami", arguments: {} })) as { isError?: boolean; content: { text: string }[] };
+      if (!r.isError) ok++;
+      else if (/SX429/.test(r.content[0]!.text)) refused++;
+      // Past the limiter's 100 ms write interval, so each replica has seen the others' calls.
+      await new Promise((res) => setTimeout(res, 150));
+    }
+    await admin.query("update sextant.tenants set rate_per_minute = $1 where slug = 'demo'", [before]);
+    console.log(`replicas: rate limit 15/minute, 27 calls round-robin over 3 replicas: ${ok} allowed, ${refused} refused (SX429)`);
+    // Each replica alone saw 9 calls, under 15: only shared counters refuse any.
+    expect(ok).toBeGreaterThanOrEqual(15);
+    expect(ok).toBeLessThanOrEqual(16);
+    expect(refused).toBe(27 - ok);
+    await client.close();
+  }, 120_000);
+
+  test("one replica killed in the middle of a call: only that call fails, and says so; the client carries on", async () => {
+    const bearer = await token("replica-survivor");
+    const client = await connectModern(proxy.url, bearer);
+    const errors: string[] = [];
+    let calls = 0;
+    for (let i = 0; i < 6; i++, calls++) await client.callTool({ name: "whoami", arguments: {} });
+    // A slow call (a few seconds of counting; pg_sleep is refused); the proxy's last pick serves it.
+    await admin.query("update sextant.tenants set max_query_cost = 1e12 where slug = 'demo'");
+    const slow = client.callTool({ name: "query", arguments: { sql: "select count(*) from generate_series(1, 8000) a, generate_series(1, 8000) b" } }).then(
+      (r) => (r.isError ? errors.push(String((r.content as { text: string }[])[0]?.text)) : null),
+      (e: Error) => errors.push(e.message),
+    );
+    calls++;
+    await until(async () => proxy.routed.length > 0 && proxy.routed.at(-1)! >= 0, 2000);
+    await new Promise((r) => setTimeout(r, 500));
+    const victim = replicas[proxy.routed.at(-1)!]!;
+    const killedAt = performance.now();
+    victim.child.kill("SIGKILL");
+    await slow;
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatch(/terminated|socket|closed|fetch failed|502|ECONNRESET|aborted|other side closed/i);
+    let failoverMs = -1;
+    for (let i = 0; i < 24; i++, calls++) {
+      try {
+        const r = await client.callTool({ name: i % 2 ? "list_schemas" : "whoami", arguments: {} });
+        if (r.isError) errors.push(String((r.content as { text: string }[])[0]?.text));
+        else if (failoverMs < 0) failoverMs = Math.round(performance.now() - killedAt);
+      } catch (e) {
+        errors.push((e as Error).message);
+      }
+    }
+    expect(errors).toHaveLength(1);
+    // Figures for the report.
+    console.log(`replicas: ${calls} calls through the proxy after 6 warm-up, ${errors.length} error (the in-flight call: ${errors[0]}), first success ${failoverMs} ms after the kill`);
+    expect(failoverMs).toBeGreaterThanOrEqual(0);
+    expect(failoverMs).toBeLessThan(5000);
+    await client.close();
+  }, 60_000);
+});
