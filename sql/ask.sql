@@ -114,6 +114,30 @@ $$;
 comment on function sextant_private.map_slack_workspace(text, text, text) is E'Maps a Slack workspace (channel_id '''') or channel to a tenant (operators).';
 revoke all on function sextant_private.map_slack_workspace(text, text, text) from public;
 
+-- Operators link a Slack user to a person of a tenant whose workspace (or a channel of it) is
+-- mapped (tenant admins do it through sextant.slack_people itself, RLS-checked).
+create or replace function sextant_private.link_slack_person(team_id text, slack_user_id text, tenant text, person text)
+returns sextant.slack_people
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_row sextant.slack_people;
+begin
+  if not exists (select from sextant.slack_workspaces as w where w.team_id = link_slack_person.team_id and w.tenant_slug = tenant) then
+    raise exception 'Slack workspace % has no channel mapped to tenant %', team_id, tenant
+      using errcode = 'SX409', hint = 'Map it first: sextant slack map.';
+  end if;
+  insert into sextant.slack_people as p (team_id, slack_user_id, tenant_slug, person, linked_by)
+  values (team_id, slack_user_id, tenant, person, 'operator:' || session_user)
+  on conflict on constraint slack_people_pkey do update set tenant_slug = excluded.tenant_slug, person = excluded.person, linked_by = excluded.linked_by
+  returning * into v_row;
+  return v_row;
+end
+$$;
+comment on function sextant_private.link_slack_person(text, text, text, text) is E'Links a Slack user to a person of a tenant (operators).';
+revoke all on function sextant_private.link_slack_person(text, text, text, text) from public;
+
 -- Who a Slack user is, asking in a channel of a workspace: {tenant, person, access_level}, or
 -- {refusal} saying why not. The channel's own mapping wins over the workspace's. The level is
 -- the person's current one (an API-token principal's, or a signed-in person's in that tenant).

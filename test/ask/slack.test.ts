@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "vitest";
+import { runCli } from "../helpers/cli.ts";
 import { createTestDatabase, createToken, type TestDatabase } from "../helpers/db.ts";
 import { eventually, gql } from "../helpers/graphql.ts";
 import { startTestServer } from "../helpers/server.ts";
@@ -118,6 +119,18 @@ describe("who may ask", () => {
     expect(cross.body.errors?.[0]?.message).toMatch(/row-level security/);
   });
 });
+
+test("operators map workspaces and link people with the CLI; a link needs the tenant's workspace", async () => {
+  const env = { DATABASE_URL: db.adminUrl, LOG_LEVEL: "warn" };
+  expect((await runCli(["slack", "map", "T3", "acme", "--channel", "C3"], env)).stdout).toBe("Slack T3/C3 → tenant acme\n");
+  expect((await runCli(["slack", "link", "T3", "U3", "ana@acme.test", "--tenant", "acme"], env)).stdout).toBe("Slack user U3 asks as ana@acme.test in tenant acme\n");
+  const wrong = await runCli(["slack", "link", "T3", "U4", "gus@globex.test", "--tenant", "globex"], env);
+  expect(wrong.code).not.toBe(0);
+  expect(wrong.stderr).toContain("Slack workspace T3 has no channel mapped to tenant globex");
+  const { rows } = await db.admin.query("select sextant_private.slack_resolve('T3', 'C3', 'U3') as r, sextant_private.slack_resolve('T3', 'COTHER', 'U3') as other");
+  expect(rows[0].r).toEqual({ tenant: "acme", person: "ana@acme.test", access_level: "analyst" });
+  expect(rows[0].other.refusal).toContain("not connected to Sextant");
+}, 60_000);
 
 describe("a linked person asks", () => {
   test("a mention is answered in its thread: a message updated with the steps, then the answer", async () => {
