@@ -54,8 +54,8 @@ ${opts.error ? `<p class="error" role="alert" id="error">${esc(opts.error)}</p>`
 
 const LEVEL_TEXT: Record<string, string> = {
   viewer: "read the tenant's schemas and dbt docs and run read-only queries",
-  analyst: "everything a viewer can, and record learnings, provision schemas and run pipelines",
-  admin: "everything an analyst can, and manage the tenant's pipelines, notes and connected apps",
+  analyst: "do everything a viewer can, and record learnings, provision schemas and run pipelines",
+  admin: "do everything an analyst can, and manage the tenant's pipelines, notes and connected apps",
 };
 
 export function consentPage(opts: {

@@ -173,7 +173,7 @@ export function guardSql(sql: string): void {
   const type = Object.keys(stmt)[0] ?? "unknown";
   if (type !== "SelectStmt") {
     const kind = type.replace(/Stmt$/, "").replace(/([a-z])([A-Z])/g, "$1 $2").toUpperCase();
-    refuse(`only read-only queries are allowed; this is a ${kind} statement`, ONE_STATEMENT_HINT);
+    refuse(`only read-only queries are allowed; this is ${/^[AEIOU]/.test(kind) ? "an" : "a"} ${kind} statement`, ONE_STATEMENT_HINT);
   }
   walk(stmt, (nodeType, node) => {
     if (nodeType === "SelectStmt") {
