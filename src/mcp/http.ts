@@ -6,11 +6,30 @@ import type { Authenticate } from "../auth/authenticate.ts";
 import { bearerAuth, principalFromAuth } from "../auth/bearer.ts";
 import type { Config } from "../config.ts";
 import { toPublicError } from "../db/errors.ts";
+import { baseFor } from "../oauth/hostAliases.ts";
 import { createMcpApps } from "./apps/index.ts";
 import { originAllowed } from "./origins.ts";
 import type { ToolDeps } from "./registerTools.ts";
 import { createMcpServer } from "./server.ts";
 import { GROUPS_HEADER, parseToolGroups } from "./toolGroups.ts";
+
+/**
+ * Bearer auth whose 401 points at the protected-resource metadata under the name the client
+ * used (a loopback alias of a loopback public URL); tokens are checked against the one resource.
+ */
+function authFor(deps: { authenticate: Authenticate; config: Config; resource?: { url: string; metadataUrl: string } }): express.RequestHandler {
+  const byBase = new Map<string, express.RequestHandler>();
+  const publicOrigin = new URL(deps.config.publicUrl).origin;
+  return (req, res, next) => {
+    const base = baseFor(req.headers.host, deps.config.publicUrl);
+    let handler = byBase.get(base);
+    if (!handler) {
+      const resource = deps.resource && { url: deps.resource.url, metadataUrl: deps.resource.metadataUrl.replace(publicOrigin, new URL(base).origin) };
+      byBase.set(base, (handler = bearerAuth(deps.authenticate, resource)));
+    }
+    handler(req, res, next);
+  };
+}
 
 function jsonRpcError(res: Response, status: number, message: string, data?: Record<string, string>): void {
   res.status(status).json({ jsonrpc: "2.0", error: { code: -32000, message, ...(data ? { data } : {}) }, id: null });
@@ -61,7 +80,7 @@ export function installMcp(
     "/mcp",
     hostHeaderValidation(deps.config.allowedHosts.map((h) => h.replace(/:\d+$/, ""))),
     originCheck,
-    bearerAuth(deps.authenticate, deps.resource),
+    authFor(deps),
     groupsCheck,
     express.json({ limit: deps.config.bodyLimit }),
     (req: Request, res: Response, next) => {

@@ -8,6 +8,7 @@ import type { AuthInfo } from "@modelcontextprotocol/sdk/server/auth/types.js";
 import type { OAuthClientInformationFull, OAuthTokenRevocationRequest, OAuthTokens } from "@modelcontextprotocol/sdk/shared/auth.js";
 import type { Response } from "express";
 import type pg from "pg";
+import { baseFor, canonicalUrl } from "./hostAliases.ts";
 import type { KeyRing } from "./keys.ts";
 import { loginPage } from "./pages.ts";
 import { redirectUriProblem } from "./redirectUri.ts";
@@ -31,6 +32,8 @@ export interface AuthorizationRequest {
   state?: string;
   scopes: string[];
   resource: string;
+  /** The issuer the client discovered: the public URL or the loopback alias it used (hostAliases.ts). */
+  iss?: string;
 }
 
 export const TICKET_LOGIN = "sx-login+jwt";
@@ -121,7 +124,7 @@ export class SextantOAuthProvider implements OAuthServerProvider {
 
   /** Checks the resource (RFC 8707) and shows the sign-in page. */
   async authorize(client: OAuthClientInformationFull, params: AuthorizationParams, res: Response): Promise<void> {
-    const resource = params.resource ? normalizeResource(params.resource) : this.settings.resources[0]!;
+    const resource = params.resource ? normalizeResource(canonicalUrl(String(params.resource), this.settings.issuer)) : this.settings.resources[0]!;
     if (!this.settings.resources.includes(resource)) {
       throw new InvalidTargetError(`this server issues tokens for ${this.settings.resources.join(" and ")} only`);
     }
@@ -132,6 +135,7 @@ export class SextantOAuthProvider implements OAuthServerProvider {
       state: params.state,
       scopes: params.scopes ?? [],
       resource,
+      iss: baseFor(res.req.headers.host, this.settings.issuer),
     };
     const ticket = await this.keys.sign({ req: request }, {
       typ: TICKET_LOGIN, issuer: this.settings.issuer, audience: `${this.settings.issuer}/oauth/login`, subject: client.client_id, ttlSeconds: TICKET_TTL,
@@ -150,7 +154,7 @@ export class SextantOAuthProvider implements OAuthServerProvider {
   async exchangeAuthorizationCode(client: OAuthClientInformationFull, code: string, _verifier?: string, redirectUri?: string, resource?: URL): Promise<OAuthTokens> {
     const refresh = randomToken();
     const grant = await this.exchange("select sextant_private.oauth_exchange_code($1, $2, $3, $4, $5, $6) as g", [
-      sha256(code), client.client_id, redirectUri ?? null, resource ? normalizeResource(resource) : null, sha256(refresh), this.settings.refreshTtlSeconds,
+      sha256(code), client.client_id, redirectUri ?? null, resource ? normalizeResource(canonicalUrl(String(resource), this.settings.issuer)) : null, sha256(refresh), this.settings.refreshTtlSeconds,
     ]);
     return this.tokens(grant, client, refresh);
   }
@@ -160,7 +164,7 @@ export class SextantOAuthProvider implements OAuthServerProvider {
     // The resource is checked in SQL with everything else, before the token rotates: a refusal
     // must leave the client's refresh token usable.
     const grant = await this.exchange("select sextant_private.oauth_refresh($1, $2, $3, $4, $5) as g", [
-      sha256(refreshToken), client.client_id, resource ? normalizeResource(resource) : null, sha256(refresh), this.settings.refreshTtlSeconds,
+      sha256(refreshToken), client.client_id, resource ? normalizeResource(canonicalUrl(String(resource), this.settings.issuer)) : null, sha256(refresh), this.settings.refreshTtlSeconds,
     ]);
     return this.tokens(grant, client, refresh);
   }
@@ -218,6 +222,8 @@ interface Grant {
   principal: string;
   scopes: string[];
   resource: string;
+  /** The issuer the client discovered: the public URL or the loopback alias it used (hostAliases.ts). */
+  iss?: string;
 }
 
 /** HTML with the headers every sign-in page needs: no framing, no scripts, forms only to us (and the app, for the last redirect). */

@@ -1,5 +1,5 @@
 import { timingSafeEqual } from "node:crypto";
-import { mcpAuthRouter } from "@modelcontextprotocol/sdk/server/auth/router.js";
+import { createOAuthMetadata, mcpAuthRouter } from "@modelcontextprotocol/sdk/server/auth/router.js";
 import express, { type Express, type Request, type Response } from "express";
 import type pg from "pg";
 import type { Logger } from "pino";
@@ -7,6 +7,7 @@ import { tokenVerifier } from "../auth/bearer.ts";
 import type { Authenticate } from "../auth/authenticate.ts";
 import type { KeyRing } from "./keys.ts";
 import { throttleAddress } from "./clientAddress.ts";
+import { baseFor } from "./hostAliases.ts";
 import { consentPage, loginPage, messagePage } from "./pages.ts";
 import { verifyPassword } from "./password.ts";
 import { UpstreamOidc, type UpstreamConfig } from "./upstream.ts";
@@ -89,6 +90,31 @@ export function installOAuth(app: Express, deps: {
     }
   });
 
+  // Discovery answers in the name the client used (a loopback alias of a loopback public URL,
+  // hostAliases.ts), so the resource and issuer it checks are the URL it was given; tokens are
+  // issued for the public URL's resource all the same (provider.ts canonicalises).
+  const publicOrigin = new URL(settings.issuer).origin;
+  const onBase = (base: string, value: unknown): unknown => {
+    if (typeof value === "string") return value.startsWith(publicOrigin) ? new URL(base).origin + value.slice(publicOrigin.length) : value;
+    if (Array.isArray(value)) return value.map((v) => onBase(base, v));
+    if (value && typeof value === "object") return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, onBase(base, v)]));
+    return value;
+  };
+  const asMetadata = {
+    ...createOAuthMetadata({ provider, issuerUrl: new URL(settings.issuer), scopesSupported: LEVELS }),
+    // RFC 9207: the authorization response names its issuer (routes below, /oauth/consent).
+    authorization_response_iss_parameter_supported: true,
+    client_id_metadata_document_supported: true,
+  };
+  const metadata = (resource: string) => ({ resource, authorization_servers: [new URL(settings.issuer).href], scopes_supported: LEVELS, resource_name: "Sextant" });
+  const baseOf = (req: Request) => baseFor(req.headers.host, settings.issuer);
+  app.get(["/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"], (req, res) => void res.json(onBase(baseOf(req), asMetadata)));
+  // RFC 9728 for each resource, and at the root for the default one.
+  app.get("/.well-known/oauth-protected-resource", (req, res) => void res.json(onBase(baseOf(req), metadata(settings.resources[0]!))));
+  for (const resource of settings.resources) {
+    app.get(`/.well-known/oauth-protected-resource${new URL(resource).pathname}`, (req, res) => void res.json(onBase(baseOf(req), metadata(resource))));
+  }
+
   const resourceUrl = new URL(settings.resources[0]!);
   app.use(
     mcpAuthRouter({
@@ -99,12 +125,6 @@ export function installOAuth(app: Express, deps: {
       resourceName: "Sextant",
     }),
   );
-  // RFC 9728 for each resource (the SDK serves /mcp's), and at the root for the default one.
-  const metadata = (resource: string) => ({ resource, authorization_servers: [new URL(settings.issuer).href], scopes_supported: LEVELS, resource_name: "Sextant" });
-  app.get("/.well-known/oauth-protected-resource", (_req, res) => void res.json(metadata(settings.resources[0]!)));
-  for (const resource of settings.resources.slice(1)) {
-    app.get(`/.well-known/oauth-protected-resource${new URL(resource).pathname}`, (_req, res) => void res.json(metadata(resource)));
-  }
   app.get("/.well-known/jwks.json", async (_req, res, next) => {
     try {
       res.setHeader("Cache-Control", "max-age=300");
@@ -237,7 +257,8 @@ export function installOAuth(app: Express, deps: {
       const tenants = claims.tenants as { tenant: string; access_level: string }[];
       const back = new URL(request.redirect_uri);
       if (request.state !== undefined) back.searchParams.set("state", request.state);
-      back.searchParams.set("iss", new URL(settings.issuer).href);
+      // RFC 9207: the issuer the client discovered (the name it used, see authorize in provider.ts).
+      back.searchParams.set("iss", new URL(request.iss ?? settings.issuer).href);
       res.clearCookie("sx_csrf", { path: "/oauth" });
       if (req.body?.decision !== "allow") {
         back.searchParams.set("error", "access_denied");
