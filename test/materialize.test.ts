@@ -14,6 +14,7 @@ import { type WorkerHandle } from "../src/worker/index.ts";
 import { startTestWorker as startWorkerOn } from "./helpers/worker.ts";
 import { asRole, createTestDatabase, createToken, withTx, type TestDatabase } from "./helpers/db.ts";
 import { runCli, SEXTANT_BIN } from "./helpers/cli.ts";
+import { EXAMPLE_PIPELINE, pipelineHelpers, refusedInTx as refused } from "./helpers/pipelines.ts";
 import { callOk, connectHttp, textOf } from "./helpers/mcpClient.ts";
 import { startTestServer } from "./helpers/server.ts";
 
@@ -21,76 +22,12 @@ let db: TestDatabase;
 let api: Awaited<ReturnType<typeof startShopApi>>;
 let worker: WorkerHandle | undefined;
 const silent = pino({ level: "silent" });
-const EXAMPLE = "src/demo/pipeline/pipeline.yaml";
+const EXAMPLE = EXAMPLE_PIPELINE;
+const { asAdmin, provision, definePipeline, requestRun, status, waitFor, waitUntil, count } = pipelineHelpers(() => db, () => api.url);
 
 async function startTestWorker(staleMs = 30000) {
   worker = await startWorkerOn(db, { concurrency: 2, staleMs, allowHosts: ["127.0.0.1:*"] });
   return worker;
-}
-
-/** As the tenant's admin, in a transaction that commits (like the CLI). */
-async function asAdmin<T>(tenant: string, fn: (c: import("pg").PoolClient) => Promise<T>): Promise<T> {
-  const client = await db.admin.connect();
-  try {
-    return await asTenant(client, tenant, "admin", () => fn(client));
-  } finally {
-    client.release();
-  }
-}
-
-async function provision(tenant: string, name: string) {
-  return asAdmin(tenant, async (c) => (await c.query("select * from sextant.provision_schema($1)", [name])).rows[0]);
-}
-
-async function definePipeline(tenant: string, overrides: Record<string, unknown> = {}, apiUrl = api.url) {
-  process.env.SHOP_API_URL = apiUrl;
-  process.env.SHOP_API_AUTH_HEADER = "Bearer shop-secret-token";
-  const { definition } = readPipelineFile(EXAMPLE);
-  const def = { ...definition, target_schema: `t_${tenant}__shop_api`, schedule: undefined, ...overrides };
-  return asAdmin(tenant, async (c) => {
-    const { rows } = await c.query("select * from sextant.create_pipeline($1)", [JSON.stringify(def)]);
-    await c.query("select sextant.set_pipeline_secret($1, 'shop_auth_header', 'Bearer shop-secret-token')", [def.name]);
-    return rows[0];
-  });
-}
-
-async function requestRun(tenant: string, pipeline: string, entities: string[] | null = null): Promise<number> {
-  return asAdmin(tenant, async (c) => (await c.query("select id from sextant.run_materialization($1, $2)", [pipeline, entities])).rows[0].id);
-}
-
-async function status(runId: number) {
-  return (await db.admin.query("select * from sextant.materialization_runs where id = $1", [runId])).rows[0];
-}
-
-async function waitFor(runId: number, states: string[], timeoutMs = 30000) {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const s = await status(runId);
-    if (states.includes(s.status)) return s;
-    if (Date.now() > until) throw new Error(`run ${runId} is still ${s.status} (${s.current_step}; ${s.error ?? ""})`);
-    await new Promise((r) => setTimeout(r, 150));
-  }
-}
-
-async function waitUntil(runId: number, ok: (r: Record<string, any>) => boolean, timeoutMs = 20000) {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const s = await status(runId);
-    if (ok(s)) return s;
-    if (Date.now() > until) throw new Error(`run ${runId}: condition not met (${s.status}, ${s.current_step}, ${s.error ?? ""})`);
-    await new Promise((r) => setTimeout(r, 150));
-  }
-}
-
-/** Expects `sql` to fail with `code`, inside a savepoint so the transaction goes on. */
-async function refused(c: import("pg").ClientBase, sql: string, code: string) {
-  await c.query("savepoint t");
-  await expect(c.query(sql)).rejects.toMatchObject({ code });
-  await c.query("rollback to savepoint t");
-}
-
-async function count(sql: string): Promise<number> {
-  return (await db.admin.query(`select count(*)::int as n from ${sql}`)).rows[0].n;
 }
 
 beforeAll(async () => {

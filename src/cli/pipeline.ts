@@ -4,6 +4,7 @@ import { settingsSql } from "../auth/pgSettings.ts";
 import { buildPrincipal } from "../auth/principal.ts";
 import { inTransaction } from "../db/transaction.ts";
 import { readPipelineFile } from "../pipelines/definition.ts";
+import { pollRun, rowsLoaded } from "../pipelines/pollRun.ts";
 
 /**
  * Runs `fn` in a transaction as one of the tenant's roles, with the same settings as every other
@@ -69,18 +70,22 @@ export async function runPipeline(admin: pg.ClientBase, tenant: string, pipeline
   bar.start(0, 0, { status: "queued", step: "" });
   let status: Status;
   try {
-    for (;;) {
-      if (cancelled) {
-        await asTenant(admin, tenant, "admin", () => admin.query("select sextant.cancel_materialization($1)", [run.id]));
-        cancelled = false;
-      }
-      status = await runStatus(admin, tenant, run.id);
-      const rows = Object.values(status.entities ?? {}).reduce((n, e) => n + (e.rows ?? 0), 0);
-      bar.setTotal(Math.max(rows, 1));
-      bar.update(rows, { status: status.status, step: status.current_step ?? "" });
-      if (["succeeded", "failed", "cancelled"].includes(status.status)) break;
-      await new Promise((r) => setTimeout(r, 500));
-    }
+    status = (await pollRun(
+      async () => {
+        if (cancelled) {
+          await asTenant(admin, tenant, "admin", () => admin.query("select sextant.cancel_materialization($1)", [run.id]));
+          cancelled = false;
+        }
+        return runStatus(admin, tenant, run.id);
+      },
+      {
+        onStatus: (s) => {
+          const rows = rowsLoaded(s);
+          bar.setTotal(Math.max(rows, 1));
+          bar.update(rows, { status: s.status, step: s.current_step ?? "" });
+        },
+      },
+    ))!;
   } finally {
     bar.stop();
     process.off("SIGINT", onSigint);
