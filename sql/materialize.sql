@@ -172,7 +172,10 @@ declare
   v_schema text;
   v_row sextant.schemas;
 begin
-  perform sextant.require_level('analyst', 'provisioning schemas');
+  if v_slug is null or coalesce(sextant.current_access_level(), 'viewer') not in ('analyst', 'admin') then
+    raise exception 'provisioning schemas needs the analyst or admin role of a tenant'
+      using errcode = 'SX403', hint = 'Ask a tenant admin for an analyst token.';
+  end if;
   if ttl_hours is not null and ttl_hours not between 1 and 8760 then
     raise exception 'ttl_hours must be between 1 and 8760 (a year), got %', ttl_hours using errcode = 'SX400';
   end if;
@@ -201,7 +204,9 @@ declare
   v_schema text;
   v_pipelines text;
 begin
-  perform sextant.require_level('analyst', 'tearing down schemas');
+  if v_slug is null or coalesce(sextant.current_access_level(), 'viewer') not in ('analyst', 'admin') then
+    raise exception 'tearing down schemas needs the analyst or admin role of a tenant' using errcode = 'SX403';
+  end if;
   v_schema := case when teardown_schema.name like 't\_%\_\_%' then teardown_schema.name
                    else sextant_exec.provisioned_schema_name(v_slug, teardown_schema.name) end;
   if not exists (select from sextant.tenant_schemas as s where s.schema_name = v_schema and s.provisioned) then
@@ -579,7 +584,9 @@ declare
   v_row sextant.pipelines;
   v_kind text;
 begin
-  perform sextant.require_level('admin', 'defining pipelines');
+  if v_slug is null or coalesce(sextant.current_access_level(), 'viewer') <> 'admin' then
+    raise exception 'defining pipelines needs the admin role of a tenant' using errcode = 'SX403';
+  end if;
   if v_def is null or jsonb_typeof(v_def) <> 'object' then
     raise exception 'a pipeline definition is a JSON object' using errcode = 'SX400';
   end if;
@@ -646,7 +653,9 @@ returns boolean
 language plpgsql volatile
 as $$
 begin
-  perform sextant.require_level('admin', 'deleting pipelines');
+  if coalesce(sextant.current_access_level(), 'viewer') <> 'admin' then
+    raise exception 'deleting pipelines needs the admin role of a tenant' using errcode = 'SX403';
+  end if;
   delete from sextant.pipelines as p where p.name = delete_pipeline.name and p.tenant_slug = sextant.current_tenant();
   if not found then
     raise exception 'pipeline % does not exist', name using errcode = 'SX404';
@@ -787,7 +796,9 @@ declare
   v_unknown text;
   v_active bigint;
 begin
-  perform sextant.require_level('analyst', 'running pipelines');
+  if coalesce(sextant.current_access_level(), 'viewer') not in ('analyst', 'admin') then
+    raise exception 'running pipelines needs the analyst or admin role' using errcode = 'SX403';
+  end if;
   select * into v_pipeline from sextant.pipelines as p
   where p.name = run_materialization.pipeline and p.tenant_slug = sextant.current_tenant();
   if v_pipeline.id is null then
@@ -846,7 +857,9 @@ as $$
 declare
   v_row sextant.materialization_runs;
 begin
-  perform sextant.require_level('analyst', 'cancelling runs');
+  if coalesce(sextant.current_access_level(), 'viewer') not in ('analyst', 'admin') then
+    raise exception 'cancelling runs needs the analyst or admin role' using errcode = 'SX403';
+  end if;
   update sextant.materialization_runs as r set cancel_requested = true
   where r.id = cancel_materialization.run_id and r.status in ('queued', 'running')
   returning * into v_row;
@@ -944,7 +957,7 @@ $$;
 revoke all on function sextant_private.report_progress(bigint, integer, text, text, jsonb) from public;
 grant execute on function sextant_private.report_progress(bigint, integer, text, text, jsonb) to sextant_worker;
 
--- Called in the worker's swap transaction, after the tables moved: records freshness, grants
+-- Called in the swap (swap_run, through finish_build), after the tables moved: records freshness, grants
 -- the tenant's readers SELECT on what the tenant's filters allow, ends the run.
 drop function if exists sextant_private.finish_run(bigint, text, jsonb);
 create or replace function sextant_private.finish_run(run_id bigint, worker_id text, attempt integer, tables jsonb)
@@ -1023,6 +1036,129 @@ end
 $$;
 revoke all on function sextant_exec.finish_build(bigint, text, integer, jsonb) from public;
 grant execute on function sextant_exec.finish_build(bigint, text, integer, jsonb) to sextant_tenant_reader;
+
+-- The target schema of a run, for the swap in the builder's session (swap_run): only the
+-- builder of the run's own tenant gets it. Refuses names in the target schema that are not this
+-- pipeline's earlier output (a table someone else made is never dropped by a run).
+create or replace function sextant_exec.swap_target(run_id bigint, table_names text[])
+returns text
+language plpgsql stable security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_run sextant.materialization_runs;
+  v_target text;
+  v_foreign text[];
+begin
+  select * into v_run from sextant.materialization_runs as r where r.id = swap_target.run_id;
+  if v_run.id is null or session_user::text is distinct from 'sextant_t_' || v_run.tenant_slug || '__builder' then
+    raise exception 'run % is not this session''s to finish', run_id using errcode = 'SX403';
+  end if;
+  select p.target_schema into v_target from sextant.pipelines as p where p.id = v_run.pipeline_id;
+  v_foreign := sextant_private.foreign_tables(v_run.pipeline_id, v_target, table_names);
+  if cardinality(v_foreign) > 0 then
+    raise exception '% already has %, not made by this pipeline', v_target, array_to_string(v_foreign, ', ')
+      using errcode = 'SX400', hint = 'Rename the entities or models, or point the pipeline at another schema.';
+  end if;
+  return v_target;
+end
+$$;
+revoke all on function sextant_exec.swap_target(bigint, text[]) from public;
+grant execute on function sextant_exec.swap_target(bigint, text[]) to sextant_tenant_reader;
+
+-- Rows that differ between the new table in the staging schema and the old one in the target
+-- schema, both ways (_raw left out: key order in a source's JSON is no change). Null when either
+-- is over 200,000 rows, a view, or not comparable (columns changed); the new row count when there
+-- is no old table. Runs with the caller's rights (the builder's, in swap_run).
+create or replace function sextant_exec.rows_changed(stage_schema text, target_schema text, table_name text, new_rows bigint)
+returns bigint
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_new text := format('%I.%I', stage_schema, table_name);
+  v_old text := format('%I.%I', target_schema, table_name);
+  v_cols text;
+  v_n bigint;
+begin
+  if new_rows is null or new_rows > 200000 then
+    return null;
+  end if;
+  if to_regclass(v_old) is null then
+    return new_rows;
+  end if;
+  execute format('select count(*) from %s', v_old) into v_n;
+  if v_n > 200000 then
+    return null;
+  end if;
+  select string_agg(quote_ident(a.attname), ', ' order by a.attnum) into v_cols
+  from pg_attribute as a where a.attrelid = v_new::regclass and a.attnum > 0 and not a.attisdropped and a.attname <> '_raw';
+  execute format('select count(*) from ((select %1$s from %2$s except all select %1$s from %3$s)
+                                        union all (select %1$s from %3$s except all select %1$s from %2$s)) as d', v_cols, v_new, v_old)
+    into v_n;
+  return v_n;
+exception when others then
+  return null;
+end
+$$;
+revoke all on function sextant_exec.rows_changed(text, text, text, bigint) from public;
+grant execute on function sextant_exec.rows_changed(text, text, text, bigint) to sextant_tenant_reader;
+
+-- The swap of a run: in one transaction (this one statement), everything the run built in its
+-- staging schema replaces what the pipeline made before in the target schema, and the run ends
+-- (finish_build): readers see the old tables or the complete new ones, never a mix. `loaded` is
+-- [{table, kind: entity|model, rows, relkind: table|view}] in build order. Called by the worker
+-- logged in as the tenant's builder, and runs with its rights only (SECURITY INVOKER: every drop
+-- and move is the builder's own; ending the run goes through finish_build's checks). Returns the
+-- tables recorded, with their rows changed.
+create or replace function sextant_exec.swap_run(run_id bigint, worker_id text, attempt integer, loaded jsonb)
+returns jsonb
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_stage text := 'sextant_stage_' || run_id;
+  v_target text;
+  v_tables jsonb := '[]';
+  v_item jsonb;
+  v_old record;
+  v_detail text;
+  v_message text;
+begin
+  if jsonb_typeof(loaded) is distinct from 'array' then
+    raise exception 'swap_run: loaded is an array' using errcode = 'SX400';
+  end if;
+  v_target := sextant_exec.swap_target(run_id, array(select l ->> 'table' from jsonb_array_elements(loaded) as l));
+  for v_item in select * from jsonb_array_elements(loaded) loop
+    v_tables := v_tables || jsonb_build_object('schema', v_target, 'table', v_item ->> 'table', 'kind', v_item ->> 'kind',
+      'rows', v_item -> 'rows',
+      'rows_changed', case when v_item ->> 'relkind' = 'table'
+                           then sextant_exec.rows_changed(v_stage, v_target, v_item ->> 'table', (v_item ->> 'rows')::bigint) end);
+  end loop;
+  -- Old views first (they may depend on old tables), then old tables.
+  for v_old in
+    select c.relname, c.relkind from pg_class as c join pg_namespace as n on n.oid = c.relnamespace
+    where n.nspname = v_target and c.relname = any (array(select l ->> 'table' from jsonb_array_elements(loaded) as l))
+    order by c.relkind <> 'v'
+  loop
+    begin
+      execute format('drop %s %I.%I', case when v_old.relkind = 'v' then 'view' else 'table' end, v_target, v_old.relname);
+    exception when dependent_objects_still_exist then
+      get stacked diagnostics v_detail = pg_exception_detail, v_message = message_text;
+      raise exception 'cannot replace %.%: %', v_target, v_old.relname, coalesce(nullif(v_detail, ''), v_message)
+        using errcode = 'SX400', hint = 'Another view depends on it; drop that view or make it a model of this pipeline.';
+    end;
+  end loop;
+  for v_item in select * from jsonb_array_elements(loaded) loop
+    execute format('alter %s %I.%I set schema %I', case when v_item ->> 'relkind' = 'view' then 'view' else 'table' end,
+                   v_stage, v_item ->> 'table', v_target);
+  end loop;
+  perform sextant_exec.finish_build(run_id, worker_id, attempt, v_tables);
+  return v_tables;
+end
+$$;
+revoke all on function sextant_exec.swap_run(bigint, text, integer, jsonb) from public;
+grant execute on function sextant_exec.swap_run(bigint, text, integer, jsonb) to sextant_tenant_reader;
 
 -- A pipeline's models and entities, indexed like a dbt project (pipeline_<name>), so that
 -- search_dbt_models, get_model_details and describe_table show their docs and lineage.
@@ -1129,8 +1265,8 @@ as $$
                     where m.schema_name = n.nspname and m.table_name = c.relname
                       and m.pipeline_id = foreign_tables.pipeline_id);
 $$;
-revoke all on function sextant_private.foreign_tables(bigint, text, text[]) from public;
-grant execute on function sextant_private.foreign_tables(bigint, text, text[]) to sextant_worker;
+-- Called by swap_target only (the worker's own session no longer needs it).
+revoke all on function sextant_private.foreign_tables(bigint, text, text[]) from public, sextant_worker;
 
 -- Runs whose worker stopped sending heartbeats (killed, lost): the ids of those workers, so
 -- graphile-worker can unlock their jobs for a retry; the runs go back to queued.

@@ -237,84 +237,8 @@ async function runPipelineAs(
     }
   }
 
-  // 3. The swap: one transaction moves everything into the target schema.
+  // 3. The swap: one SQL function, one transaction, as the builder (sql/materialize.sql, swap_run).
   await reporter.send("swapping into place", null, null);
   if (reporter.stop) throw new RunStopped("cancelled");
-  const { rows: foreign } = await deps.pool.query("select sextant_private.foreign_tables($1, $2, $3) as names", [
-    claim.pipeline_id, claim.target_schema, loaded.map((l) => l.table),
-  ]);
-  if (foreign[0].names.length > 0) {
-    throw new RunError(`${claim.target_schema} already has ${foreign[0].names.join(", ")}, not made by this pipeline`, false,
-      "Rename the entities or models, or point the pipeline at another schema.");
-  }
-  const client = builder;
-  try {
-    await client.query("begin");
-    const target = (t: string) => `${quote(claim.target_schema)}.${quote(t)}`;
-    const tables: Record<string, unknown>[] = [];
-    for (const item of loaded) {
-      tables.push({ schema: claim.target_schema, table: item.table, kind: item.kind, rows: item.rows, rows_changed: await rowsChanged(client, claim, item) });
-    }
-    // Old views first (they may depend on old tables), then old tables; new ones move in.
-    const existing = await client.query<{ relname: string; relkind: string }>(
-      "select c.relname, c.relkind from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname = $1 and c.relname = any($2)",
-      [claim.target_schema, loaded.map((l) => l.table)],
-    );
-    const old = [...existing.rows].sort((a, b) => (a.relkind === "v" ? -1 : 0) - (b.relkind === "v" ? -1 : 0));
-    for (const o of old) {
-      try {
-        await client.query("savepoint drop_old");
-        await client.query(`drop ${o.relkind === "v" ? "view" : "table"} ${target(o.relname)}`);
-        await client.query("release savepoint drop_old");
-      } catch (error) {
-        if ((error as { code?: string }).code === "2BP01") {
-          throw new RunError(`cannot replace ${claim.target_schema}.${o.relname}: ${(error as { detail?: string }).detail ?? (error as Error).message}`, false,
-            "Another view depends on it; drop that view or make it a model of this pipeline.");
-        }
-        throw error;
-      }
-    }
-    for (const item of loaded) {
-      await client.query(`alter ${item.relkind === "view" ? "view" : "table"} ${quote(claim.stage_schema)}.${quote(item.table)} set schema ${quote(claim.target_schema)}`);
-    }
-    await client.query("select sextant_exec.finish_build($1, $2, $3, $4)", [claim.run_id, workerId, claim.attempt, JSON.stringify(tables)]);
-    await client.query("commit");
-  } catch (error) {
-    await client.query("rollback").catch(() => {});
-    throw error;
-  }
-}
-
-/** Rows that differ between the old and new table (both ways); null when too big to compare or not comparable. */
-async function rowsChanged(client: pg.ClientBase, claim: Claim, item: { table: string; rows: number | null; relkind: string }): Promise<number | null> {
-  if (item.relkind !== "table" || item.rows === null || item.rows > 200000) return null;
-  const oldT = `${quote(claim.target_schema)}.${quote(item.table)}`;
-  const newT = `${quote(claim.stage_schema)}.${quote(item.table)}`;
-  try {
-    await client.query("savepoint rows_changed");
-    const exists = await client.query("select to_regclass($1) as r", [oldT]);
-    if (!exists.rows[0].r) {
-      await client.query("release savepoint rows_changed");
-      return item.rows;
-    }
-    const size = await client.query(`select count(*)::int as n from ${oldT}`);
-    if (size.rows[0].n > 200000) {
-      await client.query("release savepoint rows_changed");
-      return null;
-    }
-    // _raw is left out: key order in the source must not count as a change.
-    const cols = await client.query<{ c: string }>(
-      "select string_agg(quote_ident(attname), ', ' order by attnum) as c from pg_attribute where attrelid = $1::regclass and attnum > 0 and not attisdropped and attname <> '_raw'",
-      [newT],
-    );
-    const list = cols.rows[0]!.c;
-    const { rows } = await client.query(
-      `select count(*)::int as n from ((select ${list} from ${newT} except all select ${list} from ${oldT}) union all (select ${list} from ${oldT} except all select ${list} from ${newT})) as d`,
-    );
-    await client.query("release savepoint rows_changed");
-    return rows[0].n;
-  } catch {
-    await client.query("rollback to savepoint rows_changed");
-    return null;
-  }
+  await builder.query("select sextant_exec.swap_run($1, $2, $3, $4)", [claim.run_id, workerId, claim.attempt, JSON.stringify(loaded)]);
 }
