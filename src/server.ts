@@ -21,6 +21,7 @@ import { installSlack } from "./slack/routes.ts";
 import { originAllowed } from "./mcp/origins.ts";
 import { Metrics } from "./metrics/metrics.ts";
 import { installMetrics } from "./metrics/route.ts";
+import { startTracing, traced } from "./telemetry/tracing.ts";
 import { attachReadReplica, createPool, detachReadReplica, ReadReplica, standbyUrl } from "./db/pool.ts";
 import { KeyRing } from "./oauth/keys.ts";
 import { installOAuth } from "./oauth/routes.ts";
@@ -76,6 +77,21 @@ export async function startServer(opts: {
   let ready = false;
   let draining = false;
   let drained: (() => void) | undefined;
+  // SEXTANT_OTLP_ENDPOINT: a span per HTTP request (and per MCP tool call, src/mcp/registerTools.ts).
+  const stopTracing = config.otlpEndpoint ? startTracing(config.otlpEndpoint) : undefined;
+  if (stopTracing) {
+    // Span names from a fixed list of routes: never the caller's path.
+    const ROUTES = new Set(["mcp", "graphql", "dbt", "ask", "slack", "console", "oauth", "authorize", "token", "register", ".well-known", "health", "ready", "metrics"]);
+    app.use((req, res, next) => {
+      const first = req.path.split("/")[1] ?? "";
+      const route = ROUTES.has(first) ? `/${first}` : "other";
+      void traced(`${req.method} ${route}`, req.headers.traceparent, { "http.request.method": req.method, "http.route": route }, () =>
+        new Promise<void>((resolve) => {
+          res.once("close", resolve);
+          next();
+        }));
+    });
+  }
 
   // In-flight requests, for the drain on shutdown. A client's standing MCP event stream (GET /mcp)
   // never ends by itself, so it is not waited for; calls are (POST, and their SSE answers).
@@ -210,6 +226,7 @@ export async function startServer(opts: {
       server.closeAllConnections();
       await closed;
       await pgl.release();
+      await stopTracing?.();
       if (replica) {
         detachReadReplica(pool, replica);
         await replica.close();

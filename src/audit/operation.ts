@@ -2,6 +2,7 @@ import type { Principal } from "../auth/principal.ts";
 import type { PublicError } from "../db/errors.ts";
 import type { AuditLog } from "./auditLog.ts";
 import type { Metrics } from "../metrics/metrics.ts";
+import { annotate } from "../telemetry/tracing.ts";
 import type { RateLimiter } from "./rateLimiter.ts";
 
 /** What one operation was: the tool (MCP tool, `graphql:<field>`, `mcp:session`) and its SQL text, if any. */
@@ -48,6 +49,8 @@ export class OperationGate {
     const ms = performance.now() - outcome.started;
     const result = !f ? "ok" : f.status < 500 ? "refused" : "error";
     this.metrics?.observeOperation(principal.tenant, op.tool, result, ms / 1000, f?.code);
+    annotate({ "sextant.tenant": principal.tenant, "sextant.outcome": result, ...(f ? { "sextant.error_code": f.code } : {}),
+      ...(outcome.rowCount !== undefined ? { "sextant.rows": outcome.rowCount } : {}) });
     this.audit?.record({
       at: new Date().toISOString(),
       tenant_slug: principal.tenant,

@@ -1,6 +1,7 @@
 import type pg from "pg";
 import type { Principal } from "../auth/principal.ts";
 import { settingsSql } from "../auth/pgSettings.ts";
+import { currentTraceparent } from "../telemetry/tracing.ts";
 import { isStandbyFailure, readReplicaOf } from "./pool.ts";
 import "./pgTypes.ts";
 
@@ -16,7 +17,10 @@ export const ROLLBACK_AND_CLEANUP = `rollback; ${CLEANUP}`;
 
 /** `begin` plus the principal's settings as one simple-protocol round trip (values quoted). */
 function beginSql(client: pg.PoolClient, principal: Principal, write: boolean): string {
-  return `${write ? "begin" : "begin read only"}; ${settingsSql(client, principal)}`;
+  // With tracing on, the session is named after the operation's span (pg_stat_activity, logs).
+  const traceparent = currentTraceparent();
+  const extra = traceparent ? { application_name: `sextant ${traceparent}` } : undefined;
+  return `${write ? "begin" : "begin read only"}; ${settingsSql(client, principal, extra)}`;
 }
 
 /** A value as a SQL literal: null, a finite number or a boolean as is, anything else quoted. */

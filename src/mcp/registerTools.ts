@@ -9,6 +9,7 @@ import type { Principal } from "../auth/principal.ts";
 import type { Embedder } from "../dbt/embeddings.ts";
 import { SextantError, toPublicError } from "../db/errors.ts";
 import { queryAsRole } from "../db/queryAsRole.ts";
+import { traced, traceparentOf } from "../telemetry/tracing.ts";
 import { formatRows } from "./formatRows.ts";
 import { fenceUntrusted, formatToolError } from "./formatUntrusted.ts";
 import { buildCall, type ToolSpec } from "./toolSpec.ts";
@@ -184,11 +185,11 @@ export function registerTools(server: McpServer, specs: ToolSpec[], deps: ToolDe
         ...(deps.apps?.toolMeta?.(spec.name) ? { _meta: deps.apps.toolMeta(spec.name) } : {}),
       },
       (async (input: unknown, ctx: HandlerContext) =>
-        callTool(spec, deps, deps.principalOf({ authInfo: ctx.http?.authInfo }), input, {
+        traced(`mcp ${spec.name}`, traceparentOf(ctx), { "sextant.tool": spec.name }, () => callTool(spec, deps, deps.principalOf({ authInfo: ctx.http?.authInfo }), input, {
           signal: ctx.mcpReq.signal,
           _meta: ctx.mcpReq._meta,
           sendNotification: (n) => ctx.mcpReq.notify(n),
-        })) as never,
+        }))) as never,
     );
   }
 }
