@@ -6,6 +6,7 @@ import type { Principal } from "../auth/principal.ts";
 import { createTenantLimits } from "../auth/tenantLimits.ts";
 import type { Embedder } from "../dbt/embeddings.ts";
 import { toPublicError } from "../db/errors.ts";
+import { askServiceOf, streamAsk } from "../ask/http.ts";
 import { callTool } from "../mcp/registerTools.ts";
 import { allTools } from "../mcp/server.ts";
 import { throttleAddress } from "../oauth/clientAddress.ts";
@@ -179,6 +180,9 @@ export function installConsole(app: Express, deps: ConsoleDeps): void {
       next(error);
     }
   });
+
+  // Ask in plain English (src/ask/, ASK's): the question answered as server-sent events, as the person.
+  api.post("/ask", checkOrigin, signedIn(true), async (req: SessionRequest, res, next) => { try { await streamAsk(askServiceOf(req.app), await principalOf(req.session!), req.body, res, next); } catch (error) { next(error); } });
 
   api.use((_req, res) => fail(res, 404, "SX404", "no such console API"));
   api.use((error: unknown, _req: Request, res: Response, _next: express.NextFunction) => {
