@@ -1,13 +1,14 @@
 import { createHash, randomBytes } from "node:crypto";
 import type { OAuthRegisteredClientsStore } from "@modelcontextprotocol/sdk/server/auth/clients.js";
 import {
-  CustomOAuthError, InvalidClientMetadataError, InvalidGrantError, InvalidTargetError, InvalidTokenError, ServerError, TooManyRequestsError,
+  CustomOAuthError, InvalidClientError, InvalidClientMetadataError, InvalidGrantError, InvalidTargetError, InvalidTokenError, ServerError, TooManyRequestsError,
 } from "@modelcontextprotocol/sdk/server/auth/errors.js";
 import type { AuthorizationParams, OAuthServerProvider } from "@modelcontextprotocol/sdk/server/auth/provider.js";
 import type { AuthInfo } from "@modelcontextprotocol/sdk/server/auth/types.js";
 import type { OAuthClientInformationFull, OAuthTokenRevocationRequest, OAuthTokens } from "@modelcontextprotocol/sdk/shared/auth.js";
 import type { Response } from "express";
 import type pg from "pg";
+import { fetchMetadataDocument, isMetadataDocumentId, MetadataDocumentCache, MetadataDocumentError } from "./clientMetadataDocument.ts";
 import { baseFor, canonicalUrl } from "./hostAliases.ts";
 import type { KeyRing } from "./keys.ts";
 import { loginPage } from "./pages.ts";
@@ -22,6 +23,8 @@ export interface OAuthSettings {
   resources: string[];
   accessTtlSeconds: number;
   refreshTtlSeconds: number;
+  /** host:port that client metadata documents may be fetched from over http or on private addresses (SEXTANT_SOURCE_ALLOW_HOSTS). */
+  allowHosts?: string[];
 }
 
 /** What a signed authorization request carries from /authorize to the login and consent forms. */
@@ -89,10 +92,30 @@ export class SextantOAuthProvider implements OAuthServerProvider {
     private readonly onRevoke: () => void = () => {},
   ) {}
 
+  private readonly documents = new MetadataDocumentCache();
+
   get clientsStore(): OAuthRegisteredClientsStore {
     const pool = this.pool;
+    const documents = this.documents;
+    const allowHosts = this.settings.allowHosts ?? [];
     return {
       async getClient(clientId: string) {
+        // Client ID Metadata Documents: the client_id is its document's URL; fetched (bounded,
+        // address-checked), checked, and kept as a client row for its codes and grants.
+        if (isMetadataDocumentId(clientId)) {
+          return documents.get(clientId, async () => {
+            let client: OAuthClientInformationFull;
+            try {
+              client = await fetchMetadataDocument(clientId, allowHosts);
+              await pool.query("select sextant_private.oauth_metadata_document_client($1, $2)", [clientId, JSON.stringify(client)]);
+            } catch (error) {
+              const message = error instanceof MetadataDocumentError ? error.message : (error as { code?: string }).code === "SX400" ? (error as Error).message : undefined;
+              if (message) throw new InvalidClientError(message);
+              throw error;
+            }
+            return client;
+          });
+        }
         const { rows } = await pool.query("select * from sextant_private.oauth_get_client($1)", [clientId]);
         if (!rows[0]) return undefined;
         // The secret is checked against its hash before the SDK sees the request (routes.ts);
