@@ -4,6 +4,7 @@ import type { OperationGate } from "../audit/operation.ts";
 import type { Principal } from "../auth/principal.ts";
 import { SextantError, toPublicError, type PublicError } from "../db/errors.ts";
 import { queryAsRole } from "../db/queryAsRole.ts";
+import YAML from "yaml";
 
 /**
  * The console's calls that are not MCP tools: SQL functions of schema `sextant` that GraphQL
@@ -28,6 +29,25 @@ const int = (v: unknown): number | null => {
   return v;
 };
 
+/**
+ * A pipeline typed into the console, as YAML (or JSON), for sextant.create_pipeline. Unlike a
+ * file given to the CLI, nothing is taken from the server's environment (no ${VAR}, no
+ * `secrets:`): those are the operator's, not a tenant's. Models are listed inline.
+ */
+function pipelineJson(yaml: unknown): string {
+  const source = text(yaml, 200_000);
+  if (!source) throw new SextantError("SX400", "the pipeline definition is empty");
+  let doc: unknown;
+  try {
+    doc = YAML.parse(source, { maxAliasCount: 50 });
+  } catch (error) {
+    throw new SextantError("SX400", `the pipeline is not valid YAML: ${(error as Error).message.split("\n")[0]}`);
+  }
+  if (!doc || typeof doc !== "object" || Array.isArray(doc)) throw new SextantError("SX400", "a pipeline is a mapping with name, target_schema, source and entities");
+  if ("secrets" in doc) throw new SextantError("SX400", "secrets cannot be set from the console", "Set them with `sextant pipeline secret` or sextant.set_pipeline_secret.");
+  return JSON.stringify({ models: [], ...doc });
+}
+
 export const CONSOLE_OPERATIONS: Record<string, ConsoleOperation> = {
   create_api_token: {
     sql: "select sextant.create_api_token($1, $2, $3) as token",
@@ -47,6 +67,7 @@ export const CONSOLE_OPERATIONS: Record<string, ConsoleOperation> = {
     args: (i) => [text(i.tool, 100), text(i.outcome, 20), text(i.principal, 320), int(i.max_results)],
     result: "rows",
   },
+  create_pipeline: { sql: "select (sextant.create_pipeline($1::jsonb)).name as name", args: (i) => [pipelineJson(i.yaml)], writes: true, result: "one" },
   list_oauth_grants: { sql: "select * from sextant.list_oauth_grants()", args: () => [], result: "rows" },
   revoke_oauth_grant: { sql: "select * from sextant.revoke_oauth_grant($1)", args: (i) => [int(i.grant_id)], writes: true, result: "one" },
 };

@@ -1,3 +1,5 @@
+import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import pg from "pg";
 import type { Browser, Page } from "playwright-core";
@@ -5,7 +7,10 @@ import { afterAll, beforeAll, expect, test } from "vitest";
 import { projectRoot } from "../../src/db/paths.ts";
 import { loadDbtArtifacts } from "../../src/dbt/loadArtifacts.ts";
 import { hashPassword } from "../../src/oauth/password.ts";
+import { pipelineHelpers } from "../helpers/pipelines.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
+import { startTestWorker } from "../helpers/worker.ts";
+import type { WorkerHandle } from "../../src/worker/index.ts";
 import { freePort } from "../helpers/ports.ts";
 import { startTestServer } from "../helpers/server.ts";
 import { launchChromium, screenshot, seriousViolations } from "./browser.ts";
@@ -20,6 +25,8 @@ let server: Awaited<ReturnType<typeof startTestServer>>;
 let base: string;
 let browser: Browser;
 let page: Page;
+let worker: WorkerHandle;
+const csvDir = fs.mkdtempSync(path.join(os.tmpdir(), "sextant-console-csv-"));
 
 beforeAll(async () => {
   db = await createTestDatabase();
@@ -37,13 +44,19 @@ beforeAll(async () => {
   await client.end();
   await db.admin.query("update acme_sales.orders set customer = $1 where id = 1", [HOSTILE]);
   await db.admin.query("update sextant.dbt_nodes set description = $1 where name = 'recurly__account_overview'", [`Accounts ${HOSTILE}`]);
+  // A CSV the pipeline test loads, and the worker that runs pipelines.
+  fs.writeFileSync(path.join(csvDir, "people.csv"), ["id,name", ...Array.from({ length: 3000 }, (_, i) => `${i + 1},person ${i + 1}`)].join("\n") + "\n");
+  await pipelineHelpers(() => db).provision("acme", "files");
+  worker = await startTestWorker(db, { fileDir: csvDir });
   browser = await launchChromium();
   page = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
   page.on("dialog", (d) => void d.dismiss());
 }, 120_000);
 afterAll(async () => {
   await browser?.close();
+  await worker?.stop();
   await server?.close();
+  fs.rmSync(csvDir, { recursive: true, force: true });
   await db?.drop();
 });
 
@@ -125,6 +138,20 @@ test("a query runs, pages with next_offset, draws a chart, explains, and lands i
   await page.getByRole("heading", { name: "Plan" }).waitFor();
   await page.getByText("generate_series(1, 250)").first().waitFor();
   await checkPage("query");
+});
+
+test("a pipeline is defined from YAML, run, and its progress followed live until it succeeds", { timeout: 40_000 }, async () => {
+  await page.getByRole("link", { name: "Pipelines" }).click();
+  await page.getByRole("heading", { name: "Pipelines" }).waitFor();
+  await page.getByRole("button", { name: "Save pipeline" }).click();
+  await page.getByRole("button", { name: "Run pipeline people" }).click();
+  await page.getByText("people: 3000 rows (done)").waitFor({ timeout: 30_000 });
+  await page.locator(".status").filter({ hasText: "succeeded" }).waitFor({ timeout: 30_000 });
+  // The list shows the last run (read afresh).
+  await page.reload();
+  await page.getByRole("cell", { name: /^succeeded/ }).waitFor();
+  await checkPage("pipelines");
+  expect((await db.admin.query("select count(*)::int as n from t_acme__files.people")).rows[0].n).toBe(3000);
 });
 
 test("a tenant admin creates a token (shown once), sees it listed, revokes it; the audit log lists the calls", { timeout: 30_000 }, async () => {
