@@ -8,6 +8,7 @@ import { toPgSettings } from "../auth/pgSettings.ts";
 import { principalFromAuth } from "../auth/bearer.ts";
 import { toPublicError } from "../db/errors.ts";
 import { costLimitRule, DEFAULT_COST_LIMITS, type CostLimits } from "./cost.ts";
+import { withNarrowIntrospection } from "./introspection.ts";
 import { guardQueryPlugin } from "./plugins/guardQueryPlugin.ts";
 import { operationPlugin } from "./plugins/operationPlugin.ts";
 
@@ -43,7 +44,7 @@ export function createGraphql(
     disablePlugins: ["QueryQueryPlugin"],
     pgServices: [
       makePgService({
-        pool,
+        pool: withNarrowIntrospection(pool, ["sextant"]),
         schemas: ["sextant"],
         pgSettings: (requestContext) => toPgSettings(principalFromAuth(requestContext.expressv4?.req.auth)),
       }),
