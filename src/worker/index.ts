@@ -39,7 +39,9 @@ export async function startWorker(opts: WorkerOptions): Promise<WorkerHandle> {
   pool.on("connect", (client) => client.on("error", warn));
   const wlog = log.child({ component: "worker" });
   const logger = new WorkerLogger((scope) => (level, message, meta) => {
-    const fn = level === "error" ? wlog.error : level === "warning" ? wlog.warn : level === "info" ? wlog.info : wlog.debug;
+    // The scheduler tick runs every minute: its "Completed task" line is debug, not info noise.
+    const routine = (meta as { job?: { task_identifier?: string } } | undefined)?.job?.task_identifier === "sextant_tick";
+    const fn = level === "error" ? wlog.error : level === "warning" ? wlog.warn : level === "info" && !routine ? wlog.info : wlog.debug;
     fn.call(wlog, { ...scope, ...meta }, message);
   });
   const reap = async () => {
