@@ -78,11 +78,6 @@ function shapeRows(spec: ToolSpec, rows: Record<string, unknown>[]): CallToolRes
   };
 }
 
-/**
- * One tool call: guard the input, count it against the rate limits, run the SQL as the
- * caller's role in a transaction that is rolled back, shape the output, and audit the outcome
- * (refused and failed calls too). Errors come back as `isError` results, never as stacks.
- */
 /** What the MCP SDK passes a tool handler that callTool uses (progress token, notifications, cancel). */
 export interface CallExtra {
   signal?: AbortSignal;
@@ -90,6 +85,11 @@ export interface CallExtra {
   sendNotification?: (n: { method: "notifications/progress"; params: { progressToken: string | number; progress: number; message?: string } }) => Promise<void>;
 }
 
+/**
+ * One tool call: guard the input, count it against the rate limits, run the SQL as the
+ * caller's role in a transaction that is rolled back, shape the output, and audit the outcome
+ * (refused and failed calls too). Errors come back as `isError` results, never as stacks.
+ */
 export async function callTool(spec: ToolSpec, deps: ToolDeps, principal: Principal, input: unknown, extra: CallExtra = {}): Promise<CallToolResult> {
   const started = performance.now();
   const requestId = randomUUID();
