@@ -157,6 +157,34 @@ function walk(node: unknown, visit: (type: string, value: Record<string, unknown
  */
 export function guardSql(sql: string): void {
   if (typeof sql !== "string" || sql.trim() === "") refuse("the SQL text is empty", ONE_STATEMENT_HINT);
+  // The verdict depends on the text alone: agents send the same statements again and again, and
+  // parsing costs ~1 ms. Recent verdicts are kept (a refusal is thrown again as a new error).
+  const known = verdicts.get(sql);
+  if (known !== undefined) {
+    verdicts.delete(sql);
+    verdicts.set(sql, known);
+    if (known === true) return;
+    throw new SextantError(known.code, known.message, known.hint);
+  }
+  try {
+    check(sql);
+    remember(sql, true);
+  } catch (error) {
+    if (error instanceof SextantError) remember(sql, { code: error.code, message: error.message, hint: error.hint });
+    throw error;
+  }
+}
+
+/** Verdicts of the last VERDICTS_KEPT distinct texts (up to 16 KB each), oldest first. */
+const VERDICTS_KEPT = 500;
+const verdicts = new Map<string, true | { code: string; message: string; hint?: string }>();
+function remember(sql: string, verdict: true | { code: string; message: string; hint?: string }): void {
+  if (sql.length > 16_384) return;
+  verdicts.set(sql, verdict);
+  if (verdicts.size > VERDICTS_KEPT) verdicts.delete(verdicts.keys().next().value!);
+}
+
+function check(sql: string): void {
   let tree: { stmts?: { stmt: Record<string, unknown> }[] };
   try {
     tree = parseSync(sql) as typeof tree;
