@@ -75,7 +75,7 @@ function Shell(props: { session: Session; onSignOut: () => void; onSwitch: () =>
   const page = route[0];
   const nav = [["explore", "Explore"], ["models", "dbt models"], ["query", "Query"], ["ask", "Ask"], ...(s.access_level !== "viewer" ? [["pipelines", "Pipelines"]] : []), ...(s.access_level === "admin" ? [["admin", "Admin"]] : [])];
   let body;
-  if (page === "table") body = <TablePage schema={route[1] ?? ""} table={route[2] ?? ""} />;
+  if (page === "table") body = <TablePage schema={route[1] ?? ""} table={route[2] ?? ""} level={s.access_level ?? "viewer"} />;
   else if (page === "models") body = <ModelsPage initial={route[1] ?? ""} />;
   else if (page === "model") body = <ModelPage id={route[1] ?? ""} />;
   else if (page === "query") body = <QueryPage />;

@@ -68,6 +68,18 @@ export const CONSOLE_OPERATIONS: Record<string, ConsoleOperation> = {
     result: "rows",
   },
   create_pipeline: { sql: "select (sextant.create_pipeline($1::jsonb)).name as name", args: (i) => [pipelineJson(i.yaml)], writes: true, result: "one" },
+  // Team knowledge: the table's note (analysts and admins write; RLS and the table's checks
+  // decide, as for GraphQL's knowledge_notes mutations) and reviewing learnings (admins).
+  save_table_note: {
+    sql: `insert into sextant.knowledge_notes as kn (table_ref, description) values (sextant_exec.table_ref($1), $2)
+          on conflict (tenant_slug, table_ref) do update set description = excluded.description, updated_at = now(),
+             updated_by = sextant.current_person()
+          returning kn.table_ref, kn.description`,
+    args: (i) => [text(i.table, 200), text(i.description, 20_000)],
+    writes: true,
+    result: "one",
+  },
+  review_learning: { sql: "select id, status from sextant.review_learning($1, $2)", args: (i) => [int(i.learning_id), text(i.status, 20)], writes: true, result: "one" },
   list_oauth_grants: { sql: "select * from sextant.list_oauth_grants()", args: () => [], result: "rows" },
   revoke_oauth_grant: { sql: "select * from sextant.revoke_oauth_grant($1)", args: (i) => [int(i.grant_id)], writes: true, result: "one" },
 };

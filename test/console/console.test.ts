@@ -43,6 +43,7 @@ beforeAll(async () => {
   await client.query(`comment on table acme_sales.orders is ${client.escapeLiteral(`Orders ${HOSTILE}`)}`);
   await client.end();
   await db.admin.query("update acme_sales.orders set customer = $1 where id = 1", [HOSTILE]);
+  await db.admin.query("insert into sextant.learnings (tenant_slug, table_ref, learning, confidence, recorded_by) values ('acme', 'acme_sales.orders', $1, 0.7, 'an agent')", [`Learned ${HOSTILE}`]);
   await db.admin.query("update sextant.dbt_nodes set description = $1 where name = 'recurly__account_overview'", [`Accounts ${HOSTILE}`]);
   // A CSV the pipeline test loads, and the worker that runs pipelines.
   fs.writeFileSync(path.join(csvDir, "people.csv"), ["id,name", ...Array.from({ length: 3000 }, (_, i) => `${i + 1},person ${i + 1}`)].join("\n") + "\n");
@@ -92,6 +93,15 @@ test("a person signs in, picks one of their tenants, and browses schemas and a t
   await page.getByRole("region", { name: "Sample rows of orders" }).waitFor();
   await page.getByRole("table", { name: "Columns of orders" }).waitFor();
   expect(await page.textContent("main")).toContain(`Orders ${HOSTILE}`);
+  expect(await page.textContent("main")).toContain(`Learned ${HOSTILE}`);
+  // Team knowledge: the admin writes a note (markup stays text) and confirms the learning.
+  await page.getByRole("button", { name: "Edit note" }).click();
+  await page.getByLabel("Note about this table").fill(`Note ${HOSTILE}`);
+  await page.getByRole("button", { name: "Save note" }).click();
+  await page.getByText(`Note ${HOSTILE}`).waitFor();
+  await page.getByRole("button", { name: /^Confirm learning/ }).click();
+  await page.getByText("(confirmed, confidence").waitFor();
+  expect((await db.admin.query("select updated_by from sextant.knowledge_notes where table_ref = 'acme_sales.orders'")).rows[0].updated_by).toBe("pat@acme.test");
   await checkPage("table");
 });
 
@@ -173,6 +183,11 @@ test("a tenant admin creates a token (shown once), sees it listed, revokes it; t
   await page.getByRole("button", { name: "Filter" }).click();
   await page.getByRole("row").filter({ hasText: "generate_series" }).first().waitFor();
   await checkPage("admin");
+  // Dark mode (the system setting) keeps readable contrast too.
+  await page.emulateMedia({ colorScheme: "dark" });
+  await screenshot(page, "admin-dark");
+  expect(await seriousViolations(page)).toEqual([]);
+  await page.emulateMedia({ colorScheme: "light" });
   await page.getByRole("button", { name: "Sign out" }).click();
   await page.getByRole("heading", { name: "Sign in to Sextant" }).waitFor();
 });

@@ -64,6 +64,9 @@ test("a viewer's session cannot do an admin's action; the refusal comes from SQL
   expect(await res.json()).toMatchObject({ code: "SX403" });
   const list = await call(vic, "/op/list_api_tokens", { input: {} });
   expect(list.status).toBe(403);
+  const note = await call(vic, "/op/save_table_note", { input: { table: "acme_sales.orders", description: "vic was here" } });
+  expect(note.status).toBe(403);
+  expect((await db.admin.query("select count(*)::int as n from sextant.knowledge_notes where description = 'vic was here'")).rows[0].n).toBe(0);
   const materialize = await call(vic, "/tool/provision_schema", { input: { name: "scratch" } });
   expect(materialize.status).toBe(400);
   expect(await materialize.text()).toMatch(/SX403|permission|analyst/i);

@@ -3,6 +3,7 @@ import { tool } from "../api.ts";
 import { Grid, cellText, type Column } from "../components/grid.tsx";
 import { Loading, Problem, useLoad } from "../components/status.tsx";
 import { href } from "../router.ts";
+import { Knowledge } from "./knowledge.tsx";
 
 type Row = Record<string, unknown>;
 const list = (v: unknown) => (Array.isArray(v) ? (v as Row[]) : []);
@@ -56,13 +57,11 @@ export function ExplorePage(props: { schema?: string }) {
   );
 }
 
-export function TablePage(props: { schema: string; table: string }) {
+export function TablePage(props: { schema: string; table: string; level: string }) {
   const d = useLoad(() => tool<Row>("describe_table", { schema: props.schema, table: props.table }), [props.schema, props.table]);
   const sample = useLoad(() => tool<{ columns: Column[]; rows: Row[] }>("sample_table", { schema: props.schema, table: props.table, n: 20 }), [props.schema, props.table]);
   const row = d.data;
   const dbt = row?.dbt as Row | undefined;
-  const knowledge = row?.knowledge as Row | undefined;
-  const note = knowledge?.note as Row | undefined;
   return (
     <section aria-labelledby="table-h">
       <p><a href={href("explore", props.schema)}>← {props.schema}</a></p>
@@ -110,13 +109,7 @@ export function TablePage(props: { schema: string; table: string }) {
               <ul>{list(row.indexes).map((ix, i) => <li key={i}><code>{t(ix.definition)}</code></li>)}</ul>
             </>
           ) : null}
-          <h2>Team knowledge</h2>
-          {note || list(knowledge?.learnings).length ? (
-            <ul class="knowledge">
-              {note ? Object.entries(note).filter(([, v]) => v && typeof v !== "object").map(([k, v]) => <li key={k}><strong>{k.replace(/_/g, " ")}:</strong> {t(v)}</li>) : null}
-              {list(knowledge?.learnings).map((l, i) => <li key={i}>{t(l.learning)} <span class="muted">({t(l.status)})</span></li>)}
-            </ul>
-          ) : <p class="muted">No notes or learnings for this table yet.</p>}
+          <Knowledge table={`${props.schema}.${props.table}`} level={props.level} />
         </>
       ) : null}
       <h2>Sample rows</h2>
