@@ -1,0 +1,85 @@
+import { afterAll, beforeAll, expect, test } from "vitest";
+import { createTestDatabase, createToken, type TestDatabase } from "../helpers/db.ts";
+import { startTestServer } from "../helpers/server.ts";
+
+// The headers and names /mcp reads now: tool groups (header and ?groups=), the 2026 routing
+// headers (Mcp-Method, Mcp-Name, MCP-Protocol-Version), and Origins. Each hostile value gets a
+// clear 4xx (or is ignored), never a 500, a stack, or a tool list it did not ask for.
+
+let db: TestDatabase;
+let server: Awaited<ReturnType<typeof startTestServer>>;
+let token: string;
+beforeAll(async () => {
+  db = await createTestDatabase();
+  server = await startTestServer(db);
+  token = await createToken(db, "acme", "hostile-headers");
+});
+afterAll(async () => {
+  await server?.close();
+  await db?.drop();
+});
+
+const list = { jsonrpc: "2.0", id: 1, method: "tools/list", params: {} };
+function post(body: unknown, headers: Record<string, string>, query = "") {
+  return fetch(`${server.url}/mcp${query}`, {
+    method: "POST",
+    headers: { "content-type": "application/json", accept: "application/json, text/event-stream", authorization: `Bearer ${token}`, "mcp-protocol-version": "2025-06-18", ...headers },
+    body: JSON.stringify(body),
+  });
+}
+
+test.each([
+  ["an unknown group", "secrets", /unknown tool group \\"secrets\\"/],
+  ["SQL in a group name", "catalog';drop table x;--", /unknown tool group/],
+  ["a path", "../../etc/passwd", /unknown tool group/],
+  ["a long list", "catalog,".repeat(40), /up to 200 characters/],
+  ["a quote and backslash", 'catalog,"\\', /unknown tool group/],
+  ["non-ASCII", "каталог", /unknown tool group/],
+])("tool groups header: %s is a 400 with the known names", async (_what, value, message) => {
+  const res = await post(list, { "sextant-tool-groups": encodeURI(value) === value ? value : encodeURIComponent(value) });
+  expect(res.status).toBe(400);
+  const text = await res.text();
+  expect(text).toMatch(message);
+  expect(text).not.toMatch(/at .*\.ts|stack/);
+});
+
+test("?groups= is checked the same way; repeated and oddly spaced names are fine", async () => {
+  const bad = await post(list, {}, "?groups=catalog&groups=query");
+  expect(bad.status).toBe(400);
+  await bad.text();
+  const ok = await post(list, { "sextant-tool-groups": " Query , query,QUERY " });
+  expect(ok.status).toBe(200);
+  const text = await ok.text();
+  expect(text).toContain('"explain_query"');
+  expect(text).not.toContain('"whoami"');
+});
+
+test("2026 routing headers that disagree with the body, or are absurd, are refused before any tool runs", async () => {
+  const modern = (method: string, params: Record<string, unknown>) => ({
+    jsonrpc: "2.0", id: 7, method,
+    params: { ...params, _meta: { "io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientInfo": { name: "h", version: "1" }, "io.modelcontextprotocol/clientCapabilities": {} } },
+  });
+  const call = modern("tools/call", { name: "whoami", arguments: {} });
+  const cases: Record<string, string>[] = [
+    { "mcp-protocol-version": "2026-07-28", "mcp-method": "tools/call", "mcp-name": "save_learning" },
+    { "mcp-protocol-version": "2026-07-28", "mcp-method": "tools/list", "mcp-name": "whoami" },
+    { "mcp-protocol-version": "2026-07-28", "mcp-method": "tools/call", "mcp-name": "x".repeat(5000) },
+    { "mcp-protocol-version": "1999-01-01", "mcp-method": "tools/call", "mcp-name": "whoami" },
+  ];
+  for (const headers of cases) {
+    const res = await post(call, headers);
+    expect(res.status, JSON.stringify(headers).slice(0, 120)).toBeGreaterThanOrEqual(400);
+    expect(res.status).toBeLessThan(500);
+    expect(await res.text()).not.toContain("acme"); // whoami never ran
+  }
+  const audited = await db.admin.query("select count(*)::int as n from sextant.audit_events where principal = 'hostile-headers' and tool = 'whoami'");
+  expect(audited.rows[0].n).toBe(0);
+});
+
+test("Origins that only look like loopback or Sextant are refused", async () => {
+  for (const origin of ["http://localhost.evil.example", "http://127.0.0.1.evil.example:4000", "null", "file://", "http://localhost:4000/path", "javascript:alert(1)", "http://[::1].evil"]) {
+    const res = await post(list, { origin });
+    expect(res.status, origin).toBe(403);
+    await res.text();
+  }
+});
