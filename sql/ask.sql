@@ -181,6 +181,36 @@ comment on function sextant_private.slack_resolve(text, text, text) is E'The ten
 revoke all on function sextant_private.slack_resolve(text, text, text) from public;
 grant execute on function sextant_private.slack_resolve(text, text, text) to sextant_authenticator;
 
+-- The conversation a person started in a Slack thread (null: none yet), and remembering one.
+create or replace function sextant_private.slack_thread_conversation(team_id text, channel_id text, thread_ts text, tenant text, person text)
+returns uuid
+language sql stable security definer
+set search_path = pg_catalog, pg_temp
+as $$
+  select t.conversation_id from sextant_private.slack_threads as t
+  where t.team_id = slack_thread_conversation.team_id and t.channel_id = slack_thread_conversation.channel_id
+    and t.thread_ts = slack_thread_conversation.thread_ts and t.tenant_slug = tenant and t.person = slack_thread_conversation.person;
+$$;
+comment on function sextant_private.slack_thread_conversation(text, text, text, text, text) is E'The conversation a person has in a Slack thread, if any.';
+revoke all on function sextant_private.slack_thread_conversation(text, text, text, text, text) from public;
+grant execute on function sextant_private.slack_thread_conversation(text, text, text, text, text) to sextant_authenticator;
+
+create or replace function sextant_private.remember_slack_thread(team_id text, channel_id text, thread_ts text, tenant text, person text, conversation_id uuid)
+returns void
+language sql volatile security definer
+set search_path = pg_catalog, pg_temp
+as $$
+  insert into sextant_private.slack_threads (team_id, channel_id, thread_ts, tenant_slug, person, conversation_id)
+  select team_id, channel_id, thread_ts, tenant, person, c.id
+  from sextant.ask_conversations as c
+  -- only a conversation of that person in that tenant
+  where c.id = remember_slack_thread.conversation_id and c.tenant_slug = tenant and c.owner = remember_slack_thread.person
+  on conflict on constraint slack_threads_pkey do update set conversation_id = excluded.conversation_id;
+$$;
+comment on function sextant_private.remember_slack_thread(text, text, text, text, text, uuid) is E'Remembers the conversation a person has in a Slack thread.';
+revoke all on function sextant_private.remember_slack_thread(text, text, text, text, text, uuid) from public;
+grant execute on function sextant_private.remember_slack_thread(text, text, text, text, text, uuid) to sextant_authenticator;
+
 -- Replay protection: true the first time a key (a request's signature, an event id) is
 -- seen; keys older than a day are swept now and then.
 create or replace function sextant_private.slack_first_seen(key text)

@@ -43,7 +43,10 @@ export class DetailsCollector {
   models(): string[] {
     const used = new Set(this.looked);
     const sqlText = this.sql.map((q) => q.sql.toLowerCase()).join("\n");
-    for (const [table, model] of this.hits) if (new RegExp(`\\b${table.replace(/[^a-z0-9_]/g, "")}\\b`).test(sqlText)) used.add(model);
+    for (const [table, model] of this.hits) {
+      const word = table.replace(/[^a-z0-9_]/g, "");
+      if (word && new RegExp(`\\b${word}\\b`).test(sqlText)) used.add(model);
+    }
     return [...used].slice(0, 50);
   }
 

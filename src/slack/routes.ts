@@ -96,12 +96,21 @@ export function installSlack(app: Express, deps: AskDeps): { close(): Promise<vo
     return buildPrincipal(deps.pool, { tenant: r.tenant!, accessLevel: r.access_level!, subject: r.person!, authMethod: "slack" });
   }
 
-  /** Checks and counts the question as the person; a refusal becomes the text to show. */
-  async function admit(a: Asking): Promise<{ principal: Principal; admitted: Awaited<ReturnType<typeof admitQuestion>> } | string> {
+  /**
+   * Checks and counts the question as the person; a refusal becomes the text to show. In a
+   * thread where the person asked before, the question continues that conversation.
+   */
+  async function admit(a: Asking, thread?: string): Promise<{ principal: Principal; admitted: Awaited<ReturnType<typeof admitQuestion>> } | string> {
     const who = await resolve(a);
     if (typeof who === "string") return `:no_entry: ${slackEscape(who)}`;
     try {
-      const admitted = await admitQuestion(service, who, checkQuestion(a.question), null, "slack");
+      const earlier = thread
+        ? ((await deps.pool.query("select sextant_private.slack_thread_conversation($1, $2, $3, $4, $5) as id", [a.team, a.channel, thread, who.tenant, who.subject])).rows[0].id as string | null)
+        : null;
+      const admitted = await admitQuestion(service, who, checkQuestion(a.question), earlier, "slack");
+      if (thread && !earlier) {
+        await deps.pool.query("select sextant_private.remember_slack_thread($1, $2, $3, $4, $5, $6)", [a.team, a.channel, thread, who.tenant, who.subject, admitted.conversationId]);
+      }
       return { principal: who, admitted };
     } catch (error) {
       const pub = toPublicError(error, deps.logError);
@@ -110,7 +119,7 @@ export function installSlack(app: Express, deps: AskDeps): { close(): Promise<vo
   }
 
   async function inThread(a: Asking, thread: string, slack: SlackApi): Promise<void> {
-    const ok = await admit(a);
+    const ok = await admit(a, thread);
     if (typeof ok === "string") return void (await slack.postMessage(a.channel, thread, ok));
     const ts = await slack.postMessage(a.channel, thread, ":hourglass_flowing_sand: working on it…");
     let step = 0;

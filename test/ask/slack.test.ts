@@ -130,7 +130,7 @@ test("operators map workspaces and link people with the CLI; a link needs the te
   const { rows } = await db.admin.query("select sextant_private.slack_resolve('T3', 'C3', 'U3') as r, sextant_private.slack_resolve('T3', 'COTHER', 'U3') as other");
   expect(rows[0].r).toEqual({ tenant: "acme", person: "ana@acme.test", access_level: "analyst" });
   expect(rows[0].other.refusal).toContain("not connected to Sextant");
-}, 60_000);
+}, 180_000); // three CLI processes, each starting TypeScript and checking migrations
 
 describe("a linked person asks", () => {
   test("a mention is answered in its thread: a message updated with the steps, then the answer", async () => {
@@ -169,6 +169,25 @@ describe("a linked person asks", () => {
     await new Promise((r) => setTimeout(r, 300));
     expect(slack.calls.length).toBe(n);
     expect(model.state.requests).toHaveLength(1);
+  });
+
+  test("a second mention in the thread continues the person's conversation", async () => {
+    const inThread = (user: string, text: string) => JSON.stringify({
+      type: "event_callback", team_id: "T1", event_id: `Ev${randomBytes(4).toString("hex").toUpperCase()}`,
+      event: { type: "app_mention", user, channel: "CACME", text: `<@UBOT> ${text}`, ts: `17331300${randomBytes(1)[0]! % 10}0.000300`, thread_ts: "1733139999.000100" },
+    });
+    model.state.turns = [{ text: "First answer: 50 orders." }];
+    await post(inThread("UANA", "how many orders?"), "json");
+    await eventually(async () => slack.calls.some((c) => c.body.text?.includes("First answer")), 10_000);
+    model.state.turns = [{ text: "Second answer." }];
+    await post(inThread("UANA", "and by customer?"), "json");
+    await eventually(async () => slack.calls.some((c) => c.body.text?.includes("Second answer")), 10_000);
+    // The model saw the first question and answer before the second question.
+    const msgs = model.state.requests.at(-1)!.body.messages as { role: string; content: { text?: string }[] }[];
+    expect(msgs.map((m) => m.role)).toEqual(["user", "assistant", "user"]);
+    expect(msgs[1]!.content[0]!.text).toContain("First answer: 50 orders.");
+    const { rows } = await db.admin.query("select count(distinct conversation_id)::int as n from sextant.ask_messages m join sextant.ask_conversations c on c.id = m.conversation_id where c.channel = 'slack' and m.body in ('how many orders?', 'and by customer?')");
+    expect(rows[0].n).toBe(1);
   });
 
   test("/ask answers through the command's response_url", async () => {
