@@ -21,7 +21,7 @@ import { installSlack } from "./slack/routes.ts";
 import { originAllowed } from "./mcp/origins.ts";
 import { Metrics } from "./metrics/metrics.ts";
 import { installMetrics } from "./metrics/route.ts";
-import { startTracing, traced } from "./telemetry/tracing.ts";
+import { rememberRequestSpan, startTracing, traced } from "./telemetry/tracing.ts";
 import { attachReadReplica, createPool, detachReadReplica, ReadReplica, standbyUrl } from "./db/pool.ts";
 import { KeyRing } from "./oauth/keys.ts";
 import { installOAuth } from "./oauth/routes.ts";
@@ -87,6 +87,7 @@ export async function startServer(opts: {
       const route = ROUTES.has(first) ? `/${first}` : "other";
       void traced(`${req.method} ${route}`, req.headers.traceparent, { "http.request.method": req.method, "http.route": route }, () =>
         new Promise<void>((resolve) => {
+          rememberRequestSpan(req); // GraphQL's SQL names its session after this span
           res.once("close", resolve);
           next();
         }));

@@ -114,6 +114,32 @@ describe("OpenTelemetry traces (SEXTANT_OTLP_ENDPOINT)", () => {
     }
   });
 
+  test("a GraphQL request's PostgreSQL session is named after the request's span", async () => {
+    const server = await startTestServer(db, { SEXTANT_OTLP_ENDPOINT: collector.url });
+    const locker = await db.admin.connect();
+    const trace = "c".repeat(32);
+    try {
+      await locker.query("begin; lock table acme_sales.orders in access exclusive mode");
+      const call = fetch(`${server.url}/graphql`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${token}`, traceparent: `00-${trace}-${PARENT}-01` },
+        body: JSON.stringify({ query: '{ query(sql: "select count(*) as n from acme_sales.orders") { rows } }' }),
+      });
+      const app = await eventually(async () => (await db.admin.query(
+        "select application_name from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' and usename = 'sextant_authenticator'")).rows[0]?.application_name as string | undefined, 15_000);
+      await locker.query("rollback");
+      expect((await call).status).toBe(200);
+      expect(app).toMatch(new RegExp(`^sextant 00-${trace}-[0-9a-f]{16}-01$`));
+      const span = await eventually(async () => collector.spans.find((s) => s.traceId === trace && s.name === "POST /graphql"), 15_000);
+      expect(span?.spanId).toBe(app!.split("-")[2]);
+      expect(span?.parentSpanId).toBe(PARENT);
+    } finally {
+      await locker.query("rollback").catch(() => {});
+      locker.release();
+      await server.close();
+    }
+  });
+
   test("a refused call's span says so", async () => {
     const server = await startTestServer(db, { SEXTANT_OTLP_ENDPOINT: collector.url });
     try {

@@ -18,9 +18,7 @@ export const ROLLBACK_AND_CLEANUP = `rollback; ${CLEANUP}`;
 /** `begin` plus the principal's settings as one simple-protocol round trip (values quoted). */
 function beginSql(client: pg.PoolClient, principal: Principal, write: boolean): string {
   // With tracing on, the session is named after the operation's span (pg_stat_activity, logs).
-  const traceparent = currentTraceparent();
-  const extra = traceparent ? { application_name: `sextant ${traceparent}` } : undefined;
-  return `${write ? "begin" : "begin read only"}; ${settingsSql(client, principal, extra)}`;
+  return `${write ? "begin" : "begin read only"}; ${settingsSql(client, principal, currentTraceparent())}`;
 }
 
 /** A value as a SQL literal: null, a finite number or a boolean as is, anything else quoted. */

@@ -5,6 +5,7 @@ import { GraphQLError } from "postgraphile/graphql";
 import { PostGraphileAmberPreset } from "postgraphile/presets/amber";
 import type { OperationGate } from "../audit/operation.ts";
 import { toPgSettings } from "../auth/pgSettings.ts";
+import { requestTraceparent } from "../telemetry/tracing.ts";
 import { principalFromAuth } from "../auth/bearer.ts";
 import { toPublicError } from "../db/errors.ts";
 import { costLimitRule, DEFAULT_COST_LIMITS, type CostLimits } from "./cost.ts";
@@ -46,7 +47,7 @@ export function createGraphql(
       makePgService({
         pool: withNarrowIntrospection(pool, ["sextant"]),
         schemas: ["sextant"],
-        pgSettings: (requestContext) => toPgSettings(principalFromAuth(requestContext.expressv4?.req.auth)),
+        pgSettings: (requestContext) => toPgSettings(principalFromAuth(requestContext.expressv4?.req.auth), requestTraceparent(requestContext.expressv4?.req)),
       }),
     ],
     grafserv: {

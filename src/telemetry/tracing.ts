@@ -71,6 +71,19 @@ export function currentTraceparent(): string | undefined {
   return `00-${c.traceId}-${c.spanId}-${(c.traceFlags & 1 ? "01" : "00")}`;
 }
 
+const requestSpans = new WeakMap<object, string>();
+
+/** Remembers the span of an HTTP request (for doors that run their SQL outside it: GraphQL). */
+export function rememberRequestSpan(req: object): void {
+  const traceparent = currentTraceparent();
+  if (traceparent) requestSpans.set(req, traceparent);
+}
+
+/** The traceparent of the request's span, when tracing is on. */
+export function requestTraceparent(req: object | undefined): string | undefined {
+  return req ? requestSpans.get(req) : undefined;
+}
+
 /** An MCP tool call's trace parent: `_meta.traceparent` (MCP), else the HTTP request's header. */
 export function traceparentOf(ctx: unknown): unknown {
   const c = ctx as { mcpReq?: { _meta?: { traceparent?: unknown } }; http?: { req?: { headers?: { get?(name: string): string | null } } } } | undefined;
