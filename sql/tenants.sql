@@ -50,6 +50,7 @@ declare
   v_created boolean := false;
   v_row sextant.tenant_schemas;
   v_missing text;
+  v_acl_before text;
 begin
   if schema_name is null or schema_name !~ '^[a-z_][a-z0-9_]*$' or length(schema_name) > 63 then
     raise exception 'schema name % is not a plain lower-case identifier', coalesce(schema_name, 'null')
@@ -73,6 +74,10 @@ begin
     execute format('create schema %I authorization sextant_owner', schema_name);
     v_created := true;
   end if;
+  -- What uninstall puts back (kept from the first mapping; a created schema has nothing to restore).
+  select case when v_created then null else coalesce(n.nspacl::text, '') end into v_acl_before
+  from pg_catalog.pg_namespace as n where n.nspname = schema_name;
+  v_acl_before := coalesce((select s.acl_before from sextant.tenant_schemas as s where s.schema_name = map_schema.schema_name), v_acl_before);
   if not has_schema_privilege(schema_name, 'USAGE WITH GRANT OPTION') then
     raise exception 'you (%) cannot grant on schema %, owned by %', current_user, schema_name,
         (select pg_get_userbyid(nspowner) from pg_catalog.pg_namespace where nspname = schema_name)
@@ -95,8 +100,8 @@ begin
   execute format('grant select on all tables in schema %I to %I', schema_name, v_reader);
   -- SELECT only: USAGE would allow nextval(), a write any read-write transaction could make.
   execute format('grant select on all sequences in schema %I to %I', schema_name, v_reader);
-  insert into sextant.tenant_schemas (schema_name, tenant_slug, provisioned, table_owners)
-  values (schema_name, slug, v_created, coalesce(table_owners, '{}'))
+  insert into sextant.tenant_schemas (schema_name, tenant_slug, provisioned, table_owners, acl_before)
+  values (schema_name, slug, v_created, coalesce(table_owners, '{}'), v_acl_before)
   on conflict on constraint tenant_schemas_pkey do update
     set tenant_slug = excluded.tenant_slug,
         table_owners = array(select distinct r from unnest(tenant_schemas.table_owners || excluded.table_owners) as r order by r)

@@ -1,5 +1,5 @@
---! Previous: sha1:9e013015e9b5f838940efa57fe685f62c8e61234
---! Hash: sha1:1c4d8a420a34b590089937e813f412acf9172bc8
+--! Previous: sha1:e2106d1ac9ac490e9ce2ac398871ddc5e0b00b5e
+--! Hash: sha1:6dec2b5ba2139fd6be8a7c346cf4eda0f529154e
 --! Message: console: browser sessions in PostgreSQL; people read their own audit events
 
 -- Owned by sextant_owner like every other table (the functions in sql/console.sql run as it).

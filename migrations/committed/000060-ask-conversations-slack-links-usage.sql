@@ -1,5 +1,5 @@
---! Previous: sha1:1c4d8a420a34b590089937e813f412acf9172bc8
---! Hash: sha1:d89103fab6f2b26d20eb97401d90cddfa7d8b277
+--! Previous: sha1:6dec2b5ba2139fd6be8a7c346cf4eda0f529154e
+--! Hash: sha1:26e020245b6e574473fb31c2aed0e212850f7287
 --! Message: ask: conversations per person, Slack workspaces and people, per-tenant daily usage
 
 -- Ask in plain English (src/ask/, src/slack/): an answering loop over Sextant's own tools as

@@ -23,6 +23,7 @@ const COMMANDS: Promise<{ default: RegisterCommand }>[] = [
   import("./commands/source.ts"),
   import("./commands/dbUrl.ts"),
   import("./commands/psql.ts"),
+  import("./commands/uninstall.ts"),
   import("./commands/slack.ts"),
 ];
 

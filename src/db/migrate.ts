@@ -11,6 +11,7 @@ import { ensureThesaurus } from "../dbt/thesaurus.ts";
 import { ensureSigningKey } from "../oauth/keys.ts";
 import { installWorkerSchema } from "../worker/schema.ts";
 import { projectRoot } from "./paths.ts";
+import { readPreInstallState } from "./uninstall.ts";
 
 const quietLogger = new Logger(() => () => {});
 
@@ -66,7 +67,10 @@ async function installedFingerprint(adminUrl: string): Promise<string | undefine
  */
 export async function migrateDatabase(adminUrl: string, { verbose = false, force = false } = {}): Promise<void> {
   const fingerprint = schemaFingerprint();
-  if (force || (await installedFingerprint(adminUrl)) !== fingerprint) {
+  const installed = await installedFingerprint(adminUrl);
+  if (force || installed !== fingerprint) {
+    // What uninstall must put back, read before the first migration changes anything.
+    const before = installed === undefined ? await withClient(adminUrl, (c) => preInstallSnapshot(c)) : undefined;
     const gmrc = JSON.parse(fs.readFileSync(path.join(projectRoot, ".gmrc"), "utf8")) as Settings;
     const settings: Settings = {
       ...gmrc,
@@ -80,6 +84,7 @@ export async function migrateDatabase(adminUrl: string, { verbose = false, force
       clearAllPools();
     }
     await installWorkerSchema(adminUrl);
+    if (before) await withClient(adminUrl, (c) => recordSetting(c, "pre_install_state", before));
     await recordFingerprint(adminUrl, fingerprint);
   }
   await ensureAuthenticatorPassword(adminUrl);
@@ -149,6 +154,29 @@ export async function workerUrl(adminUrl: string): Promise<string> {
   url.username = "sextant_worker";
   url.password = password;
   return url.toString();
+}
+
+/** The pre-install state, unless Sextant's schema is there already (an older install: none is kept). */
+async function preInstallSnapshot(client: pg.ClientBase): Promise<string | undefined> {
+  const { rows } = await client.query("select to_regnamespace('sextant') is null as fresh");
+  return rows[0].fresh ? JSON.stringify(await readPreInstallState(client)) : undefined;
+}
+
+async function recordSetting(client: pg.ClientBase, key: string, value: string): Promise<void> {
+  await client.query(
+    `insert into sextant_private.settings (key, value) values ($1, $2) on conflict (key) do nothing`,
+    [key, value],
+  );
+}
+
+async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
 }
 
 async function recordFingerprint(adminUrl: string, fingerprint: string): Promise<void> {
