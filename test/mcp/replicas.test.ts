@@ -124,9 +124,11 @@ describe("three sextant serve processes behind a round-robin proxy", () => {
     }
     await admin.query("update sextant.tenants set rate_per_minute = $1 where slug = 'demo'", [before]);
     console.log(`replicas: rate limit 15/minute, 27 calls round-robin over 3 replicas: ${ok} allowed, ${refused} refused (SX429)`);
-    // Each replica alone saw 9 calls, under 15: only shared counters refuse any.
+    // Each replica alone saw 9 calls, under 15: only shared counters refuse any. A replica learns
+    // the others' counts when it writes its own (src/audit/rateLimiter.ts), so each may allow one
+    // call past the limit on a stale total: at most 15 + (3 - 1).
     expect(ok).toBeGreaterThanOrEqual(15);
-    expect(ok).toBeLessThanOrEqual(16);
+    expect(ok).toBeLessThanOrEqual(17);
     expect(refused).toBe(27 - ok);
     await client.close();
   }, 120_000);
