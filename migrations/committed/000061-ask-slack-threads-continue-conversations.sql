@@ -1,5 +1,5 @@
---! Previous: sha1:d89103fab6f2b26d20eb97401d90cddfa7d8b277
---! Hash: sha1:f3e32c138d282eb5df5f2b44059ed979d0560013
+--! Previous: sha1:26e020245b6e574473fb31c2aed0e212850f7287
+--! Hash: sha1:a42fcaa5111ada9471a60dfd9bb731dd789291b4
 --! Message: ask: a Slack thread continues its asker's conversation
 
 -- A mention in a thread where the same person asked before continues that conversation (the
