@@ -2,7 +2,7 @@ import express, { type Express, type Request, type Response } from "express";
 import type pg from "pg";
 import type { Logger } from "pino";
 import type { OperationGate } from "../audit/operation.ts";
-import type { Principal } from "../auth/principal.ts";
+import { buildPrincipal, type Principal } from "../auth/principal.ts";
 import { createTenantLimits } from "../auth/tenantLimits.ts";
 import type { Embedder } from "../dbt/embeddings.ts";
 import { toPublicError } from "../db/errors.ts";
@@ -76,18 +76,9 @@ export function installConsole(app: Express, deps: ConsoleDeps): void {
     }
   };
 
-  const principalOf = async (s: ConsoleSession): Promise<Principal> => {
-    const { rows } = await deps.pool.query("select sextant_private.tenant_role($1, $2) as role", [s.tenant, s.accessLevel]);
-    return {
-      tenant: s.tenant!,
-      accessLevel: s.accessLevel!,
-      dbRole: rows[0].role,
-      subject: s.email,
-      // The console signs people in with the OAuth server's own accounts and password check.
-      authMethod: "oauth",
-      statementTimeoutMs: (await limits.get(s.tenant!)).statementTimeoutMs,
-    };
-  };
+  // The console signs people in with the OAuth server's own accounts and password check.
+  const principalOf = (s: ConsoleSession): Promise<Principal> =>
+    buildPrincipal(deps.pool, { tenant: s.tenant!, accessLevel: s.accessLevel!, subject: s.email, authMethod: "oauth" }, limits);
 
   const view = (s: ConsoleSession) => ({
     email: s.email, display_name: s.displayName, tenant: s.tenant, access_level: s.accessLevel,
