@@ -1,36 +1,36 @@
 import { z } from "zod";
+import { FINISHED_RUN_STATES, pollRun, rowsLoaded } from "../../pipelines/pollRun.ts";
 import { fenceUntrusted } from "../formatUntrusted.ts";
 import { object, rowsOutput } from "../outputSchemas.ts";
 import { defineTool, type FollowContext, type ToolSpec } from "../toolSpec.ts";
 
-const FINISHED = new Set(["succeeded", "failed", "cancelled"]);
-
 /**
  * run_materialization with wait_seconds: polls the run's status as the caller until it ends or
- * the time is up, reporting rows loaded and the current step as MCP progress.
+ * the time is up (src/pipelines/pollRun.ts), reporting rows loaded and the current step as MCP progress.
  */
 async function followRun(ctx: FollowContext<{ wait_seconds?: number }>): Promise<Record<string, unknown>> {
   const wait = ctx.input.wait_seconds ?? 0;
   if (wait <= 0) return ctx.row;
-  const until = Date.now() + wait * 1000;
   let last = 0;
   let lastMessage = "";
-  for (;;) {
-    const [status] = await ctx.query("select * from sextant.get_materialization_status($1)", [ctx.row.run_id]);
-    if (!status) return ctx.row;
-    const entities = (status.entities ?? {}) as Record<string, { rows?: number }>;
-    const rows = Object.values(entities).reduce((n, e) => n + (e.rows ?? 0), 0);
-    const message = `${status.status}: ${status.current_step ?? "waiting for a worker"} (${rows} rows loaded)`;
-    if (message !== lastMessage) {
-      last = Math.max(last + 1, rows);
-      lastMessage = message;
-      await ctx.progress(last, message);
-    }
-    if (FINISHED.has(status.status as string) || Date.now() >= until || ctx.signal?.aborted) {
-      return { ...status, waited: !FINISHED.has(status.status as string) ? "timed out; poll get_materialization_status" : undefined };
-    }
-    await new Promise((r) => setTimeout(r, 500));
-  }
+  const status = await pollRun(
+    async () => (await ctx.query("select * from sextant.get_materialization_status($1)", [ctx.row.run_id]))[0] as { status: string } | undefined,
+    {
+      deadline: Date.now() + wait * 1000,
+      signal: ctx.signal,
+      onStatus: async (s: Record<string, unknown>) => {
+        const rows = rowsLoaded(s);
+        const message = `${s.status}: ${s.current_step ?? "waiting for a worker"} (${rows} rows loaded)`;
+        if (message !== lastMessage) {
+          last = Math.max(last + 1, rows);
+          lastMessage = message;
+          await ctx.progress(last, message);
+        }
+      },
+    },
+  );
+  if (!status) return ctx.row;
+  return { ...status, waited: !FINISHED_RUN_STATES.has(status.status) ? "timed out; poll get_materialization_status" : undefined };
 }
 
 /** A run as the tools return it (sextant.materialization_runs / get_materialization_status). */
