@@ -3,6 +3,7 @@ import { createTestDatabase, createToken, type TestDatabase } from "../helpers/d
 import { startTestServer } from "../helpers/server.ts";
 import { ask } from "./fixtures.ts";
 import { startModelServer } from "./modelServer.ts";
+import { measure, report } from "./quality.ts";
 
 // Budgets per question (tokens, tool calls, time, response size) and per tenant and day
 // (questions, tokens). The step budget and provider failures are in ask.test.ts.
@@ -98,4 +99,20 @@ test("a tenant's daily token budget stops its questions, and only that tenant's"
   expect(other.final?.event).toBe("answer");
   const { rows } = await db.admin.query("select tenant_slug, questions, tokens::int from sextant_private.ask_usage where tenant_slug = 'globex'");
   expect(rows).toEqual([{ tenant_slug: "globex", questions: 1, tokens: 200 }]);
+});
+
+test("the quality script (README) scores answers by the figures they must contain", async () => {
+  model.state.script = (req) => {
+    const q = JSON.stringify(req.body.messages);
+    if (q.includes("how many")) return { text: "There are 50 orders." };
+    if (q.includes("largest")) return { text: "The largest is 400." };
+    return { calls: [{ name: "list_schemas", arguments: {} }], usage: 200 }; // runs into the token budget
+  };
+  const outcomes = await measure(tight.url, demo, [
+    { question: "how many orders?", expect: ["50"] },
+    { question: "largest order?", expect: ["500"] },
+    { question: "loop", expect: ["x"] },
+  ]);
+  expect(outcomes.map((o) => o.verdict)).toEqual(["correct", "wrong", "stopped"]);
+  expect(report(outcomes)).toContain("1/3 correct, 1 wrong, 1 stopped");
 });
