@@ -242,6 +242,12 @@ begin
     execute format('create role %I nologin', owner_role);
   end if;
   execute format('grant %I to %I', reader, owner_role);
+  -- Handing a function to a role takes membership in it: a superuser has it, an installer with
+  -- only CREATEROLE (managed PostgreSQL) gets it here (PostgreSQL 16+ gives the creator ADMIN
+  -- on the role, not SET; 15 gives neither).
+  if not pg_has_role(owner_role, 'MEMBER') then
+    execute format('grant %I to %I', owner_role, current_user);
+  end if;
   execute source;
   -- Changing the owner needs CREATE on the schema for the new owner, for a moment.
   execute format('grant create on schema sextant_exec to %I', owner_role);
