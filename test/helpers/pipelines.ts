@@ -1,14 +1,85 @@
 import type pg from "pg";
-import { expect } from "vitest";
+import { afterAll, afterEach, beforeAll, expect } from "vitest";
 import { asTenant } from "../../src/cli/pipeline.ts";
+// bigint counts as numbers, as every pool of the server reads them (the files that do not start
+// a server would otherwise see strings).
+import "../../src/db/pgTypes.ts";
+import { startShopApi } from "../../src/demo/shopApi.ts";
 import { readPipelineFile } from "../../src/pipelines/definition.ts";
 import { pollRun } from "../../src/pipelines/pollRun.ts";
-import type { TestDatabase } from "./db.ts";
+import type { WorkerHandle, WorkerOptions } from "../../src/worker/index.ts";
+import { createTestDatabase, type TestDatabase } from "./db.ts";
+import { lateBound } from "./setup.ts";
+import { startTestWorker } from "./worker.ts";
 
 /** The example pipeline (src/demo/pipeline): an HTTP source with two entities and two models. */
 export const EXAMPLE_PIPELINE = "src/demo/pipeline/pipeline.yaml";
 
 type Run = { status: string } & Record<string, any>;
+
+export type ShopApi = Awaited<ReturnType<typeof startShopApi>>;
+
+/**
+ * What the pipeline test files start with: their own database with t_acme__shop_api
+ * provisioned, and the shop API the example pipeline reads (answers 429 to every 7th request,
+ * fails page 3 once, wants the bearer token the example's secret holds).
+ */
+export async function setUpPipelineFile(): Promise<{ db: TestDatabase; api: ShopApi }> {
+  const db = await createTestDatabase();
+  const api = await startShopApi({ rateLimitEvery: 7, failPageOnce: 3, token: "shop-secret-token" });
+  await pipelineHelpers(() => db).provision("acme", "shop_api");
+  return { db, api };
+}
+
+/**
+ * A pipeline test file's setting, registered once at its top: its database and shop API
+ * (setUpPipelineFile) before its tests, a worker slot (testWorkers), and after its tests the
+ * worker stopped, the API closed and the database dropped, in that order.
+ */
+export function usePipelineFile() {
+  const db = lateBound<TestDatabase>("the test database");
+  const api = lateBound<ShopApi>("the shop API");
+  const workers = testWorkers(() => db.handle);
+  let made: { db: TestDatabase; api: ShopApi } | undefined;
+  beforeAll(async () => {
+    made = await setUpPipelineFile();
+    db.set(made.db);
+    api.set(made.api);
+  });
+  afterAll(async () => {
+    await workers.stop();
+    await made?.api.close();
+    await made?.db.drop();
+  });
+  return { db: db.handle, api: api.handle, workers, ...pipelineHelpers(() => db.handle, () => api.handle.url) };
+}
+
+/**
+ * The pipeline worker of a test file, logged in as sextant_worker: `start` stops the one
+ * before; each is stopped after its test (and by `stop`, which the file's afterAll calls
+ * before dropping the database).
+ */
+export function testWorkers(getDb: () => TestDatabase) {
+  let current: WorkerHandle | undefined;
+  const stop = async () => {
+    await current?.stop();
+    current = undefined;
+  };
+  afterEach(stop);
+  return {
+    /** Defaults as most tests want them: two jobs at once, sources on loopback allowed. */
+    async start(opts: Partial<Omit<WorkerOptions, "databaseUrl">> = {}): Promise<WorkerHandle> {
+      await stop();
+      current = await startTestWorker(getDb(), { concurrency: 2, staleMs: 30000, allowHosts: ["127.0.0.1:*"], ...opts });
+      return current;
+    },
+    /** Forgets the running worker (the test stopped it itself). */
+    forget(): void {
+      current = undefined;
+    },
+    stop,
+  };
+}
 
 /**
  * Helpers for tests of pipelines and runs, bound to a file's test database (read when called,

@@ -1,0 +1,53 @@
+import { afterAll, beforeAll } from "vitest";
+import { createTestDatabase, type TestDatabase } from "./db.ts";
+import { startTestServer } from "./server.ts";
+
+export type TestServer = Awaited<ReturnType<typeof startTestServer>>;
+
+/**
+ * A value the file creates in beforeAll but names as a constant at the top: property reads go
+ * to the value once it exists (methods stay bound to it); a read before then throws, naming it.
+ */
+export function lateBound<T extends object>(what: string): { handle: T; set(value: T | undefined): void } {
+  let current: T | undefined;
+  const handle = new Proxy({} as T, {
+    get(_target, prop) {
+      if (!current) throw new Error(`${what} is used before beforeAll created it`);
+      const value = Reflect.get(current, prop, current);
+      return typeof value === "function" ? value.bind(current) : value;
+    },
+  });
+  return { handle, set: (value) => void (current = value) };
+}
+
+/**
+ * The file's own database, cloned from the migrated template before its tests and dropped
+ * after them (register it first: later afterAll hooks run before the drop).
+ */
+export function useTestDatabase(): TestDatabase {
+  const db = lateBound<TestDatabase>("the test database");
+  let created: TestDatabase | undefined;
+  beforeAll(async () => {
+    created = await createTestDatabase();
+    db.set(created);
+  });
+  afterAll(async () => {
+    await created?.drop();
+  });
+  return db.handle;
+}
+
+/** The file's own database and a real HTTP server on it (`env`: extra settings), both gone after its tests. */
+export function useTestServer(env: Record<string, string> = {}): { db: TestDatabase; server: TestServer } {
+  const db = useTestDatabase();
+  const server = lateBound<TestServer>("the test server");
+  let started: TestServer | undefined;
+  beforeAll(async () => {
+    started = await startTestServer(db, env);
+    server.set(started);
+  });
+  afterAll(async () => {
+    await started?.close();
+  });
+  return { db, server: server.handle };
+}
