@@ -172,10 +172,7 @@ declare
   v_schema text;
   v_row sextant.schemas;
 begin
-  if v_slug is null or coalesce(sextant.current_access_level(), 'viewer') not in ('analyst', 'admin') then
-    raise exception 'provisioning schemas needs the analyst or admin role of a tenant'
-      using errcode = 'SX403', hint = 'Ask a tenant admin for an analyst token.';
-  end if;
+  perform sextant.require_level('analyst', 'provisioning schemas');
   if ttl_hours is not null and ttl_hours not between 1 and 8760 then
     raise exception 'ttl_hours must be between 1 and 8760 (a year), got %', ttl_hours using errcode = 'SX400';
   end if;
@@ -204,9 +201,7 @@ declare
   v_schema text;
   v_pipelines text;
 begin
-  if v_slug is null or coalesce(sextant.current_access_level(), 'viewer') not in ('analyst', 'admin') then
-    raise exception 'tearing down schemas needs the analyst or admin role of a tenant' using errcode = 'SX403';
-  end if;
+  perform sextant.require_level('analyst', 'tearing down schemas');
   v_schema := case when teardown_schema.name like 't\_%\_\_%' then teardown_schema.name
                    else sextant_exec.provisioned_schema_name(v_slug, teardown_schema.name) end;
   if not exists (select from sextant.tenant_schemas as s where s.schema_name = v_schema and s.provisioned) then
@@ -499,6 +494,16 @@ drop trigger if exists pipeline_target_grant on sextant.pipelines;
 create trigger pipeline_target_grant after insert or update of target_schema on sextant.pipelines
   for each row execute function sextant_private.pipeline_target_granted();
 
+-- The kinds of source a pipeline may name: the worker has a loader for each
+-- (src/worker/sources/index.ts; a test keeps the two lists equal).
+create or replace function sextant_exec.source_kinds()
+returns text[]
+language sql immutable
+set search_path = pg_catalog, pg_temp
+as $$ select array['http', 'csv', 'postgres'] $$;
+revoke all on function sextant_exec.source_kinds() from public;
+grant execute on function sextant_exec.source_kinds() to sextant_tenant_reader, sextant_worker;
+
 -- The origins (scheme://host:port, lower case, no credentials) a source and its entities point
 -- at: base_url, an inline connection_string, and entity url/path values that are whole URLs.
 create or replace function sextant_exec.source_origins(source jsonb, entities jsonb)
@@ -584,9 +589,7 @@ declare
   v_row sextant.pipelines;
   v_kind text;
 begin
-  if v_slug is null or coalesce(sextant.current_access_level(), 'viewer') <> 'admin' then
-    raise exception 'defining pipelines needs the admin role of a tenant' using errcode = 'SX403';
-  end if;
+  perform sextant.require_level('admin', 'defining pipelines');
   if v_def is null or jsonb_typeof(v_def) <> 'object' then
     raise exception 'a pipeline definition is a JSON object' using errcode = 'SX400';
   end if;
@@ -598,8 +601,9 @@ begin
     raise exception 'pipeline % has no source object', v_name using errcode = 'SX400';
   end if;
   v_kind := v_source ->> 'kind';
-  if v_kind is null or v_kind not in ('http', 'csv', 'postgres') then
-    raise exception 'source kind % is not one of http, csv, postgres', coalesce(v_kind, 'null') using errcode = 'SX400';
+  if v_kind is null or not v_kind = any (sextant_exec.source_kinds()) then
+    raise exception 'source kind % is not one of %', coalesce(v_kind, 'null'), array_to_string(sextant_exec.source_kinds(), ', ')
+      using errcode = 'SX400';
   end if;
   if coalesce(v_source ->> 'name', v_name) !~ '^[a-z][a-z0-9_]{0,62}$' then
     raise exception 'source name % is invalid', v_source ->> 'name' using errcode = 'SX400';
@@ -653,9 +657,7 @@ returns boolean
 language plpgsql volatile
 as $$
 begin
-  if coalesce(sextant.current_access_level(), 'viewer') <> 'admin' then
-    raise exception 'deleting pipelines needs the admin role of a tenant' using errcode = 'SX403';
-  end if;
+  perform sextant.require_level('admin', 'deleting pipelines');
   delete from sextant.pipelines as p where p.name = delete_pipeline.name and p.tenant_slug = sextant.current_tenant();
   if not found then
     raise exception 'pipeline % does not exist', name using errcode = 'SX404';
@@ -796,9 +798,7 @@ declare
   v_unknown text;
   v_active bigint;
 begin
-  if coalesce(sextant.current_access_level(), 'viewer') not in ('analyst', 'admin') then
-    raise exception 'running pipelines needs the analyst or admin role' using errcode = 'SX403';
-  end if;
+  perform sextant.require_level('analyst', 'running pipelines');
   select * into v_pipeline from sextant.pipelines as p
   where p.name = run_materialization.pipeline and p.tenant_slug = sextant.current_tenant();
   if v_pipeline.id is null then
@@ -857,9 +857,7 @@ as $$
 declare
   v_row sextant.materialization_runs;
 begin
-  if coalesce(sextant.current_access_level(), 'viewer') not in ('analyst', 'admin') then
-    raise exception 'cancelling runs needs the analyst or admin role' using errcode = 'SX403';
-  end if;
+  perform sextant.require_level('analyst', 'cancelling runs');
   update sextant.materialization_runs as r set cancel_requested = true
   where r.id = cancel_materialization.run_id and r.status in ('queued', 'running')
   returning * into v_row;

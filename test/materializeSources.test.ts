@@ -3,13 +3,23 @@ import http from "node:http";
 import os from "node:os";
 import path from "node:path";
 import { describe, expect, test } from "vitest";
+import { SOURCE_KINDS, sourceKind } from "../src/worker/sources/index.ts";
 import { usePipelineFile } from "./helpers/pipelines.ts";
 
 // Source kinds (src/worker/sources/): HTTP pagination styles and pacing, CSV files and URLs,
-// another PostgreSQL.
+// another PostgreSQL; and the registry that SQL's list of kinds must match.
 
 const { db, workers, asAdmin, provision, requestRun, waitFor, count } = usePipelineFile();
 const startTestWorker = (staleMs?: number) => workers.start(staleMs === undefined ? {} : { staleMs });
+
+describe("the registry of source kinds", () => {
+  test("every kind a pipeline may name (SQL) has a loader, and every loader a kind", async () => {
+    const { rows } = await db.admin.query("select sextant_exec.source_kinds() as kinds");
+    expect(Object.keys(SOURCE_KINDS).sort()).toEqual([...rows[0].kinds].sort());
+    expect(() => sourceKind("ftp")).toThrow("source kind ftp is not one of http, csv, postgres");
+    expect(() => sourceKind("constructor")).toThrow(/is not one of/);
+  });
+});
 
 describe("HTTP pagination styles, rate limit, CSV over HTTP", () => {
   test("offset, next link in the body, Link header; requests spaced by requests_per_second; a CSV by URL", { timeout: 30_000 }, async () => {

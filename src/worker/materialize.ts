@@ -4,10 +4,7 @@ import type { Logger } from "pino";
 import { inTransaction } from "../db/transaction.ts";
 import { guardSql } from "../query/guard.ts";
 import { describeRunError, isTransient, RunError, RunStopped } from "./errors.ts";
-import { loadCsv, type CsvEntity, type CsvSource } from "./sources/csv.ts";
-import { Pacer, readHttpPages, type HttpEntity, type HttpSource } from "./sources/http.ts";
-import { loadPostgres, type PostgresEntity, type PostgresSource } from "./sources/postgres.ts";
-import { StageWriter } from "./stageWriter.ts";
+import { sourceKind } from "./sources/index.ts";
 
 /** What sextant_private.claim_run returns. */
 interface Claim {
@@ -167,47 +164,15 @@ async function runPipelineAs(
   builder: pg.Client, claim: Claim, workerId: string, deps: MaterializeDeps, reporter: RunReporter, signal: AbortSignal, log: Logger,
 ): Promise<void> {
   const source = resolveSecrets(claim.source, claim.secrets) as Claim["source"];
-  const pacer = new Pacer((source as { requests_per_second?: number }).requests_per_second);
+  const loadEntity = sourceKind(source.kind).open(source, { allowHosts: deps.allowHosts, fileDir: deps.fileDir, signal, log });
   const loaded: { table: string; kind: "entity" | "model"; rows: number | null; relkind: "table" | "view" }[] = [];
 
   // 1. Entities, each in its own transaction into the staging schema (invisible to readers).
   for (const entity of claim.entities) {
     await reporter.send(`loading ${entity.name}`, entity.name, { rows: 0, done: false });
     if (reporter.stop) throw new RunStopped("cancelled");
-    const rows = await inTransaction(builder, async (client) => {
-      const headerLines = source.kind === "csv" ? 1 : 0;
-      const report = (bytes: number, lines: number) =>
-        reporter.batch(entity.name, { bytes, rows: Math.max(0, lines - headerLines), done: false }).then(() => false, (e) => {
-          if (e instanceof RunStopped) return true;
-          throw e;
-        });
-      switch (source.kind) {
-        case "http": {
-          const writer = new StageWriter(client, claim.stage_schema, entity.name);
-          for await (const page of readHttpPages(source as unknown as HttpSource, entity as HttpEntity, {
-            signal,
-            allowHosts: deps.allowHosts,
-            pacer,
-            onRetry: (why) => log.info({ entity: entity.name, why }, "retrying a request"),
-          })) {
-            await writer.write(page.records);
-            await reporter.batch(entity.name, { rows: writer.rows, pages: page.page, requests: page.requests, retries: page.retries, done: false });
-          }
-          await writer.finish();
-          return writer.rows;
-        }
-        case "csv":
-          return loadCsv(client, claim.stage_schema, entity.name, source as unknown as CsvSource, entity as CsvEntity, {
-            fileDir: deps.fileDir, allowHosts: deps.allowHosts, signal, report,
-          });
-        case "postgres":
-          return loadPostgres(client, claim.stage_schema, entity.name, source as unknown as PostgresSource, entity as PostgresEntity, {
-            allowHosts: deps.allowHosts, report,
-          });
-        default:
-          throw new RunError(`source kind ${source.kind} is not one of http, csv, postgres`);
-      }
-    });
+    const rows = await inTransaction(builder, (client) =>
+      loadEntity({ client, schema: claim.stage_schema, entity, progress: (counts) => reporter.batch(entity.name, { ...counts, done: false }) }));
     await reporter.batch(entity.name, { rows, done: true }, true);
     loaded.push({ table: entity.name, kind: "entity", rows, relkind: "table" });
   }

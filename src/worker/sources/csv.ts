@@ -9,6 +9,7 @@ import { RunError } from "../errors.ts";
 import { sourceFetch } from "../hostGuard.ts";
 import { meter } from "../meter.ts";
 import { uniqueColumnName, widen } from "../stageWriter.ts";
+import { meterReport, type SourceKind } from "./kind.ts";
 
 export interface CsvSource {
   kind: "csv";
@@ -156,3 +157,13 @@ export async function loadCsv(
     return await attempt(true);
   }
 }
+
+/** Source kind `csv`: files under the source directory or URLs, one COPY per entity (loadCsv). */
+export const csvSource: SourceKind = {
+  open(source, deps) {
+    return ({ client, schema, entity, progress }) =>
+      loadCsv(client, schema, entity.name, source as unknown as CsvSource, entity as unknown as CsvEntity, {
+        fileDir: deps.fileDir, allowHosts: deps.allowHosts, signal: deps.signal, report: meterReport(progress, 1),
+      });
+  },
+};

@@ -1,6 +1,8 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { RunError } from "../errors.ts";
 import { sourceFetch } from "../hostGuard.ts";
+import { StageWriter } from "../stageWriter.ts";
+import type { SourceKind } from "./kind.ts";
 
 export type Pagination =
   | { type: "none" }
@@ -248,3 +250,28 @@ async function readLimited(res: Response, maxBytes: number, entity: string): Pro
   }
   return Buffer.concat(chunks).toString("utf8");
 }
+
+/**
+ * Source kind `http`: each entity read page by page (readHttpPages) into a staging table whose
+ * columns are inferred from the records (StageWriter). One pacer per run: requests_per_second
+ * holds across entities.
+ */
+export const httpSource: SourceKind = {
+  open(source, deps) {
+    const pacer = new Pacer((source as { requests_per_second?: number }).requests_per_second);
+    return async ({ client, schema, entity, progress }) => {
+      const writer = new StageWriter(client, schema, entity.name);
+      for await (const page of readHttpPages(source as unknown as HttpSource, entity as HttpEntity, {
+        signal: deps.signal,
+        allowHosts: deps.allowHosts,
+        pacer,
+        onRetry: (why) => deps.log.info({ entity: entity.name, why }, "retrying a request"),
+      })) {
+        await writer.write(page.records);
+        await progress({ rows: writer.rows, pages: page.page, requests: page.requests, retries: page.retries });
+      }
+      await writer.finish();
+      return writer.rows;
+    };
+  },
+};

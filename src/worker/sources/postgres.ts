@@ -7,6 +7,7 @@ import { resolveReachable } from "../hostGuard.ts";
 import { meter } from "../meter.ts";
 import { uniqueColumnName } from "../stageWriter.ts";
 import { inTransaction } from "../../db/transaction.ts";
+import { meterReport, type SourceKind } from "./kind.ts";
 
 export interface PostgresSource {
   kind: "postgres";
@@ -164,3 +165,13 @@ export async function loadPostgres(
     await remote.end().catch(() => {});
   }
 }
+
+/** Source kind `postgres`: a query or table of another PostgreSQL, copied COPY to COPY (loadPostgres). */
+export const postgresSource: SourceKind = {
+  open(source, deps) {
+    return ({ client, schema, entity, progress }) =>
+      loadPostgres(client, schema, entity.name, source as unknown as PostgresSource, entity as unknown as PostgresEntity, {
+        allowHosts: deps.allowHosts, report: meterReport(progress),
+      });
+  },
+};
