@@ -202,7 +202,7 @@ async function runPipelineAs(
     }
   }
 
-  // 3. The swap: one SQL function, one transaction, as the builder (sql/materialize.sql, swap_run).
+  // 3. The swap: one SQL function, one transaction, as the builder (sql/materialize_swap.sql, swap_run).
   await reporter.send("swapping into place", null, null);
   if (reporter.stop) throw new RunStopped("cancelled");
   await builder.query("select sextant_exec.swap_run($1, $2, $3, $4)", [claim.run_id, workerId, claim.attempt, JSON.stringify(loaded)]);

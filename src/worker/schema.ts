@@ -5,7 +5,7 @@ const quiet = new Logger(() => () => {});
 
 /**
  * Installs or upgrades graphile-worker's schema (as the admin), then lets the worker role use
- * it and sextant_owner enqueue into it (sql/materialize.sql's triggers call add_job).
+ * it and sextant_owner enqueue into it (the triggers in sql/materialize_pipelines.sql call add_job).
  */
 export async function installWorkerSchema(adminUrl: string): Promise<void> {
   const pool = new pg.Pool({ connectionString: adminUrl, max: 1 });
@@ -15,7 +15,7 @@ export async function installWorkerSchema(adminUrl: string): Promise<void> {
     await runMigrations({ pgPool: pool, logger: quiet });
     // graphile-worker enables row level security on its tables (no policies): only their owner
     // may use them. sextant_worker owns them; sextant_owner is a member of it, so the triggers
-    // in sql/materialize.sql can enqueue jobs.
+    // in sql/materialize_pipelines.sql can enqueue jobs.
     await pool.query(`
       do $$
       declare

@@ -3,7 +3,7 @@ import { formatModelDetails } from "../formatDbt.ts";
 import { rowOutput, rowsOutput } from "../outputSchemas.ts";
 import { defineTool, type ToolSpec } from "../toolSpec.ts";
 
-/** dbt area: sql/dbt.sql. */
+/** dbt area: sql/dbt_load.sql, sql/dbt_search.sql, sql/dbt_details.sql. */
 export const dbtTools: ToolSpec[] = [
   defineTool({
     name: "list_dbt_models",

@@ -37,7 +37,7 @@ async function followRun(ctx: FollowContext<{ wait_seconds?: number }>): Promise
 const runOutput = object(["run_id", "status"]);
 const runId = z.number().int();
 
-/** Materialization area: sql/materialize.sql. */
+/** Materialization area: sql/materialize_*.sql. */
 export const materializeTools: ToolSpec[] = [
   defineTool({
     name: "provision_schema",
