@@ -241,7 +241,9 @@ create or replace view sextant.tables with (security_invoker = true) as
     and not c.relispartition
     and not sextant_exec.is_internal_schema(n.nspname)
     and has_schema_privilege(n.oid, 'usage')
-    and has_table_privilege(c.oid, 'select');
+    -- Tested after the join (it names n too): for one schema, on that schema's tables only, not
+    -- on every table of the database (pg_class has no index on relnamespace).
+    and case when c.relnamespace = n.oid then has_table_privilege(c.oid, 'select') end;
 comment on view sextant.tables is E'@behavior -list -connection\nTables, views, materialized views and foreign tables the current role can read.';
 grant select on sextant.tables to sextant_tenant_reader;
 
@@ -261,11 +263,20 @@ begin
     raise exception 'schema % does not exist or is not readable by your tenant', list_tables.schema_name
       using errcode = 'SX404', hint = 'Call list_schemas to see the schemas you can read.';
   end if;
-  return query
-    select t.* from sextant.tables as t
-    where list_tables.schema_name is null or t.schema_name = list_tables.schema_name
-    order by t.schema_name, t.table_name
-    limit max_results offset page_offset;
+  -- Two statements, not one with `schema_name is null or ...`: that OR keeps the schema's name
+  -- from reaching pg_namespace, and every readable table of every schema was read first.
+  if list_tables.schema_name is null then
+    return query
+      select t.* from sextant.tables as t
+      order by t.schema_name, t.table_name
+      limit max_results offset page_offset;
+  else
+    return query
+      select t.* from sextant.tables as t
+      where t.schema_name = list_tables.schema_name
+      order by t.table_name
+      limit max_results offset page_offset;
+  end if;
 end
 $$;
 comment on function sextant.list_tables(text, integer, integer) is
