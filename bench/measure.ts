@@ -97,7 +97,7 @@ export async function sqlCosts(f: Fixture, role: string, calls: number) {
 }
 
 /** Starts `sextant serve` on DATABASE_URL; resolves when /ready answers 200, with the time that took. */
-export async function startServe(url: string): Promise<{ child: ChildProcess; port: number; readyMs: number }> {
+export async function startServe(url: string): Promise<{ child: ChildProcess; port: number; readyMs: number; cpuMs: number }> {
   const port = await freePort();
   const started = performance.now();
   const child = spawn(process.execPath, [sextantBin, "serve"], {
@@ -112,7 +112,17 @@ export async function startServe(url: string): Promise<{ child: ChildProcess; po
     if (performance.now() - started > 120_000) throw new Error("sextant serve was not ready within 120 s");
     await new Promise((r) => setTimeout(r, 10));
   }
-  return { child, port, readyMs: performance.now() - started };
+  return { child, port, readyMs: performance.now() - started, cpuMs: cpuMs(child.pid) };
+}
+
+/** CPU time (user + system) a process has used so far, in ms (Linux; clock ticks of 10 ms). */
+export function cpuMs(pid: number | undefined): number {
+  try {
+    const fields = fs.readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return NaN;
+  }
 }
 
 export async function stopChild(child: ChildProcess): Promise<void> {

@@ -16,6 +16,8 @@ export interface Results {
   concurrency: Map<Target, { rate: number; errors: number }>[];
   sql: Record<string, number>[];
   readyMs: number[];
+  /** CPU time `sextant serve` used until ready: what the start costs, whatever the load. */
+  readyCpuMs: number[];
   texts: Map<Op, Map<Target, string>>;
   rss: Record<string, number>;
 }
@@ -77,7 +79,8 @@ export function report(r: Results): string {
   checks.push(["describe_table in SQL on the 2,000-table catalog ≤ 3 ms", r.sql.map((s) => f2(s.describe_wide!)).join(", "), descOk]);
 
   const ready = median(r.readyMs);
-  checks.push(["`sextant serve` ready ≤ 2 s on a migrated database (median of 3 starts)", `${r.readyMs.map((m) => m.toFixed(0)).join(", ")} ms`, ready <= 2000]);
+  checks.push(["`sextant serve` ready ≤ 2 s on a migrated database (median of 3 starts)",
+    `${r.readyMs.map((m) => m.toFixed(0)).join(", ")} ms (CPU used: ${r.readyCpuMs.map((m) => m.toFixed(0)).join(", ")} ms)`, ready <= 2000]);
   const rss = Math.max(...Object.values(r.rss));
   checks.push(["RSS ≤ 250 MB after the whole bench", Object.entries(r.rss).map(([k, v]) => `${k} ${v.toFixed(0)} MB`).join(", "), rss <= 250]);
 
