@@ -1,19 +1,10 @@
 import { SignJWT, UnsecuredJWT, base64url } from "jose";
-import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { createTestDatabase, createToken, type TestDatabase } from "./helpers/db.ts";
-import { JWT_AUDIENCE, JWT_ISSUER, JWT_SECRET, startTestServer } from "./helpers/server.ts";
+import { describe, expect, test } from "vitest";
+import { createToken } from "./helpers/db.ts";
+import { useTestServer } from "./helpers/setup.ts";
+import { JWT_AUDIENCE, JWT_ISSUER, JWT_SECRET } from "./helpers/server.ts";
 
-let db: TestDatabase;
-let server: Awaited<ReturnType<typeof startTestServer>>;
-
-beforeAll(async () => {
-  db = await createTestDatabase();
-  server = await startTestServer(db);
-});
-afterAll(async () => {
-  await server?.close();
-  await db?.drop();
-});
+const { db, server } = useTestServer();
 
 const key = new TextEncoder().encode(JWT_SECRET);
 function jwt(claims: Record<string, unknown>, opts: { exp?: string | number; aud?: string; iss?: string; secret?: Uint8Array } = {}) {
