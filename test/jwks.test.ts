@@ -3,6 +3,7 @@ import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { createTestDatabase, type TestDatabase } from "./helpers/db.ts";
 import { startTestServer } from "./helpers/server.ts";
+import { gql } from "./helpers/graphql.ts";
 
 // JWTs signed by an identity provider's keys, fetched from its JWKS URL (a local server here).
 let db: TestDatabase;
@@ -36,12 +37,8 @@ const sign = (key: CryptoKey, claims: Record<string, unknown>) =>
     .setIssuer("https://idp.test").setAudience("sextant-api").setExpirationTime("5m").sign(key);
 
 async function whoami(token: string) {
-  const res = await fetch(`${server.url}/graphql`, {
-    method: "POST",
-    headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
-    body: JSON.stringify({ query: "{ whoami { tenant accessLevel principal } }" }),
-  });
-  return { status: res.status, body: (await res.json()) as any };
+  const { status, body } = await gql(server.url, token, "{ whoami { tenant accessLevel principal } }");
+  return { status, body };
 }
 
 test("a JWT signed by a key from the JWKS URL is accepted", async () => {
