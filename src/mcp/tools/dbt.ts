@@ -30,7 +30,7 @@ export const dbtTools: ToolSpec[] = [
   defineTool({
     name: "search_dbt_models",
     title: "Search dbt models",
-    description: "Plain-English search over dbt models (names, descriptions, columns, tags, SQL), ranked.",
+    description: "Plain-English search over dbt models: names, docs, columns, tags, SQL.",
     group: "dbt",
     input: { query: z.string().describe('e.g. "readmission rate by hospital"'), max_results: z.number().int().optional().describe("default 10") },
     fn: "search_dbt_models",

@@ -30,7 +30,7 @@ export const queryTools: ToolSpec[] = [
     name: "explain_query",
     title: "Explain a query",
     description:
-      "A query's plan without running it: estimated cost and rows, and whether it is within your tenant's budget.",
+      "A query's plan, not run: estimated cost and rows, and whether it is within your tenant's budget.",
     group: "query",
     input: { sql: z.string().describe("Same rules as query") },
     guard: ({ sql }) => guardSql(sql),
