@@ -40,6 +40,10 @@ beforeAll(async () => {
   await client.connect();
   await loadDbtArtifacts(client, { tenant: "acme", dir: path.join(projectRoot, "test/fixtures/dbt/fivetran-recurly") });
   // Others' text with markup in it: a table comment, a row, a dbt description.
+  // A connected app (an OAuth grant) for the admin page.
+  await client.query("insert into sextant_private.oauth_clients (client_id, metadata) values ('c-1', '{\"client_name\": \"Notebook <i>app</i>\"}')");
+  await client.query(`insert into sextant.oauth_grants (tenant_slug, user_id, principal, client_id, client_name, access_level, resource)
+    select 'acme', id, email, 'c-1', 'Notebook <i>app</i>', 'viewer', 'http://x/mcp' from sextant_private.users where email = 'pat@acme.test'`);
   await client.query(`comment on table acme_sales.orders is ${client.escapeLiteral(`Orders ${HOSTILE}`)}`);
   await client.end();
   await db.admin.query("update acme_sales.orders set customer = $1 where id = 1", [HOSTILE]);
@@ -179,6 +183,9 @@ test("a tenant admin creates a token (shown once), sees it listed, revokes it; t
   await page.getByRole("row").filter({ hasText: token.slice(4, 12) }).filter({ hasText: "revoked" }).waitFor();
   const after = await fetch(`${base}/graphql`, { method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, body: JSON.stringify({ query: "{ whoami { tenant } }" }) });
   expect(after.status).toBe(401);
+  await page.getByRole("button", { name: "Revoke Notebook <i>app</i> for pat@acme.test" }).click();
+  await page.getByRole("heading", { name: "Connected apps (OAuth grants)" }).waitFor();
+  await expect.poll(async () => (await db.admin.query("select revoked_at from sextant.oauth_grants where client_id = 'c-1'")).rows[0].revoked_at, { timeout: 10_000 }).not.toBeNull();
   await page.getByLabel("Tool").fill("query");
   await page.getByRole("button", { name: "Filter" }).click();
   await page.getByRole("row").filter({ hasText: "generate_series" }).first().waitFor();

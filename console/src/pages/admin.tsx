@@ -70,6 +70,41 @@ function Tokens() {
   );
 }
 
+function Grants() {
+  const grants = useLoad(() => op<Row[]>("list_oauth_grants"), []);
+  const [error, setError] = useState<string>();
+  const revoke = async (id: number) => {
+    setError(undefined);
+    try {
+      await op("revoke_oauth_grant", { grant_id: id });
+      grants.reload();
+    } catch (err) {
+      setError((err as Error).message);
+    }
+  };
+  return (
+    <section aria-labelledby="grants-h">
+      <h2 id="grants-h">Connected apps (OAuth grants)</h2>
+      <Problem error={error ?? grants.error} />
+      {(grants.data ?? []).length === 0 ? <p class="muted">No app has been connected to this tenant.</p> : (
+        <table class="list">
+          <caption class="sr-only">OAuth grants of this tenant</caption>
+          <thead><tr><th scope="col">App</th><th scope="col">Person</th><th scope="col">Level</th><th scope="col">Created</th><th scope="col">Last used</th><th scope="col">Revoked</th><th scope="col"><span class="sr-only">Actions</span></th></tr></thead>
+          <tbody>
+            {(grants.data ?? []).map((g) => (
+              <tr key={t(g.id)}>
+                <td>{t(g.client_name ?? g.client_id)}</td><td>{t(g.principal)}</td><td>{t(g.access_level)}</td>
+                <td>{t(g.created_at)}</td><td>{t(g.last_used_at)}</td><td>{t(g.revoked_at)}</td>
+                <td>{g.revoked_at ? null : <button type="button" class="danger" onClick={() => revoke(Number(g.id))} aria-label={`Revoke ${t(g.client_name ?? g.client_id)} for ${t(g.principal)}`}>Revoke</button>}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </section>
+  );
+}
+
 function Audit() {
   const [filters, setFilters] = useState<{ tool?: string; outcome?: string; principal?: string }>({});
   const events = useLoad(() => op<Row[]>("audit_log", { ...filters, max_results: 100 }), [JSON.stringify(filters)]);
@@ -109,6 +144,7 @@ export function AdminPage() {
     <div>
       <h1>Admin</h1>
       <Tokens />
+      <Grants />
       <Audit />
     </div>
   );
