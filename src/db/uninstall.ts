@@ -57,10 +57,15 @@ export async function planUninstall(client: pg.ClientBase): Promise<UninstallPla
              order by 1) as schemas,
        array(select schema_name::text from sextant.tenant_schemas
              where not provisioned and to_regnamespace(schema_name) is not null order by 1) as mapped,
+       -- Sextant's own roles, this database's tenants' roles, and the psql logins made members
+       -- of those tenants' reader roles (never the admin running this). Roles of tenants in
+       -- another database of the cluster stay.
        array(select rolname::text from pg_catalog.pg_roles as r
-             where rolname like 'sextant\\_%'
-                or (rolcanlogin and exists (select from pg_catalog.pg_auth_members as m join pg_catalog.pg_roles as g on g.oid = m.roleid
-                                            where m.member = r.oid and g.rolname like 'sextant\\_t\\_%'))
+             where rolname in ('sextant_owner', 'sextant_authenticator', 'sextant_tenant_reader', 'sextant_worker')
+                or exists (select from sextant.tenants as t where r.rolname = t.reader_role or r.rolname like t.reader_role || '\\_\\_%')
+                or (rolcanlogin and rolname <> current_user
+                    and exists (select from pg_catalog.pg_auth_members as m join sextant.tenants as t on t.reader_role = pg_get_userbyid(m.roleid)
+                                where m.member = r.oid))
              order by 1) as roles,
        array(select srvname::text from pg_catalog.pg_foreign_server where srvname in (select server_name from sextant.sources) order by 1) as servers`,
   );
@@ -110,7 +115,12 @@ export async function uninstall(client: pg.ClientBase, plan: UninstallPlan): Pro
     for (const d of defaults) {
       await client.query(`alter default privileges for role ${id(d.creator)}${d.schema ? ` in schema ${id(d.schema)}` : ""} revoke all on ${kinds[d.kind]} from ${id(d.grantee)}`);
     }
-    for (const role of plan.roles) await client.query(`drop owned by ${id(role)}`);
+    for (const role of plan.roles) {
+      // DROP OWNED needs the role's privileges: an admin with only CREATEROLE takes them first.
+      const { rows: has } = await client.query("select pg_has_role($1, 'USAGE') as ok", [role]);
+      if (!has[0].ok) await client.query(`grant ${id(role)} to current_user`);
+      await client.query(`drop owned by ${id(role)}`);
+    }
     // Each given schema's ACL as before its mapping; public's as before the first install
     // (migration 000001 changed it before any mapping did).
     const acls = new Map<string, string>(mapped.filter((m) => m.acl_before !== null).map((m) => [m.schema_name, m.acl_before]));
