@@ -1,6 +1,15 @@
 # Sextant server image. Build: `docker build -t sextant .`; docker-compose.yml builds it too.
-# Stage 1 installs production dependencies only (no dev dependencies, nothing at start-up);
-# stage 2 copies them with the sources and runs as the unprivileged `node` user.
+# Stage 1 builds the web console's bundle (esbuild and the front-end libraries are dev
+# dependencies, so they stay in that stage); stage 2 installs production dependencies only
+# (nothing at start-up); stage 3 copies both with the sources and runs as the unprivileged
+# `node` user.
+FROM node:22-bookworm-slim AS console
+WORKDIR /app
+COPY package.json package-lock.json ./
+COPY console ./console
+# npm's prepare script (console/build.mjs) builds dist/console.
+RUN npm ci --no-audit --no-fund && test -s dist/console/index.html
+
 FROM node:22-bookworm-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
@@ -10,6 +19,7 @@ FROM node:22-bookworm-slim
 ENV NODE_ENV=production GRAPHILE_ENV=production HOST=0.0.0.0 PORT=4000 SEXTANT_DATA_DIR=/data
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
+COPY --from=console /app/dist/console ./dist/console
 COPY package.json .gmrc ./
 COPY bin ./bin
 COPY src ./src

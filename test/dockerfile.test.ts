@@ -48,9 +48,15 @@ test("the image runs as a non-root user, with production dependencies only and n
   expect(stages.length).toBeGreaterThanOrEqual(2);
   expect(final.from).toMatch(/^node:22/);
   expect(instruction("USER")).toEqual(["node"]);
-  const install = stages.flatMap((s) => s.lines).filter((l) => /npm (ci|install)/.test(l));
-  expect(install).toHaveLength(1);
-  expect(install[0]).toContain("--omit=dev");
+  // node_modules comes from a stage that installs production dependencies only; the console's
+  // bundle is built in a stage of its own, of which only dist/console is copied.
+  const named = (as: string) => stages.find((s) => s.from.endsWith(` AS ${as}`))!;
+  const copiesFrom = (as: string) => final.lines.filter((l) => l.startsWith(`COPY --from=${as} `));
+  expect(copiesFrom("deps")).toEqual(["COPY --from=deps /app/node_modules ./node_modules"]);
+  expect(named("deps").lines.filter((l) => /npm (ci|install)/.test(l))).toEqual([expect.stringContaining("--omit=dev")]);
+  expect(copiesFrom("console")).toEqual(["COPY --from=console /app/dist/console ./dist/console"]);
+  expect(named("console").lines).toContain("COPY console ./console");
+  expect(final.lines.filter((l) => l.startsWith("COPY --from=")).length).toBe(2);
   expect(final.lines.some((l) => /^RUN .*npm (ci|install)/.test(l))).toBe(false);
   const cmd = JSON.parse(instruction("CMD")[0]!) as string[];
   expect(cmd.join(" ")).not.toMatch(/npm|npx/);
