@@ -1,19 +1,11 @@
 import { SignJWT } from "jose";
-import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { createTestDatabase, withTx, type TestDatabase } from "../helpers/db.ts";
-import { JWT_AUDIENCE, JWT_ISSUER, JWT_SECRET, startTestServer } from "../helpers/server.ts";
+import { describe, expect, test } from "vitest";
+import { withTx } from "../helpers/db.ts";
+import { useTestServer } from "../helpers/setup.ts";
+import { JWT_AUDIENCE, JWT_ISSUER, JWT_SECRET } from "../helpers/server.ts";
 import { hostileAuthorizationHeaders, hostileSlugs } from "./auth.corpus.ts";
 
-let db: TestDatabase;
-let server: Awaited<ReturnType<typeof startTestServer>>;
-beforeAll(async () => {
-  db = await createTestDatabase();
-  server = await startTestServer(db);
-});
-afterAll(async () => {
-  await server?.close();
-  await db?.drop();
-});
+const { db, server } = useTestServer();
 
 async function tryDoors(authorization: string) {
   const init = (body: string) => ({
