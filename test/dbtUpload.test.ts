@@ -5,23 +5,13 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import yazl from "yazl";
 import { projectRoot } from "../src/db/paths.ts";
 import { runCli } from "./helpers/cli.ts";
-import { createTestDatabase, createToken, type TestDatabase } from "./helpers/db.ts";
+import { createToken } from "./helpers/db.ts";
+import { useTestServer } from "./helpers/setup.ts";
 import { callOk, connectHttp } from "./helpers/mcpClient.ts";
-import { startTestServer } from "./helpers/server.ts";
 
 const FIXTURES = path.resolve(projectRoot, "test/fixtures/dbt");
 
-let db: TestDatabase;
-let server: Awaited<ReturnType<typeof startTestServer>>;
-
-beforeAll(async () => {
-  db = await createTestDatabase();
-  server = await startTestServer(db);
-});
-afterAll(async () => {
-  await server?.close();
-  await db?.drop();
-});
+const { db, server } = useTestServer();
 
 function zipOf(files: Record<string, string>): Promise<Buffer> {
   const zip = new yazl.ZipFile();
