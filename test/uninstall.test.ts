@@ -17,8 +17,8 @@ let url: string;
  * An ACL that was never set (null) and the owner's default written out are the same privileges
  * (GRANT then REVOKE leaves the latter): compared through acldefault().
  */
-async function snapshot(): Promise<Record<string, unknown>> {
-  const c = new pg.Client({ connectionString: url });
+async function snapshot(dbUrl = url): Promise<Record<string, unknown>> {
+  const c = new pg.Client({ connectionString: dbUrl });
   await c.connect();
   try {
     const q = async (sql: string) => (await c.query(sql)).rows;
@@ -35,7 +35,7 @@ async function snapshot(): Promise<Record<string, unknown>> {
       relations: await q("select c.oid::regclass::text as rel, c.relkind, pg_get_userbyid(c.relowner) as owner, coalesce(c.relacl, acldefault((case c.relkind when 'S' then 's' else 'r' end)::\"char\", c.relowner))::text as acl from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname not in ('pg_catalog', 'information_schema', 'pg_toast') order by 1"),
       servers: await q("select srvname from pg_foreign_server order by 1"),
       eventTriggers: await q("select evtname from pg_event_trigger order by 1"),
-      data: await q(`select (select count(*) from public.film)::int as films, (select count(*) from public.rental)::int as rentals,
+      data: dbUrl !== url ? [] : await q(`select (select count(*) from public.film)::int as films, (select count(*) from public.rental)::int as rentals,
                             (select sum(amount)::text from public.payment) as paid, (select md5(string_agg(title, ',' order by film_id)) from public.film) as titles`),
     };
   } finally {
@@ -92,5 +92,32 @@ describe("sextant uninstall", () => {
     const again = await runCli(["uninstall", "--yes"], env);
     expect(again.code).toBe(1);
     expect(again.stderr).toMatch(/^sextant: Sextant is not installed in this database\nhint: Check DATABASE_URL\.\n$/);
+  }, 300_000);
+
+  test("an admin with only CREATEROLE and a database of its own installs, runs a tenant's query and uninstalls (managed PostgreSQL)", async () => {
+    await cluster.sql("create role installer login createrole password 'installer-password-0123456789'");
+    await cluster.sql("create database managed owner installer");
+    const admin = new URL(url.replace(/\/pagila(\?|$)/, "/managed$1"));
+    const superUrl = admin.toString();
+    admin.username = "installer";
+    admin.password = "installer-password-0123456789";
+    const env = { DATABASE_URL: admin.toString() };
+    const c = new pg.Client({ connectionString: env.DATABASE_URL });
+    await c.connect();
+    await c.query("create table public.trips (id int primary key, km numeric); insert into trips values (1, 12.5)");
+    await c.end();
+    const before = await snapshot(superUrl);
+    for (const args of [["migrate"], ["tenant", "create", "fleet", "--schema", "public"]]) {
+      const r = await runCli(args, env);
+      expect(r.code, `${args.join(" ")}: ${r.stderr}`).toBe(0);
+    }
+    const q = await runCli(["psql", "--tenant", "fleet", "-At", "-c", "select rows::text || ' ' || columns::text from sextant.query('select * from trips')"], env);
+    expect(q.stderr).toBe("");
+    expect(q.stdout.trim()).toBe('[{"id":1,"km":12.5}] [{"name": "id", "type": "integer"}, {"name": "km", "type": "numeric"}]');
+    const yes = await runCli(["uninstall", "--yes"], env);
+    expect(yes.code, yes.stderr).toBe(0);
+    expect(yes.stderr).not.toMatch(/installer/);
+    // The first test's install is gone, so no role is kept for another database here.
+    expect(await snapshot(superUrl)).toEqual(before);
   }, 300_000);
 });
