@@ -1,22 +1,65 @@
 #!/usr/bin/env node
 // Launcher: Sextant needs Node >= 22 (PostGraphile 5, graphile-worker). The `node` npm package
-// ships one; re-run under it when the system node is older. TypeScript runs through tsx.
+// ships one; re-run under it when the system node is older.
+// The TypeScript sources run as one bundle (dist/cli/sextant.mjs, built by esbuild — tsx's own
+// dependency — whenever a source is newer than it): loading them one by one through tsx cost
+// about half of every start. V8's compile cache keeps the dependencies' compiled code between
+// starts. Where the bundle cannot be written (read-only install), tsx runs the sources.
 import { spawn } from "node:child_process";
-import { createRequire } from "node:module";
+import fs from "node:fs";
+import module, { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
 process.env.GRAPHILE_ENV ??= "production"; // grafast prints a notice when it is unset
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const cli = path.join(root, "src/cli/index.ts");
+const bundle = path.join(root, "dist/cli/sextant.mjs");
 const major = Number(process.versions.node.split(".")[0]);
+const require = createRequire(import.meta.url);
+
+/** The newest modification time of the sources the bundle is made of. */
+function newestSource(dir) {
+  let newest = 0;
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, entry.name);
+    if (entry.isDirectory()) newest = Math.max(newest, newestSource(p));
+    else if (entry.name.endsWith(".ts")) newest = Math.max(newest, fs.statSync(p).mtimeMs);
+  }
+  return newest;
+}
+
+/** The bundle's path, built first when a source is newer; undefined when it cannot be built. */
+async function prebuilt() {
+  if (process.env.SEXTANT_NO_BUNDLE === "1") return undefined;
+  const newest = newestSource(path.join(root, "src"));
+  if (fs.existsSync(bundle) && fs.statSync(bundle).mtimeMs >= newest) return bundle;
+  const started = new Date();
+  const esbuild = createRequire(require.resolve("tsx"))("esbuild");
+  fs.mkdirSync(path.dirname(bundle), { recursive: true });
+  // Several processes may start at once: each writes its own file and renames it into place.
+  const tmp = `${bundle}.${process.pid}.tmp`;
+  await esbuild.build({
+    entryPoints: [cli], outfile: tmp, bundle: true, platform: "node", format: "esm", target: "node22",
+    packages: "external", logLevel: "silent",
+  });
+  // Stamped with the build's start: a source saved during the build makes the next start rebuild.
+  fs.utimesSync(tmp, started, started);
+  fs.renameSync(tmp, bundle);
+  return bundle;
+}
 
 if (major >= 22) {
-  const { register } = await import("tsx/esm/api");
-  register();
-  await import(pathToFileURL(cli).href);
+  module.enableCompileCache?.();
+  const entry = await prebuilt().catch(() => undefined);
+  if (entry) {
+    await import(pathToFileURL(entry).href);
+  } else {
+    const { register } = await import("tsx/esm/api");
+    register();
+    await import(pathToFileURL(cli).href);
+  }
 } else {
-  const require = createRequire(import.meta.url);
   let node22;
   try {
     node22 = path.join(path.dirname(require.resolve("node/package.json")), "bin/node");

@@ -193,9 +193,11 @@ export async function startServer(opts: {
     server.once("error", reject);
     server.listen(opts.port ?? config.port, config.host, () => resolve());
   });
-  // Build the GraphQL schema now, so that /ready means every endpoint answers.
-  await pgl.getSchema();
+  // Ready once listening: MCP and the other routes answer now. The GraphQL schema (built from
+  // the catalog, seconds on a large database) is built meanwhile; a GraphQL request that comes
+  // first waits for it (grafserv's schemaWaitTime).
   ready = true;
+  Promise.resolve(pgl.getSchema()).catch((error: unknown) => log.error({ err: error }, "GraphQL schema build failed"));
   const address = server.address();
   const port = typeof address === "object" && address ? address.port : config.port;
   return {
