@@ -1,4 +1,5 @@
-import { InvalidArgumentError } from "commander";
+import { InvalidArgumentError, type Command } from "commander";
+import { withContext } from "./context.ts";
 
 /** The access levels a command may hand out, lowest first (sextant.access_level in SQL). */
 export const LEVELS = ["viewer", "analyst", "admin"];
@@ -23,4 +24,18 @@ export function printTable(rows: Record<string, unknown>[]): void {
   const widths = cols.map((c) => Math.max(c.length, ...rows.map((r) => text(r[c]).length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd();
   process.stdout.write([line(cols), ...rows.map((r) => line(cols.map((c) => text(r[c]))))].join("\n") + "\n");
+}
+
+/**
+ * Adds `<parent> <name> [--tenant <slug>]`, which prints the rows of `sql` as a table; `sql`
+ * takes the tenant as $1 (null: every tenant's).
+ */
+export function addListCommand(parent: Command, name: string, description: string, sql: string, tenantHelp = "only this tenant's"): void {
+  parent
+    .command(name)
+    .description(description)
+    .option("--tenant <slug>", tenantHelp)
+    .action((opts: { tenant?: string }) =>
+      withContext(async ({ admin }) => printTable((await admin.query(sql, [opts.tenant ?? null])).rows)),
+    );
 }

@@ -1,24 +1,15 @@
 import type { Command } from "commander";
 import { rotateSigningKey } from "../../oauth/keys.ts";
 import { withContext } from "../context.ts";
-import { printTable } from "../options.ts";
+import { addListCommand } from "../options.ts";
 
 /** `sextant oauth grants|revoke|rotate-key`. */
 export default function register(program: Command): void {
   const oauth = program.command("oauth").description("OAuth grants (connected apps) and signing keys");
-  oauth
-    .command("grants")
-    .description("OAuth grants: who allowed which app, for which tenant")
-    .option("--tenant <slug>", "only this tenant's")
-    .action((opts: { tenant?: string }) =>
-      withContext(async ({ admin }) => {
-        const { rows } = await admin.query(
-          `select id, tenant_slug as tenant, principal, coalesce(client_name, client_id) as app, access_level as role, created_at, last_used_at,
-                  case when revoked_at is null then 'active' else 'revoked' end as status
-             from sextant.oauth_grants where $1::text is null or tenant_slug = $1 order by created_at desc`, [opts.tenant ?? null]);
-        printTable(rows);
-      }),
-    );
+  addListCommand(oauth, "grants", "OAuth grants: who allowed which app, for which tenant",
+    `select id, tenant_slug as tenant, principal, coalesce(client_name, client_id) as app, access_level as role, created_at, last_used_at,
+            case when revoked_at is null then 'active' else 'revoked' end as status
+       from sextant.oauth_grants where $1::text is null or tenant_slug = $1 order by created_at desc`);
   oauth
     .command("revoke <grant-id>")
     .description("revoke a grant: its refresh tokens stop working and its access tokens are refused at once")

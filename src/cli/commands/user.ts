@@ -3,7 +3,7 @@ import { randomBytes } from "node:crypto";
 import { InvalidArgumentError, Option, type Command } from "commander";
 import { hashPassword, passwordProblem } from "../../oauth/password.ts";
 import { withContext } from "../context.ts";
-import { LEVELS, printTable } from "../options.ts";
+import { addListCommand, LEVELS } from "../options.ts";
 
 /** `sextant user create|list|disable`: people who sign in on the OAuth login page. */
 export default function register(program: Command): void {
@@ -33,19 +33,10 @@ export default function register(program: Command): void {
         if (password && !opts.passwordStdin) process.stdout.write(`password: ${password}\n`);
       }),
     );
-  user
-    .command("list")
-    .description("people and their tenants")
-    .option("--tenant <slug>", "only this tenant's")
-    .action((opts: { tenant?: string }) =>
-      withContext(async ({ admin }) => {
-        const { rows } = await admin.query(
-          `select u.email, ut.tenant_slug as tenant, ut.access_level as role, u.disabled_at is not null as disabled, u.created_at
-             from sextant_private.users u join sextant_private.user_tenants ut on ut.user_id = u.id
-            where $1::text is null or ut.tenant_slug = $1 order by u.email, ut.tenant_slug`, [opts.tenant ?? null]);
-        printTable(rows);
-      }),
-    );
+  addListCommand(user, "list", "people and their tenants",
+    `select u.email, ut.tenant_slug as tenant, ut.access_level as role, u.disabled_at is not null as disabled, u.created_at
+       from sextant_private.users u join sextant_private.user_tenants ut on ut.user_id = u.id
+      where $1::text is null or ut.tenant_slug = $1 order by u.email, ut.tenant_slug`);
   user
     .command("disable <email>")
     .description("stop a person from signing in; their tokens stop working at once")
