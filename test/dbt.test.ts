@@ -10,6 +10,7 @@ import { runCli } from "./helpers/cli.ts";
 import { asRole, createTestDatabase, createToken, withTx, type TestDatabase } from "./helpers/db.ts";
 import { callOk, connectHttp, textOf } from "./helpers/mcpClient.ts";
 import { startTestServer } from "./helpers/server.ts";
+import { gql } from "./helpers/graphql.ts";
 
 // Real dbt artifacts made by other people (test/fixtures/dbt, see each SOURCES.md).
 const FIXTURES = path.resolve(projectRoot, "test/fixtures/dbt");
@@ -229,12 +230,8 @@ describe("dbt tools", () => {
       const own = await client.query("select count(*)::int as n from sextant.dbt_postings where term = 'readmiss'");
       expect(own.rows[0].n).toBeGreaterThan(0);
     });
-    const res = await fetch(`${server.url}/graphql`, {
-      method: "POST",
-      headers: { "content-type": "application/json", authorization: `Bearer ${await createToken(db, "acme", "dbt-gql")}` },
-      body: JSON.stringify({ query: '{ searchDbtModels(query: "readmission", maxResults: 3) { nodes { name matchedFields } } }' }),
-    });
-    const body = (await res.json()) as any;
+    const { body } = await gql(server.url, await createToken(db, "acme", "dbt-gql"),
+      '{ searchDbtModels(query: "readmission", maxResults: 3) { nodes { name matchedFields } } }');
     expect(body.data.searchDbtModels.nodes).toHaveLength(3);
   });
 });
