@@ -1,12 +1,9 @@
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { asRole, createTestDatabase, withTx, type TestDatabase } from "./helpers/db.ts";
+import { asRole, withTx } from "./helpers/db.ts";
+import { useTestDatabase } from "./helpers/setup.ts";
 
-let db: TestDatabase;
-beforeAll(async () => {
-  db = await createTestDatabase();
-});
-afterAll(() => db?.drop());
+const db = useTestDatabase();
 
 describe("tenant roles", () => {
   test("a tenant's reader role reads its own schema and nothing of another tenant's", () =>
