@@ -1,25 +1,20 @@
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { asRole, createTestDatabase, createToken, withTx, type TestDatabase } from "./helpers/db.ts";
+import { asRole, createToken, withTx } from "./helpers/db.ts";
+import { useTestServer } from "./helpers/setup.ts";
 import { callOk, connectHttp, textOf } from "./helpers/mcpClient.ts";
-import { startTestServer } from "./helpers/server.ts";
 
-let db: TestDatabase;
-let server: Awaited<ReturnType<typeof startTestServer>>;
+const { db, server } = useTestServer();
 let demo: Client;
 let acme: Client;
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  server = await startTestServer(db);
   demo = (await connectHttp(server.url, await createToken(db, "demo", "cat-demo"))).client;
   acme = (await connectHttp(server.url, await createToken(db, "acme", "cat-acme"))).client;
 });
 afterAll(async () => {
   await demo?.close();
   await acme?.close();
-  await server?.close();
-  await db?.drop();
 });
 
 const text = textOf;
