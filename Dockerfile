@@ -26,7 +26,9 @@ COPY src ./src
 COPY sql ./sql
 COPY migrations ./migrations
 COPY data ./data
-RUN mkdir -p /data && chown node:node /data
+# The CLI's bundle (dist/cli, esbuild from tsx) is built now: /app is not writable by `node`.
+RUN node bin/sextant.mjs --help > /dev/null && test -s dist/cli/sextant.mjs \
+  && mkdir -p /data && chown node:node /data
 USER node
 EXPOSE 4000
 # Node's own fetch: the slim image has no curl.
