@@ -53,7 +53,7 @@ comment on function sextant.require_level(text, text) is
 -- Tokens look like sxt_<8 hex prefix>_<64 hex secret>: the prefix finds the row, the hash
 -- proves possession. gen_random_uuid() is core PostgreSQL (no extension needed).
 create or replace function sextant_private.create_api_token(
-  slug text, principal_name text, access_level text, expires_at timestamptz)
+  slug text, principal_name text, access_level text, expires_at timestamptz, tool_groups text[])
 returns text
 language plpgsql volatile
 set search_path = pg_catalog, pg_temp
@@ -79,15 +79,26 @@ begin
       when sextant.level_rank(excluded.access_level) > sextant.level_rank(p.access_level)
       then excluded.access_level else p.access_level end
   returning id into v_principal;
-  insert into sextant_private.api_tokens (principal_id, prefix, token_hash, access_level, expires_at)
+  insert into sextant_private.api_tokens (principal_id, prefix, token_hash, access_level, expires_at, tool_groups)
   values (v_principal, v_prefix, sha256(convert_to(v_token, 'UTF8')), coalesce(access_level, 'viewer'),
-          create_api_token.expires_at);
+          create_api_token.expires_at, create_api_token.tool_groups);
   perform v_role;
   return v_token;
 end
 $$;
+comment on function sextant_private.create_api_token(text, text, text, timestamptz, text[]) is
+  E'Creates a principal (if new) and an API token for it, for the given MCP tool groups (null: all); returns the token text, shown once.';
+revoke all on function sextant_private.create_api_token(text, text, text, timestamptz, text[]) from public;
+
+-- The four-argument form (no tool groups: all) stays for its callers.
+create or replace function sextant_private.create_api_token(
+  slug text, principal_name text, access_level text, expires_at timestamptz)
+returns text
+language sql volatile
+set search_path = pg_catalog, pg_temp
+return sextant_private.create_api_token(slug, principal_name, access_level, expires_at, null::text[]);
 comment on function sextant_private.create_api_token(text, text, text, timestamptz) is
-  E'Creates a principal (if new) and an API token for it; returns the token text, shown once.';
+  E'Creates a principal (if new) and an API token for it, for all tool groups; returns the token text, shown once.';
 revoke all on function sextant_private.create_api_token(text, text, text, timestamptz) from public;
 
 -- SECURITY DEFINER: the authenticator must resolve tokens without being able to read the
@@ -106,7 +117,7 @@ begin
   end if;
   select t.id, p.id, p.name, p.tenant_slug, t.access_level,
          sextant_private.tenant_role(p.tenant_slug, t.access_level),
-         t.expires_at
+         t.expires_at, t.tool_groups
     into v_result
   from sextant_private.api_tokens as t
   join sextant.principals as p on p.id = t.principal_id

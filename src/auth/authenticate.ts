@@ -72,6 +72,7 @@ export function createAuthenticator(pool: pg.Pool, config: Config, keys?: KeyRin
         subject: row.principal_name,
         authMethod: "api_token",
         ...(row.expires_at ? { expiresAt: Math.floor(new Date(row.expires_at).getTime() / 1000) } : {}),
+        ...(row.tool_groups ? { toolGroups: row.tool_groups } : {}),
       }, limits);
     }
     if (keys && isSextantAccessToken(token)) return verifyAccessToken(token, keys);

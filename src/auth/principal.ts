@@ -17,6 +17,8 @@ export interface Principal {
   audience?: string[];
   /** Seconds since the epoch; undefined for credentials that do not expire. */
   expiresAt?: number;
+  /** API tokens: the MCP tool groups the token is for (what a header may narrow); undefined: all. */
+  toolGroups?: readonly string[];
 }
 
 /** What a door knows about a caller once their credential is verified. */
@@ -30,6 +32,7 @@ export interface PrincipalFacts {
   dbRole?: string;
   audience?: string[];
   expiresAt?: number;
+  toolGroups?: readonly string[];
 }
 
 type Queryable = Pick<pg.ClientBase, "query">;
@@ -52,5 +55,6 @@ export async function buildPrincipal(db: Queryable, facts: PrincipalFacts, limit
     statementTimeoutMs,
     ...(facts.audience ? { audience: facts.audience } : {}),
     ...(facts.expiresAt !== undefined ? { expiresAt: facts.expiresAt } : {}),
+    ...(facts.toolGroups ? { toolGroups: facts.toolGroups } : {}),
   };
 }

@@ -11,7 +11,7 @@ import { createMcpApps } from "./apps/index.ts";
 import { originAllowed } from "./origins.ts";
 import type { ToolDeps } from "./registerTools.ts";
 import { createMcpServer } from "./server.ts";
-import { GROUPS_HEADER, parseToolGroups } from "./toolGroups.ts";
+import { boundToolGroups, GROUPS_HEADER, parseToolGroups } from "./toolGroups.ts";
 
 /**
  * Bearer auth whose 401 points at the protected-resource metadata under the name the client
@@ -49,10 +49,10 @@ export function installMcp(
 ): { close(): Promise<void> } {
   const toolDeps: ToolDeps = { ...deps, apps: createMcpApps(), principalOf: (extra) => principalFromAuth(extra.authInfo) };
   const handler = createMcpHandler(
-    ({ requestInfo }) => {
+    ({ requestInfo, authInfo }) => {
       const url = requestInfo ? new URL(requestInfo.url) : undefined;
-      const groups = parseToolGroups(requestInfo?.headers.get(GROUPS_HEADER) ?? url?.searchParams.get("groups") ?? undefined);
-      return createMcpServer(toolDeps, groups);
+      const requested = parseToolGroups(requestInfo?.headers.get(GROUPS_HEADER) ?? url?.searchParams.get("groups") ?? undefined);
+      return createMcpServer(toolDeps, boundToolGroups(requested, principalFromAuth(authInfo).toolGroups));
     },
     { legacy: "stateless", responseMode: "auto", onerror: (e) => deps.logError("mcp", e) },
   );
@@ -65,10 +65,12 @@ export function installMcp(
     }
     next();
   };
-  // Bad tool groups are the caller's mistake: a clear 400 before any server is built.
+  // Bad tool groups are the caller's mistake: a clear 400 (403 for groups the token is not for)
+  // before any server is built.
   const groupsCheck: express.RequestHandler = (req, res, next) => {
     try {
-      parseToolGroups(req.header(GROUPS_HEADER) ?? req.query.groups);
+      const requested = parseToolGroups(req.header(GROUPS_HEADER) ?? req.query.groups);
+      boundToolGroups(requested, principalFromAuth((req as { auth?: { extra?: Record<string, unknown> } }).auth).toolGroups);
       next();
     } catch (error) {
       const pub = toPublicError(error, deps.logError);

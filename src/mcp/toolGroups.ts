@@ -20,3 +20,17 @@ export function parseToolGroups(value: unknown): readonly ToolGroup[] {
   }
   return names.length ? (names as ToolGroup[]) : TOOL_GROUPS;
 }
+
+/**
+ * The groups a request gets: those asked for, within those its credential is for (an API token
+ * may carry tool groups). A header narrows a token, never widens it; asking only for groups the
+ * token is not for is refused (SX403) rather than answered with an empty tool list.
+ */
+export function boundToolGroups(requested: readonly ToolGroup[], allowed: readonly string[] | undefined): readonly ToolGroup[] {
+  if (!allowed) return requested;
+  const groups = requested.filter((g) => allowed.includes(g));
+  if (groups.length === 0) {
+    throw new SextantError("SX403", `this token is for the tool groups ${allowed.join(", ")} only`, "Ask for those groups, or use a token made for the others.");
+  }
+  return groups;
+}
