@@ -2,19 +2,16 @@ import pg from "pg";
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { ROLLBACK_AND_CLEANUP } from "../src/db/queryAsRole.ts";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { asRole, createTestDatabase, createToken, withTx, type TestDatabase } from "./helpers/db.ts";
+import { asRole, createToken, withTx } from "./helpers/db.ts";
+import { useTestServer } from "./helpers/setup.ts";
 import { callOk, connectHttp, textOf } from "./helpers/mcpClient.ts";
-import { startTestServer } from "./helpers/server.ts";
 
-let db: TestDatabase;
-let server: Awaited<ReturnType<typeof startTestServer>>;
+const { db, server } = useTestServer();
 let demo: Client;
 let acme: Client;
 let demoToken: string;
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  server = await startTestServer(db);
   demoToken = await createToken(db, "demo", "q-demo", "admin");
   demo = (await connectHttp(server.url, demoToken)).client;
   acme = (await connectHttp(server.url, await createToken(db, "acme", "q-acme"))).client;
@@ -22,8 +19,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await demo?.close();
   await acme?.close();
-  await server?.close();
-  await db?.drop();
 });
 
 type Result = { columns: { name: string; type: string }[]; rows: Record<string, unknown>[]; row_count: number; truncated: boolean; next_offset: number | null };
