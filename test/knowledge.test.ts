@@ -1,19 +1,16 @@
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { asRole, createTestDatabase, createToken, withTx, type TestDatabase } from "./helpers/db.ts";
+import { asRole, createToken, withTx } from "./helpers/db.ts";
+import { useTestServer } from "./helpers/setup.ts";
 import { callOk, connectHttp, textOf } from "./helpers/mcpClient.ts";
-import { startTestServer } from "./helpers/server.ts";
 import { gql as gqlRequest } from "./helpers/graphql.ts";
 
-let db: TestDatabase;
-let server: Awaited<ReturnType<typeof startTestServer>>;
+const { db, server } = useTestServer();
 let analyst: Client;
 let viewer: Client;
 let adminToken: string;
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  server = await startTestServer(db);
   analyst = (await connectHttp(server.url, await createToken(db, "demo", "kn-analyst", "analyst"))).client;
   viewer = (await connectHttp(server.url, await createToken(db, "demo", "kn-viewer", "viewer"))).client;
   adminToken = await createToken(db, "demo", "kn-admin", "admin");
@@ -21,8 +18,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await analyst?.close();
   await viewer?.close();
-  await server?.close();
-  await db?.drop();
 });
 
 async function gql(token: string, query: string, variables: Record<string, unknown> = {}) {
