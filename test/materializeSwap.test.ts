@@ -2,20 +2,19 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { workerUrl } from "../src/db/migrate.ts";
 import { connectBuilder } from "../src/worker/materialize.ts";
-import { createTestDatabase, type TestDatabase } from "./helpers/db.ts";
 import { pipelineHelpers } from "./helpers/pipelines.ts";
+import { useTestDatabase } from "./helpers/setup.ts";
 
 // The swap of a run is one SQL function (sextant_exec.swap_run), called here from plain SQL
 // sessions opened as the worker opens them: claim as sextant_worker, stage and swap as the
 // tenant's builder. No worker runs in this file: the staged tables are written by hand.
 
-let db: TestDatabase;
+const db = useTestDatabase();
 let worker: pg.Client;
 const builders: pg.Client[] = [];
 const { definePipeline, provision, requestRun, status, count } = pipelineHelpers(() => db);
 
 beforeAll(async () => {
-  db = await createTestDatabase();
   worker = new pg.Client({ connectionString: await workerUrl(db.adminUrl) });
   await worker.connect();
   await provision("acme", "shop_api");
@@ -24,7 +23,6 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const b of builders) await b.end().catch(() => {});
   await worker?.end();
-  await db?.drop();
 });
 
 /** Claims a new run of acme's pipeline as the worker; returns it and a session as acme's builder. */
