@@ -245,7 +245,7 @@ begin
   -- Handing a function to a role takes membership in it: a superuser has it, an installer with
   -- only CREATEROLE (managed PostgreSQL) gets it here (PostgreSQL 16+ gives the creator ADMIN
   -- on the role, not SET; 15 gives neither).
-  if not pg_has_role(owner_role, 'MEMBER') then
+  if not pg_has_role(owner_role, case when current_setting('server_version_num')::int >= 160000 then 'SET' else 'MEMBER' end) then
     execute format('grant %I to %I', owner_role, current_user);
   end if;
   execute source;

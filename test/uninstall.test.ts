@@ -94,8 +94,8 @@ describe("sextant uninstall", () => {
     expect(again.stderr).toMatch(/^sextant: Sextant is not installed in this database\nhint: Check DATABASE_URL\.\n$/);
   }, 300_000);
 
-  test("an admin with only CREATEROLE and a database of its own installs, runs a tenant's query and uninstalls (managed PostgreSQL)", async () => {
-    await cluster.sql("create role installer login createrole password 'installer-password-0123456789'");
+  test("an admin with only CREATEROLE, CREATEDB and a database of its own installs, runs a tenant's query and uninstalls (managed PostgreSQL)", async () => {
+    await cluster.sql("create role installer login createrole createdb password 'installer-password-0123456789'");
     await cluster.sql("create database managed owner installer");
     const admin = new URL(url.replace(/\/pagila(\?|$)/, "/managed$1"));
     const superUrl = admin.toString();
