@@ -21,11 +21,24 @@ function beginSql(client: pg.PoolClient, principal: Principal, write: boolean): 
   return `${write ? "begin" : "begin read only"}; ${settingsSql(client, principal, currentTraceparent())}`;
 }
 
-/** A value as a SQL literal: null, a finite number or a boolean as is, anything else quoted. */
+/** A JavaScript array as PostgreSQL's array text (what pg sends for an array parameter). */
+function arrayText(values: unknown[]): string {
+  const element = (v: unknown): string =>
+    v === null || v === undefined ? "NULL"
+    : Array.isArray(v) ? arrayText(v)
+    : `"${(typeof v === "string" ? v : JSON.stringify(v)).replace(/[\\"]/g, (c) => `\\${c}`)}"`;
+  return `{${values.map(element).join(",")}}`;
+}
+
+/**
+ * A value as a SQL literal: null, a finite number or a boolean as is, an array as array text
+ * (cast by the statement, e.g. `$1::text[]`), anything else quoted (objects as JSON).
+ */
 function literal(client: pg.PoolClient, value: unknown): string {
   if (value === null || value === undefined) return "null";
   if (typeof value === "number" && Number.isFinite(value)) return String(value);
   if (typeof value === "boolean") return String(value);
+  if (Array.isArray(value)) return client.escapeLiteral(arrayText(value));
   return client.escapeLiteral(typeof value === "string" ? value : JSON.stringify(value));
 }
 
