@@ -1,6 +1,6 @@
 import os from "node:os";
 import type pg from "pg";
-import { StdioServerTransport } from "@modelcontextprotocol/server/stdio";
+import { serveStdio } from "@modelcontextprotocol/server/stdio";
 import { buildPrincipal, type Principal } from "../auth/principal.ts";
 import { authenticatorUrl } from "../db/migrate.ts";
 import { AuditLog } from "../audit/auditLog.ts";
@@ -14,7 +14,9 @@ import { openContext } from "./context.ts";
 /**
  * `sextant mcp --tenant <slug>`: MCP over stdio as one tenant. Whoever can run this has the
  * database credentials already, so the principal is the local OS user; every call still runs
- * as the tenant's role through the same path as HTTP.
+ * as the tenant's role through the same path as HTTP. The SDK's serveStdio picks the era from
+ * the opening message: a 2026-07-28 client (server/discover, no initialize) and a 2025 one
+ * (initialize) are each served by one server from the same factory.
  */
 export async function runStdio(tenant: string, level: string): Promise<void> {
   const ctx = await openContext();
@@ -33,20 +35,19 @@ export async function runStdio(tenant: string, level: string): Promise<void> {
   }
   const audit = new AuditLog(pool, (e) => ctx.log.warn({ err: e }, "audit flush failed; will retry"));
   const rateLimiter = new RateLimiter(pool, limits, (e) => ctx.log.warn({ err: e }, "rate-limit flush failed"));
-  const server = createMcpServer({
+  const toolDeps = {
     pool,
     audit,
     rateLimiter,
     embedder: createEmbedder(ctx.config.embeddings),
     principalOf: () => principal,
-    logError: (id, err) => ctx.log.error({ err, requestId: id }, "tool failed"),
-  });
-  const transport = new StdioServerTransport();
+    logError: (id: string, err: unknown) => ctx.log.error({ err, requestId: id }, "tool failed"),
+  };
   let stopping = false;
   const shutdown = async () => {
     if (stopping) return;
     stopping = true;
-    await server.close().catch(() => {});
+    await served.close().catch(() => {});
     await audit.close();
     await rateLimiter.close();
     await pool.end().catch(() => {});
@@ -54,9 +55,9 @@ export async function runStdio(tenant: string, level: string): Promise<void> {
     process.exit(0);
   };
   for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.removeAllListeners(signal); // see serve.ts
-  transport.onclose = () => void shutdown();
   process.stdin.on("end", () => void shutdown());
+  process.stdin.on("close", () => void shutdown());
   process.on("SIGINT", () => void shutdown());
   process.on("SIGTERM", () => void shutdown());
-  await server.connect(transport);
+  const served = serveStdio(() => createMcpServer(toolDeps), { onerror: (e) => ctx.log.warn({ err: e }, "mcp stdio error") });
 }
