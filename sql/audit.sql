@@ -1,13 +1,12 @@
 -- Area: audit and limits. Called by the server's authenticator: add_rate_hits and
 -- record_audit in batches (src/audit/operation.ts, the step every door passes through),
--- tenant_limits when a principal is resolved, *_mcp_session for MCP sessions. Tenant admins
--- read sextant.audit_events (RLS); nobody can change it.
+-- tenant_limits when a principal is resolved. Tenant admins read sextant.audit_events (RLS);
+-- nobody can change it.
 -- Invariants:
 --   * counters live in PostgreSQL, so every server process shares them;
 --   * a refused call does not count against the limit;
 --   * these are SECURITY DEFINER so the authenticator needs no rights on the tables;
---   * no event one caller sends can stop the others from being stored;
---   * no principal can end another principal's MCP session.
+--   * no event one caller sends can stop the others from being stored.
 
 set role sextant_owner;
 
@@ -119,83 +118,5 @@ $$;
 comment on function sextant_private.storable_json(json) is
   E'The JSON with \\u0000 and lone surrogate escapes replaced by U+FFFD, so every string converts to text.';
 revoke all on function sextant_private.storable_json(json) from public;
-
--- MCP sessions (src/mcp/http.ts): opening one counts the live sessions of the principal and
--- of the tenant across every server process. A principal at its quota loses its own oldest
--- session (never anyone else's); a tenant at its quota is refused. Opens of one tenant are
--- serialised so two processes cannot both pass the count.
-create or replace function sextant_private.open_mcp_session(
-  session_id uuid, tenant_slug text, principal text,
-  per_principal integer, per_tenant integer, idle_seconds integer)
-returns uuid[]
-language plpgsql volatile security definer
-set search_path = pg_catalog, pg_temp
-as $$
-declare
-  ended uuid[];
-  live integer;
-begin
-  perform pg_advisory_xact_lock(hashtext('sextant_private.mcp_sessions'), hashtext(open_mcp_session.tenant_slug));
-  delete from sextant_private.mcp_sessions as s
-  where s.tenant_slug = open_mcp_session.tenant_slug
-    and s.last_seen < now() - make_interval(secs => idle_seconds);
-  with oldest as (
-    delete from sextant_private.mcp_sessions as s
-    where s.session_id in (
-      select o.session_id from sextant_private.mcp_sessions as o
-      where o.tenant_slug = open_mcp_session.tenant_slug and o.principal = open_mcp_session.principal
-      order by o.last_seen desc, o.opened_at desc
-      offset greatest(per_principal - 1, 0))
-    returning s.session_id
-  )
-  select coalesce(array_agg(oldest.session_id), '{}') into ended from oldest;
-  select count(*) into live from sextant_private.mcp_sessions as s where s.tenant_slug = open_mcp_session.tenant_slug;
-  if live >= per_tenant then
-    raise exception 'tenant % has % live MCP sessions, the most it may have', open_mcp_session.tenant_slug, live
-      using errcode = 'SX429',
-            detail = format('Each tenant may keep %s sessions open; a session ends when its client closes it (DELETE /mcp) or after %s minutes without requests.', per_tenant, idle_seconds / 60),
-            hint = 'Close sessions that are no longer used, or ask the operator to raise SEXTANT_MCP_SESSIONS_PER_TENANT.';
-  end if;
-  insert into sextant_private.mcp_sessions (session_id, tenant_slug, principal)
-  values (open_mcp_session.session_id, open_mcp_session.tenant_slug, open_mcp_session.principal);
-  return ended;
-end
-$$;
-comment on function sextant_private.open_mcp_session(uuid, text, text, integer, integer, integer) is
-  E'Records a new MCP session; returns the principal''s own sessions it ended to stay within its quota. SX429 when the tenant is at its quota.';
-revoke all on function sextant_private.open_mcp_session(uuid, text, text, integer, integer, integer) from public;
-grant execute on function sextant_private.open_mcp_session(uuid, text, text, integer, integer, integer) to sextant_authenticator;
-
--- Every server process, now and then: marks its sessions used since last time, and learns
--- which of the sessions it holds still exist (another process may have ended them).
-create or replace function sextant_private.touch_mcp_sessions(used uuid[], held uuid[])
-returns uuid[]
-language sql volatile security definer
-set search_path = pg_catalog, pg_temp
-as $$
-  with touched as (
-    update sextant_private.mcp_sessions as s set last_seen = now()
-    where s.session_id = any(used)
-    returning 1
-  )
-  select coalesce(array_agg(s.session_id), '{}')
-  from sextant_private.mcp_sessions as s
-  where s.session_id = any(held); -- the update runs whether or not it is read (a data-modifying CTE)
-$$;
-comment on function sextant_private.touch_mcp_sessions(uuid[], uuid[]) is
-  E'Marks MCP sessions as used now; returns which of the held sessions are still live.';
-revoke all on function sextant_private.touch_mcp_sessions(uuid[], uuid[]) from public;
-grant execute on function sextant_private.touch_mcp_sessions(uuid[], uuid[]) to sextant_authenticator;
-
-create or replace function sextant_private.close_mcp_session(session_id uuid)
-returns void
-language sql volatile security definer
-set search_path = pg_catalog, pg_temp
-as $$
-  delete from sextant_private.mcp_sessions as s where s.session_id = close_mcp_session.session_id;
-$$;
-comment on function sextant_private.close_mcp_session(uuid) is E'Forgets an MCP session that ended.';
-revoke all on function sextant_private.close_mcp_session(uuid) from public;
-grant execute on function sextant_private.close_mcp_session(uuid) to sextant_authenticator;
 
 reset role;

@@ -34,8 +34,6 @@ export interface Config {
   workerStaleMs: number;
   /** GraphQL cost bounds, checked before a request runs: nesting depth, aliased fields, estimated values. */
   graphqlLimits: { maxDepth: number; maxAliases: number; maxNodes: number };
-  /** Live MCP sessions per principal (over it, the principal's own oldest session ends) and per tenant (over it, refused). */
-  mcpSessions: { perPrincipal: number; perTenant: number };
   /** Hosts pipeline sources may reach although they resolve to private or loopback addresses ("*": any). */
   sourceAllowHosts: string[];
   /** The only directory CSV sources may read files from. */
@@ -123,10 +121,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxDepth: Math.max(1, int("SEXTANT_GRAPHQL_MAX_DEPTH", env.SEXTANT_GRAPHQL_MAX_DEPTH, 10)),
       maxAliases: int("SEXTANT_GRAPHQL_MAX_ALIASES", env.SEXTANT_GRAPHQL_MAX_ALIASES, 100),
       maxNodes: Math.max(1, int("SEXTANT_GRAPHQL_MAX_NODES", env.SEXTANT_GRAPHQL_MAX_NODES, 50_000)),
-    },
-    mcpSessions: {
-      perPrincipal: Math.max(1, int("SEXTANT_MCP_SESSIONS_PER_PRINCIPAL", env.SEXTANT_MCP_SESSIONS_PER_PRINCIPAL, 20)),
-      perTenant: Math.max(1, int("SEXTANT_MCP_SESSIONS_PER_TENANT", env.SEXTANT_MCP_SESSIONS_PER_TENANT, 200)),
     },
     sourceAllowHosts: list(env.SEXTANT_SOURCE_ALLOW_HOSTS, []),
     oidc: env.SEXTANT_OIDC_ISSUER

@@ -5,7 +5,7 @@ import type { Metrics } from "../metrics/metrics.ts";
 import { annotate } from "../telemetry/tracing.ts";
 import type { RateLimiter } from "./rateLimiter.ts";
 
-/** What one operation was: the tool (MCP tool, `graphql:<field>`, `mcp:session`) and its SQL text, if any. */
+/** What one operation was: the tool (MCP tool, `graphql:<field>`) and its SQL text, if any. */
 export interface Operation {
   tool: string;
   sql?: string;
@@ -21,8 +21,7 @@ export interface OperationOutcome {
 
 /**
  * The one audit and rate-limit step every door passes through, per operation: an MCP tool
- * call, each root field of a GraphQL request (N fields are N calls), an MCP session being
- * opened. Counting goes to PostgreSQL (sextant_private.add_rate_hits, shared by every server
+ * call, each root field of a GraphQL request (N fields are N calls). Counting goes to PostgreSQL (sextant_private.add_rate_hits, shared by every server
  * process), events to sextant.audit_events (sextant_private.record_audit); neither can be
  * jammed by what one caller sends.
  */
@@ -36,11 +35,6 @@ export class OperationGate {
   /** Counts `calls` operations against the principal's and tenant's limits, or throws SX429 (counting nothing). */
   async admit(principal: Principal, calls = 1): Promise<void> {
     await this.rateLimiter?.hit(principal, calls);
-  }
-
-  /** Counts one MCP session being opened (same caps, windows of their own), or throws SX429. */
-  async admitSession(principal: Principal): Promise<void> {
-    await this.rateLimiter?.hit(principal, 1, "session");
   }
 
   /** Audits one operation's outcome (ok, refused below HTTP 500, error otherwise) and counts it in the metrics. */

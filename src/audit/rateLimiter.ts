@@ -60,19 +60,16 @@ export class RateLimiter {
 
   /**
    * Counts `calls` calls (a GraphQL request with N fields is N calls), or throws SX429 saying
-   * which limit and when to retry; a refused request counts nothing. `kind` "session" counts
-   * MCP sessions opened, in windows of their own with the same caps (opening sessions is
-   * bounded, and does not use up the calls a session is for).
+   * which limit and when to retry; a refused request counts nothing.
    */
-  async hit(p: Principal, calls = 1, kind: "call" | "session" = "call"): Promise<void> {
+  async hit(p: Principal, calls = 1): Promise<void> {
     const l = await this.limits.get(p.tenant);
     const now = Date.now();
-    const [pre, noun] = kind === "session" ? ["s", "sessions opened"] : ["", "calls"];
     const who = subjectKey(p.subject);
     const windows: Window[] = [
-      { bucket: `${pre}p:${p.tenant}:${who}:minute`, start: now - (now % MINUTE), lengthMs: MINUTE, cap: l.ratePerMinute, label: `${noun} per minute for you` },
-      { bucket: `${pre}p:${p.tenant}:${who}:hour`, start: now - (now % HOUR), lengthMs: HOUR, cap: l.ratePerHour, label: `${noun} per hour for you` },
-      { bucket: `${pre}t:${p.tenant}:day`, start: now - (now % DAY), lengthMs: DAY, cap: l.tenantRatePerDay, label: `${noun} per day for your tenant` },
+      { bucket: `p:${p.tenant}:${who}:minute`, start: now - (now % MINUTE), lengthMs: MINUTE, cap: l.ratePerMinute, label: "calls per minute for you" },
+      { bucket: `p:${p.tenant}:${who}:hour`, start: now - (now % HOUR), lengthMs: HOUR, cap: l.ratePerHour, label: "calls per hour for you" },
+      { bucket: `t:${p.tenant}:day`, start: now - (now % DAY), lengthMs: DAY, cap: l.tenantRatePerDay, label: "calls per day for your tenant" },
     ];
     for (const w of windows) {
       const key = windowKey(w.bucket, w.start);
