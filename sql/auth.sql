@@ -148,7 +148,8 @@ create or replace view sextant_private.api_token_list as
            when t.revoked_at is not null then 'revoked'
            when t.expires_at is not null and t.expires_at <= now() then 'expired'
            else 'active'
-         end as status
+         end as status,
+         t.tool_groups
   from sextant_private.api_tokens as t
   join sextant.principals as p on p.id = t.principal_id;
 comment on view sextant_private.api_token_list is E'API tokens without their hashes, for admins.';

@@ -2,6 +2,7 @@ import { Client as ClientV2, StreamableHTTPClientTransport as TransportV2 } from
 import { describe, expect, test } from "vitest";
 import { allTools } from "../../src/mcp/server.ts";
 import { runCli } from "../helpers/cli.ts";
+import { eventually } from "../helpers/graphql.ts";
 import { connectHttp } from "../helpers/mcpClient.ts";
 import { useTestServer } from "../helpers/setup.ts";
 
@@ -45,8 +46,12 @@ describe("tool groups per API token", () => {
     const narrowed = await connectModern(token, { "sextant-tool-groups": "query" });
     expect((await narrowed.listTools()).tools.map((t) => t.name).sort()).toEqual(namesOf(["query"]));
     await narrowed.close();
-    const listed = await db.admin.query("select tool_groups from sextant_private.api_tokens where prefix = $1", [token.slice(4, 12)]);
-    expect(listed.rows[0].tool_groups).toEqual(["catalog", "query"]);
+    const listed = await runCli(["token", "list", "--tenant", "demo"], { DATABASE_URL: db.adminUrl });
+    expect(listed.stdout).toMatch(new RegExp(`grouped-agent\\s+${token.slice(4, 12)}\\s+analyst\\s+active\\s+catalog,query\\s`));
+    // Revoking goes through the same list (view) with the new column.
+    const revoked = await runCli(["token", "revoke", token.slice(4, 12)], { DATABASE_URL: db.adminUrl });
+    expect(revoked.stdout).toBe(`revoked token ${token.slice(4, 12)} of grouped-agent (demo)\n`);
+    expect(await eventually(async () => (await rawList(token, {})).status === 401)).toBe(true);
   });
 
   test("hostile: a header or ?groups= cannot widen a token past its groups", async () => {

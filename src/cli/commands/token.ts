@@ -35,7 +35,7 @@ export default function register(program: Command): void {
     );
   addListCommand(token, "list", "list API tokens (prefixes only, never the tokens)",
     `select id, tenant_slug as tenant, principal_name as name, prefix, access_level as role, status,
-            created_at, expires_at, last_used_at
+            coalesce(array_to_string(tool_groups, ','), 'all') as tool_groups, created_at, expires_at, last_used_at
      from sextant_private.api_token_list where $1::text is null or tenant_slug = $1 order by created_at`,
     "only this tenant");
   token
