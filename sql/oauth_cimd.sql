@@ -3,6 +3,18 @@
 -- checks the document (src/oauth/clientMetadataDocument.ts: bounded, through the pipeline
 -- sources' address check); this keeps the client's row, which codes and grants reference,
 -- refreshed from each fetch.
+
+-- Owned by sextant_owner like every other OAuth function (never by the migrating superuser); an
+-- install that made it before this line was added gets it handed over first.
+do $$
+begin
+  if to_regprocedure('sextant_private.oauth_metadata_document_client(text, jsonb)') is not null then
+    alter function sextant_private.oauth_metadata_document_client(text, jsonb) owner to sextant_owner;
+  end if;
+end
+$$;
+
+set role sextant_owner;
 create or replace function sextant_private.oauth_metadata_document_client(client_id text, metadata jsonb)
 returns void
 language plpgsql volatile security definer
@@ -31,3 +43,5 @@ end
 $$;
 revoke all on function sextant_private.oauth_metadata_document_client(text, jsonb) from public;
 grant execute on function sextant_private.oauth_metadata_document_client(text, jsonb) to sextant_authenticator;
+
+reset role;
