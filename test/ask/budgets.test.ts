@@ -21,7 +21,7 @@ beforeAll(async () => {
   model = await startModelServer();
   tight = await startTestServer(db, {
     SEXTANT_LLM_URL: model.openaiUrl, SEXTANT_LLM_MODEL: "gpt-test",
-    SEXTANT_ASK_MAX_TOKENS: "250", SEXTANT_ASK_MAX_TOOL_CALLS: "3", SEXTANT_ASK_MAX_SECONDS: "1",
+    SEXTANT_ASK_MAX_TOKENS: "250", SEXTANT_ASK_MAX_TOOL_CALLS: "3", SEXTANT_ASK_MAX_SECONDS: "4",
     SEXTANT_LLM_MAX_RESPONSE_BYTES: "5000", SEXTANT_LLM_RETRIES: "0",
   });
   capped = await startTestServer(db, { SEXTANT_LLM_URL: model.openaiUrl, SEXTANT_LLM_MODEL: "gpt-test", SEXTANT_ASK_TENANT_TOKENS_PER_DAY: "150" });
@@ -65,7 +65,7 @@ test("a question's time budget stops a model that does not answer", async () => 
   model.state.script = () => ({ hang: true });
   const started = Date.now();
   const r = await ask(tight.url, demo, { question: "time" });
-  expect(r.final!.data).toMatchObject({ code: "SX413", message: "stopped after 1 seconds without an answer" });
+  expect(r.final!.data).toMatchObject({ code: "SX413", message: "stopped after 4 seconds without an answer" });
   expect(Date.now() - started).toBeLessThan(10_000);
 });
 
