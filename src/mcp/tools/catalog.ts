@@ -8,7 +8,7 @@ const schema = z.string().optional().describe("Schema (default: all)");
 const table = z.string().describe('Name or "schema.table"');
 const count = z.number().int();
 
-/** Catalog area: sql/catalog.sql (sample_table: sql/query.sql). */
+/** Catalog area: sql/catalog.sql and sql/catalog_tables.sql (sample_table: sql/query.sql). */
 export const catalogTools: ToolSpec[] = [
   defineTool({
     name: "whoami",
