@@ -97,6 +97,8 @@ test("a person signs in, picks one of their tenants, and browses schemas and a t
   await page.getByRole("region", { name: "Sample rows of orders" }).waitFor();
   await page.getByRole("table", { name: "Columns of orders" }).waitFor();
   expect(await page.textContent("main")).toContain(`Orders ${HOSTILE}`);
+  // The team knowledge section loads on its own; wait for it rather than for the page.
+  await page.getByRole("heading", { name: "Learnings" }).waitFor();
   expect(await page.textContent("main")).toContain(`Learned ${HOSTILE}`);
   // Team knowledge: the admin writes a note (markup stays text) and confirms the learning.
   await page.getByRole("button", { name: "Edit note" }).click();

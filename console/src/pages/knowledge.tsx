@@ -1,7 +1,7 @@
 import { useState } from "preact/hooks";
 import { op, tool } from "../api.ts";
 import { cellText } from "../components/grid.tsx";
-import { Problem, useLoad } from "../components/status.tsx";
+import { Loading, Problem, useLoad } from "../components/status.tsx";
 
 type Row = Record<string, unknown>;
 const t = cellText;
@@ -27,6 +27,15 @@ export function Knowledge(props: { table: string; level: string }) {
       setError((e as Error).message);
     }
   };
+  // Until the first answer: "loading", not "no note" and "no learnings" (which would be wrong).
+  if (k.loading && !k.data) {
+    return (
+      <div aria-labelledby="knowledge-h">
+        <h2 id="knowledge-h">Team knowledge</h2>
+        <Loading loading what="team knowledge" />
+      </div>
+    );
+  }
   return (
     <div aria-labelledby="knowledge-h">
       <h2 id="knowledge-h">Team knowledge</h2>
