@@ -56,6 +56,22 @@ export const CONSOLE_OPERATIONS: Record<string, ConsoleOperation> = {
     result: "one",
   },
   list_api_tokens: { sql: "select * from sextant.list_api_tokens()", args: () => [], result: "rows" },
+  // Slack users linked to people of the tenant (issue 19: linked once, here). RLS on
+  // sextant.slack_people decides: admins only, only in a workspace mapped to their own tenant.
+  list_slack_people: {
+    sql: "select team_id, slack_user_id, person, linked_by, created_at from sextant.slack_people order by created_at desc limit 500",
+    args: () => [], result: "rows",
+  },
+  link_slack_person: {
+    sql: "insert into sextant.slack_people (team_id, slack_user_id, person) values ($1, $2, $3) returning team_id, slack_user_id, person",
+    args: (i) => [text(i.team_id, 32), text(i.slack_user_id, 32), text(i.person, 320)],
+    writes: true, result: "one",
+  },
+  unlink_slack_person: {
+    sql: "delete from sextant.slack_people where team_id = $1 and slack_user_id = $2 returning team_id, slack_user_id",
+    args: (i) => [text(i.team_id, 32), text(i.slack_user_id, 32)],
+    writes: true, result: "one",
+  },
   revoke_api_token: { sql: "select * from sextant.revoke_api_token($1)", args: (i) => [text(i.prefix, 16)], writes: true, result: "one" },
   my_query_history: { sql: "select * from sextant.my_query_history($1, $2)", args: (i) => [int(i.max_results) ?? 50, text(i.tool, 100)], result: "rows" },
   // The tenant's audit log (admins; RLS shows everyone else their own events only).

@@ -126,3 +126,25 @@ test("a person removed from the tenant loses the console at once", async () => {
   await db.admin.query("delete from sextant_private.user_tenants where user_id = (select id from sextant_private.users where email = 'vic@acme.test')");
   expect((await call(vic, "/tool/whoami", { input: {} })).status).toBe(409);
 });
+
+test("Slack people are linked once in the console by a tenant admin, in a workspace of their own tenant only; Slack then knows the person", async () => {
+  await db.admin.query("select sextant_private.map_slack_workspace('TACME', null, 'acme')");
+  await db.admin.query("select sextant_private.map_slack_workspace('TGLOBEX', null, 'globex')");
+  const ada = await signIn("ada@acme.test");
+  const vic = await signIn("vic@acme.test");
+  const linked = await call(ada, "/op/link_slack_person", { input: { team_id: "TACME", slack_user_id: "U0ADA", person: "ada@acme.test" } });
+  expect(linked.status).toBe(200);
+  expect(await linked.json()).toMatchObject({ data: { team_id: "TACME", slack_user_id: "U0ADA", person: "ada@acme.test" } });
+  const who = await db.admin.query("select sextant_private.slack_resolve('TACME', 'C1', 'U0ADA') as r");
+  expect(who.rows[0].r).toMatchObject({ tenant: "acme", person: "ada@acme.test" });
+  const list = await call(ada, "/op/list_slack_people", { input: {} });
+  expect((await list.json()).data).toEqual([expect.objectContaining({ team_id: "TACME", slack_user_id: "U0ADA", linked_by: "ada@acme.test" })]);
+  // A viewer cannot link; nobody links into another tenant's workspace; hostile ids are refused by the table's checks.
+  expect((await call(vic, "/op/link_slack_person", { input: { team_id: "TACME", slack_user_id: "U0VIC", person: "vic@acme.test" } })).status).not.toBe(200);
+  expect((await call(ada, "/op/link_slack_person", { input: { team_id: "TGLOBEX", slack_user_id: "U0ADA2", person: "ada@acme.test" } })).status).not.toBe(200);
+  expect((await call(ada, "/op/link_slack_person", { input: { team_id: "TACME'; drop table x; --", slack_user_id: "U1", person: "p" } })).status).not.toBe(200);
+  expect((await db.admin.query("select count(*)::int as n from sextant.slack_people")).rows[0].n).toBe(1);
+  // Unlinking ends it: Slack no longer knows the person.
+  expect((await call(ada, "/op/unlink_slack_person", { input: { team_id: "TACME", slack_user_id: "U0ADA" } })).status).toBe(200);
+  expect((await db.admin.query("select sextant_private.slack_resolve('TACME', 'C1', 'U0ADA') as r")).rows[0].r).toHaveProperty("refusal");
+});

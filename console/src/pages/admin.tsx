@@ -105,6 +105,51 @@ function Grants() {
   );
 }
 
+/** Slack users linked to people of this tenant, so they can ask in Slack (sextant.slack_people). */
+function SlackPeople() {
+  const people = useLoad(() => op<Row[]>("list_slack_people"), []);
+  const [error, setError] = useState<string>();
+  const act = async (fn: () => Promise<unknown>) => {
+    setError(undefined);
+    try {
+      await fn();
+      people.reload();
+    } catch (err) {
+      setError((err as Error).message);
+    }
+  };
+  return (
+    <section aria-labelledby="slack-h">
+      <h2 id="slack-h">Slack people</h2>
+      <form class="inline-form" onSubmit={(e) => {
+        e.preventDefault();
+        const f = new FormData(e.target as HTMLFormElement);
+        void act(() => op("link_slack_person", { team_id: String(f.get("team_id") ?? ""), slack_user_id: String(f.get("slack_user_id") ?? ""), person: String(f.get("person") ?? "") }));
+      }}>
+        <label for="slack-team">Workspace ID</label><input id="slack-team" name="team_id" required />
+        <label for="slack-user">Slack user ID</label><input id="slack-user" name="slack_user_id" required />
+        <label for="slack-person">Person (e-mail)</label><input id="slack-person" name="person" required />
+        <button type="submit">Link</button>
+      </form>
+      <Problem error={error ?? people.error} />
+      {(people.data ?? []).length === 0 ? <p class="muted">No Slack user is linked to a person of this tenant.</p> : (
+        <table class="list">
+          <caption class="sr-only">Slack users linked to people of this tenant</caption>
+          <thead><tr><th scope="col">Workspace</th><th scope="col">Slack user</th><th scope="col">Person</th><th scope="col">Linked by</th><th scope="col"><span class="sr-only">Actions</span></th></tr></thead>
+          <tbody>
+            {(people.data ?? []).map((p) => (
+              <tr key={`${t(p.team_id)}/${t(p.slack_user_id)}`}>
+                <td>{t(p.team_id)}</td><td>{t(p.slack_user_id)}</td><td>{t(p.person)}</td><td>{t(p.linked_by)}</td>
+                <td><button type="button" class="danger" onClick={() => act(() => op("unlink_slack_person", { team_id: p.team_id, slack_user_id: p.slack_user_id }))} aria-label={`Unlink ${t(p.slack_user_id)}`}>Unlink</button></td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </section>
+  );
+}
+
 function Audit() {
   const [filters, setFilters] = useState<{ tool?: string; outcome?: string; principal?: string }>({});
   const events = useLoad(() => op<Row[]>("audit_log", { ...filters, max_results: 100 }), [JSON.stringify(filters)]);
@@ -145,6 +190,7 @@ export function AdminPage() {
       <h1>Admin</h1>
       <Tokens />
       <Grants />
+      <SlackPeople />
       <Audit />
     </div>
   );
