@@ -4,8 +4,8 @@ import path from "node:path";
 import pg from "pg";
 import type { TestProject } from "vitest/node";
 import { openEmbedded } from "../src/db/embedded.ts";
-import { migrateDatabase } from "../src/db/migrate.ts";
 import { loadDemo } from "../src/demo/loadDemo.ts";
+import { installDatabase } from "../src/install.ts";
 import { startPg15 } from "./helpers/pg15.ts";
 import { freePort } from "./helpers/ports.ts";
 
@@ -29,7 +29,7 @@ export default async function setup(project: TestProject) {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "sextant-test-"));
   fs.chmodSync(dataDir, 0o755);
   const db = process.env.SEXTANT_TEST_PG === "15" ? await openPg15() : await openEmbedded({ dataDir, port: await freePort(), dbName: TEMPLATE });
-  await migrateDatabase(db.adminUrl);
+  await installDatabase(db.adminUrl);
   const admin = new pg.Client({ connectionString: db.adminUrl });
   await admin.connect();
   await admin.query("select sextant_private.create_tenant('acme', 'Acme Corp', array['acme_sales'])");

@@ -3,8 +3,9 @@ import pino from "pino";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { loadConfig } from "../src/config.ts";
-import { authenticatorUrl, migrateDatabase } from "../src/db/migrate.ts";
+import { authenticatorUrl } from "../src/db/migrate.ts";
 import { createPool } from "../src/db/pool.ts";
+import { installDatabase } from "../src/install.ts";
 import { startServer, type RunningServer } from "../src/server.ts";
 import { eventually } from "./helpers/graphql.ts";
 import { callOk, connectHttp, textOf } from "./helpers/mcpClient.ts";
@@ -30,7 +31,7 @@ describe.skipIf(PG15_MISSING)("SEXTANT_READ_URL: a streaming standby made by pg_
     primary = await startPg15();
     await primary.sql(`create database ${DB}`);
     const adminUrl = primary.url(DB);
-    await migrateDatabase(adminUrl);
+    await installDatabase(adminUrl);
     await primary.sql(`
       select sextant_private.create_tenant('acme', 'Acme Corp', array['acme_sales']);
       select sextant_private.create_tenant('globex', 'Globex', array['globex_ops']);

@@ -3,7 +3,7 @@ import pino, { type Logger } from "pino";
 import { loadConfig, type Config } from "../config.ts";
 import { connectDatabase } from "../db/connect.ts";
 import type { DatabaseHandle } from "../db/embedded.ts";
-import { migrateDatabase } from "../db/migrate.ts";
+import { installDatabase } from "../install.ts";
 
 /** Logs go to stderr: stdout carries only command output (tokens, URLs) or MCP over stdio. */
 export function createLogger(level: string): Logger {
@@ -26,7 +26,7 @@ export async function openContext({ migrate = true } = {}): Promise<CliContext> 
   const config = loadConfig();
   const log = createLogger(config.logLevel);
   const db = await connectDatabase(config, (line) => log.debug({ pg: line }));
-  if (migrate) await migrateDatabase(db.adminUrl);
+  if (migrate) await installDatabase(db.adminUrl);
   const admin = new pg.Client({ connectionString: db.adminUrl });
   await admin.connect();
   return {

@@ -1,5 +1,4 @@
 import { createHash, randomBytes } from "node:crypto";
-import { createRequire } from "node:module";
 import fs from "node:fs";
 import path from "node:path";
 import { Logger, migrate, type Settings } from "graphile-migrate";
@@ -7,19 +6,25 @@ import { Logger, migrate, type Settings } from "graphile-migrate";
 // idle connection then sees the database stop (as a short CLI command does): end it at once.
 import { clearAllPools } from "graphile-migrate/dist/pgReal.js";
 import pg from "pg";
-import { ensureThesaurus } from "../dbt/thesaurus.ts";
-import { ensureSigningKey } from "../oauth/keys.ts";
-import { installWorkerSchema } from "../worker/schema.ts";
 import { projectRoot } from "./paths.ts";
 import { readPreInstallState } from "./uninstall.ts";
 
 const quietLogger = new Logger(() => () => {});
 
 /**
- * What the schema step installs, as one hash: .gmrc, the committed migrations, the sql/ files
- * it re-applies and graphile-worker's version. Equal hashes mean there is nothing to apply.
+ * One more thing the schema step installs, from a layer above this one (src/install.ts
+ * composes them): `version` enters the fingerprint, `run` follows the migrations.
  */
-export function schemaFingerprint(): string {
+export interface SchemaStep {
+  version: string;
+  run(adminUrl: string): Promise<void>;
+}
+
+/**
+ * What the schema step installs, as one hash: .gmrc, the committed migrations, the sql/ files
+ * it re-applies and each further step's version. Equal hashes mean there is nothing to apply.
+ */
+export function schemaFingerprint(steps: readonly SchemaStep[] = []): string {
   const hash = createHash("sha256");
   const gmrcText = fs.readFileSync(path.join(projectRoot, ".gmrc"), "utf8");
   hash.update(gmrcText);
@@ -29,19 +34,8 @@ export function schemaFingerprint(): string {
   for (const action of gmrc.afterAllMigrations ?? []) {
     if (action.file) hash.update(fs.readFileSync(path.resolve(projectRoot, "migrations", action.file)));
   }
-  hash.update(packageVersion("graphile-worker"));
+  for (const step of steps) hash.update(step.version);
   return hash.digest("hex");
-}
-
-/** A dependency's installed version (its package.json, found from its entry point: `exports` hides it). */
-function packageVersion(name: string): string {
-  let dir = path.dirname(createRequire(import.meta.url).resolve(name));
-  while (!fs.existsSync(path.join(dir, "package.json")) || JSON.parse(fs.readFileSync(path.join(dir, "package.json"), "utf8")).name !== name) {
-    const up = path.dirname(dir);
-    if (up === dir) return "unknown";
-    dir = up;
-  }
-  return String(JSON.parse(fs.readFileSync(path.join(dir, "package.json"), "utf8")).version);
 }
 
 /** The fingerprint this database was last migrated with, if any (none before the first migration). */
@@ -60,13 +54,17 @@ async function installedFingerprint(adminUrl: string): Promise<string | undefine
 }
 
 /**
- * Applies committed migrations, then re-applies every sql/ file (forceActions), exactly as
- * production does. Idempotent: safe on every start. When the database was last migrated from
- * the same files (schemaFingerprint) that step is skipped — it is most of a start's time —
- * unless `force` (`sextant migrate` forces it, to repair a hand-edited database).
+ * Applies committed migrations, re-applies every sql/ file (forceActions), exactly as
+ * production does, then runs `afterSchema`. Idempotent: safe on every start. When the database
+ * was last migrated from the same files (schemaFingerprint) that step is skipped — it is most
+ * of a start's time — unless `force` (`sextant migrate` forces it, to repair a hand-edited
+ * database). Callers install through src/install.ts, which adds the upper layers' steps.
  */
-export async function migrateDatabase(adminUrl: string, { verbose = false, force = false } = {}): Promise<void> {
-  const fingerprint = schemaFingerprint();
+export async function migrateDatabase(
+  adminUrl: string,
+  { verbose = false, force = false, afterSchema = [] as readonly SchemaStep[] } = {},
+): Promise<void> {
+  const fingerprint = schemaFingerprint(afterSchema);
   const installed = await installedFingerprint(adminUrl);
   if (force || installed !== fingerprint) {
     // What uninstall must put back, read before the first migration changes anything.
@@ -83,20 +81,12 @@ export async function migrateDatabase(adminUrl: string, { verbose = false, force
     } finally {
       clearAllPools();
     }
-    await installWorkerSchema(adminUrl);
+    for (const step of afterSchema) await step.run(adminUrl);
     if (before) await withClient(adminUrl, (c) => recordSetting(c, "pre_install_state", before));
     await recordFingerprint(adminUrl, fingerprint);
   }
   await ensureAuthenticatorPassword(adminUrl);
   await ensureWorkerPassword(adminUrl);
-  const client = new pg.Client({ connectionString: adminUrl });
-  await client.connect();
-  try {
-    await ensureSigningKey(client);
-    await ensureThesaurus(client);
-  } finally {
-    await client.end();
-  }
 }
 
 /**

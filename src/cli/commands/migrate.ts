@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { migrateDatabase } from "../../db/migrate.ts";
+import { installDatabase } from "../../install.ts";
 import { withContext } from "../context.ts";
 
 /** `sextant migrate`: migrations plus the SQL API, forced. */
@@ -9,7 +9,7 @@ export default function register(program: Command): void {
     .description("apply migrations and re-apply the SQL API (idempotent)")
     .action(() =>
       withContext(async ({ db }) => {
-        await migrateDatabase(db.adminUrl, { force: true });
+        await installDatabase(db.adminUrl, { force: true });
         process.stdout.write("migrated\n");
       }),
     );
