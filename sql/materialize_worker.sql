@@ -223,6 +223,19 @@ begin
     join graphile_worker._private_jobs as j on j.key = 'sextant_run_' || r.id
     where r.status = 'queued' and j.locked_by is not null and r.heartbeat_at < now() - stale_after
       and j.locked_at < now() - stale_after), '{}');
+  -- Runs that ended whose job is still locked: the worker went away (killed) after the run ended
+  -- and before graphile-worker recorded the job as done. That lock would hold the pipeline's
+  -- whole queue for graphile-worker's 4 hours. A live worker records it within milliseconds and
+  -- sends heartbeats for the runs it is working on, so a lock that old from a worker with no
+  -- fresh heartbeat is a dead worker's.
+  v_workers := v_workers || coalesce((
+    select array_agg(distinct j.locked_by)
+    from sextant.materialization_runs as r
+    join graphile_worker._private_jobs as j on j.key = 'sextant_run_' || r.id
+    where r.status in ('succeeded', 'failed', 'cancelled') and j.locked_by is not null
+      and j.locked_at < now() - stale_after
+      and not exists (select from sextant.materialization_runs as l
+                      where l.worker_id = j.locked_by and l.status = 'running' and l.heartbeat_at >= now() - stale_after)), '{}');
   -- Queued runs that lost their job (a worker that was taken over finished it) get a new one
   -- while attempts remain; runs whose job graphile-worker gave up on, or that used 5
   -- attempts, end as failed. Never stuck.

@@ -194,8 +194,25 @@ describe("attempts at one run", () => {
   });
 });
 
+describe("a job left locked after its run ended", () => {
+  test("a worker killed after the run ended, before graphile-worker recorded the job, does not hold the pipeline's queue", async () => {
+    await definePipeline("acme");
+    const ended = await requestRun("acme", "shop_api");
+    // What such a worker leaves: the run succeeded, its job and the pipeline's queue still locked by it.
+    await db.admin.query("update sextant.materialization_runs set status = 'succeeded', finished_at = now(), worker_id = 'dead-pool', attempts = 1 where id = $1", [ended]);
+    await db.admin.query("update graphile_worker._private_jobs set locked_by = 'dead-pool', locked_at = now() - interval '1 hour', attempts = 1 where key = $1", [`sextant_run_${ended}`]);
+    await db.admin.query(`update graphile_worker._private_job_queues as q set locked_by = 'dead-pool', locked_at = now() - interval '1 hour'
+                          from graphile_worker._private_jobs as j where j.job_queue_id = q.id and j.key = $1`, [`sextant_run_${ended}`]);
+    const next = await requestRun("acme", "shop_api");
+    await startTestWorker(2000);
+    const done = await waitFor(next, ["succeeded", "failed"]);
+    expect(done).toMatchObject({ status: "succeeded", error: null });
+    expect((await db.admin.query("select count(*)::int as n from graphile_worker._private_jobs where locked_by = 'dead-pool'")).rows[0].n).toBe(0);
+  });
+});
+
 describe("a worker killed in the middle of a load", () => {
-  test("the old tables stay readable and complete, the job is retried by another worker, and the run succeeds", { timeout: 90_000 }, async () => {
+  test("the old tables stay readable and complete, the job is retried by another worker, and the run succeeds", { timeout: 150_000 }, async () => {
     // A first, complete load.
     await definePipeline("acme");
     await startTestWorker();
@@ -208,15 +225,28 @@ describe("a worker killed in the middle of a load", () => {
     const slow = await startShopApi(apiOpts);
     const child = spawn(process.execPath, [SEXTANT_BIN, "worker"], {
       env: { ...process.env, DATABASE_URL: db.adminUrl, SEXTANT_SOURCE_ALLOW_HOSTS: "127.0.0.1:*", LOG_LEVEL: "warn" },
-      stdio: ["ignore", "ignore", "pipe"],
+      stdio: ["ignore", "pipe", "pipe"],
     });
     let stderr = "";
-    child.stderr.on("data", (d) => (stderr += d));
+    const spawnedAt = Date.now();
+    // The worker is up once it says so (a cold start under a loaded CI machine can take seconds;
+    // the run's own clock starts after that).
+    const up = new Promise<number>((resolve) => {
+      const onData = (d: Buffer) => {
+        stderr += d;
+        if (stderr.includes("sextant worker running")) resolve(Date.now() - spawnedAt);
+      };
+      child.stdout.on("data", onData);
+      child.stderr.on("data", onData);
+    });
     try {
+      const startMs = await Promise.race([up, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`sextant worker did not start in 60 s: ${stderr}`)), 60_000))]);
       await definePipeline("acme", {}, slow.url);
       const runId = await requestRun("acme", "shop_api");
-      const mid = await waitUntil(runId, (r) => r.status === "running" && (r.progress.customers?.rows ?? 0) >= 100, 45000).catch((e) => {
-        throw new Error(`${e.message}\nworker stderr: ${stderr}`);
+      const mid = await waitUntil(runId, (r) => r.status === "running" && (r.progress.customers?.rows ?? 0) >= 100, 45000).catch(async (e) => {
+        const jobs = await db.admin.query(
+          "select j.id, j.key, j.attempts, j.max_attempts, j.run_at, j.locked_by, j.locked_at, q.queue_name, q.locked_by as queue_locked_by from graphile_worker._private_jobs j left join graphile_worker._private_job_queues q on q.id = j.job_queue_id");
+        throw new Error(`${e.message}\nworker started in ${startMs} ms\njobs: ${JSON.stringify(jobs.rows)}\nworker output: ${stderr}`);
       });
       expect(mid.worker_id).toBeTruthy();
       child.kill("SIGKILL");

@@ -57,13 +57,27 @@ export async function startWorker(opts: WorkerOptions): Promise<WorkerHandle> {
     concurrency: opts.concurrency,
     noHandleSignals: true,
     pollInterval: 1000,
+    // graphile-worker sends a job's completion without waiting for it (delay -1), so a stop
+    // right after a job ended could close the pool first: the job then stayed locked, and with it
+    // the pipeline's whole queue, for graphile-worker's 4 hours. Batched (delay 0), a stop flushes
+    // the pending completions and failures before it returns.
+    preset: { worker: { completeJobBatchDelay: 0, failJobBatchDelay: 0 } },
     logger,
     taskList: {
       sextant_materialize: materializeTask({ pool, databaseUrl: opts.databaseUrl, log, allowHosts: opts.allowHosts, fileDir: opts.fileDir, staleMs: opts.staleMs }) as never,
-      sextant_tick: async () => {
+      sextant_tick: async (_payload, helpers) => {
         const { rows } = await pool.query("select sextant_private.scheduler_tick(now()) as result");
         if (rows[0].result.queued || rows[0].result.schemas_dropped) log.info(rows[0].result, "scheduler tick");
+        // Sources due for a refresh (sql/sources.sql): one job each, one at a time per source.
+        for (const s of (await pool.query("select tenant_slug, name from sextant_private.due_sources()")).rows) {
+          await helpers.addJob("sextant_source_refresh", { tenant: s.tenant_slug, name: s.name }, { jobKey: `source:${s.tenant_slug}/${s.name}`, maxAttempts: 1 });
+        }
         await reap();
+      },
+      sextant_source_refresh: async (payload) => {
+        const { tenant, name } = payload as { tenant: string; name: string };
+        const { rows } = await pool.query("select sextant_private.refresh_due_source($1, $2) as status", [tenant, name]);
+        if (rows[0].status === "failed") log.warn({ tenant, source: name }, "source refresh failed (recorded on the source)");
       },
     },
     crontab: "* * * * * sextant_tick ?max=1&jobKey=sextant_tick&jobKeyMode=replace",
