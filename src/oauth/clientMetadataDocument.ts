@@ -1,4 +1,5 @@
 import type { OAuthClientInformationFull } from "@modelcontextprotocol/sdk/shared/auth.js";
+import { readLimited } from "../http/readLimited.ts";
 import { sourceFetch } from "../worker/hostGuard.ts";
 import { redirectUriProblem } from "./redirectUri.ts";
 
@@ -32,26 +33,6 @@ function documentUrl(clientId: string, allowHosts: string[]): URL {
   return url;
 }
 
-/** Reads at most MAX_BYTES of a body, or refuses. */
-async function boundedText(res: Response): Promise<string> {
-  if (Number(res.headers.get("content-length") ?? 0) > MAX_BYTES) throw new MetadataDocumentError(`the client metadata document is over ${MAX_BYTES} bytes`);
-  const reader = res.body?.getReader();
-  if (!reader) return "";
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > MAX_BYTES) {
-      await reader.cancel().catch(() => {});
-      throw new MetadataDocumentError(`the client metadata document is over ${MAX_BYTES} bytes`);
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks).toString("utf8");
-}
-
 /**
  * Fetches and checks a client's metadata document: one GET, no redirects, 5 s, 16 KiB, through
  * the pipeline sources' address check (no private, loopback or metadata-service addresses
@@ -67,7 +48,7 @@ export async function fetchMetadataDocument(clientId: string, allowHosts: string
       await res.body?.cancel().catch(() => {});
       throw new MetadataDocumentError(`the client metadata document answered HTTP ${res.status}`);
     }
-    text = await boundedText(res);
+    text = await readLimited(res, MAX_BYTES, () => new MetadataDocumentError(`the client metadata document is over ${MAX_BYTES} bytes`));
   } catch (error) {
     if (error instanceof MetadataDocumentError) throw error;
     const reason = (error as Error).name === "TimeoutError" || (error as Error).name === "AbortError" ? "it did not answer within 5 seconds" : (error as Error).message.replace(/^source /, "");

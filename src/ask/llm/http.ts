@@ -1,4 +1,5 @@
 import { SextantError } from "../../db/errors.ts";
+import { readLimited } from "../../http/readLimited.ts";
 
 export interface PostOptions {
   timeoutMs: number;
@@ -10,30 +11,6 @@ export interface PostOptions {
 
 const RETRY_STATUS = new Set([408, 409, 429, 500, 502, 503, 504, 529]);
 const MAX_BACKOFF_MS = 10_000;
-
-/** Reads a body up to `max` bytes; a larger one is cancelled and refused, never buffered. */
-async function readCapped(res: Response, max: number, where: string): Promise<string> {
-  const declared = Number(res.headers.get("content-length") ?? "0");
-  if (declared > max) {
-    await res.body?.cancel().catch(() => {});
-    throw new SextantError("SX502", `the model endpoint at ${where} answered ${declared} bytes, more than the ${max} allowed`, "Raise SEXTANT_LLM_MAX_RESPONSE_BYTES if this is expected.");
-  }
-  if (!res.body) return "";
-  const reader = res.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > max) {
-      await reader.cancel().catch(() => {});
-      throw new SextantError("SX502", `the model endpoint at ${where} answered more than the ${max} bytes allowed`, "Raise SEXTANT_LLM_MAX_RESPONSE_BYTES if this is expected.");
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks).toString("utf8");
-}
 
 const sleep = (ms: number, signal: AbortSignal) =>
   new Promise<void>((resolve, reject) => {
@@ -74,7 +51,9 @@ export async function postJson(url: string, headers: Record<string, string>, bod
     }
     let text: string;
     try {
-      text = await readCapped(res, opts.maxResponseBytes, where);
+      text = await readLimited(res, opts.maxResponseBytes, (declared) => new SextantError("SX502", declared
+        ? `the model endpoint at ${where} answered ${declared} bytes, more than the ${opts.maxResponseBytes} allowed`
+        : `the model endpoint at ${where} answered more than the ${opts.maxResponseBytes} bytes allowed`, "Raise SEXTANT_LLM_MAX_RESPONSE_BYTES if this is expected."));
     } catch (error) {
       if (error instanceof SextantError) throw error;
       if (opts.signal.aborted) break;

@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from "node:timers/promises";
+import { readLimited } from "../../http/readLimited.ts";
 import { RunError } from "../errors.ts";
 import { sourceFetch } from "../hostGuard.ts";
 import { StageWriter } from "../stageWriter.ts";
@@ -141,12 +142,9 @@ export async function* readHttpPages(
         throw new RunError(`GET ${shown(target)} answered ${res.status} ${res.statusText}`, false,
           res.status === 401 || res.status === 403 ? "Check the source's credentials (pipeline secrets)." : undefined);
       }
-      const declared = Number(res.headers.get("content-length"));
-      if (declared > maxBytes) {
-        await res.body?.cancel();
-        throw new RunError(`a page of ${entity.name} is ${declared} bytes, over the limit of ${maxBytes}`, false, "Use a smaller page size, or raise max_page_bytes.");
-      }
-      const text = await readLimited(res, maxBytes, entity.name);
+      const text = await readLimited(res, maxBytes, (declared) => new RunError(declared
+        ? `a page of ${entity.name} is ${declared} bytes, over the limit of ${maxBytes}`
+        : `a page of ${entity.name} is over the limit of ${maxBytes} bytes`, false, "Use a smaller page size, or raise max_page_bytes."));
       try {
         return { body: JSON.parse(text), link: res.headers.get("link") };
       } catch {
@@ -231,24 +229,6 @@ export function shown(url: URL): string {
 
 function backoff(attempt: number): number {
   return Math.min(200 * 2 ** attempt, 10000) * (0.75 + Math.random() / 2);
-}
-
-async function readLimited(res: Response, maxBytes: number, entity: string): Promise<string> {
-  const reader = res.body?.getReader();
-  if (!reader) return "";
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > maxBytes) {
-      await reader.cancel();
-      throw new RunError(`a page of ${entity} is over the limit of ${maxBytes} bytes`, false, "Use a smaller page size, or raise max_page_bytes.");
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks).toString("utf8");
 }
 
 /**
