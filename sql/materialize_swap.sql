@@ -51,6 +51,25 @@ $$;
 revoke all on function sextant_private.finish_run(bigint, text, integer, jsonb) from public;
 grant execute on function sextant_private.finish_run(bigint, text, integer, jsonb) to sextant_worker;
 
+-- The run, when this session is the builder of the run's own tenant (the swap runs logged in as
+-- that builder); SX403 otherwise. The one check finish_build and swap_target share.
+create or replace function sextant_private.builder_run(run_id bigint)
+returns sextant.materialization_runs
+language plpgsql stable security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_run sextant.materialization_runs;
+begin
+  select * into v_run from sextant.materialization_runs as r where r.id = builder_run.run_id;
+  if v_run.id is null or session_user::text is distinct from 'sextant_t_' || v_run.tenant_slug || '__builder' then
+    raise exception 'run % is not this session''s to finish', run_id using errcode = 'SX403';
+  end if;
+  return v_run;
+end
+$$;
+revoke all on function sextant_private.builder_run(bigint) from public;
+
 -- finish_run for the builder's session (the swap runs logged in as the tenant's builder, not
 -- as the worker): only the builder of the run's own tenant may end it, and only with tables of
 -- the run's target schema named after the pipeline's entities and models, so a session that
@@ -66,11 +85,8 @@ declare
   v_pipeline sextant.pipelines;
   v_t jsonb;
 begin
-  select * into v_run from sextant.materialization_runs as r where r.id = finish_build.run_id;
+  v_run := sextant_private.builder_run(run_id);
   select * into v_pipeline from sextant.pipelines as p where p.id = v_run.pipeline_id;
-  if v_run.id is null or session_user::text is distinct from 'sextant_t_' || v_run.tenant_slug || '__builder' then
-    raise exception 'run % is not this session''s to finish', run_id using errcode = 'SX403';
-  end if;
   if jsonb_typeof(tables) is distinct from 'array' then
     raise exception 'finish_build: tables is an array' using errcode = 'SX400';
   end if;
@@ -100,10 +116,7 @@ declare
   v_target text;
   v_foreign text[];
 begin
-  select * into v_run from sextant.materialization_runs as r where r.id = swap_target.run_id;
-  if v_run.id is null or session_user::text is distinct from 'sextant_t_' || v_run.tenant_slug || '__builder' then
-    raise exception 'run % is not this session''s to finish', run_id using errcode = 'SX403';
-  end if;
+  v_run := sextant_private.builder_run(run_id);
   select p.target_schema into v_target from sextant.pipelines as p where p.id = v_run.pipeline_id;
   v_foreign := sextant_private.foreign_tables(v_run.pipeline_id, v_target, table_names);
   if cardinality(v_foreign) > 0 then
