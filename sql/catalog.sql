@@ -231,7 +231,7 @@ create or replace view sextant.tables with (security_invoker = true) as
               then c.relpages::bigint * current_setting('block_size')::bigint end as estimated_bytes,
          (select count(*) from pg_catalog.pg_attribute as a
            where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped)::integer as column_count,
-         -- Freshness of tables a pipeline produced (sql/materialize.sql).
+         -- Freshness of tables a pipeline produced (sql/materialize_swap.sql, finish_run).
          mt.loaded_at as last_loaded_at,
          mt.run_id as loaded_by_run,
          mt.rows_changed

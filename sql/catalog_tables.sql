@@ -168,7 +168,7 @@ begin
                                              order by l.status = 'confirmed' desc, l.confidence desc)
                               from sextant.learnings as l
                              where l.table_ref = v_schema || '.' || v_table and l.status <> 'rejected')))),
-    -- When a pipeline last loaded it (sql/materialize.sql).
+    -- When a pipeline last loaded it (sql/materialize_swap.sql, finish_run).
     (select jsonb_build_object('pipeline', p.name, 'run_id', m.run_id, 'loaded_at', m.loaded_at, 'kind', m.kind,
                                'row_count', m.row_count, 'rows_changed', m.rows_changed)
        from sextant.materialized_tables as m

@@ -229,7 +229,7 @@ revoke all on function sextant_private.query_runner_source(text) from public;
 -- hands the function to it); re-run for every tenant whenever this file is applied.
 -- Hands a SECURITY DEFINER function in sextant_exec (made by `source`) to its own NOLOGIN
 -- role, which inherits only the tenant's reader role: the pattern of the query runner and the
--- model builder (sql/materialize.sql). Creates the role when missing; only `grantee` may call
+-- model builder (sql/materialize_models.sql). Creates the role when missing; only `grantee` may call
 -- the function. Admin rights needed (it changes owners).
 create or replace function sextant_private.install_definer(owner_role text, reader text, source text, signature text, grantee text)
 returns void

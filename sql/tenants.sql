@@ -252,7 +252,7 @@ begin
     perform sextant_private.map_schema(slug, v_schema, table_owners);
   end loop;
   perform sextant_private.install_query_runner(slug);  -- sql/query.sql
-  perform sextant_private.install_builder(slug);  -- sql/materialize.sql
+  perform sextant_private.install_builder(slug);  -- sql/materialize_models.sql
   return v_row;
 end
 $$;
