@@ -7,7 +7,8 @@
 --   * the role a token resolves to is derived from its tenant and access level;
 --   * access levels and their order are defined here once (access_levels, level_rank); every
 --     function that needs a level calls require_level, and the TypeScript reads them, never
---     writes them again (tenant_role refuses any other level).
+--     writes them again (tenant_role refuses any other level);
+--   * a list's page is 1 to 1,000 rows, checked here once (require_max_results).
 
 set role sextant_owner;
 
@@ -49,6 +50,21 @@ end
 $$;
 comment on function sextant.require_level(text, text) is
   E'@behavior -*\nRaises SX403 unless the current role holds `minimum` or a higher level in its tenant.';
+
+-- The one bound on a list's page (list_tables, list_dbt_models): SX400 unless 1 to 1,000 rows.
+create or replace function sextant.require_max_results(max_results integer)
+returns void
+language plpgsql immutable
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+  if max_results is null or max_results not between 1 and 1000 then
+    raise exception 'max_results must be between 1 and 1000, got %', max_results using errcode = 'SX400';
+  end if;
+end
+$$;
+comment on function sextant.require_max_results(integer) is
+  E'@behavior -*\nRaises SX400 unless max_results is between 1 and 1000 (the page size of every list).';
 
 -- Tokens look like sxt_<8 hex prefix>_<64 hex secret>: the prefix finds the row, the hash
 -- proves possession. gen_random_uuid() is core PostgreSQL (no extension needed).

@@ -253,9 +253,7 @@ returns setof sextant.tables
 language plpgsql stable
 as $$
 begin
-  if max_results is null or max_results not between 1 and 1000 then
-    raise exception 'max_results must be between 1 and 1000, got %', max_results using errcode = 'SX400';
-  end if;
+  perform sextant.require_max_results(max_results);
   if page_offset is null or page_offset < 0 then
     raise exception 'page_offset must not be negative, got %', page_offset using errcode = 'SX400';
   end if;

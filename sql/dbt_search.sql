@@ -26,9 +26,7 @@ returns setof sextant.dbt_models
 language plpgsql stable
 as $$
 begin
-  if max_results is null or max_results not between 1 and 1000 then
-    raise exception 'max_results must be between 1 and 1000, got %', max_results using errcode = 'SX400';
-  end if;
+  perform sextant.require_max_results(max_results);
   return query
     select m.* from sextant.dbt_models as m
     where (list_dbt_models.project is null or m.project_name = list_dbt_models.project)
