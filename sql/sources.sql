@@ -45,10 +45,266 @@ revoke all on function sextant_private.source_hidden_schema(text, text, text) fr
 
 reset role;
 
+-- The CREATE FUNCTION text of a tenant's source importer: everything that reaches a remote
+-- server runs inside it, as sextant_t_<slug>__remote (it is SECURITY DEFINER and owned by that
+-- role, whose user mapping is then the one used). A function, not SET ROLE, so that callers
+-- that are themselves SECURITY DEFINER (a tenant admin's add_source, the worker's scheduled
+-- refresh) can use it too. Returns the server version, how many tables it imported and what
+-- the remote catalog says about each ("schema.table" -> comment, row estimate, keys, indexes,
+-- column statistics); the remote catalog's text is stored and shown as data, never run.
+create or replace function sextant_private.source_importer_source(slug text)
+returns text
+language sql immutable
+set search_path = pg_catalog, pg_temp
+as $f$
+select format($src$
+create or replace function sextant_exec.%I(name text, server text, remote_schemas text[], hiddens text[], meta text)
+returns jsonb
+language plpgsql volatile security definer
+set search_path = pg_catalog, pg_temp
+as $body$
+#variable_conflict use_variable
+declare
+  v_version text;
+  v_count integer := 0;
+  v_facts jsonb := '{}';
+  v_atts jsonb;
+  v_remote text;
+  v_hidden text;
+  v_local text;
+  v_table record;
+  v_fact record;
+begin
+  execute format('create foreign table %%I.settings (name text, setting text) server %%I options (schema_name %%L, table_name %%L)',
+                 meta, server, 'pg_catalog', 'pg_settings');
+  -- The version, and the first connection: a wrong host or password fails here.
+  execute format('select setting from %%I.settings where name = %%L', meta, 'server_version') into v_version;
+  -- The remote catalog: joins of these are sent to the remote server as one query each.
+  execute format('create foreign table %%I.namespaces (oid oid, nspname name) server %%I options (schema_name %%L, table_name %%L)',
+                 meta, server, 'pg_catalog', 'pg_namespace');
+  execute format('create foreign table %%I.classes (oid oid, relname name, relnamespace oid, relkind "char", reltuples real) server %%I options (schema_name %%L, table_name %%L)',
+                 meta, server, 'pg_catalog', 'pg_class');
+  execute format('create foreign table %%I.descriptions (objoid oid, classoid oid, objsubid integer, description text) server %%I options (schema_name %%L, table_name %%L)',
+                 meta, server, 'pg_catalog', 'pg_description');
+  execute format('create foreign table %%I.attributes (attrelid oid, attnum smallint, attname name, attisdropped boolean) server %%I options (schema_name %%L, table_name %%L)',
+                 meta, server, 'pg_catalog', 'pg_attribute');
+  execute format('create foreign table %%I.constraints (conrelid oid, conname name, contype "char", conkey smallint[], confrelid oid, confkey smallint[]) server %%I options (schema_name %%L, table_name %%L)',
+                 meta, server, 'pg_catalog', 'pg_constraint');
+  -- int2vector arrives as its text ("1 2") and is split here.
+  execute format('create foreign table %%I.indexes (indexrelid oid, indrelid oid, indisunique boolean, indisprimary boolean, indkey text) server %%I options (schema_name %%L, table_name %%L)',
+                 meta, server, 'pg_catalog', 'pg_index');
+  -- pg_stats shows only the columns the remote role may read.
+  execute format('create foreign table %%I.stats (schemaname name, tablename name, attname name, null_frac real, avg_width integer, n_distinct real) server %%I options (schema_name %%L, table_name %%L)',
+                 meta, server, 'pg_catalog', 'pg_stats');
+
+  for i in 1 .. cardinality(remote_schemas) loop
+    v_remote := remote_schemas[i];
+    v_hidden := hiddens[i];
+    v_local := name || '_' || v_remote;
+    execute format('import foreign schema %%I from server %%I into %%I', v_remote, server, v_hidden);
+    for v_table in
+      select c.relname::text as relname
+      from pg_catalog.pg_class as c
+      where c.relnamespace = v_hidden::regnamespace and c.relkind = 'f'
+      order by c.relname
+    loop
+      -- A plain view (not security_invoker): it reads the foreign table as its owner.
+      execute format('create view %%I.%%I as select * from %%I.%%I', v_local, v_table.relname, v_hidden, v_table.relname);
+      execute format('comment on view %%I.%%I is %%L', v_local, v_table.relname,
+                     format('%%s.%%s of source %%s', v_remote, v_table.relname, name));
+      -- Local statistics (sampled remotely) help the planner; a table that cannot be sampled
+      -- within the remote statement timeout (a slow remote view) keeps none.
+      begin
+        execute format('analyze %%I.%%I', v_hidden, v_table.relname);
+      exception when query_canceled or sqlclient_unable_to_establish_sqlconnection or fdw_error then
+        null;
+      end;
+      v_count := v_count + 1;
+    end loop;
+
+    -- Column names by "relid.attnum" for the schema's tables and the tables their foreign keys point at.
+    execute format($q$
+        select coalesce(jsonb_object_agg(a.attrelid || '.' || a.attnum, a.attname::text), '{}')
+        from (select a.attrelid, a.attnum, a.attname
+                from %%1$I.attributes as a
+                join %%1$I.classes as c on c.oid = a.attrelid
+                join %%1$I.namespaces as n on n.oid = c.relnamespace
+               where n.nspname = $1 and a.attnum > 0 and not a.attisdropped
+              union
+              select a.attrelid, a.attnum, a.attname
+                from %%1$I.attributes as a
+                join %%1$I.constraints as k on k.confrelid = a.attrelid
+                join %%1$I.classes as c on c.oid = k.conrelid
+                join %%1$I.namespaces as n on n.oid = c.relnamespace
+               where n.nspname = $1 and k.contype = 'f' and a.attnum > 0) as a$q$, meta)
+      into v_atts using v_remote;
+
+    -- Table facts (1259 is pg_class's OID on every PostgreSQL): comment and row estimate.
+    for v_fact in execute format($q$
+        select c.oid, c.relname::text as relname, left(d.description, 2000) as description,
+               case when c.reltuples >= 0 then c.reltuples::bigint end as estimated_rows
+        from %%1$I.classes as c
+        join %%1$I.namespaces as n on n.oid = c.relnamespace
+        left join %%1$I.descriptions as d on d.objoid = c.oid and d.classoid = 1259 and d.objsubid = 0
+        where n.nspname = $1 and c.relkind in ('r', 'p', 'v', 'm', 'f')$q$, meta) using v_remote
+    loop
+      continue when to_regclass(format('%%I.%%I', v_local, v_fact.relname)) is null;
+      v_facts := v_facts || jsonb_build_object(v_remote || '.' || v_fact.relname, jsonb_build_object(
+        'oid', v_fact.oid, 'description', v_fact.description, 'estimated_rows', v_fact.estimated_rows,
+        'primary_key', '[]'::jsonb, 'foreign_keys', '[]'::jsonb, 'indexes', '[]'::jsonb, 'column_stats', '[]'::jsonb));
+    end loop;
+
+    -- Primary, unique and foreign keys.
+    for v_fact in execute format($q$
+        select c.relname::text as relname, k.conname::text as conname, k.contype::text as contype, k.conrelid, k.conkey,
+               k.confrelid, k.confkey, rn.nspname::text as ref_schema, rc.relname::text as ref_table
+        from %%1$I.constraints as k
+        join %%1$I.classes as c on c.oid = k.conrelid
+        join %%1$I.namespaces as n on n.oid = c.relnamespace
+        left join %%1$I.classes as rc on rc.oid = k.confrelid
+        left join %%1$I.namespaces as rn on rn.oid = rc.relnamespace
+        where n.nspname = $1 and k.contype in ('p', 'u', 'f')
+        order by k.conname$q$, meta) using v_remote
+    loop
+      continue when not v_facts ? (v_remote || '.' || v_fact.relname);
+      if v_fact.contype = 'p' then
+        v_facts := jsonb_set(v_facts, array[v_remote || '.' || v_fact.relname, 'primary_key'],
+          to_jsonb(array(select coalesce(v_atts ->> (v_fact.conrelid || '.' || k), '#' || k) from unnest(v_fact.conkey) with ordinality as u(k, o) order by o)));
+      elsif v_fact.contype = 'f' then
+        v_facts := jsonb_set(v_facts, array[v_remote || '.' || v_fact.relname, 'foreign_keys'],
+          (v_facts #> array[v_remote || '.' || v_fact.relname, 'foreign_keys']) || jsonb_build_array(jsonb_build_object(
+            'name', v_fact.conname,
+            'columns', array(select coalesce(v_atts ->> (v_fact.conrelid || '.' || k), '#' || k) from unnest(v_fact.conkey) with ordinality as u(k, o) order by o),
+            'references', case when v_fact.ref_schema = v_remote then v_local || '.' || v_fact.ref_table
+                               else v_fact.ref_schema || '.' || v_fact.ref_table || ' (remote)' end,
+            'referenced_columns', array(select coalesce(v_atts ->> (v_fact.confrelid || '.' || k), '#' || k) from unnest(v_fact.confkey) with ordinality as u(k, o) order by o))));
+      end if;
+    end loop;
+
+    -- Indexes (an expression column shows as "(expression)").
+    for v_fact in execute format($q$
+        select c.relname::text as relname, ic.relname::text as index_name, x.indisunique, x.indisprimary, x.indrelid, x.indkey
+        from %%1$I.indexes as x
+        join %%1$I.classes as c on c.oid = x.indrelid
+        join %%1$I.classes as ic on ic.oid = x.indexrelid
+        join %%1$I.namespaces as n on n.oid = c.relnamespace
+        where n.nspname = $1
+        order by ic.relname$q$, meta) using v_remote
+    loop
+      continue when not v_facts ? (v_remote || '.' || v_fact.relname);
+      v_facts := jsonb_set(v_facts, array[v_remote || '.' || v_fact.relname, 'indexes'],
+        (v_facts #> array[v_remote || '.' || v_fact.relname, 'indexes']) || jsonb_build_array(jsonb_build_object(
+          'name', v_fact.index_name, 'unique', v_fact.indisunique, 'primary', v_fact.indisprimary,
+          'columns', array(select case when k = '0' then '(expression)' else coalesce(v_atts ->> (v_fact.indrelid || '.' || k), '#' || k) end
+                           from unnest(string_to_array(btrim(v_fact.indkey), ' ')) with ordinality as u(k, o) order by o))));
+    end loop;
+
+    -- Column statistics of the remote planner.
+    for v_fact in execute format($q$
+        select s.tablename::text as relname,
+               jsonb_agg(jsonb_build_object('column', s.attname::text, 'null_fraction', s.null_frac, 'distinct', s.n_distinct, 'average_width', s.avg_width)
+                         order by s.attname) as stats
+        from (select s.tablename, s.attname, s.null_frac, s.n_distinct, s.avg_width from %%1$I.stats as s where s.schemaname = $1) as s
+        group by s.tablename$q$, meta) using v_remote
+    loop
+      continue when not v_facts ? (v_remote || '.' || v_fact.relname);
+      v_facts := jsonb_set(v_facts, array[v_remote || '.' || v_fact.relname, 'column_stats'], v_fact.stats);
+    end loop;
+
+    -- Comments on the views: the remote comment, where it comes from, its primary key.
+    for v_fact in
+      select substr(e.k, length(v_remote) + 2) as relname, e.f
+      from jsonb_each(v_facts) as e(k, f)
+      where left(e.k, length(v_remote) + 1) = v_remote || '.'
+    loop
+      execute format('comment on view %%I.%%I is %%L', v_local, v_fact.relname,
+                     concat_ws(' ', (v_fact.f ->> 'description') || E'\n',
+                               format('(%%s.%%s of source %%s%%s)', v_remote, v_fact.relname, name,
+                                      '; primary key ' || nullif(array_to_string(array(select jsonb_array_elements_text(v_fact.f -> 'primary_key')), ', '), ''))));
+    end loop;
+    -- Column comments.
+    for v_fact in execute format($q$
+        select c.relname::text as relname, a.attname::text as attname, left(d.description, 2000) as description
+        from %%1$I.classes as c
+        join %%1$I.namespaces as n on n.oid = c.relnamespace
+        join %%1$I.descriptions as d on d.objoid = c.oid and d.classoid = 1259 and d.objsubid > 0
+        join %%1$I.attributes as a on a.attrelid = c.oid and a.attnum = d.objsubid
+        where n.nspname = $1$q$, meta) using v_remote
+    loop
+      continue when not exists (
+        select from pg_catalog.pg_attribute as a
+        where a.attrelid = to_regclass(format('%%I.%%I', v_local, v_fact.relname)) and a.attname = v_fact.attname and not a.attisdropped);
+      execute format('comment on column %%I.%%I.%%I is %%L', v_local, v_fact.relname, v_fact.attname, v_fact.description);
+    end loop;
+  end loop;
+  return jsonb_build_object('version', v_version, 'count', v_count, 'facts', v_facts);
+end
+$body$
+$src$, 'import_source__' || slug);
+$f$;
+comment on function sextant_private.source_importer_source(text) is
+  E'The CREATE FUNCTION text of a tenant''s source importer (run as its __remote role).';
+revoke all on function sextant_private.source_importer_source(text) from public;
+
+-- A tenant's __remote role and its importer (re-run for every such role whenever this file is
+-- applied, so the importer follows this file). The role is NOLOGIN, NOINHERIT and granted only
+-- to sextant_owner, whose SECURITY DEFINER functions (a tenant admin's add_source, the worker's
+-- scheduled refresh) create its schemas; no session that runs tenant SQL is or becomes it.
+-- Admin rights needed (it creates a role and hands it a function).
+create or replace function sextant_private.install_source_role(slug text)
+returns void
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_role text := 'sextant_t_' || slug || '__remote';
+  v_fn text := format('sextant_exec.%I(text, text, text[], text[], text)', 'import_source__' || slug);
+begin
+  if to_regrole(v_role) is null then
+    execute format('create role %I nologin noinherit', v_role);
+  end if;
+  -- Handing it a function takes membership (see install_definer in sql/query.sql).
+  if not pg_has_role(v_role, case when current_setting('server_version_num')::int >= 160000 then 'SET' else 'MEMBER' end) then
+    execute format('grant %I to %I', v_role, current_user);
+  end if;
+  execute sextant_private.source_importer_source(slug);
+  execute format('grant create on schema sextant_exec to %I', v_role);
+  execute format('alter function %s owner to %I', v_fn, v_role);
+  execute format('revoke create on schema sextant_exec from %I', v_role);
+  execute format('revoke all on function %s from public', v_fn);
+  execute format('grant execute on function %s to sextant_owner', v_fn);
+  execute format('grant %I to sextant_owner', v_role);
+end
+$$;
+comment on function sextant_private.install_source_role(text) is
+  E'Creates (or refreshes) a tenant''s __remote role and its source importer.';
+revoke all on function sextant_private.install_source_role(text) from public;
+
+-- A source's local schema <name>_<remote schema>: the tenant's, not provisioned (teardown_schema
+-- and the TTL leave it alone), owned by sextant_owner. Not map_schema: that applies the tenant's
+-- filters to every schema it has, which only the admin may (other roles' tables).
+create or replace function sextant_private.source_local_schema(slug text, schema_name text)
+returns void
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+  if exists (select from sextant.tenant_schemas as s where s.schema_name = source_local_schema.schema_name) then
+    update sextant.tenant_schemas as s set provisioned = false, expires_at = null where s.schema_name = source_local_schema.schema_name;
+    return;
+  end if;
+  execute format('create schema %I authorization sextant_owner', schema_name);
+  execute format('grant usage on schema %I to %I', schema_name, 'sextant_t_' || slug);
+  insert into sextant.tenant_schemas (schema_name, tenant_slug, provisioned) values (schema_name, slug, false);
+end
+$$;
+revoke all on function sextant_private.source_local_schema(text, text) from public;
+
 -- Re-imports a source: the remote tables that exist now, with their columns now, replace the
 -- previous ones (new, changed and dropped tables follow). With strict, a failure raises SX502
 -- naming the source; without, it is recorded (status 'failed', last_error) and the previous
--- tables stay. Admin rights needed (it changes roles and owners).
+-- tables stay. Run by the admin (CLI) or by sextant_owner's functions (a tenant admin's
+-- add_source, the worker's schedule): it needs the tenant's importer (install_source_role).
 create or replace function sextant_private.refresh_source(slug text, name text, strict boolean default false)
 returns sextant.sources
 language plpgsql volatile
@@ -57,17 +313,15 @@ as $$
 #variable_conflict use_variable
 declare
   v_src sextant.sources;
+  v_tenant sextant.tenants;
   v_role text := 'sextant_t_' || slug || '__remote';
   v_meta text := sextant_private.source_hidden_schema(slug, name, null);
   v_remote text;
   v_hidden text;
   v_hiddens text[] := '{}';
   v_local text;
-  v_prev_role text := current_setting('role');
-  v_version text;
-  v_fact record;
-  v_facts jsonb := '{}';
-  v_count integer := 0;
+  v_result jsonb;
+  v_fact jsonb;
   v_table record;
   v_message text;
 begin
@@ -78,6 +332,8 @@ begin
     raise exception 'tenant % has no source %', slug, name
       using errcode = 'SX404', hint = 'Run `sextant source list --tenant ' || slug || '` to see its sources.';
   end if;
+  select * into v_tenant from sextant.tenants as t where t.slug = refresh_source.slug;
+  update sextant.sources as s set last_attempt_at = now() where s.tenant_slug = slug and s.name = name;
 
   begin
     -- Dropping a hidden schema drops its foreign tables and, through them, the views.
@@ -87,128 +343,61 @@ begin
       v_local := name || '_' || v_remote;
       execute format('drop schema if exists %I cascade', v_hidden);
       execute format('create schema %I authorization %I', v_hidden, v_role);
-      perform sextant_private.map_schema(slug, v_local);
-      -- Not a schema the tenant provisioned: teardown_schema and the TTL cleanup leave it alone.
-      update sextant.tenant_schemas as s set provisioned = false, expires_at = null where s.schema_name = v_local;
+      perform sextant_private.source_local_schema(slug, v_local);
       execute format('grant usage, create on schema %I to %I', v_local, v_role);
     end loop;
     execute format('drop schema if exists %I cascade', v_meta);
     execute format('create schema %I authorization %I', v_meta, v_role);
 
     -- Everything that reaches the remote runs as the mapped role, the only one with a mapping.
-    perform set_config('role', v_role, true);
-    -- The version, and the first connection: a wrong host or password fails here.
-    execute format('create foreign table %I.settings (name text, setting text) server %I '
-                   'options (schema_name %L, table_name %L)', v_meta, v_src.server_name, 'pg_catalog', 'pg_settings');
-    execute format('select setting from %I.settings where name = %L', v_meta, 'server_version') into v_version;
-    -- The remote catalog, for comments, keys and row estimates: joins of these are sent to
-    -- the remote server as one query. Its text is stored and shown as data, never run.
-    execute format('create foreign table %I.namespaces (oid oid, nspname name) server %I options (schema_name %L, table_name %L)',
-                   v_meta, v_src.server_name, 'pg_catalog', 'pg_namespace');
-    execute format('create foreign table %I.classes (oid oid, relname name, relnamespace oid, relkind "char", reltuples real) server %I options (schema_name %L, table_name %L)',
-                   v_meta, v_src.server_name, 'pg_catalog', 'pg_class');
-    execute format('create foreign table %I.descriptions (objoid oid, classoid oid, objsubid integer, description text) server %I options (schema_name %L, table_name %L)',
-                   v_meta, v_src.server_name, 'pg_catalog', 'pg_description');
-    execute format('create foreign table %I.attributes (attrelid oid, attnum smallint, attname name) server %I options (schema_name %L, table_name %L)',
-                   v_meta, v_src.server_name, 'pg_catalog', 'pg_attribute');
-    execute format('create foreign table %I.constraints (conrelid oid, contype "char", conkey smallint[]) server %I options (schema_name %L, table_name %L)',
-                   v_meta, v_src.server_name, 'pg_catalog', 'pg_constraint');
-
-    for i in 1 .. cardinality(v_src.remote_schemas) loop
-      v_remote := v_src.remote_schemas[i];
-      v_hidden := v_hiddens[i];
-      v_local := name || '_' || v_remote;
-      execute format('import foreign schema %I from server %I into %I', v_remote, v_src.server_name, v_hidden);
-      for v_table in
-        select c.relname::text as relname
-        from pg_catalog.pg_class as c
-        where c.relnamespace = v_hidden::regnamespace and c.relkind = 'f'
-        order by c.relname
-      loop
-        -- A plain view (not security_invoker): it reads the foreign table as its owner.
-        execute format('create view %I.%I as select * from %I.%I', v_local, v_table.relname, v_hidden, v_table.relname);
-        execute format('comment on view %I.%I is %L', v_local, v_table.relname,
-                       format('%s.%s of source %s', v_remote, v_table.relname, name));
-        -- Local statistics (sampled remotely) help the planner; a table that cannot be sampled
-        -- within the remote statement timeout (a slow remote view) keeps none.
-        begin
-          execute format('analyze %I.%I', v_hidden, v_table.relname);
-        exception when query_canceled or sqlclient_unable_to_establish_sqlconnection or fdw_error then
-          null;
-        end;
-        v_count := v_count + 1;
-      end loop;
-
-      -- Table facts (1259 is pg_class's OID on every PostgreSQL): comment, estimate, key.
-      for v_fact in execute format($q$
-          select c.relname::text as relname, left(d.description, 2000) as description,
-                 case when c.reltuples >= 0 then c.reltuples::bigint end as estimated_rows,
-                 (select array_agg(a.attname::text order by a.attnum)
-                    from %1$I.constraints as k
-                    join %1$I.attributes as a on a.attrelid = k.conrelid and a.attnum = any (k.conkey)
-                   where k.conrelid = c.oid and k.contype = 'p') as primary_key
-          from %1$I.classes as c
-          join %1$I.namespaces as n on n.oid = c.relnamespace
-          left join %1$I.descriptions as d on d.objoid = c.oid and d.classoid = 1259 and d.objsubid = 0
-          where n.nspname = $1 and c.relkind in ('r', 'p', 'v', 'm', 'f')$q$, v_meta) using v_remote
-      loop
-        continue when to_regclass(format('%I.%I', v_local, v_fact.relname)) is null;
-        v_facts := v_facts || jsonb_build_object(v_remote || '.' || v_fact.relname, to_jsonb(v_fact));
-        execute format('comment on view %I.%I is %L', v_local, v_fact.relname,
-                       concat_ws(' ', v_fact.description || E'\n',
-                                 format('(%s.%s of source %s%s)', v_remote, v_fact.relname, name,
-                                        '; primary key ' || array_to_string(v_fact.primary_key, ', '))));
-      end loop;
-      -- Column comments.
-      for v_fact in execute format($q$
-          select c.relname::text as relname, a.attname::text as attname, left(d.description, 2000) as description
-          from %1$I.classes as c
-          join %1$I.namespaces as n on n.oid = c.relnamespace
-          join %1$I.descriptions as d on d.objoid = c.oid and d.classoid = 1259 and d.objsubid > 0
-          join %1$I.attributes as a on a.attrelid = c.oid and a.attnum = d.objsubid
-          where n.nspname = $1$q$, v_meta) using v_remote
-      loop
-        continue when not exists (
-          select from pg_catalog.pg_attribute as a
-          where a.attrelid = to_regclass(format('%I.%I', v_local, v_fact.relname)) and a.attname = v_fact.attname and not a.attisdropped);
-        execute format('comment on column %I.%I.%I is %L', v_local, v_fact.relname, v_fact.attname, v_fact.description);
-      end loop;
-    end loop;
-    perform set_config('role', v_prev_role, true);
+    execute format('select sextant_exec.%I($1, $2, $3, $4, $5)', 'import_source__' || slug)
+      into v_result using name, v_src.server_name, v_src.remote_schemas, v_hiddens, v_meta;
 
     delete from sextant.source_tables as st where st.tenant_slug = slug and st.source_name = name;
     foreach v_remote in array v_src.remote_schemas loop
       v_hidden := sextant_private.source_hidden_schema(slug, name, v_remote);
-      insert into sextant.source_tables (tenant_slug, source_name, remote_schema, table_name, local_schema, column_count,
-                                         description, estimated_rows, primary_key)
-      select slug, name, v_remote, c.relname, name || '_' || v_remote,
-             (select count(*) from pg_catalog.pg_attribute as a
-               where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped),
-             v_facts -> (v_remote || '.' || c.relname) ->> 'description',
-             (v_facts -> (v_remote || '.' || c.relname) ->> 'estimated_rows')::bigint,
-             array(select jsonb_array_elements_text(coalesce(nullif(v_facts -> (v_remote || '.' || c.relname) -> 'primary_key', 'null'), '[]')))
-      from pg_catalog.pg_class as c
-      where c.relnamespace = v_hidden::regnamespace and c.relkind = 'f';
+      v_local := name || '_' || v_remote;
+      for v_table in
+        select c.relname::text as relname, c.oid,
+               (select count(*) from pg_catalog.pg_attribute as a
+                 where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped)::integer as column_count
+        from pg_catalog.pg_class as c
+        where c.relnamespace = v_hidden::regnamespace and c.relkind = 'f'
+      loop
+        v_fact := coalesce(v_result -> 'facts' -> (v_remote || '.' || v_table.relname), '{}');
+        insert into sextant.source_tables (tenant_slug, source_name, remote_schema, table_name, local_schema, column_count,
+                                           description, estimated_rows, primary_key, foreign_keys, indexes, column_stats)
+        values (slug, name, v_remote, v_table.relname, v_local, v_table.column_count,
+                v_fact ->> 'description', (v_fact ->> 'estimated_rows')::bigint,
+                array(select jsonb_array_elements_text(coalesce(v_fact -> 'primary_key', '[]'))),
+                coalesce(v_fact -> 'foreign_keys', '[]'), coalesce(v_fact -> 'indexes', '[]'), coalesce(v_fact -> 'column_stats', '[]'));
+        -- SELECT for the tenant's reader unless its allow/deny lists exclude the view (the
+        -- predicate of apply_table_filters, for this source's views only).
+        if (cardinality(v_tenant.allowed_tables) > 0
+              and not exists (select from unnest(v_tenant.allowed_tables) as p where v_local || '.' || v_table.relname like p))
+           or exists (select from unnest(v_tenant.excluded_tables) as p where v_local || '.' || v_table.relname like p) then
+          execute format('revoke select on %I.%I from %I', v_local, v_table.relname, v_tenant.reader_role);
+        else
+          execute format('grant select on %I.%I to %I', v_local, v_table.relname, v_tenant.reader_role);
+        end if;
+      end loop;
+      execute format('revoke usage, create on schema %I from %I', v_local, v_role);
     end loop;
-    foreach v_remote in array v_src.remote_schemas loop
-      execute format('revoke usage, create on schema %I from %I', name || '_' || v_remote, v_role);
-    end loop;
-    -- SELECT on the views for the tenant's reader, minus its allow/deny lists.
-    perform sextant_private.apply_table_filters(slug);
   exception when others then
     get stacked diagnostics v_message = message_text;
     if strict then
       raise exception 'source % could not be refreshed: %', name, v_message
         using errcode = 'SX502', hint = 'Check the host, port, database, user, password and schemas of the source, and that the server is up.';
     end if;
-    update sextant.sources as s set status = 'failed', last_error = v_message
+    update sextant.sources as s set status = 'failed', last_error = left(v_message, 1000)
     where s.tenant_slug = slug and s.name = name
     returning * into v_src;
     return v_src;
   end;
 
   update sextant.sources as s
-     set status = 'ok', last_error = null, server_version = v_version, last_refreshed_at = now(), table_count = v_count
+     set status = 'ok', last_error = null, server_version = v_result ->> 'version', last_refreshed_at = now(),
+         table_count = (v_result ->> 'count')::integer
    where s.tenant_slug = slug and s.name = name
   returning * into v_src;
   return v_src;
@@ -277,6 +466,9 @@ begin
   if coalesce(dbname, '') = '' or coalesce(remote_user, '') = '' then
     raise exception 'the source URL must name a database and a user' using errcode = 'SX400';
   end if;
+  if length(dbname) > 63 or length(remote_user) > 63 or length(password) > 1000 then
+    raise exception 'the source''s database or user name is over 63 characters, or its password over 1000' using errcode = 'SX400';
+  end if;
   -- postgres_fdw lets a role that is not a superuser connect only with a password.
   if coalesce(password, '') = '' then
     raise exception 'the source URL must carry a password'
@@ -307,9 +499,14 @@ begin
     raise exception 'a remote schema is named twice' using errcode = 'SX400';
   end if;
 
-  if to_regrole(v_role) is null then
-    -- NOLOGIN, NOINHERIT, granted to no role: only an admin's function ever acts as it.
-    execute format('create role %I nologin noinherit', v_role);
+  if current_user::text = 'sextant_owner' then
+    -- A tenant admin's add_source: the operator's `sextant source allow` made the role.
+    if to_regprocedure(format('sextant_exec.%I(text, text, text[], text[], text)', 'import_source__' || slug)) is null then
+      raise exception 'tenant % may not add sources yet', slug
+        using errcode = 'SX403', hint = 'An operator allows hosts with `sextant source allow`.';
+    end if;
+  else
+    perform sextant_private.install_source_role(slug);
   end if;
   -- The remote session: read-only by default (postgres_fdw opens its own transactions there,
   -- which inherit it) and bounded by the tenant's statement timeout.
@@ -402,3 +599,236 @@ $$;
 comment on function sextant_private.refresh_due_sources(interval) is
   E'Refreshes every source not refreshed for `older_than`; failures are recorded per source.';
 revoke all on function sextant_private.refresh_due_sources(interval) from public;
+
+-- ---------------------------------------------------------------------------------------
+-- The operator's allow list: hosts a tenant's admins may add sources on (`sextant source
+-- allow|disallow|hosts`). `hostaddr` is the address the CLI's check passed (src/sources/);
+-- a tenant admin's source connects to it. Admin rights needed (it creates the tenant's
+-- __remote role and lets sextant_owner create foreign servers).
+create or replace function sextant_private.allow_source_host(slug text, host text, port integer, hostaddr text)
+returns void
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+#variable_conflict use_variable
+begin
+  if not exists (select from sextant.tenants as t where t.slug = allow_source_host.slug) then
+    raise exception 'tenant % does not exist', slug using errcode = 'SX404';
+  end if;
+  if not exists (select from pg_catalog.pg_extension where extname = 'postgres_fdw') then
+    raise exception 'sources need the postgres_fdw extension, which is not installed'
+      using errcode = 'SX400', hint = 'As a superuser: create extension postgres_fdw schema sextant_private.';
+  end if;
+  if host is null or lower(host) !~ '^([a-z0-9.-]+|[0-9a-f:.]+)$' or length(host) > 253 then
+    raise exception 'the host is not a host name or an address' using errcode = 'SX400';
+  end if;
+  if port is null or port not between 1 and 65535 then
+    raise exception 'the port must be between 1 and 65535' using errcode = 'SX400';
+  end if;
+  if hostaddr is null or lower(hostaddr) !~ '^[0-9a-f:.]+$' then
+    raise exception 'the host address is not an IP address' using errcode = 'SX400';
+  end if;
+  -- A second wall behind the CLI's check: no PostgreSQL lives at a cloud metadata address.
+  if hostaddr::inet <<= '169.254.0.0/16'::inet or hostaddr::inet <<= 'fe80::/10'::inet
+     or hostaddr::inet <<= '0.0.0.0/8'::inet or hostaddr::inet = '::'::inet or hostaddr::inet <<= 'fd00:ec2::/32'::inet then
+    raise exception 'host % is at a link-local, metadata or unspecified address (%)', host, hostaddr using errcode = 'SX403';
+  end if;
+  perform sextant_private.install_source_role(slug);
+  execute 'grant usage on foreign data wrapper postgres_fdw to sextant_owner';
+  insert into sextant_private.source_hosts (tenant_slug, host, port, hostaddr)
+  values (slug, lower(host), port, lower(hostaddr))
+  on conflict on constraint source_hosts_pkey do update set hostaddr = excluded.hostaddr, added_at = now();
+end
+$$;
+comment on function sextant_private.allow_source_host(text, text, integer, text) is
+  E'Lets a tenant''s admins add sources on host:port (connected at hostaddr, the address the operator''s check passed).';
+revoke all on function sextant_private.allow_source_host(text, text, integer, text) from public;
+
+create or replace function sextant_private.disallow_source_host(slug text, host text, port integer)
+returns boolean
+language sql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+  with gone as (
+    delete from sextant_private.source_hosts as h
+    where h.tenant_slug = disallow_source_host.slug and h.host = lower(disallow_source_host.host) and h.port = disallow_source_host.port
+    returning 1)
+  select exists (select from gone);
+$$;
+comment on function sextant_private.disallow_source_host(text, text, integer) is
+  E'Removes a host from a tenant''s allow list (sources already added stay until removed).';
+revoke all on function sextant_private.disallow_source_host(text, text, integer) from public;
+
+grant execute on function sextant_private.add_source(text, text, text, text, integer, text, text, text, text, text[]) to sextant_owner;
+grant execute on function sextant_private.refresh_source(text, text, boolean) to sextant_owner;
+grant execute on function sextant_private.remove_source(text, text) to sextant_owner;
+grant execute on function sextant_private.source_local_schema(text, text) to sextant_owner;
+
+-- Every tenant that has a source or an allowed host gets this file's importer; sextant_owner
+-- may create foreign servers (for tenant admins). Needs the admin (and the FDW's owner for the
+-- second; an admin that is not it is told).
+do $$
+declare
+  v_slug text;
+begin
+  for v_slug in
+    select s.tenant_slug from sextant.sources as s union select h.tenant_slug from sextant_private.source_hosts as h
+  loop
+    perform sextant_private.install_source_role(v_slug);
+  end loop;
+  if exists (select from pg_catalog.pg_extension where extname = 'postgres_fdw') then
+    begin
+      execute 'grant usage on foreign data wrapper postgres_fdw to sextant_owner';
+    exception when insufficient_privilege then
+      raise warning 'sources: grant usage on foreign data wrapper postgres_fdw to sextant_owner needs its owner; tenant admins cannot add sources until it is run';
+    end;
+  end if;
+end
+$$;
+
+set role sextant_owner;
+
+-- ---------------------------------------------------------------------------------------
+-- Tenant admins' sources (GraphQL addSource/refreshSource/removeSource, psql): only on a host
+-- and port their operator allowed for their tenant, connected at the address the operator's
+-- check passed. SECURITY DEFINER (tenant roles cannot create servers or mappings); the caller's
+-- tenant and level come from its role (caller_admin_tenant, sql/console.sql, the same check as
+-- sextant.current_tenant()). The password goes into the user mapping only: no table, return
+-- value, audit row or error holds it.
+create or replace function sextant_private.caller_source_admin()
+returns text
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+  return sextant_private.caller_admin_tenant();
+exception when sqlstate 'SX403' then
+  raise exception 'only a tenant admin may manage sources' using errcode = 'SX403';
+end
+$$;
+revoke all on function sextant_private.caller_source_admin() from public;
+
+create or replace function sextant.add_source(
+  name text, host text, port integer, dbname text, remote_user text, password text, remote_schemas text[],
+  sslmode text default null, refresh_every_minutes integer default 60)
+returns sextant.sources
+language plpgsql volatile security definer
+set search_path = pg_catalog, pg_temp
+as $$
+#variable_conflict use_variable
+declare
+  v_tenant text := sextant_private.caller_source_admin();
+  v_addr text;
+  v_row sextant.sources;
+begin
+  if refresh_every_minutes is not null and refresh_every_minutes not between 5 and 43200 then
+    raise exception 'refresh_every_minutes must be between 5 and 43200 (30 days), or null for on demand only' using errcode = 'SX400';
+  end if;
+  select h.hostaddr into v_addr from sextant_private.source_hosts as h
+  where h.tenant_slug = v_tenant and h.host = lower(add_source.host) and h.port = coalesce(add_source.port, 5432);
+  if v_addr is null then
+    raise exception 'host %:% is not on your operator''s allow list for sources', left(coalesce(add_source.host, 'null'), 253), coalesce(add_source.port, 5432)
+      using errcode = 'SX403', hint = 'An operator allows a host for your tenant with `sextant source allow`.';
+  end if;
+  perform sextant_private.add_source(v_tenant, name, lower(host), v_addr, coalesce(port, 5432), dbname, remote_user, password, sslmode, remote_schemas);
+  update sextant.sources as s
+     set added_by = 'tenant admin', refresh_every = make_interval(mins => refresh_every_minutes)
+   where s.tenant_slug = v_tenant and s.name = add_source.name
+  returning * into v_row;
+  return v_row;
+end
+$$;
+comment on function sextant.add_source(text, text, integer, text, text, text, text[], text, integer) is
+  E'Adds a PostgreSQL database as a source of your tenant (tenant admins): its remote schemas become '
+  '<name>_<schema>, read-only. The host and port must be on your operator''s allow list. The password is '
+  'kept where no tenant role can read it and never returned.';
+revoke all on function sextant.add_source(text, text, integer, text, text, text, text[], text, integer) from public;
+grant execute on function sextant.add_source(text, text, integer, text, text, text, text[], text, integer) to sextant_tenant_reader;
+
+create or replace function sextant.refresh_source(name text)
+returns sextant.sources
+language plpgsql volatile security definer
+set search_path = pg_catalog, pg_temp
+as $$
+#variable_conflict use_variable
+declare
+  v_tenant text := sextant_private.caller_source_admin();
+begin
+  if not exists (select from sextant.sources as s where s.tenant_slug = v_tenant and s.name = refresh_source.name) then
+    raise exception 'your tenant has no source %', left(coalesce(name, 'null'), 63) using errcode = 'SX404';
+  end if;
+  return sextant_private.refresh_source(v_tenant, name, false);
+end
+$$;
+comment on function sextant.refresh_source(text) is
+  E'Re-imports one of your tenant''s sources now (tenant admins); a failure is recorded on it (status, last_error).';
+revoke all on function sextant.refresh_source(text) from public;
+grant execute on function sextant.refresh_source(text) to sextant_tenant_reader;
+
+create or replace function sextant.remove_source(name text)
+returns boolean
+language plpgsql volatile security definer
+set search_path = pg_catalog, pg_temp
+as $$
+#variable_conflict use_variable
+declare
+  v_tenant text := sextant_private.caller_source_admin();
+  v_by text;
+begin
+  select s.added_by into v_by from sextant.sources as s where s.tenant_slug = v_tenant and s.name = remove_source.name;
+  if v_by is null then
+    raise exception 'your tenant has no source %', left(coalesce(name, 'null'), 63) using errcode = 'SX404';
+  end if;
+  if v_by <> 'tenant admin' then
+    raise exception 'source % was added by an operator; only an operator removes it', name
+      using errcode = 'SX403', hint = 'sextant source remove';
+  end if;
+  perform sextant_private.remove_source(v_tenant, name);
+  return true;
+end
+$$;
+comment on function sextant.remove_source(text) is
+  E'Removes a source your tenant''s admins added: its tables, schemas and stored credentials (tenant admins).';
+revoke all on function sextant.remove_source(text) from public;
+grant execute on function sextant.remove_source(text) to sextant_tenant_reader;
+
+-- ---------------------------------------------------------------------------------------
+-- The worker's schedule (granted to sextant_worker only; these cross tenants by design): the
+-- minute tick asks which sources are due and queues one job each; a job refreshes one source
+-- if it is still due (a job queued twice refreshes once). Failures are recorded on the source.
+create or replace function sextant_private.due_sources()
+returns table (tenant_slug text, name text)
+language sql stable security definer
+set search_path = pg_catalog, pg_temp
+as $$
+  select s.tenant_slug, s.name from sextant.sources as s
+  where s.refresh_every is not null
+    and coalesce(greatest(s.last_attempt_at, s.last_refreshed_at), '-infinity') < now() - s.refresh_every
+  order by coalesce(greatest(s.last_attempt_at, s.last_refreshed_at), '-infinity')
+  limit 100;
+$$;
+revoke all on function sextant_private.due_sources() from public;
+grant execute on function sextant_private.due_sources() to sextant_worker;
+
+create or replace function sextant_private.refresh_due_source(slug text, name text)
+returns text
+language plpgsql volatile security definer
+set search_path = pg_catalog, pg_temp
+as $$
+#variable_conflict use_variable
+declare
+  v_row sextant.sources;
+begin
+  if not exists (select from sextant.sources as s
+                 where s.tenant_slug = slug and s.name = name and s.refresh_every is not null
+                   and coalesce(greatest(s.last_attempt_at, s.last_refreshed_at), '-infinity') < now() - s.refresh_every) then
+    return 'not due';
+  end if;
+  v_row := sextant_private.refresh_source(slug, name, false);
+  return v_row.status;
+end
+$$;
+revoke all on function sextant_private.refresh_due_source(text, text) from public;
+grant execute on function sextant_private.refresh_due_source(text, text) to sextant_worker;
+
+reset role;

@@ -106,3 +106,50 @@ export async function refreshDueSources(admin: pg.ClientBase, olderThan = "1 hou
   const { rows } = await admin.query("select refreshed, failed from sextant_private.refresh_due_sources($1::interval)", [olderThan]);
   return rows[0] as { refreshed: number; failed: number };
 }
+
+/** A host a tenant's admins may add sources on, as `sextant source hosts` shows it. */
+export interface SourceHostRow {
+  tenant: string;
+  host: string;
+  port: number;
+  address: string;
+  added_at: Date;
+}
+
+/** Splits "host", "host:port", "[v6]" or "[v6]:port" (default port 5432). */
+export function parseHostPort(text: string): { host: string; port: number } {
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+))(?::(\d{1,5}))?$/.exec(text.trim());
+  const port = m?.[3] ? Number(m[3]) : 5432;
+  if (!m || port < 1 || port > 65535) throw new SextantError("SX400", `"${text.slice(0, 100)}" is not host[:port]`, "e.g. db.example.com:5432 or [2001:db8::1]:5432");
+  return { host: (m[1] ?? m[2]!).toLowerCase(), port };
+}
+
+/**
+ * Lets a tenant's admins add sources on host:port (GraphQL addSource, psql sextant.add_source).
+ * The host goes through the same check as `source add` (private and loopback addresses only
+ * when SEXTANT_SOURCE_ALLOW_HOSTS allows host:port) and the address that passed is stored:
+ * their sources connect to it, whatever DNS answers later (allow again to follow a move).
+ */
+export async function allowSourceHost(admin: pg.ClientBase, allowHosts: string[], tenant: string, hostPort: string): Promise<SourceHostRow> {
+  const { host, port } = parseHostPort(hostPort);
+  const { address } = await resolveReachable(host, port, 5432, allowHosts);
+  await admin.query("select sextant_private.allow_source_host($1, $2, $3, $4)", [tenant, host, port, address]);
+  return (await listSourceHosts(admin, tenant)).find((h) => h.host === host && h.port === port)!;
+}
+
+/** Takes host:port off a tenant's allow list; sources already added stay until removed. */
+export async function disallowSourceHost(admin: pg.ClientBase, tenant: string, hostPort: string): Promise<boolean> {
+  const { host, port } = parseHostPort(hostPort);
+  const { rows } = await admin.query("select sextant_private.disallow_source_host($1, $2, $3) as removed", [tenant, host, port]);
+  return rows[0].removed as boolean;
+}
+
+/** The allow list, of one tenant or all. */
+export async function listSourceHosts(admin: pg.ClientBase, tenant?: string): Promise<SourceHostRow[]> {
+  const { rows } = await admin.query(
+    `select tenant_slug as tenant, host, port, hostaddr as address, added_at from sextant_private.source_hosts
+     where $1::text is null or tenant_slug = $1 order by tenant_slug, host, port`,
+    [tenant ?? null],
+  );
+  return rows as SourceHostRow[];
+}

@@ -1,9 +1,9 @@
 import { InvalidArgumentError, type Command } from "commander";
-import { addSource, listSources, refreshDueSources, refreshSource, removeSource } from "../../sources/index.ts";
+import { addSource, allowSourceHost, disallowSourceHost, listSourceHosts, listSources, refreshDueSources, refreshSource, removeSource } from "../../sources/index.ts";
 import { withContext } from "../context.ts";
 import { collect, printTable } from "../options.ts";
 
-/** `sextant source add|list|refresh|refresh-due|remove`: other PostgreSQL databases over postgres_fdw. */
+/** `sextant source add|list|refresh|refresh-due|remove|allow|disallow|hosts`: other PostgreSQL databases over postgres_fdw. */
 export default function register(program: Command): void {
   const source = program.command("source").description("a tenant's tables in other PostgreSQL databases (postgres_fdw)");
   source
@@ -49,6 +49,33 @@ export default function register(program: Command): void {
         process.stdout.write(`${refreshed} sources refreshed, ${failed} failed\n`);
         if (failed > 0) process.exitCode = 1;
       }),
+    );
+  source
+    .command("allow <host>")
+    .description("let a tenant's admins add sources on host[:port] (GraphQL addSource, psql sextant.add_source); checked like source add, connected at the address checked now")
+    .requiredOption("--tenant <slug>", "tenant")
+    .action((host: string, opts: { tenant: string }) =>
+      withContext(async ({ admin, config }) => {
+        const row = await allowSourceHost(admin, config.sourceAllowHosts, opts.tenant, host);
+        process.stdout.write(`tenant ${row.tenant} may add sources on ${row.host}:${row.port} (address ${row.address})\n`);
+      }),
+    );
+  source
+    .command("disallow <host>")
+    .description("take host[:port] off a tenant's allow list (its sources stay until removed)")
+    .requiredOption("--tenant <slug>", "tenant")
+    .action((host: string, opts: { tenant: string }) =>
+      withContext(async ({ admin }) => {
+        const removed = await disallowSourceHost(admin, opts.tenant, host);
+        process.stdout.write(removed ? `${host} is no longer allowed for ${opts.tenant}\n` : `${host} was not allowed for ${opts.tenant}\n`);
+      }),
+    );
+  source
+    .command("hosts")
+    .description("the hosts tenant admins may add sources on")
+    .option("--tenant <slug>", "only this tenant's")
+    .action((opts: { tenant?: string }) =>
+      withContext(async ({ admin }) => printTable((await listSourceHosts(admin, opts.tenant)) as unknown as Record<string, unknown>[])),
     );
   source
     .command("remove <name>")
