@@ -208,4 +208,103 @@ comment on function sextant.my_query_history(integer, text) is
   E'Your own calls in this tenant (newest first, at most 500), from the audit log: when, which tool, the SQL, rows, outcome.';
 grant execute on function sextant.my_query_history(integer, text) to sextant_tenant_reader;
 
+-- The Admin page's read-only views of the caller's tenant (tenant admins; another tenant's rows
+-- are never read: the tenant is the caller's, from caller_admin_tenant). SECURITY DEFINER, as
+-- above: tenant roles cannot read people or rate-limit counters themselves.
+create or replace function sextant_private.caller_admin_tenant_for(what text)
+returns text
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+  return sextant_private.caller_admin_tenant();
+exception when sqlstate 'SX403' then
+  raise exception 'only a tenant admin may see %', what using errcode = 'SX403';
+end
+$$;
+revoke all on function sextant_private.caller_admin_tenant_for(text) from public;
+
+-- What the tenant and its people used against the rate limits now (the windows the server's
+-- rate limiter counts in sextant_private.rate_buckets: per person per minute and per hour, per
+-- tenant per day, aligned to the epoch as src/audit/rateLimiter.ts aligns them).
+create or replace function sextant.rate_limit_use()
+returns table (scope text, principal text, window_name text, window_start timestamptz, used bigint, cap integer)
+language plpgsql stable security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_tenant text := sextant_private.caller_admin_tenant_for('rate-limit use');
+  v_epoch double precision := extract(epoch from now());
+  v_day timestamptz := to_timestamp(floor(v_epoch / 86400) * 86400);
+  v_hour timestamptz := to_timestamp(floor(v_epoch / 3600) * 3600);
+  v_minute timestamptz := to_timestamp(floor(v_epoch / 60) * 60);
+  v_person text := 'p:' || v_tenant || ':';
+  v_t sextant.tenants;
+begin
+  select * into v_t from sextant.tenants as t where t.slug = v_tenant;
+  return query
+    select 'tenant'::text, null::text, 'day'::text, v_day,
+           coalesce((select b.hits from sextant_private.rate_buckets as b where b.bucket = 't:' || v_tenant || ':day' and b.window_start = v_day), 0)::bigint,
+           v_t.tenant_rate_per_day;
+  return query
+    select 'person'::text, w.who, w.window_name, w.window_start, w.hits::bigint,
+           case w.window_name when 'minute' then v_t.rate_per_minute else v_t.rate_per_hour end
+    from (
+      select substr(b.bucket, length(v_person) + 1, length(b.bucket) - length(v_person) - length(x.suffix)) as who,
+             x.window_name, b.window_start, b.hits
+      from sextant_private.rate_buckets as b
+      cross join lateral (values ('minute', ':minute', v_minute), ('hour', ':hour', v_hour)) as x (window_name, suffix, start)
+      -- left()/right() rather than LIKE: a slug's or a name's _ and % are not patterns here.
+      where left(b.bucket, length(v_person)) = v_person and right(b.bucket, length(x.suffix)) = x.suffix
+        and b.window_start = x.start
+    ) as w
+    order by w.hits desc, w.who, w.window_name
+    limit 500;
+end
+$$;
+comment on function sextant.rate_limit_use() is
+  E'What your tenant used of its daily call limit, and each person or agent of their per-minute and per-hour limits, in the current windows (tenant admins).';
+revoke all on function sextant.rate_limit_use() from public;
+grant execute on function sextant.rate_limit_use() to sextant_tenant_reader;
+
+-- People who can sign in to the caller's tenant (OAuth and console accounts), with their level.
+create or replace function sextant.list_people()
+returns table (email text, display_name text, access_level text, disabled boolean, created_at timestamptz)
+language sql stable security definer
+set search_path = pg_catalog, pg_temp
+as $$
+  select u.email, u.display_name, ut.access_level, u.disabled_at is not null, u.created_at
+  from sextant_private.user_tenants as ut
+  join sextant_private.users as u on u.id = ut.user_id
+  where ut.tenant_slug = sextant_private.caller_admin_tenant_for('the people of the tenant')
+  order by u.email
+  limit 2000;
+$$;
+comment on function sextant.list_people() is
+  E'The people who can sign in to your tenant, with their access level (tenant admins).';
+revoke all on function sextant.list_people() from public;
+grant execute on function sextant.list_people() to sextant_tenant_reader;
+
+-- The schemas your tenant provisioned (provision_schema: named t_<tenant>__<name>; not the
+-- schemas the operator made with the tenant), with when they expire (RLS on tenant_schemas:
+-- your tenant's only). Anyone in the tenant may see them, as list_schemas does.
+create or replace function sextant.list_provisioned_schemas()
+returns table (schema_name text, created_at timestamptz, expires_at timestamptz, tables bigint, pipelines bigint)
+language sql stable
+set search_path = pg_catalog, pg_temp
+as $$
+  select s.schema_name::text, s.created_at, s.expires_at,
+         (select count(*) from pg_catalog.pg_class as c join pg_catalog.pg_namespace as n on n.oid = c.relnamespace
+           where n.nspname = s.schema_name and c.relkind in ('r', 'p', 'v', 'm')),
+         (select count(*) from sextant.pipelines as p where p.target_schema = s.schema_name)
+  from sextant.tenant_schemas as s
+  where s.provisioned and s.tenant_slug = sextant.current_tenant()
+    and left(s.schema_name, length('t_' || s.tenant_slug || '__')) = 't_' || s.tenant_slug || '__'
+  order by s.expires_at nulls last, s.schema_name
+  limit 1000;
+$$;
+comment on function sextant.list_provisioned_schemas() is
+  E'Schemas your tenant provisioned with provision_schema, with when they expire (null: never), their tables and the pipelines that write to them.';
+grant execute on function sextant.list_provisioned_schemas() to sextant_tenant_reader;
+
 reset role;

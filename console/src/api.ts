@@ -49,3 +49,38 @@ export async function tool<T = Record<string, unknown>>(name: string, input: Rec
 export async function op<T = unknown>(name: string, input: Record<string, unknown> = {}): Promise<T> {
   return (await request<{ data: T }>("POST", `/op/${encodeURIComponent(name)}`, { input })).data;
 }
+
+export interface UploadResult {
+  project: string;
+  counts: Record<string, number>;
+  ms: number;
+  embeddings?: unknown;
+}
+
+/**
+ * dbt artifacts to POST /console/api/dbt/upload (the server's POST /dbt/upload handler, as the
+ * person): XMLHttpRequest, since fetch reports no upload progress. `onSent` gets bytes sent and total.
+ */
+export function uploadDbt(file: File, project: string, onSent: (sent: number, total: number) => void): Promise<UploadResult> {
+  const type = /\.zip$/i.test(file.name) ? "application/zip" : /\.gz$/i.test(file.name) ? "application/gzip" : "application/json";
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", `/console/api/dbt/upload${project ? `?project=${encodeURIComponent(project)}` : ""}`);
+    xhr.setRequestHeader("content-type", type);
+    xhr.setRequestHeader("x-csrf-token", csrf);
+    xhr.upload.onprogress = (e) => onSent(e.loaded, e.lengthComputable ? e.total : file.size);
+    xhr.onerror = () => reject(new ApiError(0, "network", "the upload did not reach the server"));
+    xhr.onload = () => {
+      let json: { code?: string; message?: string; hint?: string } = {};
+      try {
+        json = JSON.parse(xhr.responseText);
+      } catch {
+        // not JSON: the status says enough
+      }
+      if (xhr.status >= 200 && xhr.status < 300) return resolve(json as UploadResult);
+      if (xhr.status === 401) onSignedOut();
+      reject(new ApiError(xhr.status, json.code ?? `HTTP ${xhr.status}`, json.message ?? xhr.statusText, json.hint));
+    };
+    xhr.send(file);
+  });
+}

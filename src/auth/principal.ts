@@ -10,7 +10,7 @@ export interface Principal {
   dbRole: string;
   /** Person or agent name (API token) or JWT `sub`: for audit, never for access decisions. */
   subject: string;
-  authMethod: "api_token" | "jwt" | "oauth" | "local" | "slack";
+  authMethod: "api_token" | "jwt" | "oauth" | "local" | "slack" | "console";
   /** The tenant's statement timeout, applied to every call. */
   statementTimeoutMs: number;
   /** OAuth access tokens: the resources (RFC 8707) the token is for; undefined for other credentials. */

@@ -97,6 +97,10 @@ export const CONSOLE_OPERATIONS: Record<string, ConsoleOperation> = {
   },
   review_learning: { sql: "select id, status from sextant.review_learning($1, $2)", args: (i) => [int(i.learning_id), text(i.status, 20)], writes: true, result: "one" },
   list_oauth_grants: { sql: "select * from sextant.list_oauth_grants()", args: () => [], result: "rows" },
+  // The Admin page's read-only views (sql/console.sql): SQL decides who may (admins; schemas: anyone in the tenant).
+  list_people: { sql: "select * from sextant.list_people()", args: () => [], result: "rows" },
+  rate_limit_use: { sql: "select * from sextant.rate_limit_use()", args: () => [], result: "rows" },
+  list_provisioned_schemas: { sql: "select * from sextant.list_provisioned_schemas()", args: () => [], result: "rows" },
   revoke_oauth_grant: { sql: "select * from sextant.revoke_oauth_grant($1)", args: (i) => [int(i.grant_id)], writes: true, result: "one" },
 };
 

@@ -5,7 +5,9 @@ import type { OperationGate } from "../audit/operation.ts";
 import { buildPrincipal, type Principal } from "../auth/principal.ts";
 import { createTenantLimits } from "../auth/tenantLimits.ts";
 import type { Embedder } from "../dbt/embeddings.ts";
-import { toPublicError } from "../db/errors.ts";
+import { installDbtUpload } from "../dbt/upload.ts";
+import type { UploadLimits } from "../dbt/uploadLimits.ts";
+import { SextantError, toPublicError } from "../db/errors.ts";
 import { askServiceOf, streamAsk } from "../ask/http.ts";
 import { callTool } from "../mcp/registerTools.ts";
 import { allTools } from "../mcp/server.ts";
@@ -29,6 +31,8 @@ export interface ConsoleDeps {
   idleSeconds?: number;
   /** Seconds after sign-in when a session ends regardless (default 12 hours, SEXTANT_CONSOLE_MAX_HOURS). */
   maxSeconds?: number;
+  /** The bounds of POST /dbt/upload (config.upload); the console's upload is that handler. */
+  uploadLimits?: UploadLimits;
 }
 
 const tools = new Map(allTools.map((t) => [t.name, t]));
@@ -55,7 +59,6 @@ export function installConsole(app: Express, deps: ConsoleDeps): void {
     res.setHeader("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'");
     next();
   });
-  api.use(express.json({ limit: "256kb" }));
   const checkOrigin = sameOrigin(new URL(deps.publicUrl).origin);
 
   const fail = (res: Response, status: number, code: string, message: string) => void res.status(status).json({ code, message });
@@ -76,14 +79,42 @@ export function installConsole(app: Express, deps: ConsoleDeps): void {
     }
   };
 
-  // The console signs people in with the OAuth server's own accounts and password check.
+  // The console signs people in with the OAuth server's own accounts and password check; the
+  // audit says "console" (a browser session), not "oauth" (an OAuth access token).
   const principalOf = (s: ConsoleSession): Promise<Principal> =>
-    buildPrincipal(deps.pool, { tenant: s.tenant!, accessLevel: s.accessLevel!, subject: s.email, authMethod: "oauth" }, limits);
+    buildPrincipal(deps.pool, { tenant: s.tenant!, accessLevel: s.accessLevel!, subject: s.email, authMethod: "console" }, limits);
 
   const view = (s: ConsoleSession) => ({
     email: s.email, display_name: s.displayName, tenant: s.tenant, access_level: s.accessLevel,
     tenants: s.tenants, csrf: s.csrf, expires_at: s.expiresAt,
   });
+
+  // dbt upload: the handler of POST /dbt/upload itself (src/dbt/upload.ts: admin check, limits,
+  // loader, audit), mounted here with the session (cookie, CSRF token, Origin) standing in for
+  // its Bearer credential: a one-use random key, known only to this process, names the principal.
+  // Before express.json: the body is the artifacts' stream, which that handler reads itself.
+  const uploaders = new Map<string, Principal>();
+  api.post("/dbt/upload", checkOrigin, signedIn(true), async (req: SessionRequest, res, next) => {
+    try {
+      const key = newSecret();
+      uploaders.set(key, await principalOf(req.session!));
+      res.on("close", () => uploaders.delete(key));
+      req.headers.authorization = `Bearer ${key}`;
+      next();
+    } catch (error) {
+      next(error);
+    }
+  });
+  installDbtUpload(api as unknown as Express, {
+    pool: deps.pool, gate: deps.gate, embedder: deps.embedder, logError: deps.logError, limits: deps.uploadLimits,
+    authenticate: async (key) => {
+      const principal = uploaders.get(key);
+      uploaders.delete(key);
+      if (!principal) throw new SextantError("SX401", "not signed in, or the session ended");
+      return principal;
+    },
+  });
+  api.use(express.json({ limit: "256kb" }));
 
   api.post("/login", checkOrigin, async (req, res, next) => {
     try {
@@ -118,6 +149,7 @@ export function installConsole(app: Express, deps: ConsoleDeps): void {
       next(error);
     }
   });
+
 
   api.get("/session", signedIn(false), (req: SessionRequest, res) => void res.json(view(req.session!)));
 

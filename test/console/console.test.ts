@@ -4,11 +4,12 @@ import path from "node:path";
 import pg from "pg";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, expect, test } from "vitest";
+import yazl from "yazl";
 import { projectRoot } from "../../src/db/paths.ts";
 import { loadDbtArtifacts } from "../../src/dbt/loadArtifacts.ts";
 import { hashPassword } from "../../src/oauth/password.ts";
 import { pipelineHelpers } from "../helpers/pipelines.ts";
-import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
+import { asRole, createTestDatabase, withTx, type TestDatabase } from "../helpers/db.ts";
 import { startTestWorker } from "../helpers/worker.ts";
 import type { WorkerHandle } from "../../src/worker/index.ts";
 import { freePort } from "../helpers/ports.ts";
@@ -26,6 +27,7 @@ let base: string;
 let browser: Browser;
 let page: Page;
 let worker: WorkerHandle;
+let acceptDialogs = false;
 const csvDir = fs.mkdtempSync(path.join(os.tmpdir(), "sextant-console-csv-"));
 
 beforeAll(async () => {
@@ -36,6 +38,7 @@ beforeAll(async () => {
   const hash = await hashPassword(PASSWORD);
   await db.admin.query("select * from sextant_private.upsert_user('pat@acme.test', $1, 'Pat', 'acme', 'admin')", [hash]);
   await db.admin.query("select * from sextant_private.upsert_user('pat@acme.test', null, null, 'globex', 'viewer')");
+  await db.admin.query("select * from sextant_private.upsert_user('eve@acme.test', null, $1, 'acme', 'viewer')", [`Eve ${HOSTILE}`]);
   const client = new pg.Client({ connectionString: db.adminUrl });
   await client.connect();
   await loadDbtArtifacts(client, { tenant: "acme", dir: path.join(projectRoot, "test/fixtures/dbt/fivetran-recurly") });
@@ -55,7 +58,7 @@ beforeAll(async () => {
   worker = await startTestWorker(db, { fileDir: csvDir });
   browser = await launchChromium();
   page = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
-  page.on("dialog", (d) => void d.dismiss());
+  page.on("dialog", (d) => void (acceptDialogs ? d.accept() : d.dismiss()));
 }, 120_000);
 afterAll(async () => {
   await browser?.close();
@@ -170,6 +173,50 @@ test("a pipeline is defined from YAML, run, and its progress followed live until
   expect((await db.admin.query("select count(*)::int as n from t_acme__files.people")).rows[0].n).toBe(3000);
 });
 
+/** A zip of `dir`'s dbt artifacts, as a person would zip their target directory. */
+function zipOf(dir: string, names: string[]): Promise<Buffer> {
+  const zip = new yazl.ZipFile();
+  for (const name of names) zip.addFile(path.join(dir, name), `target/${name}`);
+  zip.end();
+  const chunks: Buffer[] = [];
+  return new Promise((resolve, reject) => {
+    zip.outputStream.on("data", (c: Buffer) => chunks.push(c));
+    zip.outputStream.on("end", () => resolve(Buffer.concat(chunks)));
+    zip.outputStream.on("error", reject);
+  });
+}
+
+test("a tenant admin uploads a dbt project (real artifacts, zipped) and follows its progress; its models are searchable at once", { timeout: 60_000 }, async () => {
+  const zip = await zipOf(path.join(projectRoot, "test/fixtures/dbt/cagov-dse-analytics"), ["manifest.json", "catalog.json", "run_results.json"]);
+  await page.getByRole("link", { name: "Admin" }).click();
+  await page.getByRole("heading", { name: "dbt project" }).waitFor();
+  // A slow uplink (Chromium's own throttling), so the progress is there to be seen.
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send("Network.enable");
+  await cdp.send("Network.emulateNetworkConditions", { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: Math.ceil(zip.length / 3) });
+  await page.getByLabel("Artifacts (.zip, .json or .json.gz)").setInputFiles({ name: "target.zip", mimeType: "application/zip", buffer: zip });
+  await page.getByRole("button", { name: "Upload" }).click();
+  const progress = page.getByRole("progressbar", { name: "Sending the artifacts" });
+  await progress.waitFor();
+  await expect.poll(async () => Number(await progress.getAttribute("value")), { timeout: 10_000 }).toBeGreaterThan(0);
+  await page.getByText(/^Sent \d+% \(\d+ of \d+ KB\)$/).first().waitFor();
+  await screenshot(page, "admin-upload-progress");
+  await cdp.send("Network.emulateNetworkConditions", { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
+  await page.getByText(/^Loaded dbt project /).waitFor({ timeout: 30_000 });
+  expect(await page.getByRole("button", { name: "Upload" }).isEnabled()).toBe(true);
+  const loaded = (await db.admin.query("select project_name from sextant.dbt_projects where tenant_slug = 'acme' order by loaded_at desc limit 1")).rows[0];
+  expect(await page.textContent("main")).toContain(`Loaded dbt project ${loaded.project_name}`);
+  // The server's own upload handler ran it: audited as dbt_upload, by the person, signed in to the console.
+  await expect.poll(async () => (await db.admin.query(
+    "select tool, principal, auth_method, outcome from sextant.audit_events where tool = 'dbt_upload' order by at desc limit 1")).rows[0], { timeout: 10_000 })
+    .toEqual({ tool: "dbt_upload", principal: "pat@acme.test", auth_method: "console", outcome: "ok" });
+  await checkPage("admin-upload");
+  await page.getByRole("link", { name: "Search its models" }).click();
+  await page.getByLabel("Search models in plain English").fill("supplier purchases");
+  await page.getByRole("button", { name: "Search" }).click();
+  await page.getByRole("link", { name: "stg_scprs__purchases" }).waitFor();
+});
+
 test("a tenant admin creates a token (shown once), sees it listed, revokes it; the audit log lists the calls", { timeout: 30_000 }, async () => {
   await page.getByRole("link", { name: "Admin" }).click();
   await page.getByLabel("For (person or agent)").fill("ci robot");
@@ -188,6 +235,35 @@ test("a tenant admin creates a token (shown once), sees it listed, revokes it; t
   await page.getByRole("button", { name: "Revoke Notebook <i>app</i> for pat@acme.test" }).click();
   await page.getByRole("heading", { name: "Connected apps (OAuth grants)" }).waitFor();
   await expect.poll(async () => (await db.admin.query("select revoked_at from sextant.oauth_grants where client_id = 'c-1'")).rows[0].revoked_at, { timeout: 10_000 }).not.toBeNull();
+  // People (a name with markup shown as text), provisioned schemas with their expiry (one torn
+  // down here, through the teardown_schema tool), and what the tenant used of its rate limits.
+  const people = page.getByRole("table", { name: "People of this tenant and their access levels" });
+  await people.getByRole("row").filter({ hasText: "eve@acme.test" }).filter({ hasText: `Eve ${HOSTILE}` }).waitFor();
+  expect(await people.getByRole("row").filter({ hasText: "pat@acme.test" }).textContent()).toContain("admin");
+  await withTx(db.auth, async (c) => {
+    await asRole(c, "sextant_t_acme__analyst");
+    await c.query("select sextant.provision_schema('scratch', 48)");
+    await c.query("commit");
+  });
+  await page.reload();
+  const schemas = page.getByRole("table", { name: "Schemas provisioned by this tenant, with their expiry" });
+  const scratch = schemas.getByRole("row").filter({ hasText: "t_acme__scratch" });
+  const expires = new Date((await scratch.getByRole("cell").nth(1).textContent())!);
+  expect(expires.getTime() - Date.now()).toBeGreaterThan(47 * 3600_000);
+  expect(await schemas.getByRole("row").filter({ hasText: "t_acme__files" }).textContent()).toContain("never");
+  const use = page.getByRole("table", { name: /Calls used against the limits/ });
+  const tenantDay = use.getByRole("row").filter({ hasText: "the whole tenant" });
+  expect(Number(await tenantDay.getByRole("cell").nth(3).textContent())).toBeGreaterThan(10);
+  // The counters are written in batches: refresh until this minute's calls are in.
+  await expect.poll(async () => {
+    await page.getByRole("button", { name: "Refresh" }).click();
+    return use.getByRole("row").filter({ hasText: "pat@acme.test" }).filter({ hasText: "per minute" }).count();
+  }, { timeout: 10_000 }).toBe(1);
+  acceptDialogs = true;
+  await page.getByRole("button", { name: "Tear down schema t_acme__scratch" }).click();
+  await scratch.waitFor({ state: "detached" });
+  acceptDialogs = false;
+  expect((await db.admin.query("select count(*)::int as n from pg_namespace where nspname = 't_acme__scratch'")).rows[0].n).toBe(0);
   await page.getByLabel("Tool").fill("query");
   await page.getByRole("button", { name: "Filter" }).click();
   await page.getByRole("row").filter({ hasText: "generate_series" }).first().waitFor();

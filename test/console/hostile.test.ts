@@ -1,4 +1,7 @@
+import fs from "node:fs";
+import path from "node:path";
 import { afterAll, beforeAll, expect, test } from "vitest";
+import { projectRoot } from "../../src/db/paths.ts";
 import { hashPassword } from "../../src/oauth/password.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
 import { freePort } from "../helpers/ports.ts";
@@ -34,7 +37,8 @@ beforeAll(async () => {
   db = await createTestDatabase();
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
-  server = await startTestServer(db, { PORT: String(port), SEXTANT_PUBLIC_URL: base });
+  // A small upload limit, to see the console's upload held to the server's (SX413).
+  server = await startTestServer(db, { PORT: String(port), SEXTANT_PUBLIC_URL: base, SEXTANT_UPLOAD_LIMIT_MB: "1.5" });
   const hash = await hashPassword(PASSWORD);
   await db.admin.query("select * from sextant_private.upsert_user('ada@acme.test', $1, 'Ada', 'acme', 'admin')", [hash]);
   await db.admin.query("select * from sextant_private.upsert_user('vic@acme.test', $1, 'Vic', 'acme', 'viewer')", [hash]);
@@ -72,6 +76,61 @@ test("a viewer's session cannot do an admin's action; the refusal comes from SQL
   expect(await materialize.text()).toMatch(/SX403|permission|analyst/i);
   await expect.poll(async () => (await db.admin.query(
     "select count(*)::int as n from sextant.audit_events where principal = 'vic@acme.test' and tool = 'console:create_api_token' and outcome = 'refused'")).rows[0].n, { timeout: 10_000 }).toBe(1);
+});
+
+test("dbt upload through the console is the server's upload handler: CSRF, origin and admin level checked, the tenant is the session's", async () => {
+  const ada = await signIn("ada@acme.test");
+  const vic = await signIn("vic@acme.test");
+  const manifest = fs.readFileSync(path.join(projectRoot, "test/fixtures/dbt/cagov-dse-analytics/manifest.json"));
+  const upload = (s: Session | undefined, query: string, headers: Record<string, string> = {}) => fetch(`${base}/console/api/dbt/upload${query}`, {
+    method: "POST", body: manifest,
+    headers: { "content-type": "application/json", origin: base, ...(s ? { cookie: s.cookie, "x-csrf-token": s.csrf } : {}), ...headers },
+  });
+  const projects = async () => (await db.admin.query("select tenant_slug, project_name from sextant.dbt_projects order by 1, 2")).rows;
+  const before = await projects();
+  expect((await upload(undefined, "")).status).toBe(401);
+  expect((await upload(undefined, "", { cookie: ada.cookie })).status).toBe(403); // no CSRF token
+  expect((await upload(ada, "", { origin: "https://evil.example" })).status).toBe(403);
+  // A Bearer credential of its own is not taken: the session decides who uploads.
+  expect((await upload(undefined, "", { authorization: "Bearer sxt_nope" })).status).toBe(401);
+  const viewer = await upload(vic, "?project=vics");
+  expect(viewer.status).toBe(403);
+  expect(await viewer.json()).toMatchObject({ code: "SX403" });
+  expect(await projects()).toEqual(before);
+  // The admin's upload lands in the admin's tenant, whatever the query string says.
+  const ok = await upload(ada, "?project=from_console&tenant=globex");
+  expect(ok.status).toBe(200);
+  expect(await ok.json()).toMatchObject({ project: "from_console", counts: expect.objectContaining({ node: expect.any(Number) }) });
+  expect(await projects()).toEqual(expect.arrayContaining([{ tenant_slug: "acme", project_name: "from_console" }]));
+  expect((await projects()).filter((p) => p.tenant_slug === "globex")).toEqual(before.filter((p) => p.tenant_slug === "globex"));
+  // Over the server's limits: SX413 through the same handler.
+  const big = await fetch(`${base}/console/api/dbt/upload`, { method: "POST", body: Buffer.alloc(2 * 1024 * 1024, 32), headers: { "content-type": "application/json", origin: base, cookie: ada.cookie, "x-csrf-token": ada.csrf } });
+  expect(big.status).toBe(413);
+  await expect.poll(async () => (await db.admin.query(
+    "select principal, auth_method, outcome from sextant.audit_events where tool = 'dbt_upload' order by at")).rows, { timeout: 10_000 })
+    .toEqual([
+      { principal: "vic@acme.test", auth_method: "console", outcome: "refused" },
+      { principal: "ada@acme.test", auth_method: "console", outcome: "ok" },
+      { principal: "ada@acme.test", auth_method: "console", outcome: expect.any(String) },
+    ]);
+});
+
+test("the Admin page's views refuse a viewer; another tenant's provisioned schema cannot be torn down", async () => {
+  const vic = await signIn("vic@acme.test");
+  const ada = await signIn("ada@acme.test");
+  for (const name of ["list_people", "rate_limit_use"]) {
+    const res = await call(vic, `/op/${name}`, { input: {} });
+    expect(res.status).toBe(403);
+    expect(await res.json()).toMatchObject({ code: "SX403" });
+  }
+  const people = await (await call(ada, "/op/list_people", { input: {} })).json();
+  expect(people.data.map((p: { email: string }) => p.email).sort()).toEqual(["ada@acme.test", "vic@acme.test"]);
+  await db.admin.query("insert into sextant.tenant_schemas (schema_name, tenant_slug, provisioned) values ('t_globex__keep', 'globex', true)");
+  expect((await (await call(ada, "/op/list_provisioned_schemas", { input: {} })).json()).data).toEqual([]);
+  const teardown = await call(ada, "/tool/teardown_schema", { input: { name: "t_globex__keep" } });
+  expect(teardown.status).toBe(400);
+  expect(await teardown.text()).toMatch(/SX404|not a schema your tenant provisioned/);
+  expect((await db.admin.query("select count(*)::int as n from sextant.tenant_schemas where schema_name = 't_globex__keep'")).rows[0].n).toBe(1);
 });
 
 test("another tenant's tenant, tables, rows and tokens are unreachable by tampering; unknown tool and operation names are refused", async () => {

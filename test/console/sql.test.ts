@@ -99,3 +99,58 @@ test("a person's history holds their own events only, even for an admin", async 
     expect((await c.query("select sql from sextant.my_query_history()")).rows.map((r) => r.sql)).toEqual(["select 2"]);
   });
 });
+
+test("the Admin page's views: rate-limit use, people and provisioned schemas of the caller's tenant only; viewers refused", async () => {
+  const epoch = Math.floor(Date.now() / 1000);
+  const at = (seconds: number) => new Date(Math.floor(epoch / seconds) * seconds * 1000).toISOString();
+  // The rate limiter's own buckets (src/audit/rateLimiter.ts names them): a name holding _ and %
+  // and colons, another tenant's person, an old window, and a tenant whose slug starts like acme's.
+  await db.admin.query(`insert into sextant_private.rate_buckets (bucket, window_start, hits) values
+    ('t:acme:day', $1, 40), ('p:acme:kim@acme.test:hour', $2, 12), ('p:acme:kim@acme.test:minute', $3, 3),
+    ('p:acme:a_b%c:d:hour', $2, 5), ('p:acme:kim@acme.test:hour', $2::timestamptz - interval '1 hour', 99),
+    ('p:globex:gil@globex.test:hour', $2, 7), ('t:globex:day', $1, 70)
+    on conflict (bucket, window_start) do update set hits = excluded.hits`, [at(86400), at(3600), at(60)]);
+  await db.admin.query("update sextant.tenants set rate_per_minute = 11, rate_per_hour = 222, tenant_rate_per_day = 3333 where slug = 'acme'");
+  await db.admin.query("select * from sextant_private.upsert_user('kim@acme.test', null, $1, 'acme', 'analyst')", ["Kim <b>K</b>"]);
+  await db.admin.query("select * from sextant_private.upsert_user('gil@globex.test', null, 'Gil', 'globex', 'admin')");
+  await withTx(db.auth, async (c) => {
+    await asRole(c, "sextant_t_acme__admin");
+    const use = (await c.query("select scope, principal, window_name, used::int, cap from sextant.rate_limit_use()")).rows;
+    expect(use).toEqual([
+      { scope: "tenant", principal: null, window_name: "day", used: 40, cap: 3333 },
+      { scope: "person", principal: "kim@acme.test", window_name: "hour", used: 12, cap: 222 },
+      { scope: "person", principal: "a_b%c:d", window_name: "hour", used: 5, cap: 222 },
+      { scope: "person", principal: "kim@acme.test", window_name: "minute", used: 3, cap: 11 },
+    ]);
+    const people = (await c.query("select email, display_name, access_level from sextant.list_people()")).rows;
+    expect(people).toEqual(expect.arrayContaining([{ email: "kim@acme.test", display_name: "Kim <b>K</b>", access_level: "analyst" }]));
+    expect(people.map((p) => p.email)).not.toContain("gil@globex.test");
+  });
+  for (const role of ["sextant_t_acme", "sextant_t_acme__analyst"]) {
+    await withTx(db.auth, async (c) => {
+      await asRole(c, role);
+      await expect(c.query("select * from sextant.rate_limit_use()")).rejects.toMatchObject({ code: "SX403", message: /rate-limit use/ });
+      await c.query("rollback; begin");
+      await asRole(c, role);
+      await expect(c.query("select * from sextant.list_people()")).rejects.toMatchObject({ code: "SX403" });
+    });
+  }
+  await withTx(db.auth, async (c) => {
+    await asRole(c, "sextant_t_globex__admin");
+    expect((await c.query("select principal, used::int from sextant.rate_limit_use() where scope = 'person'")).rows).toEqual([{ principal: "gil@globex.test", used: 7 }]);
+  });
+  // Provisioned schemas with their expiry: the tenant's own only, whoever in it asks.
+  await withTx(db.auth, async (c) => {
+    await asRole(c, "sextant_t_acme__analyst");
+    await c.query("select sextant.provision_schema('scratch', 5)");
+    await c.query("commit");
+  });
+  await db.admin.query("create table t_acme__scratch.notes (id int)");
+  await withTx(db.auth, async (c) => {
+    await asRole(c, "sextant_t_acme");
+    const rows = (await c.query("select schema_name, tables::int, pipelines::int, expires_at > now() + interval '4 hours' as later from sextant.list_provisioned_schemas()")).rows;
+    expect(rows).toEqual([{ schema_name: "t_acme__scratch", tables: 1, pipelines: 0, later: true }]);
+    await asRole(c, "sextant_t_globex__admin");
+    expect((await c.query("select * from sextant.list_provisioned_schemas()")).rows).toEqual([]);
+  });
+});

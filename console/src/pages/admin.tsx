@@ -1,5 +1,5 @@
 import { useState } from "preact/hooks";
-import { op } from "../api.ts";
+import { op, tool, uploadDbt, type UploadResult } from "../api.ts";
 import { cellText } from "../components/grid.tsx";
 import { Problem, useLoad } from "../components/status.tsx";
 
@@ -150,6 +150,153 @@ function SlackPeople() {
   );
 }
 
+/** dbt artifacts uploaded through the server's POST /dbt/upload handler, with the bytes sent as progress. */
+function DbtUpload() {
+  const [phase, setPhase] = useState<"idle" | "sending" | "loading">("idle");
+  const [sent, setSent] = useState<{ sent: number; total: number }>({ sent: 0, total: 0 });
+  const [result, setResult] = useState<UploadResult>();
+  const [error, setError] = useState<string>();
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    const form = e.target as HTMLFormElement;
+    const f = new FormData(form);
+    const file = f.get("artifacts");
+    if (!(file instanceof File) || file.size === 0) return setError("Pick a file: a zip of the dbt target directory, or manifest.json (or manifest.json.gz).");
+    setError(undefined);
+    setResult(undefined);
+    setPhase("sending");
+    setSent({ sent: 0, total: file.size });
+    try {
+      const r = await uploadDbt(file, String(f.get("project") ?? "").trim(), (s, total) => {
+        setSent({ sent: s, total });
+        if (s >= total) setPhase("loading");
+      });
+      setResult(r);
+      form.reset();
+    } catch (err) {
+      setError((err as Error).message);
+    } finally {
+      setPhase("idle");
+    }
+  };
+  const pct = sent.total ? Math.round((sent.sent / sent.total) * 100) : 0;
+  return (
+    <section aria-labelledby="dbt-h">
+      <h2 id="dbt-h">dbt project</h2>
+      <p class="muted">Upload a zip of the dbt target directory (manifest.json, catalog.json, run_results.json) or manifest.json alone; it replaces the project's previous version.</p>
+      <form class="inline-form" onSubmit={submit}>
+        <label for="dbt-file">Artifacts (.zip, .json or .json.gz)</label>
+        <input id="dbt-file" name="artifacts" type="file" accept=".zip,.json,.gz,application/zip,application/json,application/gzip" required />
+        <label for="dbt-project">Project name (empty: from the manifest)</label>
+        <input id="dbt-project" name="project" maxLength={200} />
+        <button type="submit" disabled={phase !== "idle"}>Upload</button>
+      </form>
+      {phase !== "idle" ? (
+        <div class="panel">
+          <label for="dbt-progress">{phase === "sending" ? "Sending the artifacts" : "Loading the project into Sextant"}</label>
+          <progress id="dbt-progress" max={100} value={phase === "sending" ? pct : undefined} />
+          <p role="status">{phase === "sending" ? `Sent ${pct}% (${Math.round(sent.sent / 1024)} of ${Math.round(sent.total / 1024)} KB)` : "Sent; loading models, columns and lineage…"}</p>
+        </div>
+      ) : null}
+      <Problem error={error} />
+      {result ? (
+        <div class="panel" role="status">
+          <p><strong>Loaded dbt project {t(result.project)}</strong> in {Math.round(Number(result.ms))} ms (entries read: {Object.entries(result.counts).map(([k, v]) => `${k} ${v}`).join(", ")}).</p>
+          <a href="#/models">Search its models</a>
+        </div>
+      ) : null}
+    </section>
+  );
+}
+
+/** People who can sign in to this tenant and their levels (sextant.list_people; levels are set by the operator). */
+function People() {
+  const people = useLoad(() => op<Row[]>("list_people"), []);
+  return (
+    <section aria-labelledby="people-h">
+      <h2 id="people-h">People</h2>
+      <Problem error={people.error} />
+      <table class="list">
+        <caption class="sr-only">People of this tenant and their access levels</caption>
+        <thead><tr><th scope="col">E-mail</th><th scope="col">Name</th><th scope="col">Level</th><th scope="col">Status</th><th scope="col">Since</th></tr></thead>
+        <tbody>
+          {(people.data ?? []).map((p) => (
+            <tr key={t(p.email)}>
+              <td>{t(p.email)}</td><td>{t(p.display_name)}</td><td>{t(p.access_level)}</td><td>{p.disabled ? "disabled" : "active"}</td><td>{t(p.created_at)}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </section>
+  );
+}
+
+/** Schemas the tenant provisioned, their expiry, and teardown (the teardown_schema tool, as the person). */
+function Schemas() {
+  const schemas = useLoad(() => op<Row[]>("list_provisioned_schemas"), []);
+  const [error, setError] = useState<string>();
+  const teardown = async (name: string) => {
+    if (!confirm(`Drop schema ${name} and everything in it?`)) return;
+    setError(undefined);
+    try {
+      await tool("teardown_schema", { name });
+      schemas.reload();
+    } catch (err) {
+      setError((err as Error).message);
+    }
+  };
+  return (
+    <section aria-labelledby="schemas-h">
+      <h2 id="schemas-h">Provisioned schemas</h2>
+      <Problem error={error ?? schemas.error} />
+      {(schemas.data ?? []).length === 0 ? <p class="muted">This tenant has provisioned no schema.</p> : (
+        <table class="list">
+          <caption class="sr-only">Schemas provisioned by this tenant, with their expiry</caption>
+          <thead><tr><th scope="col">Schema</th><th scope="col">Expires</th><th scope="col">Tables</th><th scope="col">Pipelines</th><th scope="col">Created</th><th scope="col"><span class="sr-only">Actions</span></th></tr></thead>
+          <tbody>
+            {(schemas.data ?? []).map((r) => (
+              <tr key={t(r.schema_name)}>
+                <td><code>{t(r.schema_name)}</code></td><td>{r.expires_at ? t(r.expires_at) : "never"}</td>
+                <td class="num">{t(r.tables)}</td><td class="num">{t(r.pipelines)}</td><td>{t(r.created_at)}</td>
+                <td><button type="button" class="danger" onClick={() => teardown(t(r.schema_name))} aria-label={`Tear down schema ${t(r.schema_name)}`}>Tear down</button></td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </section>
+  );
+}
+
+/** What the tenant and each caller used of the rate limits in the current windows (sextant.rate_limit_use). */
+function RateUse() {
+  const use = useLoad(() => op<Row[]>("rate_limit_use"), []);
+  return (
+    <section aria-labelledby="rate-h">
+      <h2 id="rate-h">Rate-limit use</h2>
+      <Problem error={use.error} />
+      <table class="list">
+        <caption class="sr-only">Calls used against the limits in the current minute, hour and day</caption>
+        <thead><tr><th scope="col">Who</th><th scope="col">Window</th><th scope="col">Since</th><th scope="col">Used</th><th scope="col">Limit</th><th scope="col">Share</th></tr></thead>
+        <tbody>
+          {(use.data ?? []).map((r, i) => {
+            const share = Number(r.cap) > 0 ? Math.min(100, Math.round((Number(r.used) / Number(r.cap)) * 100)) : 0;
+            const who = r.scope === "tenant" ? "the whole tenant" : t(r.principal);
+            return (
+              <tr key={i}>
+                <td>{who}</td><td>per {t(r.window_name)}</td><td>{t(r.window_start)}</td>
+                <td class="num">{t(r.used)}</td><td class="num">{t(r.cap)}</td>
+                <td><meter min={0} max={100} value={share} aria-label={`${who}: ${share}% of the ${t(r.window_name)} limit`} /> {share}%</td>
+              </tr>
+            );
+          })}
+        </tbody>
+      </table>
+      <button type="button" class="secondary" onClick={() => use.reload()}>Refresh</button>
+    </section>
+  );
+}
+
 function Audit() {
   const [filters, setFilters] = useState<{ tool?: string; outcome?: string; principal?: string }>({});
   const events = useLoad(() => op<Row[]>("audit_log", { ...filters, max_results: 100 }), [JSON.stringify(filters)]);
@@ -189,6 +336,10 @@ export function AdminPage() {
     <div>
       <h1>Admin</h1>
       <Tokens />
+      <DbtUpload />
+      <People />
+      <Schemas />
+      <RateUse />
       <Grants />
       <SlackPeople />
       <Audit />
