@@ -9,8 +9,7 @@
 --   * the runner opens the SQL as a cursor: one statement only, no SELECT INTO;
 --   * the transaction is made read-only before the SQL is opened;
 --   * the planner's estimate is checked against the tenant's budget before any row is read;
---   * rows, bytes and time are capped; the prepared statement used to read column types is
---     deallocated on every path.
+--   * rows, bytes and time are capped.
 
 set role sextant_owner;
 
@@ -60,19 +59,24 @@ declare
   v_json json;
   v_rows json[] := '{}';
   v_names text[];
-  v_types text[];
+  v_types oid[];
+  v_send bytea;
+  v_at integer;
+  v_columns jsonb;
+  v_distinct integer;
   v_count integer := 0;
   v_bytes bigint := 0;
   v_len bigint;
   v_message text;
   v_truncated boolean := false;
-  v_plan json;
   v_text text;
+  v_plan jsonb;
+  v_lower text;
   v_cost numeric;
   v_started timestamptz := clock_timestamp();
 begin
   -- Whatever transaction called us, nothing in it can write from here on.
-  perform set_config('transaction_read_only', 'on', true);
+  v_text := set_config('transaction_read_only', 'on', true);
   -- Unqualified names resolve to the tenant's schemas, after pg_catalog.
   perform set_config('search_path', 'pg_catalog' || coalesce(
     (select ', ' || string_agg(quote_ident(s.schema_name), ', ' order by s.schema_name)
@@ -95,16 +99,19 @@ begin
   end;
 
   -- Only now is the text known to be one statement, so EXPLAIN cannot smuggle a second one.
-  execute 'explain (format json, verbose) ' || sql into v_plan;
+  -- (The query is planned twice, here and for the cursor: PostgreSQL shows no open cursor's
+  -- plan. The plan's text is parsed once, as jsonb, for the checks and the cost.)
+  execute 'explain (format json, verbose) ' || sql into v_text;
   -- Constants are folded while planning, so `select repeat('x', 100000000)` has a 100 MB plan:
   -- bounded like a response before anything reads it (or explain_query returns it).
-  if octet_length(v_plan::text) > greatest(max_bytes, 1000000) then
+  if octet_length(v_text) > greatest(max_bytes, 1000000) then
     close v_cursor;
     raise exception 'the plan of this query is %% bytes (its constants are computed while planning), over the limit of %% bytes',
-      octet_length(v_plan::text), greatest(max_bytes, 1000000)
+      octet_length(v_text), greatest(max_bytes, 1000000)
       using errcode = 'SX413',
             hint = 'Compute large values from table data, not from constants, and select only what you need.';
   end if;
+  v_plan := v_text::jsonb;
   -- The database's own wall against catalog reads (the parser guard names the reason first):
   -- no scan of a relation in pg_catalog, pg_toast or information_schema (views over them
   -- included), no pg_* set-returning function, and no catalog-revealing function or name
@@ -113,27 +120,26 @@ begin
   -- (One path walk over the plan. The pattern is written into this function when it is made,
   -- and only tried on a plan that holds one of the words it starts with: trying it costs
   -- milliseconds here, the words microseconds.)
-  v_text := lower(v_plan::text);
-  if jsonb_path_exists(v_plan::jsonb,
+  v_lower := lower(v_text);
+  if jsonb_path_exists(v_plan,
        '$.** ? ((exists(@."Relation Name") && (@."Schema" == "information_schema" || @."Schema" starts with "pg_"))'
        ' || @."Function Name" starts with "pg_")')
-     or ((strpos(v_text, 'pg_') > 0 or strpos(v_text, 'information_schema.') > 0 or strpos(v_text, 'has_') > 0
-          or strpos(v_text, 'row_security_active(') > 0 or strpos(v_text, 'to_reg') > 0
-          or strpos(v_text, 'obj_description(') > 0 or strpos(v_text, 'col_description(') > 0
-          or strpos(v_text, 'format_type(') > 0 or strpos(v_text, 'inet_') > 0 or strpos(v_text, 'txid_') > 0
-          or strpos(v_text, 'current_setting(') > 0 or strpos(v_text, '::reg') > 0)
-         and v_plan::text ~* %2$L) then
+     or ((strpos(v_lower, 'pg_') > 0 or strpos(v_lower, 'information_schema.') > 0 or strpos(v_lower, 'has_') > 0
+          or strpos(v_lower, 'row_security_active(') > 0 or strpos(v_lower, 'to_reg') > 0
+          or strpos(v_lower, 'obj_description(') > 0 or strpos(v_lower, 'col_description(') > 0
+          or strpos(v_lower, 'format_type(') > 0 or strpos(v_lower, 'inet_') > 0 or strpos(v_lower, 'txid_') > 0
+          or strpos(v_lower, 'current_setting(') > 0 or strpos(v_lower, '::reg') > 0)
+         and v_text ~* %2$L) then
     close v_cursor;
     raise exception 'the query reads PostgreSQL''s catalogs, which hold every tenant''s objects, statistics, sessions and settings'
       using errcode = 'SX400',
             hint = 'Call list_schemas, list_tables, describe_table or list_functions to see the schemas, tables, columns and functions you can read.';
   end if;
-  v_cost := (v_plan -> 0 -> 'Plan' ->> 'Total Cost')::numeric;
+  v_cost := (v_plan #>> '{0,Plan,Total Cost}')::numeric;
   if explain_only then
     close v_cursor;
-    return (jsonb_build_object('total_cost', v_cost,
-                               'plan_rows', (v_plan -> 0 -> 'Plan' ->> 'Plan Rows')::numeric),
-            v_plan, 0, false, null::integer, round(extract(epoch from clock_timestamp() - v_started) * 1000, 3));
+    return (jsonb_build_object('total_cost', v_cost, 'plan_rows', (v_plan #>> '{0,Plan,Plan Rows}')::numeric),
+            v_text::json, 0, false, null::integer, round(extract(epoch from clock_timestamp() - v_started) * 1000, 3));
   end if;
   if v_cost > max_cost then
     close v_cursor;
@@ -160,12 +166,14 @@ begin
     if v_len <= 8 * (max_bytes - v_bytes) then
       v_json := to_json(v_row);
       if v_count = 0 then
+        -- The names are the first row's keys; its binary form (record_send) starts each
+        -- column with its type's oid: the types, without planning the query a third time.
         v_names := array(select json_object_keys(v_json));
-        if cardinality(v_names) <> (select count(distinct n) from unnest(v_names) as n) then
-          close v_cursor;
-          raise exception 'the result has two columns with the same name'
-            using errcode = 'SX400', hint = 'Give every output column a distinct alias.';
-        end if;
+        begin
+          v_send := record_send(v_row);
+        exception when undefined_function then
+          v_send := null;  -- a type with no binary form (aclitem): types are a courtesy, rows are not
+        end;
       end if;
       v_len := octet_length(v_json::text);
     end if;
@@ -188,35 +196,52 @@ begin
   end loop;
   close v_cursor;
 
-  -- Names and types without running the query again: the query as the inner side of a join
-  -- on false is planned (names resolved, types checked) but never executed, and its row of
-  -- nulls still carries each column's type. (pg_prepared_statements.result_types would do,
-  -- but only from PostgreSQL 16.)
+  -- No row: names and types from the query as the inner side of a join on false, which is
+  -- planned (names resolved, types checked) but never executed; its row of nulls still
+  -- carries each column's name and type.
   if v_names is null then
     open v_cursor no scroll for execute
       'select q.* from (select) as sextant_one left join (' || sql || e'\n) as q on false';
     fetch v_cursor into v_row;
     close v_cursor;
     v_names := array(select json_object_keys(to_json(v_row)));
+    v_send := record_send(v_row);  -- every value null: no type's send function is called
   end if;
-  if cardinality(v_names) = (select count(distinct n) from unnest(v_names) as n) then
+  -- record_send: the column count, then per column its type's oid, its length (-1: null) and
+  -- its bytes.
+  if v_send is null then
+    -- A type with no binary form: the types as the inner side of the join on false.
     begin
-      execute format('select array[%%s]::text[] from (select) as sextant_one left join (%%s%%s) as q on false',
-        (select string_agg(format('pg_catalog.pg_typeof(q.%%I)::text', n), ', ') from unnest(v_names) as n), sql, e'\n')
+      execute format('select array[%%s]::regtype[] from (select) as sextant_one left join (%%s%%s) as q on false',
+        (select string_agg(format('pg_catalog.pg_typeof(q.%%I)', n), ', ') from unnest(v_names) as n), sql, e'\n')
         into v_types;
     exception when others then
       v_types := null;  -- types are a courtesy: never fail a query that ran for them
     end;
+  else
+    v_at := 4;
+    for i in 1 .. ((get_byte(v_send, 0) << 24) | (get_byte(v_send, 1) << 16) | (get_byte(v_send, 2) << 8) | get_byte(v_send, 3)) loop
+      v_types[i] := ((get_byte(v_send, v_at) << 24) | (get_byte(v_send, v_at + 1) << 16)
+                     | (get_byte(v_send, v_at + 2) << 8) | get_byte(v_send, v_at + 3))::oid;
+      v_at := v_at + 8 + greatest((get_byte(v_send, v_at + 4) << 24) | (get_byte(v_send, v_at + 5) << 16)
+                                  | (get_byte(v_send, v_at + 6) << 8) | get_byte(v_send, v_at + 7), 0);
+    end loop;
+  end if;
+  select coalesce(jsonb_agg(jsonb_build_object('name', c.name, 'type', coalesce(c.type::regtype::text, 'unknown')) order by c.i), '[]'),
+         count(distinct c.name)
+    into v_columns, v_distinct
+    from unnest(v_names, v_types) with ordinality as c(name, type, i);
+  -- (An empty result may repeat a name: there is no row to misread.)
+  if v_distinct < cardinality(v_names) and v_count > 0 then
+    raise exception 'the result has two columns with the same name'
+      using errcode = 'SX400', hint = 'Give every output column a distinct alias.';
   end if;
 
-  return (
-    (select coalesce(jsonb_agg(jsonb_build_object('name', n.name, 'type', coalesce(v_types[n.i], 'unknown')) order by n.i), '[]')
-       from unnest(v_names) with ordinality as n(name, i)),
-    coalesce(array_to_json(v_rows), '[]'),
-    v_count,
-    v_truncated,
-    case when v_truncated then row_offset + v_count end,
-    round(extract(epoch from clock_timestamp() - v_started) * 1000, 3));
+  -- One expression, no subquery: PL/pgSQL evaluates it without the executor, which copies a
+  -- large result several times over.
+  return (v_columns, coalesce(array_to_json(v_rows), '[]'), v_count, v_truncated,
+          case when v_truncated then row_offset + v_count end,
+          round(extract(epoch from clock_timestamp() - v_started) * 1000, 3));
 end
 $fn$;
 $src$, 'run_query__' || slug, sextant_exec.catalog_function_pattern());
@@ -284,10 +309,12 @@ language plpgsql volatile
 set search_path = pg_catalog, pg_temp
 as $$
 declare
+  v_slug text := sextant.current_tenant();
   v_tenant sextant.tenants;
-  v_result sextant.query_result;
+  v_call record;
 begin
-  select * into v_tenant from sextant.tenants as t where t.slug = sextant.current_tenant();
+  -- The tenant once (the row's policy asks again): each call reads the role graph.
+  select * into v_tenant from sextant.tenants as t where t.slug = v_slug;
   if v_tenant.slug is null then
     raise exception 'queries run as a tenant, and the current role belongs to none'
       using errcode = 'SX403', hint = 'Use a tenant''s API token, or an analyst login created with `sextant analyst create`.';
@@ -304,11 +331,13 @@ begin
   if row_offset is not null and row_offset < 0 then
     raise exception 'row_offset must not be negative, got %', row_offset using errcode = 'SX400';
   end if;
-  execute format('select * from sextant_exec.%I($1, $2, $3, $4, $5, $6)', 'run_query__' || v_tenant.slug)
-    into v_result
+  -- The result as one value (not `select * from`, which puts it in a tuplestore and takes it
+  -- apart): a 1,000-row result is copied a few times less.
+  execute format('select sextant_exec.%I($1, $2, $3, $4, $5, $6) as r', 'run_query__' || v_tenant.slug)
+    into v_call
     using sql, least(coalesce(max_rows, 500), v_tenant.max_rows), coalesce(row_offset, 0),
           v_tenant.max_response_bytes, v_tenant.max_query_cost, explain_only;
-  return v_result;
+  return v_call.r;
 end
 $$;
 comment on function sextant_exec.call_runner(text, integer, integer, boolean) is
