@@ -792,6 +792,27 @@ comment on function sextant.remove_source(text) is
 revoke all on function sextant.remove_source(text) from public;
 grant execute on function sextant.remove_source(text) to sextant_tenant_reader;
 
+-- What the remote catalog said about a source's table at its last refresh, for describe_table
+-- (sql/catalog_tables.sql): a source's tables are views here, so PostgreSQL's own catalog has
+-- no keys, indexes, statistics or row estimate for them. Null for any other relation. Runs as
+-- the caller: RLS on sextant.source_tables shows a tenant its own sources only.
+create or replace function sextant_exec.source_table_facts(schema_name text, table_name text)
+returns jsonb
+language sql stable
+set search_path = pg_catalog, pg_temp
+as $$
+  select jsonb_build_object('source', st.source_name, 'remote_table', st.remote_schema || '.' || st.table_name,
+                            'refreshed_at', st.refreshed_at, 'estimated_rows', st.estimated_rows,
+                            'primary_key', to_jsonb(st.primary_key), 'foreign_keys', st.foreign_keys,
+                            'indexes', st.indexes, 'column_stats', st.column_stats)
+  from sextant.source_tables as st
+  where st.local_schema = source_table_facts.schema_name and st.table_name = source_table_facts.table_name;
+$$;
+comment on function sextant_exec.source_table_facts(text, text) is
+  E'A source table''s remote keys, indexes, row estimate and column statistics from its last refresh (null otherwise).';
+revoke all on function sextant_exec.source_table_facts(text, text) from public;
+grant execute on function sextant_exec.source_table_facts(text, text) to sextant_tenant_reader;
+
 -- ---------------------------------------------------------------------------------------
 -- The worker's schedule (granted to sextant_worker only; these cross tenants by design): the
 -- minute tick asks which sources are due and queues one job each; a job refreshes one source

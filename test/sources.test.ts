@@ -87,6 +87,12 @@ describe("a source's tables through MCP", () => {
     const d = (await callOk(acme, "describe_table", { table: "warehouse_analytics.orders" })) as { columns: { name: string; type: string; description: string | null }[] };
     expect(d.columns.map((c) => [c.name, c.type])).toEqual([["id", "integer"], ["customer", "text"], ["amount", "numeric"]]);
     expect(d.columns[2]!.description).toBe("Order amount in cents");
+    // A view here; its keys, indexes, estimate and column statistics come from the remote catalog.
+    const full = d as unknown as { primary_key: string[]; estimated_rows: number; indexes: unknown[]; columns: { primary_key?: boolean; statistics?: Record<string, number> }[] };
+    expect(full).toMatchObject({ primary_key: ["id"], estimated_rows: 1000 });
+    expect(full.indexes).toEqual([{ name: "orders_pkey", unique: true, primary: true, columns: ["id"] }]);
+    expect(full.columns[0]).toMatchObject({ primary_key: true, statistics: { null_fraction: 0, distinct: -1 } });
+    expect(full.columns[1]!.statistics).toMatchObject({ distinct: 50 });
     expect((await db.admin.query("select primary_key, estimated_rows::int as estimated_rows from sextant.source_tables where table_name = 'orders'")).rows)
       .toEqual([{ primary_key: ["id"], estimated_rows: 1000 }]);
     const sample = (await callOk(acme, "sample_table", { table: "orders", schema: "warehouse_analytics", n: 5 })) as { row_count: number };
