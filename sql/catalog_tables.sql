@@ -66,6 +66,7 @@ declare
   v_kind "char";
   v_pk int2[];
   v_sensitive text[];
+  v_src jsonb;  -- a source's table (a view here): what its remote catalog said (sql/sources.sql)
   r sextant.table_description;
 begin
   select n.nspname, c.relname, c.relkind into v_schema, v_table, v_kind
@@ -73,13 +74,15 @@ begin
   where c.oid = v_oid;
   v_pk := (select con.conkey from pg_catalog.pg_constraint as con where con.conrelid = v_oid and con.contype = 'p');
   v_sensitive := sextant_exec.sensitive_columns(v_oid, v_schema, v_table);
+  v_src := case when v_kind = 'v' then sextant_exec.source_table_facts(v_schema, v_table) end;
   select
     v_schema,
     v_table,
     case v_kind when 'r' then 'table' when 'p' then 'partitioned table' when 'v' then 'view'
                 when 'm' then 'materialized view' when 'f' then 'foreign table' end,
     pg_catalog.obj_description(v_oid, 'pg_class'),
-    (select case when c.reltuples >= 0 then c.reltuples::bigint end from pg_catalog.pg_class as c where c.oid = v_oid),
+    coalesce((v_src ->> 'estimated_rows')::bigint,
+             (select case when c.reltuples >= 0 then c.reltuples::bigint end from pg_catalog.pg_class as c where c.oid = v_oid)),
     case when v_kind in ('r', 'm') then pg_catalog.pg_total_relation_size(v_oid) end,
     (select coalesce(jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
               'name', a.attname,
@@ -87,16 +90,18 @@ begin
               'nullable', not a.attnotnull,
               'default', pg_catalog.pg_get_expr(d.adbin, d.adrelid),
               'description', pg_catalog.col_description(v_oid, a.attnum),
-              'primary_key', case when a.attnum = any(v_pk) then true end,
-              'sensitive', case when a.attname::text = any(v_sensitive) then true end))
+              'primary_key', case when a.attnum = any(v_pk) or coalesce(v_src -> 'primary_key' ? a.attname, false) then true end,
+              'sensitive', case when a.attname::text = any(v_sensitive) then true end,
+              'statistics', (select st - 'column' from jsonb_array_elements(v_src -> 'column_stats') as st where st ->> 'column' = a.attname)))
             order by a.attnum), '[]')
        from pg_catalog.pg_attribute as a
        left join pg_catalog.pg_attrdef as d on d.adrelid = a.attrelid and d.adnum = a.attnum
       where a.attrelid = v_oid and a.attnum > 0 and not a.attisdropped
         and pg_catalog.has_column_privilege(v_oid, a.attnum, 'select')),
-    (select to_jsonb(array(select a.attname::text from unnest(v_pk) with ordinality as k(attnum, i)
-                             join pg_catalog.pg_attribute as a on a.attrelid = v_oid and a.attnum = k.attnum order by k.i))),
-    (select coalesce(jsonb_agg(jsonb_build_object(
+    coalesce(nullif((select to_jsonb(array(select a.attname::text from unnest(v_pk) with ordinality as k(attnum, i)
+                             join pg_catalog.pg_attribute as a on a.attrelid = v_oid and a.attnum = k.attnum order by k.i))), '[]'),
+             v_src -> 'primary_key', '[]'),
+    coalesce(v_src -> 'foreign_keys', (select coalesce(jsonb_agg(jsonb_build_object(
               'name', con.conname,
               'columns', (select jsonb_agg(a.attname order by k.i) from unnest(con.conkey) with ordinality as k(attnum, i)
                             join pg_catalog.pg_attribute as a on a.attrelid = con.conrelid and a.attnum = k.attnum),
@@ -107,7 +112,7 @@ begin
        from pg_catalog.pg_constraint as con
        join pg_catalog.pg_class as fc on fc.oid = con.confrelid
        join pg_catalog.pg_namespace as fn on fn.oid = fc.relnamespace
-      where con.conrelid = v_oid and con.contype = 'f'),
+      where con.conrelid = v_oid and con.contype = 'f')),
     (select coalesce(jsonb_agg(jsonb_build_object(
               'name', con.conname,
               'table', rn.nspname || '.' || rc.relname,
@@ -124,12 +129,12 @@ begin
                            and dep.classid = 'pg_catalog.pg_constraint'::regclass)
         and con.confrelid = v_oid and con.contype = 'f'
         and pg_catalog.has_table_privilege(rc.oid, 'select')),
-    (select coalesce(jsonb_agg(jsonb_build_object(
+    coalesce(v_src -> 'indexes', (select coalesce(jsonb_agg(jsonb_build_object(
               'name', ic.relname, 'unique', i.indisunique, 'primary', i.indisprimary,
               'definition', pg_catalog.pg_get_indexdef(i.indexrelid)) order by ic.relname), '[]')
        from pg_catalog.pg_index as i
        join pg_catalog.pg_class as ic on ic.oid = i.indexrelid
-      where i.indrelid = v_oid),
+      where i.indrelid = v_oid)),
     (select coalesce(jsonb_agg(jsonb_build_object(
               'name', con.conname, 'type', case con.contype when 'c' then 'check' when 'u' then 'unique' when 'x' then 'exclusion' end,
               'definition', pg_catalog.pg_get_constraintdef(con.oid)) order by con.conname), '[]')
