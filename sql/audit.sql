@@ -1,5 +1,5 @@
--- Area: audit and limits. Called by the server's authenticator: add_rate_hits and
--- record_audit in batches (src/audit/operation.ts, the step every door passes through),
+-- Area: audit and limits. Called by the server's authenticator: admit_calls per call (with the
+-- call's own SQL, one round trip) and record_audit in batches (src/audit/operation.ts, the step every door passes through),
 -- tenant_limits when a principal is resolved. Tenant admins read sextant.audit_events (RLS);
 -- nobody can change it.
 -- Invariants:
@@ -22,8 +22,8 @@ comment on function sextant_private.tenant_limits(text) is E'A tenant''s row (li
 revoke all on function sextant_private.tenant_limits(text) from public;
 grant execute on function sextant_private.tenant_limits(text) to sextant_authenticator;
 
--- Rate-limit counters: each server adds its calls in batches and reads back the totals, which
--- include every other server's calls (see src/audit/rateLimiter.ts).
+-- Rate-limit counters in batches, read back with every other server's calls: how servers before
+-- admit_calls (below) counted; kept while such a server may still run beside a newer one.
 create or replace function sextant_private.add_rate_hits(hits json)
 returns json
 language sql volatile security definer
@@ -51,6 +51,61 @@ revoke all on function sextant_private.add_rate_hits(json) from public;
 grant execute on function sextant_private.add_rate_hits(json) to sextant_authenticator;
 
 drop function if exists sextant_private.hit_rate_limit(text, text);
+
+-- Admission: `calls` calls are counted against the principal's minute and hour windows and the
+-- tenant's day, or none is and SX429 says which limit (the raise undoes the other windows'
+-- counts). Each window's row is updated under its lock and only while it stays within the cap,
+-- so servers admitting at the same time together admit no more than the limit: replicas count
+-- exactly. Windows are fixed in UTC by the database's clock, the same for every server. The
+-- caps are read here from the tenant's row (defaults as in src/auth/tenantLimits.ts); `who` is
+-- the principal's bucket key (its name, or a hash of a name text cannot hold:
+-- src/audit/rateLimiter.ts). Callers commit it on its own, before the call's own transaction.
+create or replace function sextant_private.admit_calls(tenant text, who text, calls integer default 1)
+returns void
+language plpgsql volatile security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  t sextant.tenants;
+  w record;
+  total integer;
+begin
+  if calls is null or calls < 1 then
+    return;
+  end if;
+  select * into t from sextant.tenants as x where x.slug = admit_calls.tenant;
+  for w in
+    select * from (values
+      ('p:' || tenant || ':' || who || ':minute', date_trunc('minute', now(), 'UTC'), interval '1 minute',
+       coalesce(t.rate_per_minute, 120), 'calls per minute for you'),
+      ('p:' || tenant || ':' || who || ':hour', date_trunc('hour', now(), 'UTC'), interval '1 hour',
+       coalesce(t.rate_per_hour, 3000), 'calls per hour for you'),
+      ('t:' || tenant || ':day', date_trunc('day', now(), 'UTC'), interval '1 day',
+       coalesce(t.tenant_rate_per_day, 100000), 'calls per day for your tenant')
+    ) as v(bucket, start, length, cap, label)
+  loop
+    total := null;
+    insert into sextant_private.rate_buckets as b (bucket, window_start, hits)
+    values (w.bucket, w.start, calls)
+    on conflict (bucket, window_start) do update set hits = b.hits + excluded.hits
+      where b.hits + excluded.hits <= w.cap
+    returning b.hits into total;
+    if total is null or total > w.cap then
+      raise exception 'rate limit reached: % %', w.cap, w.label
+        using errcode = 'SX429', hint = 'Wait, or batch the work into fewer, larger queries.',
+          detail = format('Retry after %s seconds.', greatest(1, ceil(extract(epoch from w.start + w.length - clock_timestamp())))::bigint);
+    end if;
+  end loop;
+  -- Old windows are cleared now and then, by whichever call comes by.
+  if random() < 0.001 then
+    delete from sextant_private.rate_buckets where window_start < now() - interval '2 days';
+  end if;
+end
+$$;
+comment on function sextant_private.admit_calls(text, text, integer) is
+  E'Counts calls against a principal''s and tenant''s rate limits, exactly across servers, or raises SX429 counting nothing.';
+revoke all on function sextant_private.admit_calls(text, text, integer) from public;
+grant execute on function sextant_private.admit_calls(text, text, integer) to sextant_authenticator;
 
 -- Batched: the server sends a JSON array of events at once. One event must never stop the
 -- others (a NUL in one tenant's SQL once jammed every tenant's audit): when the batch fails,

@@ -3,6 +3,7 @@ import type { PublicError } from "../db/errors.ts";
 import type { AuditLog } from "./auditLog.ts";
 import type { Metrics } from "../metrics/metrics.ts";
 import { annotate } from "../telemetry/tracing.ts";
+import type { Admission } from "../db/queryAsRole.ts";
 import type { RateLimiter } from "./rateLimiter.ts";
 
 /** What one operation was: the tool (MCP tool, `graphql:<field>`) and its SQL text, if any. */
@@ -21,8 +22,8 @@ export interface OperationOutcome {
 
 /**
  * The one audit and rate-limit step every door passes through, per operation: an MCP tool
- * call, each root field of a GraphQL request (N fields are N calls). Counting goes to PostgreSQL (sextant_private.add_rate_hits, shared by every server
- * process), events to sextant.audit_events (sextant_private.record_audit); neither can be
+ * call, each root field of a GraphQL request (N fields are N calls). Counting goes to PostgreSQL at admission (sextant_private.admit_calls, exact across
+ * server processes), events to sextant.audit_events (sextant_private.record_audit); neither can be
  * jammed by what one caller sends.
  */
 export class OperationGate {
@@ -35,6 +36,15 @@ export class OperationGate {
   /** Counts `calls` operations against the principal's and tenant's limits, or throws SX429 (counting nothing). */
   async admit(principal: Principal, calls = 1): Promise<void> {
     await this.rateLimiter?.hit(principal, calls);
+  }
+
+  /**
+   * The same count for one call, to travel with the call's own SQL (src/db/queryAsRole.ts: one
+   * round trip); undefined without limits.
+   */
+  admission(principal: Principal): Admission | undefined {
+    const limiter = this.rateLimiter;
+    return limiter && { sql: limiter.sql(principal), alone: () => limiter.hit(principal) };
   }
 
   /** Audits one operation's outcome (ok, refused below HTTP 500, error otherwise) and counts it in the metrics. */

@@ -1,21 +1,8 @@
 import { createHash } from "node:crypto";
-import type pg from "pg";
+import pg from "pg";
 import type { Principal } from "../auth/principal.ts";
 import type { TenantLimitsCache } from "../auth/tenantLimits.ts";
-import { SextantError } from "../db/errors.ts";
 import { storableText } from "./auditLog.ts";
-
-interface Window {
-  bucket: string;
-  start: number;
-  lengthMs: number;
-  cap: number;
-  label: string;
-}
-
-const MINUTE = 60_000;
-const HOUR = 60 * MINUTE;
-const DAY = 24 * HOUR;
 
 /**
  * The principal's part of a bucket name: its name when that is short and storable as text,
@@ -26,95 +13,51 @@ function subjectKey(subject: string): string {
   return clean === subject && subject.length <= 200 ? subject : `#${createHash("sha256").update(subject).digest("hex")}`;
 }
 
-/** An unambiguous map key for a window, whatever characters the bucket holds. */
-const windowKey = (bucket: string, start: number) => JSON.stringify([bucket, start]);
-
-function add(m: Map<string, { bucket: string; start: number; hits: number }>, bucket: string, start: number, hits: number) {
-  const key = windowKey(bucket, start);
-  const cur = m.get(key);
-  if (cur) cur.hits += hits;
-  else m.set(key, { bucket, start, hits });
-}
-
 /**
- * Fixed-window rate limits (per principal per minute and per hour, per tenant per day) whose
- * counters live in PostgreSQL, shared by every server process. A call is checked against the
- * windows' totals as last read from PostgreSQL plus this process's calls not yet written;
- * writes go out in batches (every `intervalMs`), each returning fresh totals. So the check
- * costs no round trip, and other processes' calls are seen within one interval.
+ * Fixed-window rate limits (per principal per minute and per hour, per tenant per day) counted
+ * at admission in PostgreSQL (sextant_private.admit_calls), so every server process shares them
+ * and replicas together admit no more than the limit. The count commits on its own, before the
+ * call's transaction (which a read rolls back), without waiting for the WAL flush: a crash may
+ * forget the last counts, never add any. A tool call sends it in the same round trip as its
+ * own SQL (`sql`, src/db/queryAsRole.ts); other doors call `hit`, one round trip.
  */
 export class RateLimiter {
-  // Keyed by windowKey(bucket, start): a bucket holds the principal's name, which may contain
-  // any character, so the key is never split apart again (a `|` in a name once crashed the server).
-  private readonly totals = new Map<string, { bucket: string; start: number; hits: number }>(); // from PostgreSQL
-  private readonly pending = new Map<string, { bucket: string; start: number; hits: number }>(); // this process's calls not yet written
-  private timer: NodeJS.Timeout | undefined;
-  private flushing: Promise<void> = Promise.resolve();
-
+  /** Only `pool` is used now (caps are read in SQL, nothing is batched or fails later): the rest is kept for callers. */
   constructor(
     private readonly pool: pg.Pool,
-    private readonly limits: TenantLimitsCache,
-    private readonly onError: (error: unknown) => void,
-    private readonly intervalMs = 100,
+    _limits?: TenantLimitsCache,
+    _onError?: (error: unknown) => void,
+    _intervalMs?: number,
   ) {}
+
+  /**
+   * The admission of `calls` calls as one simple-protocol text (values quoted): it counts, or
+   * raises SX429 leaving the connection in a failed transaction (the caller rolls back).
+   */
+  sql(p: Principal, calls = 1): string {
+    const n = Math.max(1, Math.floor(calls));
+    return `begin; set local synchronous_commit = off; select sextant_private.admit_calls(${pg.escapeLiteral(p.tenant)}, ${pg.escapeLiteral(subjectKey(p.subject))}, ${n}); commit`;
+  }
 
   /**
    * Counts `calls` calls (a GraphQL request with N fields is N calls), or throws SX429 saying
    * which limit and when to retry; a refused request counts nothing.
    */
   async hit(p: Principal, calls = 1): Promise<void> {
-    const l = await this.limits.get(p.tenant);
-    const now = Date.now();
-    const who = subjectKey(p.subject);
-    const windows: Window[] = [
-      { bucket: `p:${p.tenant}:${who}:minute`, start: now - (now % MINUTE), lengthMs: MINUTE, cap: l.ratePerMinute, label: "calls per minute for you" },
-      { bucket: `p:${p.tenant}:${who}:hour`, start: now - (now % HOUR), lengthMs: HOUR, cap: l.ratePerHour, label: "calls per hour for you" },
-      { bucket: `t:${p.tenant}:day`, start: now - (now % DAY), lengthMs: DAY, cap: l.tenantRatePerDay, label: "calls per day for your tenant" },
-    ];
-    for (const w of windows) {
-      const key = windowKey(w.bucket, w.start);
-      if ((this.totals.get(key)?.hits ?? 0) + (this.pending.get(key)?.hits ?? 0) + calls > w.cap) {
-        const retry = Math.ceil((w.start + w.lengthMs - now) / 1000);
-        throw new SextantError("SX429", `rate limit reached: ${w.cap} ${w.label}`,
-          "Wait, or batch the work into fewer, larger queries.", `Retry after ${retry} seconds.`);
-      }
+    const client = await this.pool.connect();
+    try {
+      await client.query(this.sql(p, calls));
+    } catch (error) {
+      await client.query("rollback").then(() => client.release(), (e: Error) => client.release(e));
+      throw error;
     }
-    for (const w of windows) add(this.pending, w.bucket, w.start, calls);
-    this.timer ??= setTimeout(() => void this.flush(), this.intervalMs);
+    client.release();
   }
 
-  /** Writes pending calls and refreshes the totals. */
+  /** Nothing is pending: every call is counted when admitted. */
   flush(): Promise<void> {
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    this.flushing = this.flushing.then(async () => {
-      if (this.pending.size === 0) return;
-      const batch = [...this.pending.values()];
-      this.pending.clear();
-      try {
-        const hits = batch.map((h) => ({ bucket: h.bucket, window_start: new Date(h.start).toISOString(), hits: h.hits }));
-        const { rows } = await this.pool.query("select sextant_private.add_rate_hits($1::json) as totals", [JSON.stringify(hits)]);
-        const now = Date.now();
-        for (const [key, t] of this.totals) if (t.start < now - DAY) this.totals.delete(key);
-        for (const t of rows[0].totals as { bucket: string; window_start: string; hits: number }[]) {
-          const start = new Date(t.window_start).getTime();
-          this.totals.set(windowKey(t.bucket, start), { bucket: t.bucket, start, hits: t.hits });
-        }
-      } catch (error) {
-        const code = String((error as { code?: unknown })?.code ?? "unknown");
-        if (/^(08|53|57|E)/.test(code) || code === "unknown") {
-          for (const h of batch) add(this.pending, h.bucket, h.start, h.hits); // the database is away: keep them for the next try
-          this.onError(new Error(`rate limits: flush failed (${code}); ${batch.length} windows kept for the next try`));
-        } else {
-          // Retrying what the database refused would fail forever and stop every tenant's counting.
-          this.onError(new Error(`rate limits: flush failed (${code}); ${batch.length} windows dropped`));
-        }
-      }
-    });
-    return this.flushing;
+    return Promise.resolve();
   }
 
-  async close(): Promise<void> {
-    await this.flush();
-  }
+  async close(): Promise<void> {}
 }

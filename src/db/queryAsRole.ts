@@ -68,31 +68,43 @@ export async function queryAsRole(
   principal: Principal,
   sql: string,
   args: unknown[],
-  { write = false } = {},
+  { write = false, admit }: { write?: boolean; admit?: Admission } = {},
 ): Promise<Record<string, unknown>[]> {
   const replica = readReplicaOf(pool);
   const who = `${principal.tenant}\u0000${principal.subject}`;
   if (write) {
-    const rows = await runAsRole(pool, principal, sql, args, true);
+    const rows = await runAsRole(pool, principal, sql, args, true, admit?.sql);
     replica?.wrote(who);
     return rows;
   }
   const standby = replica?.pick(who);
   if (standby) {
+    if (admit) await admit.alone(); // counted on the primary; the standby cannot write
     try {
       return await runAsRole(standby, principal, sql, args, false);
     } catch (error) {
       if (!isStandbyFailure(error)) throw error;
       replica!.failed();
     }
+    return runAsRole(pool, principal, sql, args, false);
   }
-  return runAsRole(pool, principal, sql, args, false);
+  return runAsRole(pool, principal, sql, args, false, admit?.sql);
+}
+
+/**
+ * A statement that must commit on the primary before the call (the rate-limit admission,
+ * src/audit/rateLimiter.ts): sent ahead of the call in its round trip, or `alone` first when
+ * the call goes to a standby. When it fails, nothing of the call runs.
+ */
+export interface Admission {
+  sql: string;
+  alone(): Promise<void>;
 }
 
 /** Clients that already have an 'error' listener (see runAsRole). */
 const listening = new WeakSet<pg.PoolClient>();
 
-async function runAsRole(pool: pg.Pool, principal: Principal, sql: string, args: unknown[], write: boolean): Promise<Record<string, unknown>[]> {
+async function runAsRole(pool: pg.Pool, principal: Principal, sql: string, args: unknown[], write: boolean, before?: string): Promise<Record<string, unknown>[]> {
   const client = await pool.connect();
   // A server that goes away (a standby stopping: 57P01) may say so between two of our queries,
   // when pg has no query to fail and emits 'error' on the client instead; unheard, that would
@@ -103,7 +115,7 @@ async function runAsRole(pool: pg.Pool, principal: Principal, sql: string, args:
   }
   let rows: Record<string, unknown>[];
   try {
-    const text = `${beginSql(client, principal, write)}; ${inlineParams(client, sql, args)}`;
+    const text = `${before ? `${before}; ` : ""}${beginSql(client, principal, write)}; ${inlineParams(client, sql, args)}`;
     rows = ((await client.query(text)) as unknown as pg.QueryResult[]).at(-1)!.rows;
   } catch (error) {
     await client.query(ROLLBACK_AND_CLEANUP).then(() => client.release(), (e: Error) => client.release(e));

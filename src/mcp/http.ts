@@ -1,6 +1,6 @@
 import { hostHeaderValidation } from "@modelcontextprotocol/sdk/server/middleware/hostHeaderValidation.js";
 import { toNodeHandler } from "@modelcontextprotocol/node";
-import { createMcpHandler } from "@modelcontextprotocol/server";
+import { createMcpHandler, type McpServer } from "@modelcontextprotocol/server";
 import express, { type Express, type Request, type Response } from "express";
 import type { Authenticate } from "../auth/authenticate.ts";
 import { bearerAuth, principalFromAuth } from "../auth/bearer.ts";
@@ -9,9 +9,78 @@ import { toPublicError } from "../db/errors.ts";
 import { baseFor } from "../oauth/hostAliases.ts";
 import { createMcpApps } from "./apps/index.ts";
 import { originAllowed } from "./origins.ts";
-import type { ToolDeps } from "./registerTools.ts";
+import { callsRunning, type ToolDeps } from "./registerTools.ts";
 import { createMcpServer } from "./server.ts";
 import { boundToolGroups, GROUPS_HEADER, parseToolGroups } from "./toolGroups.ts";
+import type { ToolGroup } from "./toolSpec.ts";
+
+/** The SDK's per-exchange state on a server instance (fields of its Server class), reset before reuse. */
+interface ExchangeState {
+  _negotiatedProtocolVersion?: string;
+  _boundFromTransport?: boolean;
+  _clientCapabilities?: unknown;
+  _clientVersion?: unknown;
+  _supportedProtocolVersions?: string[];
+  _loggingLevels?: Map<unknown, unknown>;
+  onclose?: () => void;
+}
+
+const POOLED_PER_KEY = 32;
+
+/**
+ * Idle MCP servers per (era, tool groups): building one registers every tool (about 2 ms of
+ * CPU, the largest cost of a call under load), so a request borrows a built one and gives it
+ * back when its exchange closes. What a server keeps of an exchange (the protocol version and
+ * client identity it negotiated) is reset to the built state before the next request, and
+ * nothing of a caller lives on it: the principal comes with each request's auth. A server
+ * whose exchange closed with a tool call still running (the client went away) is dropped, not
+ * reused: that call must not reach the next request's exchange.
+ */
+export class ServerPool {
+  private readonly idle = new Map<string, McpServer[]>();
+
+  constructor(private readonly build: (groups: readonly ToolGroup[]) => McpServer) {}
+
+  take(era: string, groups: readonly ToolGroup[]): McpServer {
+    const key = `${era}:${groups.join(",")}`;
+    const pooled = this.idle.get(key)?.pop();
+    if (pooled) return pooled;
+    const server = this.build(groups);
+    const state = server.server as unknown as ExchangeState;
+    const built = {
+      version: state._negotiatedProtocolVersion,
+      bound: state._boundFromTransport,
+      capabilities: state._clientCapabilities,
+      client: state._clientVersion,
+      supported: state._supportedProtocolVersions,
+    };
+    // The SDK sets its own onclose per exchange and calls the one it found (this) at the end.
+    state.onclose = () => {
+      if (callsRunning(server) > 0) return;
+      state._negotiatedProtocolVersion = built.version;
+      state._boundFromTransport = built.bound;
+      state._clientCapabilities = built.capabilities;
+      state._clientVersion = built.client;
+      state._supportedProtocolVersions = built.supported;
+      state._loggingLevels?.clear();
+      const list = this.idle.get(key) ?? [];
+      if (list.length < POOLED_PER_KEY && !list.includes(server)) list.push(server);
+      this.idle.set(key, list);
+    };
+    return server;
+  }
+
+  /** How many servers are idle (tests). */
+  size(): number {
+    let n = 0;
+    for (const list of this.idle.values()) n += list.length;
+    return n;
+  }
+
+  clear(): void {
+    this.idle.clear();
+  }
+}
 
 /**
  * Bearer auth whose 401 points at the protected-resource metadata under the name the client
@@ -36,8 +105,8 @@ function jsonRpcError(res: Response, status: number, message: string, data?: Rec
 }
 
 /**
- * Mounts MCP at /mcp, stateless: every request is answered by a fresh server built for its
- * principal and tool groups (MCP SDK v2's createMcpHandler), 2026-07-28 requests on the
+ * Mounts MCP at /mcp, stateless: every request is answered by a server for its tool groups
+ * (MCP SDK v2's createMcpHandler; built ones are reused, see ServerPool), 2026-07-28 requests on the
  * per-request path, 2025-era ones (initialize, then calls without a session) on its stateless
  * fallback. Nothing a client needs lives in this process between requests, so any Sextant
  * process behind a load balancer answers any request. Bearer auth and Host/Origin checks (DNS
@@ -48,11 +117,12 @@ export function installMcp(
   deps: Omit<ToolDeps, "principalOf"> & { authenticate: Authenticate; config: Config; resource?: { url: string; metadataUrl: string } },
 ): { close(): Promise<void> } {
   const toolDeps: ToolDeps = { ...deps, apps: createMcpApps(), principalOf: (extra) => principalFromAuth(extra.authInfo) };
+  const servers = new ServerPool((groups) => createMcpServer(toolDeps, groups));
   const handler = createMcpHandler(
-    ({ requestInfo, authInfo }) => {
+    ({ requestInfo, authInfo, era }) => {
       const url = requestInfo ? new URL(requestInfo.url) : undefined;
       const requested = parseToolGroups(requestInfo?.headers.get(GROUPS_HEADER) ?? url?.searchParams.get("groups") ?? undefined);
-      return createMcpServer(toolDeps, boundToolGroups(requested, principalFromAuth(authInfo).toolGroups));
+      return servers.take(era, boundToolGroups(requested, principalFromAuth(authInfo).toolGroups));
     },
     { legacy: "stateless", responseMode: "auto", onerror: (e) => deps.logError("mcp", e) },
   );
@@ -93,6 +163,7 @@ export function installMcp(
   return {
     async close() {
       await handler.close();
+      servers.clear();
     },
   };
 }

@@ -103,14 +103,20 @@ export async function callTool(spec: ToolSpec, deps: ToolDeps, principal: Princi
       throw new SextantError("SX400", "arguments must not contain NUL characters (U+0000)", "Remove the NUL characters from the text.");
     }
     spec.guard?.(input as never);
-    await gate.admit(principal);
+    // Counted with the call's SQL in one round trip; a tool that asks the embeddings endpoint
+    // first is counted before it, so a refused caller costs no embedding.
+    let admit = gate.admission(principal);
+    if (spec.embed && admit) {
+      await admit.alone();
+      admit = undefined;
+    }
     const extraArgs: [string, unknown][] = [];
     if (spec.embed) {
       const vector = await questionVector(deps, requestId, spec.embed(input as never));
       if (vector) extraArgs.push(["question_embedding", vector], ["embedding_model", deps.embedder!.model]);
     }
     const call = buildCall(spec, (input ?? {}) as Record<string, unknown>, extraArgs);
-    let rows = await queryAsRole(deps.pool, principal, call.sql, call.args, { write: spec.writes ?? false });
+    let rows = await queryAsRole(deps.pool, principal, call.sql, call.args, { write: spec.writes ?? false, admit });
     if (spec.follow) {
       const token = extra._meta?.progressToken;
       rows = [await spec.follow({
@@ -154,13 +160,17 @@ export function inputSchema(spec: ToolSpec): Record<string, unknown> {
   return json;
 }
 
-/** A server is built per request: each spec's schemas (and their compiled validators) once per process. */
+/** Servers are built per tool-group set (and more under load): each spec's schemas (and their compiled validators) once per process. */
 const schemas = new WeakMap<ToolSpec, { inputSchema: ReturnType<typeof fromJsonSchema>; outputSchema: ReturnType<typeof fromJsonSchema> }>();
 function schemasOf(spec: ToolSpec) {
   let s = schemas.get(spec);
   if (!s) schemas.set(spec, (s = { inputSchema: fromJsonSchema(inputSchema(spec)), outputSchema: fromJsonSchema(spec.output) }));
   return s;
 }
+
+/** Tool calls running per server (see ServerPool in http.ts: a server is reused only when none is). */
+const running = new WeakMap<McpServer, number>();
+export const callsRunning = (server: McpServer): number => running.get(server) ?? 0;
 
 /** The MCP SDK's handler context, as far as tool calls use it. */
 interface HandlerContext {
@@ -184,12 +194,18 @@ export function registerTools(server: McpServer, specs: ToolSpec[], deps: ToolDe
         },
         ...(deps.apps?.toolMeta?.(spec.name) ? { _meta: deps.apps.toolMeta(spec.name) } : {}),
       },
-      (async (input: unknown, ctx: HandlerContext) =>
-        traced(`mcp ${spec.name}`, traceparentOf(ctx), { "sextant.tool": spec.name }, () => callTool(spec, deps, deps.principalOf({ authInfo: ctx.http?.authInfo }), input, {
-          signal: ctx.mcpReq.signal,
-          _meta: ctx.mcpReq._meta,
-          sendNotification: (n) => ctx.mcpReq.notify(n),
-        }))) as never,
+      (async (input: unknown, ctx: HandlerContext) => {
+        running.set(server, callsRunning(server) + 1);
+        try {
+          return await traced(`mcp ${spec.name}`, traceparentOf(ctx), { "sextant.tool": spec.name }, () => callTool(spec, deps, deps.principalOf({ authInfo: ctx.http?.authInfo }), input, {
+            signal: ctx.mcpReq.signal,
+            _meta: ctx.mcpReq._meta,
+            sendNotification: (n) => ctx.mcpReq.notify(n),
+          }));
+        } finally {
+          running.set(server, callsRunning(server) - 1);
+        }
+      }) as never,
     );
   }
 }

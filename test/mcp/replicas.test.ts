@@ -112,26 +112,54 @@ describe("three sextant serve processes behind a round-robin proxy", () => {
     await admin.query("update sextant.tenants set rate_per_minute = 15 where slug = 'demo'");
     // Stay inside one fixed minute window.
     if (new Date().getSeconds() > 45) await new Promise((r) => setTimeout(r, (61 - new Date().getSeconds()) * 1000));
-    const client = await connectModern(proxy.url, await token("replica-limited"));
+    // Three clients of one principal call at once, so the replicas admit at the same moments.
+    const bearer = await token("replica-limited");
+    const clients = await Promise.all([0, 1, 2].map(() => connectModern(proxy.url, bearer)));
+    const from = proxy.served.length;
     let ok = 0;
     let refused = 0;
-    for (let i = 0; i < 27; i++) {
-      const r = (await client.callTool({ name: "whoami", arguments: {} })) as { isError?: boolean; content: { text: string }[] };
-      if (!r.isError) ok++;
-      else if (/SX429/.test(r.content[0]!.text)) refused++;
-      // Past the limiter's 100 ms write interval, so each replica has seen the others' calls.
-      await new Promise((res) => setTimeout(res, 150));
-    }
+    await Promise.all(clients.map(async (client) => {
+      for (let i = 0; i < 9; i++) {
+        const r = (await client.callTool({ name: "whoami", arguments: {} })) as { isError?: boolean; content: { text: string }[] };
+        if (!r.isError) ok++;
+        else if (/SX429/.test(r.content[0]!.text)) refused++;
+      }
+    }));
+    const served = proxy.served.slice(from);
     await admin.query("update sextant.tenants set rate_per_minute = $1 where slug = 'demo'", [before]);
-    console.log(`replicas: rate limit 15/minute, 27 calls round-robin over 3 replicas: ${ok} allowed, ${refused} refused (SX429)`);
-    // Each replica alone saw 9 calls, under 15: only shared counters refuse any. A replica learns
-    // the others' counts when it writes its own (src/audit/rateLimiter.ts), so each may allow one
-    // call past the limit on a stale total: at most 15 + (3 - 1).
+    console.log(`replicas: rate limit 15/minute, 27 concurrent calls over 3 replicas (${[0, 1, 2].map((i) => served.filter((s) => s === i).length).join("/")}): ${ok} allowed, ${refused} refused (SX429)`);
+    // Each replica alone saw 9 calls, under 15: only shared counters refuse any. They are counted
+    // at admission in one statement (sextant_private.admit_calls), so exactly the limit passes.
+    for (const i of [0, 1, 2]) expect(served.filter((s) => s === i).length, `replica ${i}`).toBeGreaterThanOrEqual(5);
     expect(ok).toBeGreaterThanOrEqual(15);
     expect(ok).toBeLessThanOrEqual(17);
+    expect(ok).toBe(15);
     expect(refused).toBe(27 - ok);
-    await client.close();
+    const counted = (await admin.query("select coalesce(sum(hits), 0)::int as n from sextant_private.rate_buckets where bucket = 'p:demo:replica-limited:minute'")).rows[0].n;
+    expect(counted).toBe(15); // refused calls count nothing
+    await Promise.all(clients.map((c) => c.close()));
   }, 120_000);
+
+  test("a revoked token is refused on every replica within milliseconds, though each had it cached", async () => {
+    const bearer = await token("replica-revokee");
+    const post = (url: string) => fetch(`${url}/mcp`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${bearer}`, "content-type": "application/json", accept: "application/json, text/event-stream" },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "ping" }),
+    }).then((r) => r.status);
+    for (const r of replicas) {
+      expect(await post(r.url)).not.toBe(401);
+      expect(await post(r.url)).not.toBe(401); // now from each replica's credential cache
+    }
+    await admin.query("select sextant_private.revoke_api_token($1)", [bearer.slice(4, 12)]);
+    const revokedAt = Date.now();
+    const refusedAfter = await Promise.all(replicas.map(async (r) => {
+      while ((await post(r.url)) !== 401) if (Date.now() - revokedAt > 2000) return Infinity;
+      return Date.now() - revokedAt;
+    }));
+    console.log(`replicas: a revoked token refused after ${refusedAfter.join(" / ")} ms`);
+    for (const ms of refusedAfter) expect(ms).toBeLessThan(500);
+  });
 
   test("one replica killed in the middle of a call: only that call fails, and says so; the client carries on", async () => {
     const bearer = await token("replica-survivor");
