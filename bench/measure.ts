@@ -1,9 +1,11 @@
 /**
- * The bench's measurements: interleaved MCP calls, concurrent HTTP clients, the price of
- * Sextant's SQL called straight as the tenant role, `sextant serve`'s ready time, and RSS.
+ * The bench's measurements: interleaved MCP calls, concurrent HTTP clients (and the servers'
+ * CPU per call), the price of Sextant's SQL called straight as the tenant role, `sextant
+ * serve`'s ready time, RSS, and Sextant's /metrics at the end.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
+import path from "node:path";
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import pg from "pg";
 import { freePort } from "../test/helpers/ports.ts";
@@ -51,19 +53,21 @@ export async function interleavedRun(targets: Target[], clients: Map<Target, Cli
 
 /** `clients` HTTP clients per target each calling the point lookup for `seconds`; targets take turns. */
 export async function concurrentRun(targets: Target[], clients: number, seconds: number) {
-  const out = new Map<Target, { rate: number; errors: number }>();
+  const out = new Map<Target, { rate: number; errors: number; cpuMsPerCall: number }>();
   for (const t of targets) {
     const cs = await Promise.all(Array.from({ length: clients }, () => t.connect()));
     await Promise.all(cs.map(async (c) => { for (let i = 0; i < 5; i++) await call(c, t, "point"); }));
     let n = 0, errors = 0;
     const end = performance.now() + seconds * 1000;
     const started = performance.now();
+    // The server's CPU time per call: what a call costs it whatever else the machine is doing.
+    const cpuBefore = cpuMs(t.pid());
     await Promise.all(cs.map(async (c) => {
       while (performance.now() < end) {
         try { await call(c, t, "point"); n++; } catch { errors++; }
       }
     }));
-    out.set(t, { rate: n / ((performance.now() - started) / 1000), errors });
+    out.set(t, { rate: n / ((performance.now() - started) / 1000), errors, cpuMsPerCall: (cpuMs(t.pid()) - cpuBefore) / Math.max(n, 1) });
     await Promise.all(cs.map((c) => c.close().catch(() => {})));
   }
   return out;
@@ -141,4 +145,16 @@ export function rssMb(pid: number | undefined): number {
   } catch {
     return NaN;
   }
+}
+
+/** Sextant's Prometheus metrics (GET /metrics answers loopback without a token). */
+export async function fetchMetrics(port: number): Promise<string> {
+  const r = await fetch(`http://127.0.0.1:${port}/metrics`);
+  if (!r.ok) throw new Error(`GET /metrics: ${r.status}`);
+  return r.text();
+}
+
+/** Where a run's metrics go: bench/METRICS.txt beside bench/RESULTS.md, else `<out>.metrics.txt`. */
+export function metricsPath(out: string): string {
+  return path.basename(out) === "RESULTS.md" ? path.join(path.dirname(out), "METRICS.txt") : `${out.replace(/\.md$/, "")}.metrics.txt`;
 }

@@ -13,7 +13,7 @@ export interface Results {
   seconds: number;
   targets: Target[];
   latency: Map<Op, Map<Target, number>>[];
-  concurrency: Map<Target, { rate: number; errors: number }>[];
+  concurrency: Map<Target, { rate: number; errors: number; cpuMsPerCall: number }>[];
   sql: Record<string, number>[];
   readyMs: number[];
   /** CPU time `sextant serve` used until ready: what the start costs, whatever the load. */
@@ -25,14 +25,15 @@ export interface Results {
 const f2 = (n: number) => (Number.isFinite(n) ? n.toFixed(2) : "—");
 const x = (n: number) => `${n.toFixed(2)}×`;
 
-export function report(r: Results): string {
+export function report(r: Results, metricsFile?: string): string {
   const by = (name: string): Target => r.targets.find((t) => t.name === name)!;
   const [fh, dh, sh, fs, ds, sp, ss] = ["floor http", "dbhub http", "sextant http", "floor stdio", "dbhub stdio", "server-postgres", "sextant stdio"].map(by) as [Target, Target, Target, Target, Target, Target, Target];
   const lines: string[] = [];
   const push = (...l: string[]) => lines.push(...l);
   push(`# Peer bench${r.quick ? " (quick)" : ""}`, "",
     `${r.when} · ${r.server} · ${r.machine} · ${r.runs} run(s), ${r.calls} calls per op and target, interleaved · catalog of ${r.schemas * 100 + 1} tables`,
-    "", "Medians in ms; ×floor is Sextant ÷ the floor of the same transport in the same run.", "",
+    "", "Medians in ms; ×floor is Sextant ÷ the floor of the same transport in the same run.",
+    ...(metricsFile ? ["", `Sextant's \`/metrics\` (Prometheus text) as \`sextant serve\` saw this run, read at its end: \`${metricsFile}\` beside this file.`] : []), "",
     "| op | run | floor http | dbhub http | Sextant http | ×floor | floor stdio | dbhub stdio | server-postgres | Sextant stdio | ×floor |",
     "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
   const checks: [string, string, boolean][] = [];
@@ -53,7 +54,8 @@ export function report(r: Results): string {
   }
 
   push("", "### 16 concurrent HTTP clients (point lookup)", "",
-    `| run | floor calls/s | dbhub calls/s | Sextant calls/s | ×floor | errors (floor / dbhub / Sextant) |`, "| --- | --- | --- | --- | --- | --- |");
+    "Server CPU ms per call: the server process's CPU time over the calls it answered (less sensitive to a busy machine than calls/s).", "",
+    `| run | floor calls/s | dbhub calls/s | Sextant calls/s | ×floor | errors (floor / dbhub / Sextant) | server CPU ms per call (floor / dbhub / Sextant) |`, "| --- | --- | --- | --- | --- | --- | --- |");
   let concOk = true;
   const concRatios: string[] = [];
   r.concurrency.forEach((run, i) => {
@@ -61,7 +63,7 @@ export function report(r: Results): string {
     const ratio = c(sh).rate / c(fh).rate;
     concOk &&= ratio >= 0.9 && c(sh).rate > c(dh).rate && c(sh).errors === 0;
     concRatios.push(x(ratio));
-    push(`| ${i + 1} | ${c(fh).rate.toFixed(0)} | ${c(dh).rate.toFixed(0)} | **${c(sh).rate.toFixed(0)}** | ${x(ratio)} | ${c(fh).errors} / ${c(dh).errors} / ${c(sh).errors} |`);
+    push(`| ${i + 1} | ${c(fh).rate.toFixed(0)} | ${c(dh).rate.toFixed(0)} | **${c(sh).rate.toFixed(0)}** | ${x(ratio)} | ${c(fh).errors} / ${c(dh).errors} / ${c(sh).errors} | ${f2(c(fh).cpuMsPerCall)} / ${f2(c(dh).cpuMsPerCall)} / **${f2(c(sh).cpuMsPerCall)}** |`);
   });
   checks.push(["16 clients: ≥ 0.9× floor, above dbhub, 0 errors", concRatios.join(", "), concOk]);
 

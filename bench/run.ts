@@ -6,9 +6,10 @@
  * auth), @bytebase/dbhub (stdio, and HTTP with its bearer token), @modelcontextprotocol/
  * server-postgres (stdio) and Sextant (stdio and HTTP). The peers are the bench's own pinned
  * dependencies (bench/peers/package.json), installed into bench/peers/node_modules on the first run.
- *   npm run bench                 3 runs x 200 calls per op and target; writes bench/RESULTS.md
+ *   npm run bench                 3 runs x 200 calls per op and target; writes bench/RESULTS.md,
+ *                                 and Sextant's /metrics at the end of the run to bench/METRICS.txt
  *   npm run bench -- --quick      1 run x 10 calls, a 2-schema catalog; prints the table only
- *   options: --runs N --calls N --schemas N --out FILE
+ *   options: --runs N --calls N --schemas N --seconds N --out FILE (metrics: FILE without .md + .metrics.txt)
  * Ratios, not absolute times, are the result: the machines are shared and noisy.
  */
 import { spawnSync } from "node:child_process";
@@ -20,7 +21,7 @@ import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { startCluster, withDatabase } from "./cluster.ts";
 import { loadFixtures } from "./fixtures.ts";
 import { installSextant, sextant } from "./install.ts";
-import { concurrentRun, interleavedRun, median, rssMb, sqlCosts, startServe, stopChild } from "./measure.ts";
+import { concurrentRun, fetchMetrics, interleavedRun, median, metricsPath, rssMb, sqlCosts, startServe, stopChild } from "./measure.ts";
 import { report, type Results } from "./report.ts";
 import { makeTargets, OPS, peersInstalled, type Target } from "./targets.ts";
 
@@ -101,16 +102,21 @@ async function main() {
       for (const op of OPS) log(`  ${op}: ${targets.map((t) => `${t.name} ${medians.get(op)!.get(t)!.toFixed(2)}`).join(" · ")}`);
       const conc = await concurrentRun(targets.filter((t) => t.transport === "http"), 16, seconds);
       results.concurrency.push(conc);
-      log(`  16 clients: ${[...conc].map(([t, c]) => `${t.name} ${c.rate.toFixed(0)}/s (${c.errors} errors)`).join(" · ")}`);
+      log(`  16 clients: ${[...conc].map(([t, c]) => `${t.name} ${c.rate.toFixed(0)}/s (${c.errors} errors, CPU ${c.cpuMsPerCall.toFixed(2)} ms/call)`).join(" · ")}`);
       const sql = await sqlCosts(fixture, installed.tenantRole, calls);
       results.sql.push(sql);
       log(`  SQL: ${Object.entries(sql).map(([k, v]) => `${k} ${v.toFixed(3)}`).join(" · ")}`);
     }
     for (const t of targets) if (t.family === "sextant") results.rss[t.name] = rssMb(t.pid());
+    // `sextant serve`'s own account of the run (tool calls, latency histograms, pool, audit queue).
+    const metrics = await fetchMetrics(serve.port).catch((e: Error) => `# GET /metrics failed: ${e.message}\n`);
     for (const c of clients.values()) await c.close().catch(() => {});
 
-    const md = report(results);
-    if (out) fs.writeFileSync(out, md);
+    const md = report(results, out ? path.basename(metricsPath(out)) : undefined);
+    if (out) {
+      fs.writeFileSync(out, md);
+      fs.writeFileSync(metricsPath(out), `# sextant serve's GET /metrics at the end of the bench of ${results.when} (${path.basename(out)})\n${metrics}`);
+    }
     process.stdout.write(md);
     log(out ? `written to ${path.relative(process.cwd(), out)}` : "");
     log(`ready median ${median(readyMs).toFixed(0)} ms`);
