@@ -7,6 +7,7 @@ import { AuditLog } from "../audit/auditLog.ts";
 import { RateLimiter } from "../audit/rateLimiter.ts";
 import { createTenantLimits, type TenantLimitsCache } from "../auth/tenantLimits.ts";
 import { createPool } from "../db/pool.ts";
+import { createMcpApps } from "../mcp/apps/index.ts";
 import { createMcpServer } from "../mcp/server.ts";
 import { createEmbedder } from "../dbt/embeddings.ts";
 import { openContext } from "./context.ts";
@@ -41,6 +42,7 @@ export async function runStdio(tenant: string, level: string): Promise<void> {
     rateLimiter,
     embedder: createEmbedder(ctx.config.embeddings),
     principalOf: () => principal,
+    apps: createMcpApps(), // MCP Apps for hosts that declare them (src/mcp/apps/, CONSOLE's)
     logError: (id: string, err: unknown) => ctx.log.error({ err, requestId: id }, "tool failed"),
   };
   let stopping = false;

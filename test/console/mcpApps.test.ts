@@ -1,6 +1,9 @@
 import http from "node:http";
 import path from "node:path";
 import { Client, StreamableHTTPClientTransport } from "@modelcontextprotocol/client";
+import { Client as Client2025 } from "@modelcontextprotocol/sdk/client/index.js";
+import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+import { StreamableHTTPClientTransport as HttpTransport2025 } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { build } from "esbuild";
 import pg from "pg";
 import type { Browser } from "playwright-core";
@@ -8,6 +11,7 @@ import { afterAll, beforeAll, expect, test } from "vitest";
 import { projectRoot } from "../../src/db/paths.ts";
 import { loadDbtArtifacts } from "../../src/dbt/loadArtifacts.ts";
 import { APP_MIME_TYPE, APPS_EXTENSION } from "../../src/mcp/apps/index.ts";
+import { SEXTANT_BIN } from "../helpers/cli.ts";
 import { createTestDatabase, createToken, type TestDatabase } from "../helpers/db.ts";
 import { startTestServer } from "../helpers/server.ts";
 import { launchChromium, screenshot } from "./browser.ts";
@@ -75,6 +79,40 @@ test("only a host that declares MCP Apps sees the UI resources on query and get_
   expect((read.contents[0] as { text: string }).text).toMatch(/^<!doctype html>/);
   await withApps.close();
   await plain.close();
+});
+
+/** A 2025-era client (SDK 1.x: initialize, then requests), declaring MCP Apps in initialize or not. */
+function client2025(apps: boolean): Client2025 {
+  return new Client2025({ name: apps ? "apps-host-2025" : "plain-host-2025", version: "1.0.0" },
+    { capabilities: apps ? { extensions: { [APPS_EXTENSION]: { mimeTypes: [APP_MIME_TYPE] } } } : {} } as never);
+}
+const uiOf2025 = async (c: Client2025, name: string) =>
+  ((await c.listTools()).tools.find((t) => t.name === name)?._meta as { ui?: { resourceUri?: string } } | undefined)?.ui;
+
+test("2025-era hosts: over stdio the declaration in initialize decides; over the stateless /mcp it cannot reach later requests, so no app there (results unchanged)", { timeout: 90_000 }, async () => {
+  const stdio = async (apps: boolean) => {
+    const c = client2025(apps);
+    await c.connect(new StdioClientTransport({
+      command: process.execPath, args: [SEXTANT_BIN, "mcp", "--tenant", "acme", "--role", "analyst"],
+      env: { PATH: process.env.PATH ?? "", DATABASE_URL: db.adminUrl, LOG_LEVEL: "warn" }, stderr: "pipe",
+    }));
+    return c;
+  };
+  const [withApps, plain] = await Promise.all([stdio(true), stdio(false)]);
+  expect(await uiOf2025(withApps, "query")).toEqual({ resourceUri: "ui://sextant/query.html" });
+  expect(await uiOf2025(withApps, "get_model_details")).toEqual({ resourceUri: "ui://sextant/lineage.html" });
+  expect(await uiOf2025(plain, "query")).toBeUndefined();
+  const read = await withApps.readResource({ uri: "ui://sextant/lineage.html" });
+  expect(read.contents[0]).toMatchObject({ mimeType: APP_MIME_TYPE });
+  const result = await withApps.callTool({ name: "query", arguments: { sql: "select 1 as n" } });
+  expect((result.structuredContent as { rows: unknown[] }).rows).toEqual([{ n: 1 }]);
+  await Promise.all([withApps.close(), plain.close()]);
+
+  const http = client2025(true);
+  await http.connect(new HttpTransport2025(new URL(`${server.url}/mcp`), { requestInit: { headers: { authorization: `Bearer ${token}` } } }));
+  expect(await uiOf2025(http, "query")).toBeUndefined();
+  expect((await http.readResource({ uri: "ui://sextant/query.html" })).contents[0]).toMatchObject({ mimeType: APP_MIME_TYPE });
+  await http.close();
 });
 
 test("the query app renders a real result in Chromium through the ext-apps host bridge, pages through the tool, and charts", { timeout: 60_000 }, async () => {

@@ -26,6 +26,17 @@ export function supportsApps(capabilities: ClientCapabilities | undefined): bool
   return Array.isArray(ui?.mimeTypes) && ui.mimeTypes.includes(APP_MIME_TYPE);
 }
 
+/**
+ * Whether the exchange `server` is answering gets the apps: the client's declaration decides. A
+ * 2026-07-28 request carries it, and so does a 2025 connection that began with initialize
+ * (stdio). A 2025-era request to the stateless /mcp carries none (its initialize was answered by
+ * another exchange, and nothing is kept between requests): no app there, since offering it to
+ * every such client would take tools/list past its budget (test/mcp/http.test.ts).
+ */
+function offered(server: McpServer | undefined): boolean {
+  return supportsApps(server?.server.getClientCapabilities());
+}
+
 const cache = new Map<string, string>();
 function appHtml(file: string): string {
   let html = cache.get(file);
@@ -41,7 +52,7 @@ function appHtml(file: string): string {
  * `_meta.ui.resourceUri` is decided when tools/list is answered, not when the per-request
  * server is built: the client's capabilities arrive with the request (2026-07-28 envelope, or
  * initialize), and only a client that declared MCP Apps gets it; others see `_meta: {}` and
- * results exactly as before. The apps talk back only through the host (tools/call of `query`
+ * results exactly as before (see `offered` for 2025-era requests to the stateless /mcp). The apps talk back only through the host (tools/call of `query`
  * and `get_model_details`), with no network of their own (their resource declares no domains).
  */
 export function createMcpApps(): McpAppsHook {
@@ -55,7 +66,7 @@ export function createMcpApps(): McpAppsHook {
       const holder = (building ??= {});
       return Object.defineProperty({}, "ui", {
         enumerable: true,
-        get: () => (supportsApps(holder.server?.server.getClientCapabilities()) ? { resourceUri: app.uri } : undefined),
+        get: () => (offered(holder.server) ? { resourceUri: app.uri } : undefined),
       });
     },
     register(server) {
