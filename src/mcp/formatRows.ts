@@ -1,4 +1,4 @@
-const UTC_ISO = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?)\+00:00$/;
+const UTC_ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?\+00:00$/;
 
 /**
  * A value as one TSV cell: null is empty, tabs and newlines are escaped, objects are JSON,
@@ -7,11 +7,16 @@ const UTC_ISO = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?)\+00:00$/;
  */
 function cell(value: unknown): string {
   if (value === null || value === undefined) return "";
+  if (typeof value === "number") return String(value);
   if (typeof value === "boolean") return value ? "t" : "f";
-  const text =
-    value instanceof Date ? value.toISOString() : typeof value === "object" ? JSON.stringify(value) : String(value).replace(UTC_ISO, "$1Z");
-  return text.replace(/\\/g, "\\\\").replace(/\t/g, "\\t").replace(/\n/g, "\\n").replace(/\r/g, "\\r");
+  let text = typeof value === "string" ? value : value instanceof Date ? value.toISOString() : typeof value === "object" ? JSON.stringify(value) : String(value);
+  if (typeof value === "string" && text.endsWith("+00:00") && UTC_ISO.test(text)) text = `${text.slice(0, -6)}Z`;
+  // One scan for the common case (nothing to escape); 7,000 cells of a 1,000-row page otherwise
+  // cost four regular-expression passes each.
+  return ESCAPED.test(text) ? text.replace(/\\/g, "\\\\").replace(/\t/g, "\\t").replace(/\n/g, "\\n").replace(/\r/g, "\\r") : text;
 }
+
+const ESCAPED = /[\\\t\n\r]/;
 
 /**
  * Rows as compact tab-separated text with a header line: about a third of the bytes of
@@ -20,6 +25,10 @@ function cell(value: unknown): string {
 export function formatRows(rows: Record<string, unknown>[], columns?: string[]): string {
   const names = columns ?? Object.keys(rows[0] ?? {});
   const lines = [names.join("\t")];
-  for (const row of rows) lines.push(names.map((n) => cell(row[n])).join("\t"));
+  for (const row of rows) {
+    let line = cell(row[names[0]!]);
+    for (let i = 1; i < names.length; i++) line += `\t${cell(row[names[i]!])}`;
+    lines.push(line);
+  }
   return lines.join("\n");
 }

@@ -3,6 +3,7 @@ import { formatDataDictionary, formatTableDescription } from "../formatCatalog.t
 import { formatQueryResult } from "../formatResult.ts";
 import { object, queryOutput, rowOutput, rowsOutput } from "../outputSchemas.ts";
 import { defineTool, type ToolSpec } from "../toolSpec.ts";
+import { ONE_RESULT } from "./query.ts";
 
 const schema = z.string().optional().describe("Schema (default: all)");
 const table = z.string().describe('Name or "schema.table"');
@@ -101,6 +102,7 @@ export const catalogTools: ToolSpec[] = [
     input: { table, schema, n: count.optional().describe("1-1000, default 20") },
     fn: "sample_table",
     params: { table: "table_name", schema: "schema_name", n: "n" },
+    select: ONE_RESULT,
     output: queryOutput,
     result: "one",
     shape: formatQueryResult,
