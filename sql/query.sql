@@ -196,14 +196,9 @@ begin
   end loop;
   close v_cursor;
 
-  -- No row: names and types from the query as the inner side of a join on false, which is
-  -- planned (names resolved, types checked) but never executed; its row of nulls still
-  -- carries each column's name and type.
+  -- No row read: the fetch that found none left v_row a row of nulls of the result's type, which
+  -- still carries each column's name and type (no second plan; a trailing ';' is no matter).
   if v_names is null then
-    open v_cursor no scroll for execute
-      'select q.* from (select) as sextant_one left join (' || sql || e'\n) as q on false';
-    fetch v_cursor into v_row;
-    close v_cursor;
     v_names := array(select json_object_keys(to_json(v_row)));
     v_send := record_send(v_row);  -- every value null: no type's send function is called
   end if;

@@ -194,6 +194,24 @@ describe("query results", () => {
     expect(r.rows).toEqual([]);
   });
 
+  test("an empty result names its columns and types, also when the SQL ends in ';' and when every row is skipped", async () => {
+    const empty = await q(demo, "select id, status, 1.5::numeric as n from orders where false;");
+    expect(empty.columns).toEqual([{ name: "id", type: "integer" }, { name: "status", type: "text" }, { name: "n", type: "numeric" }]);
+    expect(empty).toMatchObject({ rows: [], row_count: 0, truncated: false });
+    const skipped = await q(demo, "select id from orders order by id", { row_offset: 100000 });
+    expect(skipped.columns).toEqual([{ name: "id", type: "integer" }]);
+    expect(skipped.rows).toEqual([]);
+  });
+
+  test("types come from the first row's binary form; a type without one (aclitem) still answers, with its type", async () => {
+    const r = await q(demo, "select 1::int2 as s, array[1.5]::numeric[] as a, '{}'::jsonb as j, row(1, 'x') as r, null::date as d, '{}'::aclitem[] as acl");
+    expect(r.columns).toEqual([
+      { name: "s", type: "smallint" }, { name: "a", type: "numeric[]" }, { name: "j", type: "jsonb" },
+      { name: "r", type: "record" }, { name: "d", type: "date" }, { name: "acl", type: "aclitem[]" },
+    ]);
+    expect(r.rows[0]).toMatchObject({ s: 1, a: [1.5], j: {}, d: null });
+  });
+
   test("row cap, truncated flag and next page by offset", async () => {
     const first = await q(demo, "select id from orders order by id", { max_rows: 5 });
     expect(first).toMatchObject({ row_count: 5, truncated: true, next_offset: 5 });

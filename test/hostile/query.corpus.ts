@@ -134,6 +134,9 @@ export const hostileQueries: HostileCase[] = [
   c("wide repeat (byte cap)", "select repeat('x', 1000000) from generate_series(1, 50)", "ok", "ok"),
   c("one 3 MB value (byte cap per value)", "select repeat('x', 3000000 + 0 * g) from generate_series(1, 1) g", "SX413", "SX413"),
   c("one 3 MB constant (plan bound)", "select repeat('x', 3000000)", "SX413", "SX413"),
+  c("a value with no binary form (column types fall back)", "select '{}'::aclitem[] as acl, 1 as n", "ok", "ok"),
+  c("an empty result ending in ';' (names from the empty fetch)", "select * from acme_sales.orders where false;", "ok", "ok"),
+  c("two columns with one name, no rows", "select 1 as a, 2 as a where false", "ok", "ok"),
   c("an error quoting a 3 MB value (cut)", "select repeat('x', 3000000 + 0 * g)::int from generate_series(1, 1) g", "22P02", "22P02"),
   // Information about other sessions
   c("other sessions' query text", "select query from pg_stat_activity where usename = 'sextant_authenticator' and pid <> pg_backend_pid() and query not like '<insufficient%'", "SX400", "SX400"),
