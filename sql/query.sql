@@ -58,7 +58,8 @@ declare
   v_row record;
   v_json json;
   v_rows json[] := '{}';
-  v_names text[];
+  v_first json;
+  v_keys integer;
   v_types oid[];
   v_send bytea;
   v_at integer;
@@ -168,7 +169,7 @@ begin
       if v_count = 0 then
         -- The names are the first row's keys; its binary form (record_send) starts each
         -- column with its type's oid: the types, without planning the query a third time.
-        v_names := array(select json_object_keys(v_json));
+        v_first := v_json;
         begin
           v_send := record_send(v_row);
         exception when undefined_function then
@@ -198,8 +199,8 @@ begin
 
   -- No row read: the fetch that found none left v_row a row of nulls of the result's type, which
   -- still carries each column's name and type (no second plan; a trailing ';' is no matter).
-  if v_names is null then
-    v_names := array(select json_object_keys(to_json(v_row)));
+  if v_first is null then
+    v_first := to_json(v_row);
     v_send := record_send(v_row);  -- every value null: no type's send function is called
   end if;
   -- record_send: the column count, then per column its type's oid, its length (-1: null) and
@@ -208,7 +209,7 @@ begin
     -- A type with no binary form: the types as the inner side of the join on false.
     begin
       execute format('select array[%%s]::regtype[] from (select) as sextant_one left join (%%s%%s) as q on false',
-        (select string_agg(format('pg_catalog.pg_typeof(q.%%I)', n), ', ') from unnest(v_names) as n), sql, e'\n')
+        (select string_agg(format('pg_catalog.pg_typeof(q.%%I)', n), ', ') from json_object_keys(v_first) as n), sql, e'\n')
         into v_types;
     exception when others then
       v_types := null;  -- types are a courtesy: never fail a query that ran for them
@@ -222,12 +223,12 @@ begin
                                   | (get_byte(v_send, v_at + 6) << 8) | get_byte(v_send, v_at + 7), 0);
     end loop;
   end if;
-  select coalesce(jsonb_agg(jsonb_build_object('name', c.name, 'type', coalesce(c.type::regtype::text, 'unknown')) order by c.i), '[]'),
-         count(distinct c.name)
-    into v_columns, v_distinct
-    from unnest(v_names, v_types) with ordinality as c(name, type, i);
+  select coalesce(jsonb_agg(jsonb_build_object('name', c.name, 'type', coalesce(v_types[c.i]::regtype::text, 'unknown')) order by c.i), '[]'),
+         count(distinct c.name), count(*)
+    into v_columns, v_distinct, v_keys
+    from json_object_keys(v_first) with ordinality as c(name, i);
   -- (An empty result may repeat a name: there is no row to misread.)
-  if v_distinct < cardinality(v_names) and v_count > 0 then
+  if v_distinct < v_keys and v_count > 0 then
     raise exception 'the result has two columns with the same name'
       using errcode = 'SX400', hint = 'Give every output column a distinct alias.';
   end if;
