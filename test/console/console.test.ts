@@ -9,20 +9,21 @@ import { projectRoot } from "../../src/db/paths.ts";
 import { loadDbtArtifacts } from "../../src/dbt/loadArtifacts.ts";
 import { hashPassword } from "../../src/oauth/password.ts";
 import { pipelineHelpers } from "../helpers/pipelines.ts";
-import { asRole, createTestDatabase, withTx, type TestDatabase } from "../helpers/db.ts";
+import { startConsoleStack, type ConsoleStack } from "../helpers/console.ts";
+import { asRole, withTx, type TestDatabase } from "../helpers/db.ts";
 import { startTestWorker } from "../helpers/worker.ts";
 import type { WorkerHandle } from "../../src/worker/index.ts";
-import { freePort } from "../helpers/ports.ts";
-import { startTestServer } from "../helpers/server.ts";
-import { launchChromium, screenshot, seriousViolations } from "./browser.ts";
+import { screenshot, seriousViolations } from "./browser.ts";
+import { mcpAppsSuite } from "./mcpApps.ts";
 
 // The console in headless Chromium, as people use it: sign in, pick a tenant, browse, search a
 // dbt model and open its lineage, query and page, chart, tokens. Every page is screenshotted and
 // checked with axe-core. Markup planted in data, dbt docs and knowledge must show as text.
+// The MCP Apps suite (mcpApps.ts) runs last on the same database, server and Chromium.
 const PASSWORD = "a long enough password";
 const HOSTILE = `<img src=x onerror="document.title='pwned'"><script>document.title='pwned'</script>`;
+let stack: ConsoleStack;
 let db: TestDatabase;
-let server: Awaited<ReturnType<typeof startTestServer>>;
 let base: string;
 let browser: Browser;
 let page: Page;
@@ -31,10 +32,8 @@ let acceptDialogs = false;
 const csvDir = fs.mkdtempSync(path.join(os.tmpdir(), "sextant-console-csv-"));
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  const port = await freePort();
-  base = `http://127.0.0.1:${port}`;
-  server = await startTestServer(db, { PORT: String(port), SEXTANT_PUBLIC_URL: base });
+  stack = await startConsoleStack();
+  ({ db, base, browser } = stack);
   const hash = await hashPassword(PASSWORD);
   await db.admin.query("select * from sextant_private.upsert_user('pat@acme.test', $1, 'Pat', 'acme', 'admin')", [hash]);
   await db.admin.query("select * from sextant_private.upsert_user('pat@acme.test', null, null, 'globex', 'viewer')");
@@ -56,16 +55,13 @@ beforeAll(async () => {
   fs.writeFileSync(path.join(csvDir, "people.csv"), ["id,name", ...Array.from({ length: 3000 }, (_, i) => `${i + 1},person ${i + 1}`)].join("\n") + "\n");
   await pipelineHelpers(() => db).provision("acme", "files");
   worker = await startTestWorker(db, { fileDir: csvDir });
-  browser = await launchChromium();
   page = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
   page.on("dialog", (d) => void (acceptDialogs ? d.accept() : d.dismiss()));
 }, 120_000);
 afterAll(async () => {
-  await browser?.close();
   await worker?.stop();
-  await server?.close();
+  await stack?.close();
   fs.rmSync(csvDir, { recursive: true, force: true });
-  await db?.drop();
 });
 
 async function checkPage(name: string) {
@@ -276,3 +272,5 @@ test("a tenant admin creates a token (shown once), sees it listed, revokes it; t
   await page.getByRole("button", { name: "Sign out" }).click();
   await page.getByRole("heading", { name: "Sign in to Sextant" }).waitFor();
 });
+
+mcpAppsSuite(() => stack);
