@@ -8,7 +8,7 @@ import "./pgTypes.ts";
 /**
  * What a rollback leaves on a pooled connection: session advisory locks. (Settings and role
  * end with the transaction; prepared statements, LISTEN and temp objects cannot be made by
- * the read-only cursor path.) Sent in the same round trip as the rollback.
+ * the read-only cursor path.) Sent in the same round trip as the rollback (or commit).
  */
 const CLEANUP = "select pg_catalog.pg_advisory_unlock_all()";
 
@@ -54,9 +54,8 @@ export function inlineParams(client: pg.PoolClient, sql: string, args: unknown[]
 /**
  * Runs one of Sextant's own statements (`sql` with $1..$n bound to `args`) in a transaction as
  * the principal's role and returns its rows. `begin`, the settings and the statement travel in
- * one round trip. A read is read-only and rolled back, and its rows are returned while the
- * rollback is still on its way (the connection goes back to the pool only once it is done);
- * a `write` commits before returning. Settings, role and anything a read did end with its
+ * one round trip, and so does its end: a read is read-only and rolled back, a `write`
+ * commits, both before returning. Settings, role and anything a read did end with its
  * transaction; a connection whose cleanup fails is destroyed, never returned to the pool.
  *
  * With a read replica attached to `pool` (src/db/pool.ts), a read runs on the standby when it
@@ -113,24 +112,17 @@ async function runAsRole(pool: pg.Pool, principal: Principal, sql: string, args:
     client.on("error", () => {});
     listening.add(client);
   }
+  // The ending (commit or rollback, then the cleanup) travels in the same round trip: a
+  // statement that fails skips the rest, and the connection is then rolled back here.
+  const end = write ? `commit; ${CLEANUP}` : ROLLBACK_AND_CLEANUP;
   let rows: Record<string, unknown>[];
   try {
-    const text = `${before ? `${before}; ` : ""}${beginSql(client, principal, write)}; ${inlineParams(client, sql, args)}`;
-    rows = ((await client.query(text)) as unknown as pg.QueryResult[]).at(-1)!.rows;
+    const text = `${before ? `${before}; ` : ""}${beginSql(client, principal, write)}; ${inlineParams(client, sql, args)}; ${end}`;
+    rows = ((await client.query(text)) as unknown as pg.QueryResult[]).at(-3)!.rows; // before the ending's two
   } catch (error) {
     await client.query(ROLLBACK_AND_CLEANUP).then(() => client.release(), (e: Error) => client.release(e));
     throw error;
   }
-  if (write) {
-    try {
-      await client.query(`commit; ${CLEANUP}`);
-    } catch (error) {
-      client.release(error as Error);
-      throw error;
-    }
-    client.release();
-  } else {
-    client.query(ROLLBACK_AND_CLEANUP).then(() => client.release(), (e: Error) => client.release(e));
-  }
+  client.release();
   return rows;
 }
