@@ -34,6 +34,26 @@ describe("catalog tools through MCP", () => {
     expect(page2.rows.map((r) => r.table_name)).toEqual(["order_items", "orders"]);
   });
 
+  test("list_tables of one schema finds every kind of relation, also one moved into it later", async () => {
+    // One schema's relations are found through pg_depend (each depends on its schema), not pg_class.
+    await db.admin.query(`set role sextant_owner;
+      create materialized view acme_sales.kinds_mv as select 1 as x;
+      create table acme_sales.kinds_part (id int) partition by range (id);
+      create table acme_sales.kinds_part_1 partition of acme_sales.kinds_part for values from (0) to (10);
+      create table shop.kinds_moved (id int);
+      alter table shop.kinds_moved set schema acme_sales;
+      grant select on acme_sales.kinds_mv, acme_sales.kinds_part, acme_sales.kinds_moved to sextant_t_acme; reset role;`);
+    try {
+      const { rows } = (await callOk(acme, "list_tables", { schema: "acme_sales", max_results: 1000 })) as { rows: { table_name: string; kind: string }[] };
+      const kinds = Object.fromEntries(rows.filter((r) => r.table_name.startsWith("kinds_")).map((r) => [r.table_name, r.kind]));
+      expect(kinds).toEqual({ kinds_moved: "table", kinds_mv: "materialized view", kinds_part: "partitioned table" });
+      const shop = (await callOk(demo, "list_tables", { schema: "shop" })) as { rows: { table_name: string }[] };
+      expect(shop.rows.map((r) => r.table_name)).not.toContain("kinds_moved");
+    } finally {
+      await db.admin.query("set role sextant_owner; drop materialized view acme_sales.kinds_mv; drop table acme_sales.kinds_part, acme_sales.kinds_moved; reset role;");
+    }
+  });
+
   test("list_tables refuses another tenant's schema and bad paging", async () => {
     const other = await acme.callTool({ name: "list_tables", arguments: { schema: "shop" } });
     expect(other.isError).toBe(true);
