@@ -45,6 +45,18 @@ revoke all on function sextant_private.source_hidden_schema(text, text, text) fr
 
 reset role;
 
+-- The remote session's libpq `options`: read-only by default (postgres_fdw opens its own
+-- transactions there, which inherit it) and bounded by the tenant's statement timeout.
+create or replace function sextant_private.source_session_options(statement_timeout_ms integer)
+returns text
+language sql immutable
+set search_path = pg_catalog, pg_temp
+as $$
+  select format('-c default_transaction_read_only=on -c statement_timeout=%s -c idle_in_transaction_session_timeout=%s',
+                statement_timeout_ms, greatest(statement_timeout_ms * 4, 60000));
+$$;
+revoke all on function sextant_private.source_session_options(integer) from public;
+
 -- The CREATE FUNCTION text of a tenant's source importer: everything that reaches a remote
 -- server runs inside it, as sextant_t_<slug>__remote (it is SECURITY DEFINER and owned by that
 -- role, whose user mapping is then the one used). A function, not SET ROLE, so that callers
@@ -348,6 +360,13 @@ begin
     end loop;
     execute format('drop schema if exists %I cascade', v_meta);
     execute format('create schema %I authorization %I', v_meta, v_role);
+    -- The remote session follows the tenant's statement timeout as it is now (postgres_fdw
+    -- reconnects when a server's options change). srvoptions is not readable here (PUBLIC lost
+    -- it), so the options are set whenever the caller owns the server.
+    if pg_has_role((select fs.srvowner from pg_catalog.pg_foreign_server as fs where fs.srvname = v_src.server_name), 'USAGE') then
+      execute format('alter server %I options (set options %L)', v_src.server_name,
+                     sextant_private.source_session_options(v_tenant.statement_timeout_ms));
+    end if;
 
     -- Everything that reaches the remote runs as the mapped role, the only one with a mapping.
     execute format('select sextant_exec.%I($1, $2, $3, $4, $5)', 'import_source__' || slug)
@@ -510,14 +529,23 @@ begin
   end if;
   -- The remote session: read-only by default (postgres_fdw opens its own transactions there,
   -- which inherit it) and bounded by the tenant's statement timeout.
-  v_options := format('-c default_transaction_read_only=on -c statement_timeout=%s -c idle_in_transaction_session_timeout=%s',
-                      v_tenant.statement_timeout_ms, greatest(v_tenant.statement_timeout_ms * 4, 60000));
+  v_options := sextant_private.source_session_options(v_tenant.statement_timeout_ms);
   execute format('create server %I foreign data wrapper postgres_fdw options (host %L, port %L, dbname %L, '
                  'options %L, application_name %L, connect_timeout %L, updatable %L, truncatable %L, fetch_size %L%s%s)',
                  v_server, host, port::text, dbname, v_options, 'sextant', '10', 'false', 'false', '1000',
                  case when hostaddr is not null then format(', hostaddr %L', hostaddr) else '' end,
                  case when sslmode is not null then format(', sslmode %L', sslmode) else '' end);
   execute format('comment on server %I is %L', v_server, format('source %s of tenant %s', name, slug));
+  -- Owned by sextant_owner whoever adds it: the scheduled refresh (run as sextant_owner) keeps
+  -- its options current. An admin that may not hand it over keeps it (refreshes then leave the
+  -- options alone).
+  if current_user::text <> 'sextant_owner' then
+    begin
+      execute format('alter server %I owner to sextant_owner', v_server);
+    exception when insufficient_privilege then
+      null;
+    end;
+  end if;
   execute format('revoke all on foreign server %I from public', v_server);
   execute format('grant usage on foreign server %I to %I', v_server, v_role);
   begin
@@ -663,6 +691,7 @@ grant execute on function sextant_private.add_source(text, text, text, text, int
 grant execute on function sextant_private.refresh_source(text, text, boolean) to sextant_owner;
 grant execute on function sextant_private.remove_source(text, text) to sextant_owner;
 grant execute on function sextant_private.source_local_schema(text, text) to sextant_owner;
+grant execute on function sextant_private.source_session_options(integer) to sextant_owner;
 
 -- Every tenant that has a source or an allowed host gets this file's importer; sextant_owner
 -- may create foreign servers (for tenant admins). Needs the admin (and the FDW's owner for the

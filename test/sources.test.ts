@@ -251,6 +251,22 @@ describe("writes", () => {
 });
 
 describe("refresh and failures", () => {
+  test("a refresh makes the remote session follow the tenant's statement timeout as it is now", async () => {
+    await db.admin.query("update sextant.tenants set statement_timeout_ms = 20000 where slug = 'acme'");
+    try {
+      await withAdmin((c) => refreshSource(c, "acme", "warehouse"));
+      const q = (await callOk(acme, "query", { sql: "select statement_timeout from warehouse_analytics.session" })) as { rows: Record<string, unknown>[] };
+      expect(q.rows).toEqual([{ statement_timeout: "20s" }]);
+      expect((await db.admin.query("select pg_get_userbyid(srvowner) as owner from pg_foreign_server where srvname = 'sextant_src__acme__warehouse'")).rows)
+        .toEqual([{ owner: "sextant_owner" }]);
+    } finally {
+      await db.admin.query("update sextant.tenants set statement_timeout_ms = 15000 where slug = 'acme'");
+      await withAdmin((c) => refreshSource(c, "acme", "warehouse"));
+    }
+    const q = (await callOk(acme, "query", { sql: "select statement_timeout from warehouse_analytics.session" })) as { rows: Record<string, unknown>[] };
+    expect(q.rows).toEqual([{ statement_timeout: "15s" }]);
+  });
+
   test("a refresh follows new, changed and dropped remote tables", async () => {
     await onRemote(`
       create table analytics.shipments (id int primary key, order_id int not null);
