@@ -212,6 +212,22 @@ returns integer
 language sql immutable
 as $$ select sextant.level_rank(level) $$; -- the levels are defined once, in sql/auth.sql
 
+-- The level a consent grants: the person's level in the tenant, or, when the app's scope names
+-- levels (an app may ask for "viewer" only), the highest of those at or below it (viewer when
+-- none is). oauth_create_code then checks it against the level held now.
+create or replace function sextant_private.oauth_granted_level(held text, scopes text[])
+returns text
+language sql immutable
+set search_path = pg_catalog, pg_temp
+as $$
+  select case
+    when not exists (select from unnest(scopes) as s where sextant.level_rank(s) is not null) then held
+    else coalesce((select s from unnest(scopes) as s
+                    where sextant.level_rank(s) <= sextant.level_rank(held)
+                    order by sextant.level_rank(s) desc limit 1), 'viewer')
+  end
+$$;
+
 create or replace function sextant_private.oauth_create_code(code_hash text, client_id text, user_id bigint, tenant text,
   access_level text, redirect_uri text, code_challenge text, scopes text[], resource text, ttl_seconds integer)
 returns void
@@ -412,7 +428,8 @@ begin
   foreach f in array array[
     'oauth_register_client(text, text, jsonb)', 'oauth_register_attempt(text)', 'oauth_get_client(text)', 'oauth_login_attempt(text, text)',
     'oauth_login_succeeded(text, text)', 'oauth_user_for_login(text)',
-    'oauth_create_code(text, text, bigint, text, text, text, text, text[], text, integer)', 'oauth_code_challenge(text, text)',
+    'oauth_granted_level(text, text[])', 'oauth_create_code(text, text, bigint, text, text, text, text, text[], text, integer)',
+    'oauth_code_challenge(text, text)',
     'oauth_exchange_code(text, text, text, text, text, integer)', 'oauth_refresh(text, text, text, text, integer)',
     'oauth_revoke(text, bigint, text)', 'oauth_grant_check(bigint)', 'oauth_signing_key()', 'oauth_public_keys()'] loop
     execute format('revoke all on function sextant_private.%s from public', f);

@@ -104,6 +104,32 @@ describe("discovery", () => {
     const jwks = await (await fetch(`${base}/.well-known/jwks.json`)).json();
     expect(jwks.keys[0]).toMatchObject({ kty: "EC", crv: "P-256", alg: "ES256" });
     expect(jwks.keys[0].d).toBeUndefined();
+    // The scopes are the access levels, as SQL defines them (sql/auth.sql).
+    const levels = (await db.admin.query("select sextant.access_levels() as l")).rows[0].l;
+    expect(levels).toEqual(["viewer", "analyst", "admin"]);
+    expect(as.scopes_supported).toEqual(levels);
+    expect(prm.scopes_supported).toEqual(levels);
+  });
+
+  test("an app's scope narrows the level a consent grants, never widens it", async () => {
+    const level = async (held: string, scopes: string[]) =>
+      (await db.admin.query("select sextant_private.oauth_granted_level($1, $2) as l", [held, scopes])).rows[0].l;
+    expect(await level("analyst", [])).toBe("analyst");
+    expect(await level("analyst", ["mcp", "openid"])).toBe("analyst");
+    expect(await level("analyst", ["viewer"])).toBe("viewer");
+    expect(await level("analyst", ["viewer", "admin"])).toBe("viewer");
+    expect(await level("admin", ["viewer", "analyst"])).toBe("analyst");
+    expect(await level("viewer", ["admin"])).toBe("viewer");
+    // Through the consent form: Ann, an analyst in acme, signs in an app that asks for viewer.
+    const { client_id } = await register("asks for viewer");
+    const { verifier, challenge } = pkce();
+    const done = await signIn(authorizeUrl(client_id, challenge, { scope: "viewer" }), ANN, PASSWORD, { tenant: "acme" });
+    const code = done.location!.searchParams.get("code")!;
+    const t = await token({ grant_type: "authorization_code", code, code_verifier: verifier, client_id, redirect_uri: REDIRECT });
+    expect(t.status).toBe(200);
+    const client = await mcpWith(t.body.access_token!);
+    expect((await client.callTool({ name: "whoami", arguments: {} })).structuredContent).toMatchObject({ tenant: "acme", access_level: "viewer" });
+    await client.close();
   });
 });
 

@@ -16,9 +16,6 @@ import {
   type AuthorizationRequest, type OAuthSettings,
 } from "./provider.ts";
 
-const LEVELS = ["viewer", "analyst", "admin"];
-const rank = (level: string) => LEVELS.indexOf(level);
-
 function cookie(req: Request, name: string): string | undefined {
   for (const part of (req.headers.cookie ?? "").split(";")) {
     const [k, ...v] = part.trim().split("=");
@@ -100,19 +97,31 @@ export function installOAuth(app: Express, deps: {
     if (value && typeof value === "object") return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, onBase(base, v)]));
     return value;
   };
+  // The scopes are the access levels, defined once in SQL (sql/auth.sql) and read from there.
+  const levels = pool.query<{ levels: string[] }>("select sextant.access_levels() as levels").then((r) => r.rows[0]!.levels);
+  levels.catch(() => {}); // reported by the requests that await it
   const asMetadata = {
-    ...createOAuthMetadata({ provider, issuerUrl: new URL(settings.issuer), scopesSupported: LEVELS }),
+    ...createOAuthMetadata({ provider, issuerUrl: new URL(settings.issuer) }),
     // RFC 9207: the authorization response names its issuer (routes below, /oauth/consent).
     authorization_response_iss_parameter_supported: true,
     client_id_metadata_document_supported: true,
   };
-  const metadata = (resource: string) => ({ resource, authorization_servers: [new URL(settings.issuer).href], scopes_supported: LEVELS, resource_name: "Sextant" });
+  const metadata = async (resource: string) =>
+    ({ resource, authorization_servers: [new URL(settings.issuer).href], scopes_supported: await levels, resource_name: "Sextant" });
   const baseOf = (req: Request) => baseFor(req.headers.host, settings.issuer);
-  app.get(["/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"], (req, res) => void res.json(onBase(baseOf(req), asMetadata)));
+  const serve = (document: () => Promise<object>) => async (req: Request, res: Response, next: (e: unknown) => void) => {
+    try {
+      res.json(onBase(baseOf(req), await document()));
+    } catch (error) {
+      next(error);
+    }
+  };
+  app.get(["/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"],
+    serve(async () => ({ ...asMetadata, scopes_supported: await levels })));
   // RFC 9728 for each resource, and at the root for the default one.
-  app.get("/.well-known/oauth-protected-resource", (req, res) => void res.json(onBase(baseOf(req), metadata(settings.resources[0]!))));
+  app.get("/.well-known/oauth-protected-resource", serve(() => metadata(settings.resources[0]!)));
   for (const resource of settings.resources) {
-    app.get(`/.well-known/oauth-protected-resource${new URL(resource).pathname}`, (req, res) => void res.json(onBase(baseOf(req), metadata(resource))));
+    app.get(`/.well-known/oauth-protected-resource${new URL(resource).pathname}`, serve(() => metadata(resource)));
   }
 
   const resourceUrl = new URL(settings.resources[0]!);
@@ -120,8 +129,7 @@ export function installOAuth(app: Express, deps: {
     mcpAuthRouter({
       provider,
       issuerUrl: new URL(settings.issuer),
-      resourceServerUrl: resourceUrl,
-      scopesSupported: LEVELS,
+      resourceServerUrl: resourceUrl, // its metadata routes are the ones above, registered first
       resourceName: "Sextant",
     }),
   );
@@ -267,14 +275,10 @@ export function installOAuth(app: Express, deps: {
       }
       const chosen = tenants.find((t) => t.tenant === req.body?.tenant);
       if (!chosen) return sendPage(res, 400, messagePage("No such tenant", "Pick one of the tenants listed on the previous page."));
-      // The person's level in the tenant, or the highest level at or below it that the app asked
-      // for when its scope names levels (an app may ask for "viewer" only).
-      const asked = request.scopes.filter((s) => LEVELS.includes(s));
-      const allowed = asked.filter((s) => rank(s) <= rank(chosen.access_level)).sort((a, b) => rank(b) - rank(a));
-      const level = asked.length === 0 ? chosen.access_level : (allowed[0] ?? "viewer");
+      // The level granted (the person's, or less when the app's scope names levels) is SQL's choice.
       const code = randomToken();
-      await pool.query("select sextant_private.oauth_create_code($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)", [
-        sha256(code), request.client_id, claims.uid, chosen.tenant, level, request.redirect_uri, request.code_challenge,
+      await pool.query("select sextant_private.oauth_create_code($1, $2, $3, $4, sextant_private.oauth_granted_level($5, $8), $6, $7, $8, $9, $10)", [
+        sha256(code), request.client_id, claims.uid, chosen.tenant, chosen.access_level, request.redirect_uri, request.code_challenge,
         request.scopes, request.resource, 300,
       ]);
       back.searchParams.set("code", code);
