@@ -750,6 +750,11 @@ declare
   v_addr text;
   v_row sextant.sources;
 begin
+  -- Each source is a server, schemas and remote connections in every session that reads it.
+  if (select count(*) from sextant.sources as s where s.tenant_slug = v_tenant) >= 20 then
+    raise exception 'your tenant has 20 sources, the most tenant admins may add'
+      using errcode = 'SX429', hint = 'Remove one, or ask an operator (`sextant source add`).';
+  end if;
   if refresh_every_minutes is not null and refresh_every_minutes not between 5 and 43200 then
     raise exception 'refresh_every_minutes must be between 5 and 43200 (30 days), or null for on demand only' using errcode = 'SX400';
   end if;

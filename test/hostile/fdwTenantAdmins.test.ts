@@ -208,6 +208,20 @@ describe("refusals", () => {
     await withAdmin((c) => c.query("select sextant_private.disallow_source_host('globex', '127.0.0.1', $1)", [remote.port]));
   });
 
+  test("a tenant's admins may add 20 sources at most", async () => {
+    // Stand-in rows (the check counts rows; 19 more beside lake make 20).
+    await db.admin.query(`insert into sextant.sources (tenant_slug, name, server_name, host, port, dbname, remote_user, remote_schemas)
+      select 'acme', 'filler' || i, 'sextant_src__acme__filler' || i, '127.0.0.1', 5432, 'x', 'x', array['x'] from generate_series(1, 19) as i`);
+    try {
+      const before = await snapshot();
+      const r = await gql(tokens.acme_admin!, ADD, addVars({ name: "onetoomany" }));
+      expect(r.errors?.[0].message).toMatch(/has 20 sources/);
+      expect(await snapshot()).toEqual(before);
+    } finally {
+      await db.admin.query("delete from sextant.sources where name like 'filler%'");
+    }
+  });
+
   test("SQL-looking names and hostile strings are refused before anything is made", async () => {
     const before = await snapshot();
     for (const over of [
