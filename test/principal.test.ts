@@ -1,19 +1,18 @@
 import { SignJWT } from "jose";
-import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { beforeAll, describe, expect, test } from "vitest";
 import { createAuthenticator } from "../src/auth/authenticate.ts";
 import { buildPrincipal } from "../src/auth/principal.ts";
 import { asTenant } from "../src/cli/pipeline.ts";
 import { loadConfig } from "../src/config.ts";
 import { queryAsRole } from "../src/db/queryAsRole.ts";
-import { asRole, createTestDatabase, createToken, withTx, type TestDatabase } from "./helpers/db.ts";
+import { asRole, createToken, withTx } from "./helpers/db.ts";
 import { JWT_AUDIENCE, JWT_ISSUER, JWT_SECRET } from "./helpers/server.ts";
+import { useTestDatabase } from "./helpers/setup.ts";
 
-let db: TestDatabase;
+const db = useTestDatabase();
 beforeAll(async () => {
-  db = await createTestDatabase();
   await db.admin.query("update sextant.tenants set statement_timeout_ms = 4321 where slug = 'acme'");
 });
-afterAll(() => db?.drop());
 
 const jwt = (claims: Record<string, unknown>) =>
   new SignJWT(claims).setProtectedHeader({ alg: "HS256" }).setSubject("jo@example.com").setIssuer(JWT_ISSUER)
