@@ -1,17 +1,15 @@
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { runCli, SEXTANT_BIN } from "./helpers/cli.ts";
-import { createTestDatabase, type TestDatabase } from "./helpers/db.ts";
+import { useTestDatabase } from "./helpers/setup.ts";
 
-let db: TestDatabase;
+const db = useTestDatabase();
 let env: Record<string, string>;
-beforeAll(async () => {
-  db = await createTestDatabase();
+beforeAll(() => {
   env = { DATABASE_URL: db.adminUrl, LOG_LEVEL: "warn" };
 });
 afterAll(async () => {
   await db.admin.query("drop owned by bob_cli; drop role if exists bob_cli").catch(() => {});
-  await db?.drop();
 });
 
 describe("sextant CLI", () => {
