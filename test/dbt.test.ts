@@ -7,16 +7,15 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { projectRoot } from "../src/db/paths.ts";
 import { loadDbtArtifacts } from "../src/dbt/loadArtifacts.ts";
 import { runCli } from "./helpers/cli.ts";
-import { asRole, createTestDatabase, createToken, withTx, type TestDatabase } from "./helpers/db.ts";
+import { asRole, createToken, withTx } from "./helpers/db.ts";
 import { callOk, connectHttp, textOf } from "./helpers/mcpClient.ts";
-import { startTestServer } from "./helpers/server.ts";
+import { useTestServer } from "./helpers/setup.ts";
 import { gql } from "./helpers/graphql.ts";
 
 // Real dbt artifacts made by other people (test/fixtures/dbt, see each SOURCES.md).
 const FIXTURES = path.resolve(projectRoot, "test/fixtures/dbt");
 
-let db: TestDatabase;
-let server: Awaited<ReturnType<typeof startTestServer>>;
+const { db, server } = useTestServer();
 let acme: Client;
 
 async function load(tenant: string, dir: string, project?: string) {
@@ -37,16 +36,12 @@ const modelCount = async (tenant: string, project: string) =>
   )).rows[0].n;
 
 beforeAll(async () => {
-  db = await createTestDatabase();
   const r = await runCli(["dbt", "load", "--tenant", "acme", path.join(FIXTURES, "tuva")], { DATABASE_URL: db.adminUrl, LOG_LEVEL: "warn" });
   if (r.code !== 0) throw new Error(r.stderr);
-  server = await startTestServer(db);
   acme = (await connectHttp(server.url, await createToken(db, "acme", "dbt-analyst"))).client;
 }, 180_000);
 afterAll(async () => {
   await acme?.close();
-  await server?.close();
-  await db?.drop();
 });
 
 describe("loading artifacts", () => {
