@@ -1,25 +1,19 @@
-import { afterAll, beforeAll, expect, test } from "vitest";
+import { beforeAll, expect, test } from "vitest";
 import { getIntrospectionQuery } from "postgraphile/graphql";
-import { createTestDatabase, createToken, type TestDatabase } from "./helpers/db.ts";
+import { createToken } from "./helpers/db.ts";
 import { eventually, gql as gqlRequest } from "./helpers/graphql.ts";
-import { startTestServer } from "./helpers/server.ts";
+import { useTestServer } from "./helpers/setup.ts";
 
-let db: TestDatabase;
-let server: Awaited<ReturnType<typeof startTestServer>>;
+const { db, server } = useTestServer();
 let acme: string;
 let globex: string;
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  // A low per-minute limit for acme, so counting per field shows within one test.
+  // A low per-minute limit for acme, so counting per field shows within one test (before its
+  // first request: the server reads a tenant's limits then).
   await db.admin.query("update sextant.tenants set rate_per_minute = 100 where slug = 'acme'");
-  server = await startTestServer(db);
   acme = await createToken(db, "acme", "gql-acme");
   globex = await createToken(db, "globex", "gql-globex", "admin");
-});
-afterAll(async () => {
-  await server?.close();
-  await db?.drop();
 });
 
 async function gql(token: string, query: string) {
