@@ -7,10 +7,11 @@ import { projectRoot } from "../src/db/paths.ts";
 import { createEmbedder, embedDbtProject } from "../src/dbt/embeddings.ts";
 import { loadDbtArtifacts } from "../src/dbt/loadArtifacts.ts";
 import { runCli } from "./helpers/cli.ts";
-import { asRole, createTestDatabase, createToken, withTx, type TestDatabase } from "./helpers/db.ts";
+import { asRole, createToken, withTx } from "./helpers/db.ts";
 import { startEmbeddingServer } from "./helpers/embeddingServer.ts";
 import { callOk, connectHttp } from "./helpers/mcpClient.ts";
 import { startTestServer } from "./helpers/server.ts";
+import { useTestServer } from "./helpers/setup.ts";
 
 // The optional embeddings endpoint (SEXTANT_EMBEDDINGS_URL): vectors stored at load time, the
 // question's vector blended into search_dbt_models. The endpoint is a real HTTP server whose
@@ -20,10 +21,11 @@ const TUVA = path.resolve(projectRoot, "test/fixtures/dbt/tuva");
 const OUD = "chronic_conditions__cms_chronic_conditions_oud";
 const QUESTION = "addiction to painkillers";
 
-let db: TestDatabase;
+// The file's database, and a server without embeddings; the one with them starts below, once
+// the embedding endpoint has its URL.
+const { db, server: wordsOnly } = useTestServer();
 let endpoint: Awaited<ReturnType<typeof startEmbeddingServer>>;
 let withVectors: Awaited<ReturnType<typeof startTestServer>>;
-let wordsOnly: Awaited<ReturnType<typeof startTestServer>>;
 let acme: Client;
 let acmeWordsOnly: Client;
 
@@ -40,10 +42,8 @@ async function loadTuva(tenant: string, url: string) {
 const names = (r: Record<string, unknown>) => (r.rows as { name: string }[]).map((x) => x.name);
 
 beforeAll(async () => {
-  db = await createTestDatabase();
   endpoint = await startEmbeddingServer({ synonyms: { painkiller: "opioid", addiction: "disorder" } });
   withVectors = await startTestServer(db, { SEXTANT_EMBEDDINGS_URL: endpoint.url, SEXTANT_EMBEDDINGS_MODEL: "test-hash" });
-  wordsOnly = await startTestServer(db);
   const token = await createToken(db, "acme", "embeddings-analyst");
   acme = (await connectHttp(withVectors.url, token)).client;
   acmeWordsOnly = (await connectHttp(wordsOnly.url, token)).client;
@@ -52,9 +52,7 @@ afterAll(async () => {
   await acme?.close();
   await acmeWordsOnly?.close();
   await withVectors?.close();
-  await wordsOnly?.close();
   await endpoint?.close();
-  await db?.drop();
 });
 
 describe("vectors at load time", () => {
