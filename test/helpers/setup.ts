@@ -37,13 +37,17 @@ export function useTestDatabase(): TestDatabase {
   return db.handle;
 }
 
-/** The file's own database and a real HTTP server on it (`env`: extra settings), both gone after its tests. */
-export function useTestServer(env: Record<string, string> = {}): { db: TestDatabase; server: TestServer } {
+/**
+ * The file's own database and a real HTTP server on it (`env`: extra settings, or a function
+ * that makes them in beforeAll, e.g. once a port or another local server exists), both gone
+ * after its tests.
+ */
+export function useTestServer(env: Record<string, string> | (() => Promise<Record<string, string>>) = {}): { db: TestDatabase; server: TestServer } {
   const db = useTestDatabase();
   const server = lateBound<TestServer>("the test server");
   let started: TestServer | undefined;
   beforeAll(async () => {
-    started = await startTestServer(db, env);
+    started = await startTestServer(db, typeof env === "function" ? await env() : env);
     server.set(started);
   });
   afterAll(async () => {
