@@ -1,19 +1,15 @@
 import http from "node:http";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
-import { afterAll, beforeAll, expect, test } from "vitest";
-import { createTestDatabase, type TestDatabase } from "./helpers/db.ts";
-import { startTestServer } from "./helpers/server.ts";
+import { afterAll, expect, test } from "vitest";
 import { gql } from "./helpers/graphql.ts";
+import { useTestServer } from "./helpers/setup.ts";
 
 // JWTs signed by an identity provider's keys, fetched from its JWKS URL (a local server here).
-let db: TestDatabase;
-let server: Awaited<ReturnType<typeof startTestServer>>;
 let jwks: http.Server;
 let privateKey: CryptoKey;
 let otherKey: CryptoKey;
 
-beforeAll(async () => {
-  db = await createTestDatabase();
+const { server } = useTestServer(async () => {
   const pair = await generateKeyPair("ES256");
   privateKey = pair.privateKey;
   otherKey = (await generateKeyPair("ES256")).privateKey;
@@ -24,13 +20,9 @@ beforeAll(async () => {
   });
   await new Promise<void>((r) => jwks.listen(0, "127.0.0.1", () => r()));
   const url = `http://127.0.0.1:${(jwks.address() as { port: number }).port}/jwks.json`;
-  server = await startTestServer(db, { SEXTANT_JWT_SECRET: "", SEXTANT_JWKS_URL: url, SEXTANT_JWT_ISSUER: "https://idp.test", SEXTANT_JWT_AUDIENCE: "sextant-api" });
+  return { SEXTANT_JWT_SECRET: "", SEXTANT_JWKS_URL: url, SEXTANT_JWT_ISSUER: "https://idp.test", SEXTANT_JWT_AUDIENCE: "sextant-api" };
 });
-afterAll(async () => {
-  await server?.close();
-  jwks?.close();
-  await db?.drop();
-});
+afterAll(() => void jwks?.close());
 
 const sign = (key: CryptoKey, claims: Record<string, unknown>) =>
   new SignJWT(claims).setProtectedHeader({ alg: "ES256", kid: "k1" }).setSubject("ann@idp.test")
