@@ -1,32 +1,26 @@
 import { UnauthorizedError } from "@modelcontextprotocol/sdk/client/auth.js";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { beforeAll, describe, expect, test } from "vitest";
 import { hashPassword } from "../src/oauth/password.ts";
-import { createTestDatabase, type TestDatabase } from "./helpers/db.ts";
 import { callOk } from "./helpers/mcpClient.ts";
 import { MemoryOAuthClient, signIn } from "./helpers/oauth.ts";
 import { freePort } from "./helpers/ports.ts";
-import { startTestServer } from "./helpers/server.ts";
+import { useTestServer } from "./helpers/setup.ts";
 
 // The default public URL is http://localhost:PORT; a client given http://127.0.0.1:PORT/mcp
 // (mcp-remote checks the advertised resource against the URL it was given) must see that name.
 
-let db: TestDatabase;
-let server: Awaited<ReturnType<typeof startTestServer>>;
 let port: number;
+const { db, server } = useTestServer(async () => {
+  port = await freePort();
+  return { PORT: String(port) };
+});
 const ANN = "ann.alias@example.com";
 const PASSWORD = "correct horse battery staple";
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  port = await freePort();
-  server = await startTestServer(db, { PORT: String(port) });
   await db.admin.query("select * from sextant_private.upsert_user($1, $2, 'Ann', 'acme', 'analyst')", [ANN, await hashPassword(PASSWORD)]);
-});
-afterAll(async () => {
-  await server?.close();
-  await db?.drop();
 });
 
 describe("discovery answers in the loopback name the client used", () => {
