@@ -1,38 +1,33 @@
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { UnauthorizedError } from "@modelcontextprotocol/sdk/client/auth.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { beforeAll, describe, expect, test } from "vitest";
 import { hashPassword } from "../src/oauth/password.ts";
 import { runCli } from "./helpers/cli.ts";
-import { createTestDatabase, type TestDatabase } from "./helpers/db.ts";
 import { callOk, textOf } from "./helpers/mcpClient.ts";
 import { startFakeOidc } from "./helpers/fakeOidc.ts";
 import { MemoryOAuthClient, pkce, REDIRECT, signIn } from "./helpers/oauth.ts";
 import { freePort } from "./helpers/ports.ts";
 import { startTestServer } from "./helpers/server.ts";
+import { useTestServer } from "./helpers/setup.ts";
 
-let db: TestDatabase;
-let server: Awaited<ReturnType<typeof startTestServer>>;
+const ACCESS_TTL = 3;
 let base: string;
+const { db, server } = useTestServer(async () => {
+  const port = await freePort();
+  base = `http://127.0.0.1:${port}`;
+  return { PORT: String(port), SEXTANT_PUBLIC_URL: base, SEXTANT_OAUTH_ACCESS_TTL: String(ACCESS_TTL) };
+});
 const ANN = "ann@acme.test";
 const BOB = "bob@acme.test";
 const PASSWORD = "correct horse battery staple";
-const ACCESS_TTL = 3;
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  const port = await freePort();
-  base = `http://127.0.0.1:${port}`;
-  server = await startTestServer(db, { PORT: String(port), SEXTANT_PUBLIC_URL: base, SEXTANT_OAUTH_ACCESS_TTL: String(ACCESS_TTL) });
   const hash = await hashPassword(PASSWORD);
   // Ann: analyst in acme, viewer in globex. Bob: viewer in acme only.
   await db.admin.query("select * from sextant_private.upsert_user($1, $2, 'Ann', 'acme', 'analyst')", [ANN, hash]);
   await db.admin.query("select * from sextant_private.upsert_user($1, null, null, 'globex', 'viewer')", [ANN]);
   await db.admin.query("select * from sextant_private.upsert_user($1, $2, 'Bob', 'acme', 'viewer')", [BOB, hash]);
-});
-afterAll(async () => {
-  await server?.close();
-  await db?.drop();
 });
 
 /** Registers a public client over RFC 7591, as an MCP client does. */
