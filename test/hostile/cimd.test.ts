@@ -2,18 +2,15 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { hashPassword } from "../../src/oauth/password.ts";
-import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
 import { callOk, connectHttp } from "../helpers/mcpClient.ts";
 import { pkce, REDIRECT, signIn } from "../helpers/oauth.ts";
 import { freePort } from "../helpers/ports.ts";
-import { startTestServer } from "../helpers/server.ts";
+import { useTestServer } from "../helpers/setup.ts";
 
 // Client ID Metadata Documents: the client_id is a URL Sextant fetches. That fetch is an
 // outbound request anyone can trigger with /authorize: bounded and address-checked like a
 // pipeline source. A stand-in document server on loopback (allowed for the test by host:port).
 
-let db: TestDatabase;
-let server: Awaited<ReturnType<typeof startTestServer>>;
 let docs: http.Server;
 let docBase: string;
 let base: string;
@@ -31,7 +28,8 @@ const documents: Record<string, (url: string) => { status?: number; body: string
   "/not-json.json": () => ({ body: "<html>hello</html>" }),
 };
 
-beforeAll(async () => {
+// The document server starts first: the server's settings allow its address.
+const { db } = useTestServer(async () => {
   docs = http.createServer((req, res) => {
     const doc = documents[req.url ?? ""]?.(`${docBase}${req.url}`);
     if (!doc) return void res.writeHead(404).end();
@@ -39,15 +37,14 @@ beforeAll(async () => {
   });
   await new Promise<void>((r) => docs.listen(0, "127.0.0.1", r));
   docBase = `http://127.0.0.1:${(docs.address() as AddressInfo).port}`;
-  db = await createTestDatabase();
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
-  server = await startTestServer(db, { PORT: String(port), SEXTANT_PUBLIC_URL: base, SEXTANT_SOURCE_ALLOW_HOSTS: `127.0.0.1:${(docs.address() as AddressInfo).port}` });
+  return { PORT: String(port), SEXTANT_PUBLIC_URL: base, SEXTANT_SOURCE_ALLOW_HOSTS: `127.0.0.1:${(docs.address() as AddressInfo).port}` };
+});
+beforeAll(async () => {
   await db.admin.query("select * from sextant_private.upsert_user($1, $2, 'Ann', 'acme', 'analyst')", [ANN, await hashPassword(PASSWORD)]);
 });
 afterAll(async () => {
-  await server?.close();
-  await db?.drop();
   docs?.closeAllConnections();
   await new Promise((r) => docs?.close(r));
 });
