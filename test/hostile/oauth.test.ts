@@ -6,31 +6,28 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { hashPassword } from "../../src/oauth/password.ts";
 import { throttleAddress } from "../../src/oauth/clientAddress.ts";
 import { redirectUriProblem } from "../../src/oauth/redirectUri.ts";
-import { asRole, createTestDatabase, type TestDatabase } from "../helpers/db.ts";
+import { asRole } from "../helpers/db.ts";
 import { openLoginForm, pkce, postFrom, postLogin, REDIRECT, signIn } from "../helpers/oauth.ts";
 import { freePort } from "../helpers/ports.ts";
-import { startTestServer } from "../helpers/server.ts";
+import { useTestServer } from "../helpers/setup.ts";
 
-let db: TestDatabase;
-let server: Awaited<ReturnType<typeof startTestServer>>;
 let base: string;
+const { db } = useTestServer(async () => {
+  const port = await freePort();
+  base = `http://127.0.0.1:${port}`;
+  return { PORT: String(port), SEXTANT_PUBLIC_URL: base };
+});
 const ANN = "ann@example.com";
 const PASSWORD = "correct horse battery staple";
 const LOGIN = "mallory_oauth";
 const LOGIN_PASSWORD = "correct-horse-battery-staple";
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  const port = await freePort();
-  base = `http://127.0.0.1:${port}`;
-  server = await startTestServer(db, { PORT: String(port), SEXTANT_PUBLIC_URL: base });
   await db.admin.query("select * from sextant_private.upsert_user($1, $2, 'Ann', 'acme', 'analyst')", [ANN, await hashPassword(PASSWORD)]);
 });
 afterAll(async () => {
-  await server?.close();
   // Login roles are cluster-wide; leave none behind for other files.
-  await db?.admin.query(`drop owned by ${LOGIN}; drop role if exists ${LOGIN}`).catch(() => {});
-  await db?.drop();
+  await db.admin.query(`drop owned by ${LOGIN}; drop role if exists ${LOGIN}`).catch(() => {});
 });
 
 async function healthy() {
