@@ -7,19 +7,21 @@ import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/
 import { chromium, type Browser } from "playwright-core";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { hashPassword } from "../src/oauth/password.ts";
-import { createTestDatabase, type TestDatabase } from "./helpers/db.ts";
 import { callOk } from "./helpers/mcpClient.ts";
 import { pkce } from "./helpers/oauth.ts";
 import { freePort } from "./helpers/ports.ts";
-import { startTestServer } from "./helpers/server.ts";
+import { useTestServer } from "./helpers/setup.ts";
 
 // Debian's chromium (installed by .ci/run); Playwright's own browser download is not used.
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const SHOTS = process.env.SEXTANT_SCREENSHOT_DIR ?? path.join(os.tmpdir(), "sextant-screenshots");
 
-let db: TestDatabase;
-let server: Awaited<ReturnType<typeof startTestServer>>;
 let base: string;
+const { db } = useTestServer(async () => {
+  const port = await freePort();
+  base = `http://127.0.0.1:${port}`;
+  return { PORT: String(port), SEXTANT_PUBLIC_URL: base };
+});
 let browser: Browser;
 let callback: http.Server;
 let callbackUrl: string;
@@ -27,10 +29,6 @@ const received: URL[] = [];
 
 beforeAll(async () => {
   if (!fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: install Debian's chromium (apt-get install chromium), as .ci/run does`);
-  db = await createTestDatabase();
-  const port = await freePort();
-  base = `http://127.0.0.1:${port}`;
-  server = await startTestServer(db, { PORT: String(port), SEXTANT_PUBLIC_URL: base });
   await db.admin.query("select * from sextant_private.upsert_user('pat@acme.test', $1, 'Pat', 'acme', 'analyst')", [await hashPassword("a long enough password")]);
   await db.admin.query("select * from sextant_private.upsert_user('pat@acme.test', null, null, 'globex', 'viewer')");
   // The app's redirect URI: a local page that records the code.
@@ -51,8 +49,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await browser?.close();
   await new Promise((r) => callback?.close(r));
-  await server?.close();
-  await db?.drop();
 });
 
 test("a person signs in and consents in headless Chromium; the app gets a code, then tokens, then a tool call", { timeout: 60_000 }, async () => {
