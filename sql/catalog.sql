@@ -228,7 +228,9 @@ create or replace view sextant_exec.readable_tables with (security_invoker = tru
            when 'm' then 'materialized view' when 'f' then 'foreign table'
          end as kind,
          obj_description(c.oid, 'pg_class') as description,
-         case when c.reltuples >= 0 then c.reltuples::bigint end as estimated_rows,
+         -- A source's table is a view here: its estimate is the remote one, kept at refresh time.
+         case when st.table_name is not null then st.estimated_rows
+              when c.reltuples >= 0 then c.reltuples::bigint end as estimated_rows,
          -- From the statistics (relpages), like estimated_rows: no file system calls per table.
          case when c.relkind in ('r', 'm') and c.relpages > 0
               then c.relpages::bigint * current_setting('block_size')::bigint end as estimated_bytes,
@@ -241,6 +243,7 @@ create or replace view sextant_exec.readable_tables with (security_invoker = tru
   from pg_catalog.pg_class as c
   join pg_catalog.pg_namespace as n on n.oid = c.relnamespace
   left join sextant.materialized_tables as mt on mt.schema_name = n.nspname and mt.table_name = c.relname
+  left join sextant.source_tables as st on c.relkind = 'v' and st.local_schema = n.nspname and st.table_name = c.relname
   where c.relkind in ('r', 'p', 'v', 'm', 'f')
     and not c.relispartition
     and not sextant_exec.is_internal_schema(n.nspname)

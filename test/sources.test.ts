@@ -80,8 +80,9 @@ describe("a source's tables through MCP", () => {
   });
 
   test("list_tables, describe_table, sample_table and query read the remote tables", async () => {
-    const { rows } = (await callOk(acme, "list_tables", { schema: "warehouse_analytics" })) as { rows: { table_name: string; description: string }[] };
+    const { rows } = (await callOk(acme, "list_tables", { schema: "warehouse_analytics" })) as { rows: { table_name: string; description: string; estimated_rows: number | null }[] };
     expect(rows.map((r) => r.table_name)).toEqual(["customers", "orders", "session"]);
+    expect(rows[1]!.estimated_rows).toBe(1000); // the remote estimate, not the local view's
     // The remote catalog's comments and keys, read at refresh time.
     expect(rows[1]!.description).toBe("Warehouse orders\n (analytics.orders of source warehouse; primary key id)");
     const d = (await callOk(acme, "describe_table", { table: "warehouse_analytics.orders" })) as { columns: { name: string; type: string; description: string | null }[] };
