@@ -23,6 +23,14 @@ export function listenForAuthChanges(pool: pg.Pool, onChange: () => void) {
         if (!closed) retry = setTimeout(() => void connect(), 1000);
       });
       await c.query("listen sextant_auth");
+      // Closed while this connection was being opened (a stop right after the start): close()
+      // did not see it, so hand it back here, or the pool would wait for it forever.
+      if (closed) {
+        await c.query("unlisten *").catch(() => {});
+        c.removeAllListeners("notification");
+        c.release();
+        return;
+      }
       client = c;
       onChange(); // anything may have changed while we were not listening
     } catch {
