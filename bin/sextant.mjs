@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Launcher: Sextant needs Node >= 22 (PostGraphile 5, graphile-worker). The `node` npm package
 // ships one; re-run under it when the system node is older.
-// The TypeScript sources run as one bundle (dist/cli/sextant.mjs, built by esbuild — tsx's own
+// The TypeScript sources run as one bundle (dist/cli/sextant.mjs and its chunks, built by esbuild — tsx's own
 // dependency — whenever a source is newer than it): loading them one by one through tsx cost
 // about half of every start. V8's compile cache keeps the dependencies' compiled code between
 // starts. Where the bundle cannot be written (read-only install), tsx runs the sources.
@@ -36,16 +36,25 @@ async function prebuilt() {
   if (fs.existsSync(bundle) && fs.statSync(bundle).mtimeMs >= newest) return bundle;
   const started = new Date();
   const esbuild = createRequire(require.resolve("tsx"))("esbuild");
-  fs.mkdirSync(path.dirname(bundle), { recursive: true });
-  // Several processes may start at once: each writes its own file and renames it into place.
-  const tmp = `${bundle}.${process.pid}.tmp`;
-  await esbuild.build({
-    entryPoints: [cli], outfile: tmp, bundle: true, platform: "node", format: "esm", target: "node22",
-    packages: "external", logLevel: "silent",
-  });
-  // Stamped with the build's start: a source saved during the build makes the next start rebuild.
-  fs.utimesSync(tmp, started, started);
-  fs.renameSync(tmp, bundle);
+  const dir = path.dirname(bundle);
+  // Several processes may start at once: each builds into its own folder and renames the files
+  // into place, the entry last. Split: what the entry loads with import() (PostGraphile, after
+  // the server listens) is a chunk of its own, named by its content, loaded only when asked for.
+  const tmp = path.join(dir, `.build-${process.pid}`);
+  fs.mkdirSync(tmp, { recursive: true });
+  try {
+    await esbuild.build({
+      entryPoints: { sextant: cli }, outdir: tmp, bundle: true, splitting: true, chunkNames: "chunk-[hash]",
+      outExtension: { ".js": ".mjs" }, platform: "node", format: "esm", target: "node22",
+      packages: "external", logLevel: "silent",
+    });
+    for (const name of fs.readdirSync(tmp)) if (name !== "sextant.mjs") fs.renameSync(path.join(tmp, name), path.join(dir, name));
+    // Stamped with the build's start: a source saved during the build makes the next start rebuild.
+    fs.utimesSync(path.join(tmp, "sextant.mjs"), started, started);
+    fs.renameSync(path.join(tmp, "sextant.mjs"), bundle);
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
   return bundle;
 }
 

@@ -2,7 +2,6 @@ import http from "node:http";
 import express from "express";
 import type pg from "pg";
 import type { Logger } from "pino";
-import { grafserv } from "postgraphile/grafserv/express/v4";
 import { AuditLog } from "./audit/auditLog.ts";
 import { OperationGate } from "./audit/operation.ts";
 import { RateLimiter } from "./audit/rateLimiter.ts";
@@ -12,8 +11,8 @@ import type { Config } from "./config.ts";
 import { toPublicError } from "./db/errors.ts";
 import { createEmbedder } from "./dbt/embeddings.ts";
 import { installDbtUpload } from "./dbt/upload.ts";
-import { admitRequest } from "./graphql/plugins/operationPlugin.ts";
-import { createGraphql } from "./graphql/preset.ts";
+import { admitRequest } from "./graphql/admit.ts";
+import type { PostGraphileInstance } from "postgraphile";
 import { installConsole } from "./console/routes.ts";
 import { installAsk } from "./ask/http.ts";
 import { installMcp } from "./mcp/http.ts";
@@ -166,12 +165,18 @@ export async function startServer(opts: {
   installAsk(app, { pool, authenticate, gate, embedder, logError, settings: config.ask, resource: graphqlResource });
   installSlack(app, { pool, gate, embedder, logError, settings: config.ask });
 
-  const pgl = createGraphql(pool, logError, gate, config.graphqlLimits);
-  const serv = pgl.createServ(grafserv);
   // Every request is one call here; its other root fields are counted inside GraphQL (operationPlugin.ts).
   app.post("/graphql", bearerAuth(authenticate, graphqlResource), admitRequest(gate, (req) => principalFromAuth((req as express.Request).auth)));
   app.options("/graphql", (_req, res) => void res.status(204).end());
-  await serv.addTo(app, server, false);
+  // PostGraphile's own routes are added to this router once it is loaded, right after the
+  // server listens (src/graphql/mount.ts); a GraphQL request that comes first waits for it.
+  const graphqlRoutes = express.Router();
+  let pgl: PostGraphileInstance | undefined;
+  let graphqlLoaded: (error?: unknown) => void = () => {};
+  const graphqlReady = new Promise<void>((resolve, reject) => (graphqlLoaded = (e) => (e ? reject(e) : resolve())));
+  graphqlReady.catch(() => {}); // a failed load answers each GraphQL request with the error instead
+  app.use(["/graphql", "/graphiql"], (_req, _res, next) => void graphqlReady.then(() => next(), next));
+  app.use(graphqlRoutes);
 
   // Last: errors from any route, in the public shape, without a stack.
   app.use((error: unknown, _req: express.Request, res: express.Response, next: express.NextFunction) => {
@@ -197,7 +202,17 @@ export async function startServer(opts: {
   // the catalog, seconds on a large database) is built meanwhile; a GraphQL request that comes
   // first waits for it (grafserv's schemaWaitTime).
   ready = true;
-  Promise.resolve(pgl.getSchema()).catch((error: unknown) => log.error({ err: error }, "GraphQL schema build failed"));
+  const loading = import("./graphql/mount.ts")
+    .then((m) => m.mountGraphql(graphqlRoutes, server, pool, logError, gate, config.graphqlLimits))
+    .then((instance) => {
+      pgl = instance;
+      graphqlLoaded();
+      return instance.getSchema();
+    })
+    .catch((error: unknown) => {
+      graphqlLoaded(error);
+      log.error({ err: error }, "GraphQL failed to load");
+    });
   const address = server.address();
   const port = typeof address === "object" && address ? address.port : config.port;
   return {
@@ -228,7 +243,8 @@ export async function startServer(opts: {
       await authenticator.close();
       server.closeAllConnections();
       await closed;
-      await pgl.release();
+      await loading;
+      await pgl?.release();
       await stopTracing?.();
       if (replica) {
         detachReadReplica(pool, replica);
