@@ -51,7 +51,7 @@ export async function startServer(opts: {
   const authenticator = createAuthenticator(pool, config, keys);
   const authenticate = authenticator.authenticate;
   const audit = new AuditLog(pool, (e) => log.warn({ err: e }, "audit flush failed; will retry"));
-  const rateLimiter = new RateLimiter(pool, authenticator.limits, (e) => log.warn({ err: e }, "rate-limit flush failed; will retry"));
+  const rateLimiter = new RateLimiter(pool);
   let inFlight = 0;
   const pools: Record<string, pg.Pool> = { primary: pool };
   const metrics = new Metrics({
@@ -239,7 +239,6 @@ export async function startServer(opts: {
       }
       await mcp.close();
       await audit.close();
-      await rateLimiter.close();
       await authenticator.close();
       server.closeAllConnections();
       await closed;

@@ -1,7 +1,6 @@
 import { createHash } from "node:crypto";
 import pg from "pg";
 import type { Principal } from "../auth/principal.ts";
-import type { TenantLimitsCache } from "../auth/tenantLimits.ts";
 import { storableText } from "./auditLog.ts";
 
 /**
@@ -22,13 +21,8 @@ function subjectKey(subject: string): string {
  * own SQL (`sql`, src/db/queryAsRole.ts); other doors call `hit`, one round trip.
  */
 export class RateLimiter {
-  /** Only `pool` is used now (caps are read in SQL, nothing is batched or fails later): the rest is kept for callers. */
-  constructor(
-    private readonly pool: pg.Pool,
-    _limits?: TenantLimitsCache,
-    _onError?: (error: unknown) => void,
-    _intervalMs?: number,
-  ) {}
+  /** The caps are read in SQL and nothing is batched, so nothing is pending and nothing fails later. */
+  constructor(private readonly pool: pg.Pool) {}
 
   /**
    * The admission of `calls` calls as one simple-protocol text (values quoted): it counts, or
@@ -53,11 +47,4 @@ export class RateLimiter {
     }
     client.release();
   }
-
-  /** Nothing is pending: every call is counted when admitted. */
-  flush(): Promise<void> {
-    return Promise.resolve();
-  }
-
-  async close(): Promise<void> {}
 }

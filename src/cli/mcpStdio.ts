@@ -35,7 +35,7 @@ export async function runStdio(tenant: string, level: string): Promise<void> {
     throw error;
   }
   const audit = new AuditLog(pool, (e) => ctx.log.warn({ err: e }, "audit flush failed; will retry"));
-  const rateLimiter = new RateLimiter(pool, limits, (e) => ctx.log.warn({ err: e }, "rate-limit flush failed"));
+  const rateLimiter = new RateLimiter(pool);
   const toolDeps = {
     pool,
     audit,
@@ -51,7 +51,6 @@ export async function runStdio(tenant: string, level: string): Promise<void> {
     stopping = true;
     await served.close().catch(() => {});
     await audit.close();
-    await rateLimiter.close();
     await pool.end().catch(() => {});
     await ctx.close();
     process.exit(0);
