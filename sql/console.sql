@@ -211,6 +211,8 @@ grant execute on function sextant.my_query_history(integer, text) to sextant_ten
 -- The Admin page's read-only views of the caller's tenant (tenant admins; another tenant's rows
 -- are never read: the tenant is the caller's, from caller_admin_tenant). SECURITY DEFINER, as
 -- above: tenant roles cannot read people or rate-limit counters themselves.
+-- caller_admin_tenant_for('<do what>'): the caller's tenant when it is that tenant's admin, else
+-- SX403 'only a tenant admin may <do what>' (also the check of sql/sources.sql's tenant doors).
 create or replace function sextant_private.caller_admin_tenant_for(what text)
 returns text
 language plpgsql stable
@@ -219,7 +221,7 @@ as $$
 begin
   return sextant_private.caller_admin_tenant();
 exception when sqlstate 'SX403' then
-  raise exception 'only a tenant admin may see %', what using errcode = 'SX403';
+  raise exception 'only a tenant admin may %', what using errcode = 'SX403';
 end
 $$;
 revoke all on function sextant_private.caller_admin_tenant_for(text) from public;
@@ -233,7 +235,7 @@ language plpgsql stable security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-  v_tenant text := sextant_private.caller_admin_tenant_for('rate-limit use');
+  v_tenant text := sextant_private.caller_admin_tenant_for('see rate-limit use');
   v_epoch double precision := extract(epoch from now());
   v_day timestamptz := to_timestamp(floor(v_epoch / 86400) * 86400);
   v_hour timestamptz := to_timestamp(floor(v_epoch / 3600) * 3600);
@@ -276,7 +278,7 @@ as $$
   select u.email, u.display_name, ut.access_level, u.disabled_at is not null, u.created_at
   from sextant_private.user_tenants as ut
   join sextant_private.users as u on u.id = ut.user_id
-  where ut.tenant_slug = sextant_private.caller_admin_tenant_for('the people of the tenant')
+  where ut.tenant_slug = sextant_private.caller_admin_tenant_for('see the people of the tenant')
   order by u.email
   limit 2000;
 $$;

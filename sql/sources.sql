@@ -721,21 +721,10 @@ set role sextant_owner;
 -- Tenant admins' sources (GraphQL addSource/refreshSource/removeSource, psql): only on a host
 -- and port their operator allowed for their tenant, connected at the address the operator's
 -- check passed. SECURITY DEFINER (tenant roles cannot create servers or mappings); the caller's
--- tenant and level come from its role (caller_admin_tenant, sql/console.sql, the same check as
+-- tenant and level come from its role (caller_admin_tenant_for, sql/console.sql, the same check as
 -- sextant.current_tenant()). The password goes into the user mapping only: no table, return
 -- value, audit row or error holds it.
-create or replace function sextant_private.caller_source_admin()
-returns text
-language plpgsql stable
-set search_path = pg_catalog, pg_temp
-as $$
-begin
-  return sextant_private.caller_admin_tenant();
-exception when sqlstate 'SX403' then
-  raise exception 'only a tenant admin may manage sources' using errcode = 'SX403';
-end
-$$;
-revoke all on function sextant_private.caller_source_admin() from public;
+drop function if exists sextant_private.caller_source_admin(); -- was a copy of caller_admin_tenant_for
 
 create or replace function sextant.add_source(
   name text, host text, port integer, dbname text, remote_user text, password text, remote_schemas text[],
@@ -746,7 +735,7 @@ set search_path = pg_catalog, pg_temp
 as $$
 #variable_conflict use_variable
 declare
-  v_tenant text := sextant_private.caller_source_admin();
+  v_tenant text := sextant_private.caller_admin_tenant_for('manage sources');
   v_addr text;
   v_row sextant.sources;
 begin
@@ -786,7 +775,7 @@ set search_path = pg_catalog, pg_temp
 as $$
 #variable_conflict use_variable
 declare
-  v_tenant text := sextant_private.caller_source_admin();
+  v_tenant text := sextant_private.caller_admin_tenant_for('manage sources');
 begin
   if not exists (select from sextant.sources as s where s.tenant_slug = v_tenant and s.name = refresh_source.name) then
     raise exception 'your tenant has no source %', left(coalesce(name, 'null'), 63) using errcode = 'SX404';
@@ -806,7 +795,7 @@ set search_path = pg_catalog, pg_temp
 as $$
 #variable_conflict use_variable
 declare
-  v_tenant text := sextant_private.caller_source_admin();
+  v_tenant text := sextant_private.caller_admin_tenant_for('manage sources');
   v_by text;
 begin
   select s.added_by into v_by from sextant.sources as s where s.tenant_slug = v_tenant and s.name = remove_source.name;
