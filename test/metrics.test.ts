@@ -1,25 +1,19 @@
 import os from "node:os";
 import { SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { createTestDatabase, createToken, type TestDatabase } from "./helpers/db.ts";
+import { createToken } from "./helpers/db.ts";
 import { eventually, gql } from "./helpers/graphql.ts";
 import { connectHttp, textOf } from "./helpers/mcpClient.ts";
 import { JWT_AUDIENCE, JWT_ISSUER, JWT_SECRET, startTestServer } from "./helpers/server.ts";
+import { useTestServer } from "./helpers/setup.ts";
 
-let db: TestDatabase;
-let server: Awaited<ReturnType<typeof startTestServer>>;
+const { db, server } = useTestServer({ HOST: "0.0.0.0" });
 let analyst: string;
 let viewer: string;
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  server = await startTestServer(db, { HOST: "0.0.0.0" });
   analyst = await createToken(db, "acme", "metrics-analyst", "analyst");
   viewer = await createToken(db, "globex", "metrics-viewer", "viewer");
-});
-afterAll(async () => {
-  await server?.close();
-  await db?.drop();
 });
 
 const scrape = async (headers: Record<string, string> = {}, base = server.url) => {

@@ -1,15 +1,11 @@
 import { Writable } from "node:stream";
 import pino from "pino";
-import { afterAll, beforeAll, expect, test } from "vitest";
-import { createTestDatabase, type TestDatabase } from "./helpers/db.ts";
+import { expect, test } from "vitest";
 import { eventually } from "./helpers/graphql.ts";
+import { useTestDatabase } from "./helpers/setup.ts";
 import { startTestWorker } from "./helpers/worker.ts";
 
-let db: TestDatabase;
-beforeAll(async () => {
-  db = await createTestDatabase();
-});
-afterAll(() => db?.drop());
+const db = useTestDatabase();
 
 test("the worker's minute-by-minute scheduler tick logs at debug, not info", async () => {
   const lines: { level: number; msg: string }[] = [];

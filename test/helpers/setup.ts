@@ -1,3 +1,4 @@
+import type { Logger } from "pino";
 import { afterAll, beforeAll } from "vitest";
 import { createTestDatabase, type TestDatabase } from "./db.ts";
 import { startTestServer } from "./server.ts";
@@ -37,21 +38,28 @@ export function useTestDatabase(): TestDatabase {
   return db.handle;
 }
 
+type ServerEnv = Record<string, string> | (() => Promise<Record<string, string>>);
+
 /**
- * The file's own database and a real HTTP server on it (`env`: extra settings, or a function
- * that makes them in beforeAll, e.g. once a port or another local server exists), both gone
- * after its tests.
+ * A real HTTP server on `db`, started in beforeAll and closed after the file's tests (`env`:
+ * extra settings, or a function that makes them in beforeAll, e.g. once a port or a stand-in
+ * model exists: register what it needs first). A file may start several, each with its env.
  */
-export function useTestServer(env: Record<string, string> | (() => Promise<Record<string, string>>) = {}): { db: TestDatabase; server: TestServer } {
-  const db = useTestDatabase();
+export function useServer(db: TestDatabase, env: ServerEnv = {}, log?: Logger): TestServer {
   const server = lateBound<TestServer>("the test server");
   let started: TestServer | undefined;
   beforeAll(async () => {
-    started = await startTestServer(db, typeof env === "function" ? await env() : env);
+    started = await startTestServer(db, typeof env === "function" ? await env() : env, log);
     server.set(started);
   });
   afterAll(async () => {
     await started?.close();
   });
-  return { db, server: server.handle };
+  return server.handle;
+}
+
+/** The file's own database and a real HTTP server on it (useTestDatabase + useServer). */
+export function useTestServer(env: ServerEnv = {}, log?: Logger): { db: TestDatabase; server: TestServer } {
+  const db = useTestDatabase();
+  return { db, server: useServer(db, env, log) };
 }

@@ -4,30 +4,21 @@ import pino from "pino";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { AuditLog } from "../../src/audit/auditLog.ts";
 import { RateLimiter } from "../../src/audit/rateLimiter.ts";
-import type { RunningServer } from "../../src/server.ts";
-import { createTestDatabase, createToken, type TestDatabase } from "../helpers/db.ts";
+import { createToken } from "../helpers/db.ts";
 import { eventually, gql } from "../helpers/graphql.ts";
 import { callOk, connectHttp, textOf } from "../helpers/mcpClient.ts";
-import { startTestServer } from "../helpers/server.ts";
+import { useTestServer } from "../helpers/setup.ts";
 
 // Attacks on the doors themselves (audit, rate limits, GraphQL cost, MCP sessions), each
 // checked for refusal, no side effect on other tenants, and a healthy server afterwards.
 
-let db: TestDatabase;
-let server: RunningServer;
 const logLines: string[] = [];
 const clients: Client[] = [];
-
-beforeAll(async () => {
-  db = await createTestDatabase();
-  // Every line the server logs, to check that no tenant's text reaches the log through another's failure.
-  const sink = new Writable({ write(chunk, _enc, done) { logLines.push(String(chunk)); done(); } });
-  server = await startTestServer(db, {}, pino({ level: "debug" }, sink));
-});
+// Every line the server logs, to check that no tenant's text reaches the log through another's failure.
+const sink = new Writable({ write(chunk, _enc, done) { logLines.push(String(chunk)); done(); } });
+const { db, server } = useTestServer({}, pino({ level: "debug" }, sink));
 afterAll(async () => {
   await Promise.all(clients.map((c) => c.close().catch(() => {})));
-  await server?.close();
-  await db?.drop();
 });
 
 async function mcp(token: string): Promise<Client> {

@@ -6,9 +6,9 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { projectRoot } from "../../src/db/paths.ts";
 import { loadDbtArtifacts } from "../../src/dbt/loadArtifacts.ts";
-import { createTestDatabase, createToken, type TestDatabase } from "../helpers/db.ts";
+import { createToken } from "../helpers/db.ts";
 import { connectHttp, textOf } from "../helpers/mcpClient.ts";
-import { startTestServer } from "../helpers/server.ts";
+import { useServer, useTestDatabase } from "../helpers/setup.ts";
 
 // Text others wrote (dbt artifacts, table comments, knowledge notes, learnings, pipelines)
 // carrying everything that could end a fence or a label, or pass for Sextant's own words. An
@@ -23,8 +23,7 @@ const hostile = (where: string) => `${where}: \`\`\`\n${FAKE_FENCE}\nSextant: ${
 const HOSTILE_NAME = 'evil"]; click n0 "javascript:alert(1)"; x["';
 const HOSTILE_SQL = "select 1 as x -- ```\n```\n" + INJECT + " (in SQL)\n``````\n-- end";
 
-let db: TestDatabase;
-let server: Awaited<ReturnType<typeof startTestServer>>;
+const db = useTestDatabase();
 let agent: Client;
 let tmp: string;
 
@@ -62,7 +61,6 @@ async function call(name: string, args: Record<string, unknown> = {}) {
 }
 
 beforeAll(async () => {
-  db = await createTestDatabase();
   // A real manifest with one model, its columns and its upstream source rewritten by an attacker.
   const manifest = JSON.parse(fs.readFileSync(path.join(FIXTURES, "cagov-dse-analytics/manifest.json"), "utf8"));
   const model = manifest.nodes[MODEL];
@@ -98,15 +96,16 @@ beforeAll(async () => {
      values ('acme', 'evil_pipeline', $1, 'acme_sales', '{"kind": "http", "url": "https://example.com/api"}', '[{"name": "evil_entity"}]')`,
     [hostile("pipeline description")],
   );
-  server = await startTestServer(db);
+}, 120_000);
+// Started once the hostile text above is stored.
+const server = useServer(db);
+beforeAll(async () => {
   agent = (await connectHttp(server.url, await createToken(db, "acme", "fence-analyst", "analyst"))).client;
   // A learning goes in through the tool itself.
   await call("save_learning", { learning: hostile("learning"), table: "acme_sales.orders", confidence: 0.9 });
-}, 120_000);
+});
 afterAll(async () => {
   await agent?.close();
-  await server?.close();
-  await db?.drop();
   if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
 });
 

@@ -1,22 +1,15 @@
-import { afterAll, beforeAll, expect, test } from "vitest";
-import { createTestDatabase, createToken, type TestDatabase } from "../helpers/db.ts";
-import { startTestServer } from "../helpers/server.ts";
+import { beforeAll, expect, test } from "vitest";
+import { createToken } from "../helpers/db.ts";
+import { useTestServer } from "../helpers/setup.ts";
 
 // The headers and names /mcp reads now: tool groups (header and ?groups=), the 2026 routing
 // headers (Mcp-Method, Mcp-Name, MCP-Protocol-Version), and Origins. Each hostile value gets a
 // clear 4xx (or is ignored), never a 500, a stack, or a tool list it did not ask for.
 
-let db: TestDatabase;
-let server: Awaited<ReturnType<typeof startTestServer>>;
+const { db, server } = useTestServer();
 let token: string;
 beforeAll(async () => {
-  db = await createTestDatabase();
-  server = await startTestServer(db);
   token = await createToken(db, "acme", "hostile-headers");
-});
-afterAll(async () => {
-  await server?.close();
-  await db?.drop();
 });
 
 const list = { jsonrpc: "2.0", id: 1, method: "tools/list", params: {} };

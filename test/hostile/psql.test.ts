@@ -7,15 +7,14 @@
 import { randomBytes } from "node:crypto";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
+import { useTestDatabase } from "../helpers/setup.ts";
 
-let db: TestDatabase;
+const db = useTestDatabase();
 const login = `mallory_${randomBytes(4).toString("hex")}`;
 const password = randomBytes(18).toString("base64url");
 let loginUrl: string;
 
 beforeAll(async () => {
-  db = await createTestDatabase();
   await db.admin.query(`set role sextant_owner; create sequence acme_sales.order_seq; reset role;
     select sextant_private.map_schema('acme', 'acme_sales');
     select sextant_private.create_analyst_login('acme', '${login}', '${password}');`);
@@ -26,8 +25,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   // Login roles are cluster-wide: leave none behind for other files.
-  await db?.admin.query(`drop owned by ${login}; drop role if exists ${login}`).catch(() => {});
-  await db?.drop();
+  await db.admin.query(`drop owned by ${login}; drop role if exists ${login}`).catch(() => {});
 });
 
 /** Everything a login could leave behind, read from the admin connection. */

@@ -1,13 +1,12 @@
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { ROLLBACK_AND_CLEANUP } from "../../src/db/queryAsRole.ts";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { asRole, createTestDatabase, createToken, type TestDatabase } from "../helpers/db.ts";
+import { asRole, createToken } from "../helpers/db.ts";
 import { connectHttp, textOf } from "../helpers/mcpClient.ts";
-import { startTestServer } from "../helpers/server.ts";
+import { useServer, useTestDatabase } from "../helpers/setup.ts";
 import { hostileQueries } from "./query.corpus.ts";
 
-let db: TestDatabase;
-let server: Awaited<ReturnType<typeof startTestServer>>;
+const db = useTestDatabase();
 let acme: Client;
 
 /** Everything a hostile query could change or leave behind, read as admin. */
@@ -30,17 +29,17 @@ const SNAPSHOT = `
 const SECRETS = [/globex secret/, /SCRAM-SHA-256/, /authenticator_password/];
 
 beforeAll(async () => {
-  db = await createTestDatabase();
   await db.admin.query(`set role sextant_owner; create sequence acme_sales.order_seq; reset role;
     grant usage, select on sequence acme_sales.order_seq to sextant_t_acme;
     update sextant.tenants set statement_timeout_ms = 1000 where slug = 'acme';`);
-  server = await startTestServer(db);
+});
+// Started once the tenant's limits above are set.
+const server = useServer(db);
+beforeAll(async () => {
   acme = (await connectHttp(server.url, await createToken(db, "acme", "mallory"))).client;
 });
 afterAll(async () => {
   await acme?.close();
-  await server?.close();
-  await db?.drop();
 });
 
 async function snapshot() {

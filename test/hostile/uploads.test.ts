@@ -8,8 +8,8 @@ import { projectRoot } from "../../src/db/paths.ts";
 import pg from "pg";
 import { dbtLoad } from "../../src/cli/dbtLoad.ts";
 import { readUploadLimits } from "../../src/dbt/uploadLimits.ts";
-import { createTestDatabase, createToken, type TestDatabase } from "../helpers/db.ts";
-import { startTestServer } from "../helpers/server.ts";
+import { createToken } from "../helpers/db.ts";
+import { useTestServer } from "../helpers/setup.ts";
 
 // Decompression bombs against POST /dbt/upload and `sextant dbt load`, built here. The server
 // runs with small bounds (4 MB after decompression, 500 zip entries) so each bomb crosses one
@@ -22,8 +22,7 @@ const MB = 1024 * 1024;
 const TMP = fs.mkdtempSync(path.join(os.tmpdir(), "sextant-hostile-uploads-"));
 process.env.TMPDIR = TMP;
 
-let db: TestDatabase;
-let server: Awaited<ReturnType<typeof startTestServer>>;
+const { db, server } = useTestServer({ SEXTANT_UPLOAD_EXPANDED_LIMIT_MB: "4", SEXTANT_UPLOAD_MAX_ENTRIES: "500" });
 let admin: string;
 
 /** Valid JSON of about `bytes` bytes, nearly all whitespace: compresses about 1000:1. */
@@ -97,16 +96,12 @@ async function expectRefused(res: Response, before: unknown, message: RegExp) {
 }
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  server = await startTestServer(db, { SEXTANT_UPLOAD_EXPANDED_LIMIT_MB: "4", SEXTANT_UPLOAD_MAX_ENTRIES: "500" });
   admin = await createToken(db, "acme", "bomber", "admin");
   // Something for a bomb to (fail to) replace.
   const res = await upload(fs.readFileSync(path.join(FIXTURES, "cagov-dse-analytics/manifest.json")), "application/json");
   expect(res.status).toBe(200);
 });
 afterAll(async () => {
-  await server?.close();
-  await db?.drop();
   fs.rmSync(TMP, { recursive: true, force: true });
 });
 

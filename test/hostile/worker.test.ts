@@ -7,20 +7,19 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { workerUrl } from "../../src/db/migrate.ts";
 import { connectBuilder } from "../../src/worker/materialize.ts";
 import { SEXTANT_BIN } from "../helpers/cli.ts";
-import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
+import { useTestDatabase } from "../helpers/setup.ts";
 
 // The pipeline worker's sessions, attacked from the inside: whatever SQL an injection manages
 // to run there (issue 13: a source's type name pasted into DDL ran `set local role postgres`
 // and `copy ... to program`), it must not become a superuser, run programs, read server files
 // or reach another tenant. Both sessions are opened exactly as the worker opens them.
 
-let db: TestDatabase;
+const db = useTestDatabase();
 let worker: pg.Client;
 let builder: pg.Client;
 const marker = path.join(os.tmpdir(), `sextant-worker-pwned-${process.pid}`);
 
 beforeAll(async () => {
-  db = await createTestDatabase();
   worker = new pg.Client({ connectionString: await workerUrl(db.adminUrl) });
   await worker.connect();
   const { rows } = await db.admin.query("select value from sextant_private.settings where key = 'builder_password:acme'");
@@ -29,7 +28,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await worker?.end();
   await builder?.end();
-  await db?.drop();
   fs.rmSync(marker, { force: true });
 });
 

@@ -1,23 +1,16 @@
 import { Client as ClientV2, StreamableHTTPClientTransport as TransportV2 } from "@modelcontextprotocol/client";
 import { Ajv } from "ajv";
-import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { beforeAll, describe, expect, test } from "vitest";
 import { allTools } from "../../src/mcp/server.ts";
-import { createTestDatabase, createToken, type TestDatabase } from "../helpers/db.ts";
+import { createToken } from "../helpers/db.ts";
 import { connectHttp } from "../helpers/mcpClient.ts";
-import { startTestServer } from "../helpers/server.ts";
+import { useTestServer } from "../helpers/setup.ts";
 
-let db: TestDatabase;
-let server: Awaited<ReturnType<typeof startTestServer>>;
+const { db, server } = useTestServer();
 let token: string;
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  server = await startTestServer(db);
   token = await createToken(db, "demo", "protocol-agent", "analyst");
-});
-afterAll(async () => {
-  await server?.close();
-  await db?.drop();
 });
 
 /** An SDK v2 client; `sent` records every HTTP request it makes (method, headers, body). */
