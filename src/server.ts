@@ -161,7 +161,7 @@ export async function startServer(opts: {
   const embedder = createEmbedder(config.embeddings);
   const mcp = installMcp(app, { pool, authenticate, config, logError, audit, rateLimiter, gate, embedder, resource: mcpResource });
   installDbtUpload(app, { pool, authenticate, gate, embedder, logError, resource: graphqlResource, limits: config.upload });
-  installConsole(app, { pool, gate, embedder, logError, log, publicUrl: config.publicUrl, uploadLimits: config.upload });
+  installConsole(app, { pool, gate, embedder, logError, log, publicUrl: config.publicUrl, uploadLimits: config.upload, upstream: config.oidc, keys });
   installAsk(app, { pool, authenticate, gate, embedder, logError, settings: config.ask, resource: graphqlResource });
   installSlack(app, { pool, gate, embedder, logError, settings: config.ask });
 

@@ -37,6 +37,10 @@ async function request<T>(method: string, path: string, body?: unknown): Promise
 
 export const getSession = () => request<Session>("GET", "/session");
 export const login = (email: string, password: string) => request<Session>("POST", "/login", { email, password });
+/** How people may sign in here: the upstream OpenID provider's name when one is configured. */
+export const signInOptions = () => request<{ upstream: string | null }>("GET", "/sign-in");
+/** Starts the upstream sign-in; the browser then goes to the provider at the URL returned. */
+export const startUpstream = () => request<{ url: string }>("POST", "/upstream", {});
 export const pickTenant = (tenant: string) => request<{ tenant: string }>("POST", "/tenant", { tenant });
 export const logout = () => request<unknown>("POST", "/logout", {});
 

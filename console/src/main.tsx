@@ -1,6 +1,6 @@
 import { render } from "preact";
 import { useEffect, useState } from "preact/hooks";
-import { ApiError, getSession, login, logout, pickTenant, setCsrf, whenSignedOut, type Session } from "./api.ts";
+import { ApiError, getSession, login, logout, pickTenant, setCsrf, signInOptions, startUpstream, whenSignedOut, type Session } from "./api.ts";
 import { AdminPage } from "./pages/admin.tsx";
 import { AskPage } from "./pages/ask.tsx";
 import { ExplorePage, TablePage } from "./pages/explore.tsx";
@@ -13,6 +13,17 @@ import "./style.css";
 function SignIn(props: { onSession: (s: Session) => void }) {
   const [error, setError] = useState<string>();
   const [busy, setBusy] = useState(false);
+  const [upstream, setUpstream] = useState<string | null>(null);
+  useEffect(() => void signInOptions().then((o) => setUpstream(o.upstream), () => {}), []);
+  const viaUpstream = async () => {
+    setBusy(true);
+    try {
+      location.assign((await startUpstream()).url);
+    } catch (err) {
+      setError((err as Error).message);
+      setBusy(false);
+    }
+  };
   const submit = async (e: Event) => {
     e.preventDefault();
     const form = new FormData(e.target as HTMLFormElement);
@@ -36,6 +47,12 @@ function SignIn(props: { onSession: (s: Session) => void }) {
         <input id="password" name="password" type="password" autocomplete="current-password" required />
         <button type="submit" disabled={busy}>Sign in</button>
       </form>
+      {upstream ? (
+        <section class="upstream" aria-label="Other ways to sign in">
+          <p class="muted">Or use your organisation's account:</p>
+          <button type="button" class="secondary" disabled={busy} onClick={viaUpstream}>Sign in with {upstream}</button>
+        </section>
+      ) : null}
     </main>
   );
 }

@@ -12,10 +12,14 @@ import { askServiceOf, streamAsk } from "../ask/http.ts";
 import { callTool } from "../mcp/registerTools.ts";
 import { allTools } from "../mcp/server.ts";
 import { throttleAddress } from "../oauth/clientAddress.ts";
+import type { KeyRing } from "../oauth/keys.ts";
+import { messagePage } from "../oauth/pages.ts";
 import { verifyPassword } from "../oauth/password.ts";
+import { sendPage } from "../oauth/provider.ts";
+import { UpstreamOidc, type UpstreamConfig } from "../oauth/upstream.ts";
 import { CONSOLE_OPERATIONS, runOperation } from "./operations.ts";
 import {
-  clearSessionCookie, loadSession, newSecret, sameOrigin, sameSecret, setSessionCookie, sha256,
+  clearSessionCookie, loadSession, newSecret, readCookie, sameOrigin, sameSecret, setSessionCookie, sha256,
   type ConsoleSession, type SessionSettings,
 } from "./session.ts";
 import { serveConsoleFiles } from "./static.ts";
@@ -33,6 +37,10 @@ export interface ConsoleDeps {
   maxSeconds?: number;
   /** The bounds of POST /dbt/upload (config.upload); the console's upload is that handler. */
   uploadLimits?: UploadLimits;
+  /** The upstream OpenID provider OAuth signs people in with (config.oidc), offered on the sign-in page too. */
+  upstream?: UpstreamConfig;
+  /** Signs the upstream sign-in's memo cookie (state, nonce, PKCE verifier); needed with `upstream`. */
+  keys?: KeyRing;
 }
 
 const tools = new Map(allTools.map((t) => [t.name, t]));
@@ -135,20 +143,93 @@ export function installConsole(app: Express, deps: ConsoleDeps): void {
         return fail(res, 401, "SX401", "the e-mail or the password is not right");
       }
       await deps.pool.query("select sextant_private.oauth_login_succeeded($1, $2)", [email, address]);
-      const secret = newSecret();
-      await deps.pool.query("select sextant_private.console_session_start($1, $2, $3)", [sha256(secret), user.user_id, newSecret()]);
-      setSessionCookie(res, settings, secret);
-      // The session as the next request sees it (a single tenant is picked at once).
-      const session = (await loadSession(deps.pool, settings, { headers: { cookie: `${settings.cookie}=${secret}` } } as Request))!;
-      if (session.tenants.length === 1) {
-        await deps.pool.query("select sextant_private.console_session_pick($1, $2)", [session.idHash, session.tenants[0]!.tenant]);
-        return void res.json(view((await loadSession(deps.pool, settings, { headers: { cookie: `${settings.cookie}=${secret}` } } as Request))!));
-      }
-      res.json(view(session));
+      res.json(view(await startSession(res, user.user_id)));
     } catch (error) {
       next(error);
     }
   });
+
+  /** A new session for the person (cookie set on `res`); a person in a single tenant has it picked at once. */
+  const startSession = async (res: Response, userId: number): Promise<ConsoleSession> => {
+    const secret = newSecret();
+    await deps.pool.query("select sextant_private.console_session_start($1, $2, $3)", [sha256(secret), userId, newSecret()]);
+    setSessionCookie(res, settings, secret);
+    // The session as the next request sees it.
+    const reload = async () => (await loadSession(deps.pool, settings, { headers: { cookie: `${settings.cookie}=${secret}` } } as Request))!;
+    const session = await reload();
+    if (session.tenants.length !== 1) return session;
+    await deps.pool.query("select sextant_private.console_session_pick($1, $2)", [session.idHash, session.tenants[0]!.tenant]);
+    return reload();
+  };
+
+  // Sign-in through the upstream OpenID provider OAuth uses (src/oauth/upstream.ts: code + PKCE +
+  // nonce, the ID token checked there), mapped to a person by OAuth's own SQL
+  // (oauth_user_for_login: an enabled account with that e-mail); then the usual session.
+  const origin = deps.publicUrl.replace(/\/$/, "");
+  const upstream = deps.upstream ? new UpstreamOidc(deps.upstream, `${origin}/console/upstream/callback`) : undefined;
+  if (upstream && !deps.keys) throw new Error("the console's upstream sign-in needs the server's key ring");
+  const MEMO_COOKIE = "sx_console_up";
+  const memoCookie = { httpOnly: true, sameSite: "lax", secure: settings.secure, path: "/console/upstream" } as const;
+  const memoClaims = { issuer: origin, audience: `${origin}/console/upstream`, typ: "sx-console-upstream+jwt" };
+
+  api.get("/sign-in", (_req, res) => void res.json({ upstream: upstream?.config.name ?? null }));
+
+  // Started by the page's script (a fetch, so Origin is checked), which then goes to the URL returned.
+  api.post("/upstream", checkOrigin, async (_req, res) => {
+    if (!upstream) return fail(res, 404, "SX404", "no upstream sign-in is configured");
+    try {
+      const start = await upstream.start();
+      const memo = await deps.keys!.sign({ state: start.state, nonce: start.nonce, verifier: start.verifier }, { ...memoClaims, subject: "upstream", ttlSeconds: 600 });
+      // Lax, not Strict: the provider sends the browser back with a cross-site navigation.
+      res.cookie(MEMO_COOKIE, memo, { ...memoCookie, maxAge: 600_000 });
+      res.json({ url: start.url });
+    } catch (error) {
+      deps.log.warn({ err: error }, "console upstream sign-in could not start");
+      fail(res, 502, "SX502", `${upstream.config.name} cannot be reached right now; try again, or sign in with your password`);
+    }
+  });
+
+  if (upstream) {
+    /** A refusal: a plain page (OAuth's); no session is made (one the browser has already is left alone). */
+    const refuse = (res: Response, status: number, title: string, message: string) => {
+      sendPage(res, status, messagePage(title, `${message} Open the console (/console) to sign in again.`));
+    };
+    app.get("/console/upstream/callback", async (req, res, next) => {
+      try {
+        // One use: the memo goes whatever the outcome.
+        res.clearCookie(MEMO_COOKIE, memoCookie);
+        let memo;
+        try {
+          memo = await deps.keys!.verify(readCookie(req, MEMO_COOKIE) ?? "", memoClaims);
+        } catch {
+          return refuse(res, 400, "Sign-in expired", "This sign-in was not started in this browser, was already used, or took more than 10 minutes.");
+        }
+        if (typeof req.query.state !== "string" || !sameSecret(String(memo.state), req.query.state)) {
+          return refuse(res, 403, "Sign-in refused", "The answer from the sign-in provider does not belong to this sign-in.");
+        }
+        if (typeof req.query.error === "string") {
+          return refuse(res, 403, "Sign-in refused", `${upstream.config.name} did not sign you in (${req.query.error.slice(0, 100)}).`);
+        }
+        let email: string;
+        try {
+          email = await upstream.finish(String(req.query.code ?? "").slice(0, 2000), { nonce: String(memo.nonce), verifier: String(memo.verifier) });
+        } catch (error) {
+          deps.log.warn({ err: error }, "console upstream sign-in failed");
+          return refuse(res, 403, "Sign-in failed", `${upstream.config.name} could not confirm who you are: ${(error as Error).message}.`);
+        }
+        const { rows } = await deps.pool.query("select * from sextant_private.oauth_user_for_login($1)", [email]);
+        if (!rows[0]) {
+          deps.log.info({ email: email.replace(/^(.).*@/, "$1…@") }, "console upstream sign-in: no account");
+          return refuse(res, 403, "No Sextant account", `${email} has no Sextant account. Ask a Sextant admin to add you (sextant user create).`);
+        }
+        await startSession(res, Number(rows[0].user_id));
+        res.setHeader("Cache-Control", "no-store");
+        res.redirect(303, "/console");
+      } catch (error) {
+        next(error);
+      }
+    });
+  }
 
 
   api.get("/session", signedIn(false), (req: SessionRequest, res) => void res.json(view(req.session!)));
