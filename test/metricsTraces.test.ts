@@ -1,10 +1,11 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { createTestDatabase, createToken, type TestDatabase } from "./helpers/db.ts";
+import { createToken } from "./helpers/db.ts";
 import { eventually, gql } from "./helpers/graphql.ts";
 import { connectHttp } from "./helpers/mcpClient.ts";
 import { startTestServer } from "./helpers/server.ts";
+import { useTestDatabase } from "./helpers/setup.ts";
 
 interface OtlpSpan {
   traceId: string;
@@ -40,17 +41,15 @@ const attr = (s: OtlpSpan, key: string) => {
   return v?.stringValue ?? (v?.intValue !== undefined ? Number(v.intValue) : undefined);
 };
 
-let db: TestDatabase;
+const db = useTestDatabase();
 let collector: Awaited<ReturnType<typeof startCollector>>;
 let token: string;
 beforeAll(async () => {
-  db = await createTestDatabase();
   collector = await startCollector();
   token = await createToken(db, "acme", "trace-bot", "analyst");
 });
 afterAll(async () => {
   await collector?.close();
-  await db?.drop();
 });
 
 const TRACE = "4bf92f3577b34da6a3ce929d0e0e4736";

@@ -1,35 +1,27 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, test } from "vitest";
-import { createTestDatabase, createToken, type TestDatabase } from "../helpers/db.ts";
+import { beforeAll, beforeEach, describe, expect, test } from "vitest";
+import { createToken } from "../helpers/db.ts";
 import { eventually, gql } from "../helpers/graphql.ts";
-import { startTestServer } from "../helpers/server.ts";
+import { useServer, useTestDatabase } from "../helpers/setup.ts";
 import { ask, loadAcmeProject } from "./fixtures.ts";
-import { startModelServer } from "./modelServer.ts";
+import { useModelServer } from "./modelServer.ts";
 
-let db: TestDatabase;
-let model: Awaited<ReturnType<typeof startModelServer>>;
-let anthropic: Awaited<ReturnType<typeof startTestServer>>;
-let openai: Awaited<ReturnType<typeof startTestServer>>;
+const db = useTestDatabase();
+const model = useModelServer();
+beforeAll(async () => {
+  await loadAcmeProject(db);
+});
+const anthropic = useServer(db, async () => ({ SEXTANT_LLM_URL: model.anthropicUrl, SEXTANT_LLM_MODEL: "claude-test", SEXTANT_LLM_API_KEY: "sk-ant-test", SEXTANT_LLM_RETRIES: "1" }));
+// An OpenAI-compatible base URL without the path: the provider and the endpoint follow from settings.
+const openai = useServer(db, async () => ({ SEXTANT_LLM_URL: model.openaiUrl.replace("/chat/completions", ""), SEXTANT_LLM_PROVIDER: "openai", SEXTANT_LLM_MODEL: "gpt-test", SEXTANT_LLM_API_KEY: "sk-test", SEXTANT_LLM_RETRIES: "1", SEXTANT_LLM_TIMEOUT_MS: "500" }));
 let analyst: string;
 let viewer: string;
 let otherViewer: string;
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  await loadAcmeProject(db);
-  model = await startModelServer();
-  anthropic = await startTestServer(db, { SEXTANT_LLM_URL: model.anthropicUrl, SEXTANT_LLM_MODEL: "claude-test", SEXTANT_LLM_API_KEY: "sk-ant-test", SEXTANT_LLM_RETRIES: "1" });
-  // An OpenAI-compatible base URL without the path: the provider and the endpoint follow from settings.
-  openai = await startTestServer(db, { SEXTANT_LLM_URL: model.openaiUrl.replace("/chat/completions", ""), SEXTANT_LLM_PROVIDER: "openai", SEXTANT_LLM_MODEL: "gpt-test", SEXTANT_LLM_API_KEY: "sk-test", SEXTANT_LLM_RETRIES: "1", SEXTANT_LLM_TIMEOUT_MS: "500" });
   analyst = await createToken(db, "acme", "ana@acme.test", "analyst");
   viewer = await createToken(db, "acme", "vic@acme.test", "viewer");
   otherViewer = await createToken(db, "acme", "olga@acme.test", "viewer");
 }, 120_000);
-afterAll(async () => {
-  await anthropic?.close();
-  await openai?.close();
-  await model?.close();
-  await db?.drop();
-});
 beforeEach(() => model.reset());
 
 const revenueScript = [

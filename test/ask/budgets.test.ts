@@ -1,42 +1,30 @@
-import { afterAll, beforeAll, beforeEach, expect, test } from "vitest";
-import { createTestDatabase, createToken, type TestDatabase } from "../helpers/db.ts";
-import { startTestServer } from "../helpers/server.ts";
+import { beforeAll, beforeEach, expect, test } from "vitest";
+import { createToken } from "../helpers/db.ts";
+import { useServer, useTestDatabase } from "../helpers/setup.ts";
 import { ask } from "./fixtures.ts";
-import { startModelServer } from "./modelServer.ts";
+import { useModelServer } from "./modelServer.ts";
 import { measure, report } from "./quality.ts";
 
 // Budgets per question (tokens, tool calls, time, response size) and per tenant and day
 // (questions, tokens). The step budget and provider failures are in ask.test.ts.
-let db: TestDatabase;
-let model: Awaited<ReturnType<typeof startModelServer>>;
-let tight: Awaited<ReturnType<typeof startTestServer>>;
-let none: Awaited<ReturnType<typeof startTestServer>>;
-let capped: Awaited<ReturnType<typeof startTestServer>>;
+const db = useTestDatabase();
+const model = useModelServer();
+const tight = useServer(db, async () => ({
+  SEXTANT_LLM_URL: model.openaiUrl, SEXTANT_LLM_MODEL: "gpt-test",
+  SEXTANT_ASK_MAX_TOKENS: "250", SEXTANT_ASK_MAX_TOOL_CALLS: "3", SEXTANT_ASK_MAX_SECONDS: "4",
+  SEXTANT_LLM_MAX_RESPONSE_BYTES: "5000", SEXTANT_LLM_RETRIES: "0",
+}));
+const capped = useServer(db, async () => ({ SEXTANT_LLM_URL: model.openaiUrl, SEXTANT_LLM_MODEL: "gpt-test", SEXTANT_ASK_TENANT_TOKENS_PER_DAY: "150" }));
+const none = useServer(db);
 let acme: string;
 let globex: string;
 let demo: string;
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  model = await startModelServer();
-  tight = await startTestServer(db, {
-    SEXTANT_LLM_URL: model.openaiUrl, SEXTANT_LLM_MODEL: "gpt-test",
-    SEXTANT_ASK_MAX_TOKENS: "250", SEXTANT_ASK_MAX_TOOL_CALLS: "3", SEXTANT_ASK_MAX_SECONDS: "4",
-    SEXTANT_LLM_MAX_RESPONSE_BYTES: "5000", SEXTANT_LLM_RETRIES: "0",
-  });
-  capped = await startTestServer(db, { SEXTANT_LLM_URL: model.openaiUrl, SEXTANT_LLM_MODEL: "gpt-test", SEXTANT_ASK_TENANT_TOKENS_PER_DAY: "150" });
-  none = await startTestServer(db);
   acme = await createToken(db, "acme", "ann@acme.test", "viewer");
   globex = await createToken(db, "globex", "gia@globex.test", "viewer");
   demo = await createToken(db, "demo", "dee@demo.test", "viewer");
 }, 120_000);
-afterAll(async () => {
-  await tight?.close();
-  await none?.close();
-  await capped?.close();
-  await model?.close();
-  await db?.drop();
-});
 beforeEach(() => model.reset());
 
 const schemas = { calls: [{ name: "list_schemas", arguments: {} }], usage: 100 };

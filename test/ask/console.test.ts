@@ -1,42 +1,39 @@
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { hashPassword } from "../../src/oauth/password.ts";
-import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
 import { freePort } from "../helpers/ports.ts";
-import { startTestServer } from "../helpers/server.ts";
+import { useServer, useTestDatabase } from "../helpers/setup.ts";
 import { launchChromium, screenshot, seriousViolations } from "../console/browser.ts";
 import { loadAcmeProject } from "./fixtures.ts";
-import { startModelServer } from "./modelServer.ts";
+import { useModelServer } from "./modelServer.ts";
 
 // The console's Ask page in headless Chromium: a signed-in person asks, sees the steps, the
 // answer, the SQL it ran and the result; the same console session, CSRF and origin checks as
 // every console action. Markup in the model's answer and in the data shows as text.
 const PASSWORD = "a long enough password";
 const HOSTILE = `<img src=x onerror="document.title='pwned'">`;
-let db: TestDatabase;
-let model: Awaited<ReturnType<typeof startModelServer>>;
-let server: Awaited<ReturnType<typeof startTestServer>>;
+const db = useTestDatabase();
+const model = useModelServer();
 let base: string;
 let browser: Browser;
 let page: Page;
 
 beforeAll(async () => {
-  db = await createTestDatabase();
   await loadAcmeProject(db);
   await db.admin.query("update acme_sales.orders set customer = $1 where id = 50", [HOSTILE]);
-  model = await startModelServer();
+});
+useServer(db, async () => {
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
-  server = await startTestServer(db, { PORT: String(port), SEXTANT_PUBLIC_URL: base, SEXTANT_LLM_URL: model.anthropicUrl, SEXTANT_LLM_MODEL: "m" });
+  return { PORT: String(port), SEXTANT_PUBLIC_URL: base, SEXTANT_LLM_URL: model.anthropicUrl, SEXTANT_LLM_MODEL: "m" };
+});
+beforeAll(async () => {
   await db.admin.query("select * from sextant_private.upsert_user('cal@acme.test', $1, 'Cal', 'acme', 'viewer')", [await hashPassword(PASSWORD)]);
   browser = await launchChromium();
   page = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
 }, 120_000);
 afterAll(async () => {
   await browser?.close();
-  await server?.close();
-  await model?.close();
-  await db?.drop();
 });
 
 test("a signed-in person asks on the console's Ask page and gets the answer, its SQL and the rows", { timeout: 60_000 }, async () => {

@@ -1,5 +1,7 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
+import { afterAll, beforeAll } from "vitest";
+import { lateBound } from "../helpers/setup.ts";
 
 /** One scripted model turn: tool calls, a final text, or a misbehaviour of the endpoint. */
 export type Turn =
@@ -89,6 +91,25 @@ export async function startModelServer() {
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+export type ModelServer = Awaited<ReturnType<typeof startModelServer>>;
+
+/**
+ * The file's stand-in model, started in beforeAll and closed after its tests. Register it
+ * before the servers whose settings name its URLs (they start after it and close before it).
+ */
+export function useModelServer(): ModelServer {
+  const model = lateBound<ModelServer>("the stand-in model");
+  let started: ModelServer | undefined;
+  beforeAll(async () => {
+    started = await startModelServer();
+    model.set(started);
+  });
+  afterAll(async () => {
+    await started?.close();
+  });
+  return model.handle;
 }
 
 /** Reads a server-sent event stream to its end: the events in order, with their JSON data. */

@@ -1,28 +1,30 @@
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "vitest";
 import { runCli } from "../helpers/cli.ts";
-import { createTestDatabase, createToken, type TestDatabase } from "../helpers/db.ts";
+import { createToken } from "../helpers/db.ts";
 import { eventually, gql } from "../helpers/graphql.ts";
-import { startTestServer } from "../helpers/server.ts";
+import { useServer, useTestDatabase } from "../helpers/setup.ts";
 import { loadAcmeProject } from "./fixtures.ts";
-import { startModelServer } from "./modelServer.ts";
+import { useModelServer } from "./modelServer.ts";
 import { slackHeaders, startSlackServer } from "./slackServer.ts";
 
 const SECRET = "8f742231b10e8888abcd99yyyzzz85a5";
-let db: TestDatabase;
-let model: Awaited<ReturnType<typeof startModelServer>>;
+const db = useTestDatabase();
+const model = useModelServer();
 let slack: Awaited<ReturnType<typeof startSlackServer>>;
-let server: Awaited<ReturnType<typeof startTestServer>>;
+beforeAll(async () => {
+  await loadAcmeProject(db);
+  slack = await startSlackServer();
+});
+afterAll(async () => {
+  await slack?.close();
+});
+const server = useServer(db, async () => ({
+  SEXTANT_LLM_URL: model.anthropicUrl, SEXTANT_LLM_MODEL: "claude-test",
+  SEXTANT_SLACK_SIGNING_SECRET: SECRET, SEXTANT_SLACK_BOT_TOKEN: "xoxb-test", SEXTANT_SLACK_API_URL: slack.apiUrl,
+}));
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  await loadAcmeProject(db);
-  model = await startModelServer();
-  slack = await startSlackServer();
-  server = await startTestServer(db, {
-    SEXTANT_LLM_URL: model.anthropicUrl, SEXTANT_LLM_MODEL: "claude-test",
-    SEXTANT_SLACK_SIGNING_SECRET: SECRET, SEXTANT_SLACK_BOT_TOKEN: "xoxb-test", SEXTANT_SLACK_API_URL: slack.apiUrl,
-  });
   // An operator maps workspace T1 to acme, and its channel CGLOBEX to globex.
   await db.admin.query("select sextant_private.map_slack_workspace('T1', '', 'acme'), sextant_private.map_slack_workspace('T1', 'CGLOBEX', 'globex')");
   // Tenant admins link their people, through GraphQL.
@@ -35,12 +37,6 @@ beforeAll(async () => {
   const g = await gql(server.url, globexAdmin, `mutation { createSlackPerson(input: {slackPerson: {teamId: "T1", slackUserId: "UGUS", person: "gus@globex.test"}}) { slackPerson { tenantSlug } } }`);
   expect(g.body.errors).toBeUndefined();
 }, 120_000);
-afterAll(async () => {
-  await server?.close();
-  await model?.close();
-  await slack?.close();
-  await db?.drop();
-});
 beforeEach(() => {
   model.reset();
   slack.calls.length = 0;

@@ -1,24 +1,23 @@
 import path from "node:path";
 import pg from "pg";
-import { afterAll, beforeAll, expect, test } from "vitest";
+import { beforeAll, expect, test } from "vitest";
 import { projectRoot } from "../../src/db/paths.ts";
 import { createEmbedder, embedDbtProject } from "../../src/dbt/embeddings.ts";
 import { loadDbtArtifacts } from "../../src/dbt/loadArtifacts.ts";
-import { asRole, createTestDatabase, withTx, type TestDatabase } from "../helpers/db.ts";
+import { asRole, withTx } from "../helpers/db.ts";
+import { useTestDatabase } from "../helpers/setup.ts";
 import { tuvaHeldOut, tuvaQuestions, type EvalQuestion } from "./tuvaQuestions.ts";
 
 // Search quality on the real Tuva project: recall@5 and MRR@10 of search_dbt_models beside a
 // naive token-overlap ranker over the same nodes, for all questions and for the hard ones.
-let db: TestDatabase;
+const db = useTestDatabase();
 
 beforeAll(async () => {
-  db = await createTestDatabase();
   const client = new pg.Client({ connectionString: db.adminUrl });
   await client.connect();
   await loadDbtArtifacts(client, { tenant: "acme", dir: path.resolve(projectRoot, "test/fixtures/dbt/tuva") });
   await client.end();
 }, 120_000);
-afterAll(() => db?.drop());
 
 const STOP = new Set(["the", "and", "for", "with", "per", "from", "by", "of", "to", "a", "an", "in", "on", "at", "is", "are", "what", "which", "where", "how"]);
 const tokens = (text: string) => (text.toLowerCase().match(/[a-z0-9]+/g) ?? []).filter((t) => t.length > 1 && !STOP.has(t));

@@ -6,9 +6,9 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import type { WorkerHandle } from "../../src/worker/index.ts";
 import { isPrivateAddress, normalizeAddress } from "../../src/worker/hostGuard.ts";
-import { createTestDatabase, createToken, type TestDatabase } from "../helpers/db.ts";
+import { createToken } from "../helpers/db.ts";
 import { startHostilePgServer, type HostilePgServer } from "../helpers/pgWireServer.ts";
-import { startTestServer } from "../helpers/server.ts";
+import { useServer, useTestDatabase } from "../helpers/setup.ts";
 import { startTestWorker } from "../helpers/worker.ts";
 import { gql as gqlRequest } from "../helpers/graphql.ts";
 
@@ -16,8 +16,7 @@ import { gql as gqlRequest } from "../helpers/graphql.ts";
 // runMaterialization), against servers the test starts on loopback: a hostile PostgreSQL
 // wire-protocol server, and HTTP services that count what reaches them.
 
-let db: TestDatabase;
-let server: Awaited<ReturnType<typeof startTestServer>>;
+const db = useTestDatabase();
 let worker: WorkerHandle;
 let adminToken: string;
 let viewerToken: string;
@@ -83,10 +82,11 @@ function setAllow(...entries: string[]) {
 const PG_PORT = () => Number(new URL(db.adminUrl).port);
 
 beforeAll(async () => {
-  db = await createTestDatabase();
   // These tests make hundreds of GraphQL calls a minute as one admin: not what is under test here.
   await db.admin.query("update sextant.tenants set rate_per_minute = 100000, rate_per_hour = 100000 where slug = 'acme'");
-  server = await startTestServer(db);
+});
+const server = useServer(db);
+beforeAll(async () => {
   adminToken = await createToken(db, "acme", "mallory-admin", "admin");
   viewerToken = await createToken(db, "acme", "victor-viewer", "viewer");
   const c = await db.admin.connect();
@@ -102,8 +102,6 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await worker?.stop();
-  await server?.close();
-  await db?.drop();
   fs.rmSync(marker, { force: true });
 });
 
