@@ -149,52 +149,62 @@ begin
             hint = 'Add filters or a LIMIT, aggregate in SQL, or call explain_query to see the plan.';
   end if;
 
-  if row_offset > 0 then
-    move forward row_offset from v_cursor;
-  end if;
-  loop
-    fetch v_cursor into v_row;
-    exit when not found;
-    if v_count >= max_rows then
-      v_truncated := true;
-      exit;
+  -- Rows are read here; a source's server failing now (its statement timeout, a lost
+  -- connection) is named by the source (sextant_exec.raise_source_failure). A block, not the one
+  -- around the open: postgres_fdw opens remote savepoints only where a remote transaction
+  -- starts, so this one costs the remote nothing.
+  begin
+    if row_offset > 0 then
+      move forward row_offset from v_cursor;
     end if;
-    -- A row whose stored size alone is far over what is left is refused before it is turned
-    -- into JSON (which costs seconds for a 100 MB value); JSON is at most 8 times smaller
-    -- than the stored row (an int8[] of zeros is 4 times), so nothing that fits is refused here.
-    -- (Such a row's stored size is then over what is left too, so the one check below ends it.)
-    v_len := pg_column_size(v_row);
-    if v_len <= 8 * (max_bytes - v_bytes) then
-      v_json := to_json(v_row);
-      if v_count = 0 then
-        -- The names are the first row's keys; its binary form (record_send) starts each
-        -- column with its type's oid: the types, without planning the query a third time.
-        v_first := v_json;
-        begin
-          v_send := record_send(v_row);
-        exception when undefined_function then
-          v_send := null;  -- a type with no binary form (aclitem): types are a courtesy, rows are not
-        end;
+    loop
+      fetch v_cursor into v_row;
+      exit when not found;
+      if v_count >= max_rows then
+        v_truncated := true;
+        exit;
       end if;
-      v_len := octet_length(v_json::text);
-    end if;
-    -- The byte cap holds per row, before the row joins the result: a row that does not fit in
-    -- what is left ends the page; a first row that alone exceeds the cap (one huge value) is
-    -- refused, so it never leaves the server.
-    if v_bytes + v_len > max_bytes then
-      if v_count = 0 then
-        close v_cursor;
-        raise exception 'row %% of the result alone is about %% bytes, over the response limit of %% bytes', row_offset + 1, v_len, max_bytes
-          using errcode = 'SX413',
-                hint = 'Select fewer or shorter columns (left(col, 1000), length(col)), or aggregate in SQL.';
+      -- A row whose stored size alone is far over what is left is refused before it is turned
+      -- into JSON (which costs seconds for a 100 MB value); JSON is at most 8 times smaller
+      -- than the stored row (an int8[] of zeros is 4 times), so nothing that fits is refused here.
+      -- (Such a row's stored size is then over what is left too, so the one check below ends it.)
+      v_len := pg_column_size(v_row);
+      if v_len <= 8 * (max_bytes - v_bytes) then
+        v_json := to_json(v_row);
+        if v_count = 0 then
+          -- The names are the first row's keys; its binary form (record_send) starts each
+          -- column with its type's oid: the types, without planning the query a third time.
+          v_first := v_json;
+          begin
+            v_send := record_send(v_row);
+          exception when undefined_function then
+            v_send := null;  -- a type with no binary form (aclitem): types are a courtesy, rows are not
+          end;
+        end if;
+        v_len := octet_length(v_json::text);
       end if;
-      v_truncated := true;
-      exit;
-    end if;
-    v_bytes := v_bytes + v_len;
-    v_rows := v_rows || v_json;
-    v_count := v_count + 1;
-  end loop;
+      -- The byte cap holds per row, before the row joins the result: a row that does not fit in
+      -- what is left ends the page; a first row that alone exceeds the cap (one huge value) is
+      -- refused, so it never leaves the server.
+      if v_bytes + v_len > max_bytes then
+        if v_count = 0 then
+          close v_cursor;
+          raise exception 'row %% of the result alone is about %% bytes, over the response limit of %% bytes', row_offset + 1, v_len, max_bytes
+            using errcode = 'SX413',
+                  hint = 'Select fewer or shorter columns (left(col, 1000), length(col)), or aggregate in SQL.';
+        end if;
+        v_truncated := true;
+        exit;
+      end if;
+      v_bytes := v_bytes + v_len;
+      v_rows := v_rows || v_json;
+      v_count := v_count + 1;
+    end loop;
+  exception when query_canceled or others then
+    get stacked diagnostics v_message = message_text, v_text = pg_exception_context;
+    perform sextant_exec.raise_source_failure(v_plan, sqlstate, v_message, v_text);
+    raise;
+  end;
   close v_cursor;
 
   -- No row read: the fetch that found none left v_row a row of nulls of the result's type, which

@@ -312,7 +312,7 @@ describe("refresh and failures", () => {
     expect(open[0]!.n).toBeLessThanOrEqual(8 + 4);
   });
 
-  test("a remote server lost in the middle of a query: the tool says a source failed, the next query reconnects", async () => {
+  test("a remote server lost in the middle of a query: the tool names the source, the next query reconnects", async () => {
     await remote.sql("create view analytics.slow as select pg_sleep(2)::text as slept; grant select on analytics.slow to sx_writer");
     await withAdmin((c) => refreshSource(c, "acme", "warehouse"));
     try {
@@ -328,13 +328,42 @@ describe("refresh and failures", () => {
       await remote.sql("select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'sextant' and state = 'active' and (query like 'FETCH %' or query like '%analytics.slow%')");
       const r = await pending;
       expect(r.isError).toBe(true);
-      expect(textOf(r)).toMatch(/SX502: a source's PostgreSQL server closed the connection during the query/);
+      expect(textOf(r)).toMatch(/SX502: source warehouse: its PostgreSQL server closed the connection during the query/);
       const again = (await callOk(acme, "query", { sql: "select count(*)::int as n from warehouse_analytics.orders" })) as { rows: unknown[] };
       expect(again.rows).toEqual([{ n: 1000 }]);
     } finally {
       await remote.sql("drop view analytics.slow");
       await withAdmin((c) => refreshSource(c, "acme", "warehouse"));
     }
+  });
+});
+
+describe("a source's statement timeout", () => {
+  test("the remote server canceling its part of a query: the tool names the source (SX504), other tables keep working", async () => {
+    await remote.sql("create view analytics.slow as select pg_sleep(3)::text as slept; grant select on analytics.slow to sx_writer");
+    await withAdmin((c) => refreshSource(c, "acme", "warehouse"));
+    // A remote timeout shorter than the local one (as when the tenant's was raised after the
+    // last refresh): the remote ends the query first. Changed options close cached connections.
+    await db.admin.query("alter server sextant_src__acme__warehouse options (set options '-c default_transaction_read_only=on -c statement_timeout=300')");
+    try {
+      const r = await acme.callTool({ name: "query", arguments: { sql: "select * from warehouse_analytics.slow" } });
+      expect(r.isError).toBe(true);
+      expect(textOf(r)).toMatch(/SX504: source warehouse canceled the query: canceling statement due to statement timeout/);
+      expect(textOf(r)).not.toContain(PASSWORD);
+      // A data error in SQL pushed down to the remote stays the caller's (no source blamed).
+      const zero = await acme.callTool({ name: "query", arguments: { sql: "select count(*) from warehouse_analytics.orders where 1 / (id - id) = 0" } });
+      expect(textOf(zero)).toMatch(/^error 22012: [\s\S]*division by zero/);
+      expect(textOf(zero)).not.toMatch(/SX50|source warehouse/);
+      const local = (await callOk(acme, "query", { sql: "select count(*)::int as n from acme_sales.orders" })) as { rows: unknown[] };
+      expect(local.rows).toEqual([{ n: 50 }]);
+      const quick = (await callOk(acme, "query", { sql: "select count(*)::int as n from warehouse_analytics.orders" })) as { rows: unknown[] };
+      expect(quick.rows).toEqual([{ n: 1000 }]);
+    } finally {
+      await remote.sql("drop view analytics.slow");
+      await withAdmin((c) => refreshSource(c, "acme", "warehouse"));
+    }
+    const q = (await callOk(acme, "query", { sql: "select statement_timeout from warehouse_analytics.session" })) as { rows: Record<string, unknown>[] };
+    expect(q.rows).toEqual([{ statement_timeout: "15s" }]);
   });
 });
 

@@ -18,7 +18,8 @@ const STATUS: Record<string, number> = {
   SX409: 409,
   SX413: 413,
   SX429: 429,
-  SX502: 502, // an upstream service (the embeddings endpoint) failed
+  SX502: 502, // an upstream service (the embeddings endpoint, a source's server) failed
+  SX504: 504, // a source's server canceled its part of a query (its statement timeout)
   "42501": 403, // insufficient_privilege
   "57014": 408, // query_canceled (statement timeout)
   "42P01": 404, // undefined_table
