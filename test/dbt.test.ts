@@ -8,6 +8,7 @@ import { projectRoot } from "../src/db/paths.ts";
 import { loadDbtArtifacts } from "../src/dbt/loadArtifacts.ts";
 import { runCli } from "./helpers/cli.ts";
 import { asRole, createToken, withTx } from "./helpers/db.ts";
+import { loadManifest, manifestV12, modelNode } from "./helpers/dbt.ts";
 import { callOk, connectHttp, textOf } from "./helpers/mcpClient.ts";
 import { useTestServer } from "./helpers/setup.ts";
 import { gql } from "./helpers/graphql.ts";
@@ -233,22 +234,17 @@ describe("dbt tools", () => {
 
 describe("a hand-made project: semantic models, dbt-marked sensitive columns, drift", () => {
   // No shared fixture has semantic models; this small manifest (v12) is written by the test.
-  const manifest = {
-    metadata: { dbt_schema_version: "https://schemas.getdbt.com/dbt/manifest/v12.json", dbt_version: "1.8.0", project_name: "acme_handmade" },
+  const manifest = manifestV12("acme_handmade", {
     nodes: {
-      "model.acme_handmade.orders": {
-        unique_id: "model.acme_handmade.orders", name: "orders", resource_type: "model", package_name: "acme_handmade",
-        database: "x", schema: "acme_sales", alias: "orders", relation_name: "x.acme_sales.orders",
-        config: { materialized: "table" }, description: "Acme orders as the finance team sees them.",
+      "model.acme_handmade.orders": modelNode("acme_handmade", "acme_sales", "orders", {
+        description: "Acme orders as the finance team sees them.",
         columns: {
-          id: { name: "id", description: "Order id", data_type: "integer" },
-          customer: { name: "customer", description: "Customer full name", data_type: "text", meta: { pii: true } },
-          discount: { name: "discount", description: "Discount granted", data_type: "numeric" },
+          id: { description: "Order id", data_type: "integer" },
+          customer: { description: "Customer full name", data_type: "text", meta: { pii: true } },
+          discount: { description: "Discount granted", data_type: "numeric" },
         },
-        raw_code: "select 1", depends_on: { nodes: [] }, tags: [], meta: {}, original_file_path: "models/orders.sql",
-      },
+      }),
     },
-    sources: {},
     semantic_models: {
       "semantic_model.acme_handmade.orders_sm": {
         unique_id: "semantic_model.acme_handmade.orders_sm", name: "orders_sm", resource_type: "semantic_model",
@@ -262,16 +258,10 @@ describe("a hand-made project: semantic models, dbt-marked sensitive columns, dr
         description: "Total order revenue", label: "Revenue", depends_on: { nodes: ["semantic_model.acme_handmade.orders_sm"] },
       },
     },
-    exposures: {},
-  };
+  });
 
   test("loads semantic models and metrics, flags and masks dbt-marked columns, reports drift", async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dbt-handmade-"));
-    fs.writeFileSync(path.join(dir, "manifest.json"), JSON.stringify(manifest));
-    const client = new pg.Client({ connectionString: db.adminUrl });
-    await client.connect();
-    await loadDbtArtifacts(client, { tenant: "acme", dir });
-    await client.end();
+    await loadManifest(db, manifest, { tenant: "acme" });
 
     const sm = (await callOk(acme, "list_dbt_models", { resource_type: "semantic_model" })) as { rows: { name: string }[] };
     expect(sm.rows.map((r) => r.name)).toEqual(["orders_sm"]);

@@ -1,12 +1,10 @@
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import pg from "pg";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { projectRoot } from "../../src/db/paths.ts";
-import { loadDbtArtifacts } from "../../src/dbt/loadArtifacts.ts";
 import { createToken } from "../helpers/db.ts";
+import { loadManifest } from "../helpers/dbt.ts";
 import { connectHttp, textOf } from "../helpers/mcpClient.ts";
 import { useServer, useTestDatabase } from "../helpers/setup.ts";
 
@@ -25,7 +23,6 @@ const HOSTILE_SQL = "select 1 as x -- ```\n```\n" + INJECT + " (in SQL)\n``````\
 
 const db = useTestDatabase();
 let agent: Client;
-let tmp: string;
 
 /** The fences of a text block: their markers and bodies, and the text outside all of them. */
 function fences(text: string) {
@@ -74,15 +71,7 @@ beforeAll(async () => {
   model.columns['evil"]`col'] = { name: 'evil"]`col', description: hostile("hostile column"), meta: {}, data_type: null, tags: [] };
   manifest.sources[SOURCE].name = `${HOSTILE_NAME} source`;
   manifest.sources[SOURCE].description = hostile("source description");
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), "sextant-fencing-"));
-  fs.writeFileSync(path.join(tmp, "manifest.json"), JSON.stringify(manifest));
-  const owner = new pg.Client({ connectionString: db.adminUrl });
-  await owner.connect();
-  try {
-    await loadDbtArtifacts(owner, { tenant: "acme", dir: tmp, project: "hostile" });
-  } finally {
-    await owner.end();
-  }
+  await loadManifest(db, manifest, { tenant: "acme", project: "hostile" });
   // A table comment, a knowledge note and a pipeline, written as the owner would store them.
   const comment = await db.admin.query("select format('comment on table acme_sales.orders is %L', $1::text) as sql", [hostile("table comment")]);
   await db.admin.query(comment.rows[0].sql);
@@ -106,7 +95,6 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await agent?.close();
-  if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
 });
 
 describe("others' text reaches an agent only inside the untrusted-data fence", () => {
