@@ -45,7 +45,7 @@ export interface Pg15 {
 
 const isRoot = process.getuid?.() === 0;
 /** A command as the postgres OS user when we are root (initdb/postgres refuse root). */
-const asPostgres = (cmd: string, args: string[]) => (isRoot ? ["runuser", ["-u", "postgres", "--", cmd, ...args]] as const : [cmd, args] as const);
+export const asPostgres = (cmd: string, args: string[]) => (isRoot ? ["runuser", ["-u", "postgres", "--", cmd, ...args]] as const : [cmd, args] as const);
 
 /** Starts a fresh PostgreSQL 15 cluster (throws PG15_MISSING's text when it is not installed). */
 export async function startPg15(opts: { settings?: Record<string, string> } = {}): Promise<Pg15> {
@@ -66,45 +66,7 @@ export async function startPg15(opts: { settings?: Record<string, string> } = {}
   const flags = { listen_addresses: "127.0.0.1", port: String(port), unix_socket_directories: "", max_connections: "100", fsync: "off", ...opts.settings };
   const url = (db = "postgres", user = "postgres", pw = password) => `postgres://${user}:${encodeURIComponent(pw)}@127.0.0.1:${port}/${db}`;
 
-  let child: ChildProcess | undefined;
-  // A test process that ends without close() still stops its cluster (a signal can be sent from 'exit').
-  const killOnExit = () => {
-    const pid = postmasterPid(dataDir);
-    if (pid) try { process.kill(pid, "SIGINT"); } catch { /* already gone */ }
-  };
-  const start = async () => {
-    if (child) return;
-    const [cmd, args] = asPostgres(path.join(PG15_BIN, "postgres"), ["-D", dataDir, ...Object.entries(flags).flatMap(([k, v]) => ["-c", `${k}=${v}`])]);
-    let log = "";
-    const proc = spawn(cmd, args, { stdio: ["ignore", "ignore", "pipe"] });
-    proc.stderr!.on("data", (d) => { log = (log + d).slice(-4000); });
-    child = proc;
-    proc.once("exit", () => { if (child === proc) child = undefined; });
-    process.on("exit", killOnExit);
-    for (const deadline = Date.now() + 30_000; ; ) {
-      const c = new pg.Client({ connectionString: url() });
-      try {
-        await c.connect();
-        await c.end();
-        return;
-      } catch (error) {
-        await c.end().catch(() => {});
-        if (!child || Date.now() > deadline) throw new Error(`PostgreSQL 15 did not start on port ${port}: ${String(error)}\n${log}`);
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    }
-  };
-  const stop = async () => {
-    const proc = child;
-    if (!proc) return;
-    process.removeListener("exit", killOnExit);
-    const exited = new Promise((r) => proc.once("exit", r));
-    // Signal the postmaster itself (runuser does not forward signals to it): SIGINT = fast shutdown.
-    const pid = postmasterPid(dataDir);
-    if (pid) process.kill(pid, "SIGINT");
-    else proc.kill("SIGINT");
-    await exited;
-  };
+  const { start, stop } = postmaster(dataDir, flags, url, "PostgreSQL 15");
   await start();
   const sql = async <T,>(text: string, params: unknown[] = [], db = "postgres") => {
     const c = new pg.Client({ connectionString: url(db) });
@@ -129,6 +91,55 @@ export async function startPg15(opts: { settings?: Record<string, string> } = {}
       fs.rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * The `postgres` process of a data directory (PostgreSQL 15's binaries, as the postgres OS user
+ * when we are root): start() spawns it with `flags` and resolves once `connectUrl()` accepts a
+ * connection (30 s, else the error carries its log); stop() is a fast shutdown of the
+ * postmaster itself. A test process that ends without stop() still stops it.
+ */
+export function postmaster(dataDir: string, flags: Record<string, string>, connectUrl: () => string, what: string): { start(): Promise<void>; stop(): Promise<void> } {
+  let child: ChildProcess | undefined;
+  // A signal can still be sent from 'exit'.
+  const killOnExit = () => {
+    const pid = postmasterPid(dataDir);
+    if (pid) try { process.kill(pid, "SIGINT"); } catch { /* already gone */ }
+  };
+  const start = async () => {
+    if (child) return;
+    const [cmd, args] = asPostgres(path.join(PG15_BIN, "postgres"), ["-D", dataDir, ...Object.entries(flags).flatMap(([k, v]) => ["-c", `${k}=${v}`])]);
+    let log = "";
+    const proc = spawn(cmd, args, { stdio: ["ignore", "ignore", "pipe"] });
+    proc.stderr!.on("data", (d) => { log = (log + d).slice(-4000); });
+    child = proc;
+    proc.once("exit", () => { if (child === proc) child = undefined; });
+    process.on("exit", killOnExit);
+    for (const deadline = Date.now() + 30_000; ; ) {
+      const c = new pg.Client({ connectionString: connectUrl() });
+      try {
+        await c.connect();
+        await c.end();
+        return;
+      } catch (error) {
+        await c.end().catch(() => {});
+        if (!child || Date.now() > deadline) throw new Error(`${what} did not start on port ${flags.port}: ${String(error)}\n${log}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  };
+  const stop = async () => {
+    const proc = child;
+    if (!proc) return;
+    process.removeListener("exit", killOnExit);
+    const exited = new Promise((r) => proc.once("exit", r));
+    // Signal the postmaster itself (runuser does not forward signals to it): SIGINT = fast shutdown.
+    const pid = postmasterPid(dataDir);
+    if (pid) process.kill(pid, "SIGINT");
+    else proc.kill("SIGINT");
+    await exited;
+  };
+  return { start, stop };
 }
 
 function postmasterPid(dataDir: string): number | undefined {

@@ -1,9 +1,9 @@
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import pg from "pg";
-import { PG15_BIN, type Pg15 } from "./pg15.ts";
+import { asPostgres, PG15_BIN, postmaster, type Pg15 } from "./pg15.ts";
 import { freePort } from "./ports.ts";
 
 export interface Standby {
@@ -18,7 +18,6 @@ export interface Standby {
 }
 
 const isRoot = process.getuid?.() === 0;
-const asPostgres = (cmd: string, args: string[]) => (isRoot ? ["runuser", ["-u", "postgres", "--", cmd, ...args]] as const : [cmd, args] as const);
 
 /**
  * A hot standby of `primary` (helpers/pg15.ts), made the way an operator would: pg_basebackup
@@ -40,51 +39,8 @@ export async function startStandby(primary: Pg15): Promise<Standby> {
     u.port = String(port);
     return u.toString();
   };
-  let child: ChildProcess | undefined;
-  const pid = () => {
-    try {
-      return Number(fs.readFileSync(path.join(dataDir, "postmaster.pid"), "utf8").split("\n")[0]) || undefined;
-    } catch {
-      return undefined;
-    }
-  };
-  const killOnExit = () => {
-    const p = pid();
-    if (p) try { process.kill(p, "SIGINT"); } catch { /* gone */ }
-  };
-  const start = async () => {
-    if (child) return;
-    const flags = { listen_addresses: "127.0.0.1", port: String(port), unix_socket_directories: "", hot_standby: "on", fsync: "off", max_connections: "100" };
-    const [c, a] = asPostgres(path.join(PG15_BIN, "postgres"), ["-D", dataDir, ...Object.entries(flags).flatMap(([k, v]) => ["-c", `${k}=${v}`])]);
-    let log = "";
-    const proc = spawn(c, a, { stdio: ["ignore", "ignore", "pipe"] });
-    proc.stderr!.on("data", (d) => (log = (log + d).slice(-4000)));
-    child = proc;
-    proc.once("exit", () => { if (child === proc) child = undefined; });
-    process.on("exit", killOnExit);
-    for (const deadline = Date.now() + 30_000; ;) {
-      const client = new pg.Client({ connectionString: url(primary.adminUrl) });
-      try {
-        await client.connect();
-        await client.end();
-        return;
-      } catch (error) {
-        await client.end().catch(() => {});
-        if (!child || Date.now() > deadline) throw new Error(`the standby did not start: ${String(error)}\n${log}`);
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    }
-  };
-  const stop = async () => {
-    const proc = child;
-    if (!proc) return;
-    process.removeListener("exit", killOnExit);
-    const exited = new Promise((r) => proc.once("exit", r));
-    const p = pid();
-    if (p) process.kill(p, "SIGINT");
-    else proc.kill("SIGINT");
-    await exited;
-  };
+  const flags = { listen_addresses: "127.0.0.1", port: String(port), unix_socket_directories: "", hot_standby: "on", fsync: "off", max_connections: "100" };
+  const { start, stop } = postmaster(dataDir, flags, () => url(primary.adminUrl), "the standby");
   await start();
   return {
     port,
