@@ -22,3 +22,16 @@ export async function callOk(client: Client, name: string, args: Record<string, 
 export function textOf(result: unknown): string {
   return ((result as { content: { text: string }[] }).content[0]?.text) ?? "";
 }
+
+/**
+ * One raw JSON-RPC message POSTed to `url` (…/mcp, with a query if any) as an MCP client would
+ * send it, bearing `token`; `headers` add to or replace the defaults. For what the SDK client
+ * would not send: hostile headers, pinned protocol versions, a bare initialize.
+ */
+export function postMcp(url: string, token: string, body: unknown, headers: Record<string, string> = {}): Promise<Response> {
+  return fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json", accept: "application/json, text/event-stream", authorization: `Bearer ${token}`, ...headers },
+    body: JSON.stringify(body),
+  });
+}

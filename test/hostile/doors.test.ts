@@ -6,7 +6,7 @@ import { AuditLog } from "../../src/audit/auditLog.ts";
 import { RateLimiter } from "../../src/audit/rateLimiter.ts";
 import { createToken } from "../helpers/db.ts";
 import { eventually, gql } from "../helpers/graphql.ts";
-import { callOk, connectHttp, textOf } from "../helpers/mcpClient.ts";
+import { callOk, connectHttp, postMcp, textOf } from "../helpers/mcpClient.ts";
 import { useTestServer } from "../helpers/setup.ts";
 
 // Attacks on the doors themselves (audit, rate limits, GraphQL cost, MCP sessions), each
@@ -205,11 +205,8 @@ describe("MCP without sessions", () => {
     await db.admin.query("update sextant.tenants set rate_per_minute = 2 where slug = 'globex'");
     try {
       const token = await createToken(db, "globex", "session-opener");
-      const open = () => fetch(`${server.url}/mcp`, {
-        method: "POST",
-        headers: { "content-type": "application/json", accept: "application/json, text/event-stream", authorization: `Bearer ${token}` },
-        body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "x", version: "1" } } }),
-      });
+      const open = () => postMcp(`${server.url}/mcp`, token,
+        { jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "x", version: "1" } } });
       for (let i = 0; i < 3; i++) expect(await open().then(async (r) => (await r.text(), r.status))).toBe(200);
       const client = await mcp(token);
       expect(await callOk(client, "whoami")).toMatchObject({ principal: "session-opener" });

@@ -1,5 +1,6 @@
 import { beforeAll, expect, test } from "vitest";
 import { createToken } from "../helpers/db.ts";
+import { postMcp } from "../helpers/mcpClient.ts";
 import { useTestServer } from "../helpers/setup.ts";
 
 // The headers and names /mcp reads now: tool groups (header and ?groups=), the 2026 routing
@@ -13,13 +14,8 @@ beforeAll(async () => {
 });
 
 const list = { jsonrpc: "2.0", id: 1, method: "tools/list", params: {} };
-function post(body: unknown, headers: Record<string, string>, query = "") {
-  return fetch(`${server.url}/mcp${query}`, {
-    method: "POST",
-    headers: { "content-type": "application/json", accept: "application/json, text/event-stream", authorization: `Bearer ${token}`, "mcp-protocol-version": "2025-06-18", ...headers },
-    body: JSON.stringify(body),
-  });
-}
+const post = (body: unknown, headers: Record<string, string>, query = "") =>
+  postMcp(`${server.url}/mcp${query}`, token, body, { "mcp-protocol-version": "2025-06-18", ...headers });
 
 test.each([
   ["an unknown group", "secrets", /unknown tool group \\"secrets\\"/],

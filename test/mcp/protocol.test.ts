@@ -3,7 +3,7 @@ import { Ajv } from "ajv";
 import { beforeAll, describe, expect, test } from "vitest";
 import { allTools } from "../../src/mcp/server.ts";
 import { createToken } from "../helpers/db.ts";
-import { connectHttp } from "../helpers/mcpClient.ts";
+import { connectHttp, postMcp } from "../helpers/mcpClient.ts";
 import { useTestServer } from "../helpers/setup.ts";
 
 const { db, server } = useTestServer();
@@ -28,13 +28,7 @@ async function connectModern(headers: Record<string, string> = {}, mode: "auto" 
   return { client, sent };
 }
 
-function raw(body: unknown, headers: Record<string, string> = {}) {
-  return fetch(`${server.url}/mcp`, {
-    method: "POST",
-    headers: { "content-type": "application/json", accept: "application/json, text/event-stream", authorization: `Bearer ${token}`, ...headers },
-    body: JSON.stringify(body),
-  });
-}
+const raw = (body: unknown, headers: Record<string, string> = {}) => postMcp(`${server.url}/mcp`, token, body, headers);
 
 /** The JSON-RPC message of a response, whether sent as JSON or as one SSE event. */
 async function message(res: Response): Promise<Record<string, any>> {
@@ -128,11 +122,7 @@ describe("MCP 2026-07-28 (SDK v2 client)", () => {
     const body = (await res.json()) as { error: { message: string; data: { hint: string } } };
     expect(body.error.message).toBe('SX400: unknown tool group "secrets"');
     expect(body.error.data.hint).toContain("catalog, query, dbt, knowledge, materialization");
-    const byUrl = await fetch(`${server.url}/mcp?groups=dbt`, {
-      method: "POST",
-      headers: { "content-type": "application/json", accept: "application/json, text/event-stream", authorization: `Bearer ${token}`, "mcp-protocol-version": "2025-06-18" },
-      body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list", params: {} }),
-    });
+    const byUrl = await postMcp(`${server.url}/mcp?groups=dbt`, token, { jsonrpc: "2.0", id: 1, method: "tools/list", params: {} }, { "mcp-protocol-version": "2025-06-18" });
     const names = ((await message(byUrl)).result.tools as { name: string }[]).map((t) => t.name);
     expect(names.every((n) => /dbt|model|project/.test(n))).toBe(true);
   });
