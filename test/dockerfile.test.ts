@@ -5,8 +5,8 @@ import path from "node:path";
 import { parse as parseYaml } from "yaml";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { projectRoot } from "../src/db/paths.ts";
-import { createTestDatabase, type TestDatabase } from "./helpers/db.ts";
 import { freePort } from "./helpers/ports.ts";
+import { useTestDatabase } from "./helpers/setup.ts";
 
 // No Docker engine runs on these machines, so the image is not built here. What can be checked
 // is checked: the final stage's command and healthcheck, run as they are written (from the
@@ -80,14 +80,13 @@ test("docker-compose builds this image and does not override its command", () =>
 });
 
 describe("the image's command and healthcheck, run as written", () => {
-  let db: TestDatabase;
+  const db = useTestDatabase();
   let child: ChildProcess;
   let env: Record<string, string>;
   let dataDir: string;
   let stderr = "";
 
   beforeAll(async () => {
-    db = await createTestDatabase();
     dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "sextant-image-"));
     // The image's ENV, with what a container would get from outside (docker-compose's
     // DATABASE_URL) and two changes for a shared machine: a free port on loopback instead of
@@ -108,7 +107,6 @@ describe("the image's command and healthcheck, run as written", () => {
 
   afterAll(async () => {
     if (child.exitCode === null) await new Promise((r) => (child.on("exit", r), child.kill("SIGTERM")));
-    await db.drop();
     fs.rmSync(dataDir, { recursive: true, force: true });
   }, 60_000);
 
