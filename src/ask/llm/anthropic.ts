@@ -1,7 +1,7 @@
 import type { LlmSettings } from "../settings.ts";
-import { postJson } from "./http.ts";
-import { parseArguments, requireShape } from "./parse.ts";
-import type { ChatMessage, Completion, CompletionRequest, Llm, ToolCall } from "./types.ts";
+import { wireClient } from "./http.ts";
+import { parseArguments, tokenCount } from "./parse.ts";
+import type { ChatMessage, Llm, ToolCall } from "./types.ts";
 
 type Block =
   | { type: "text"; text: string }
@@ -24,27 +24,23 @@ function toWire(messages: ChatMessage[]): { role: "user" | "assistant"; content:
 export function anthropicClient(s: LlmSettings): Llm {
   const headers: Record<string, string> = { "anthropic-version": "2023-06-01" };
   if (s.apiKey) headers["x-api-key"] = s.apiKey;
-  return {
+  return wireClient(s, {
     provider: "anthropic",
-    model: s.model,
-    async complete(req: CompletionRequest): Promise<Completion> {
-      const body = {
-        model: s.model,
-        max_tokens: s.maxOutputTokens,
-        system: req.system,
-        messages: toWire(req.messages),
-        tools: req.tools.map((t) => ({ name: t.name, description: t.description, input_schema: t.parameters })),
-      };
-      const answer = requireShape(await postJson(s.url, headers, body, { ...s, signal: req.signal }), s.url, (a) => Array.isArray(a.content));
+    headers,
+    body: (req) => ({
+      model: s.model,
+      max_tokens: s.maxOutputTokens,
+      system: req.system,
+      messages: toWire(req.messages),
+      tools: req.tools.map((t) => ({ name: t.name, description: t.description, input_schema: t.parameters })),
+    }),
+    isAnswer: (a) => Array.isArray(a.content),
+    read(answer) {
       const blocks = answer.content as Record<string, unknown>[];
       const text = blocks.filter((b) => b?.type === "text" && typeof b.text === "string").map((b) => b.text as string).join("\n");
       const toolCalls: ToolCall[] = blocks.filter((b) => b?.type === "tool_use").map((b, i) => parseArguments(b.id, b.name, b.input, i));
       const usage = (answer.usage ?? {}) as Record<string, unknown>;
-      return { text, toolCalls, usage: { inputTokens: count(usage.input_tokens), outputTokens: count(usage.output_tokens) } };
+      return { text, toolCalls, usage: { inputTokens: tokenCount(usage.input_tokens), outputTokens: tokenCount(usage.output_tokens) } };
     },
-  };
-}
-
-function count(n: unknown): number {
-  return typeof n === "number" && Number.isFinite(n) && n >= 0 ? n : 0;
+  });
 }

@@ -1,5 +1,8 @@
 import { SextantError } from "../../db/errors.ts";
 import { readLimited } from "../../http/readLimited.ts";
+import type { LlmSettings } from "../settings.ts";
+import { requireShape } from "./parse.ts";
+import type { Completion, CompletionRequest, Llm } from "./types.ts";
 
 export interface PostOptions {
   timeoutMs: number;
@@ -77,4 +80,25 @@ export async function postJson(url: string, headers: Record<string, string>, bod
   }
   if (opts.signal.aborted) throw opts.signal.reason instanceof SextantError ? opts.signal.reason : new SextantError("SX413", "the question was stopped");
   throw lastError ?? new SextantError("SX502", `the model endpoint at ${where} failed`);
+}
+
+/** What one wire format decides: its headers, the request body, the answer's shape and how to read it. */
+export interface Wire {
+  provider: string;
+  headers: Record<string, string>;
+  body(req: CompletionRequest): unknown;
+  isAnswer(answer: Record<string, unknown>): boolean;
+  read(answer: Record<string, unknown>): Completion;
+}
+
+/** A chat model on `s.url` speaking `wire`: each completion is one bounded postJson, its answer checked (SX502) and read. */
+export function wireClient(s: LlmSettings, wire: Wire): Llm {
+  return {
+    provider: wire.provider,
+    model: s.model,
+    async complete(req: CompletionRequest): Promise<Completion> {
+      const answer = await postJson(s.url, wire.headers, wire.body(req), { ...s, signal: req.signal });
+      return wire.read(requireShape(answer, s.url, wire.isAnswer));
+    },
+  };
 }

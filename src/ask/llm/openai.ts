@@ -1,7 +1,7 @@
 import type { LlmSettings } from "../settings.ts";
-import { postJson } from "./http.ts";
-import { parseArguments, requireShape } from "./parse.ts";
-import type { ChatMessage, Completion, CompletionRequest, Llm } from "./types.ts";
+import { wireClient } from "./http.ts";
+import { parseArguments, tokenCount } from "./parse.ts";
+import type { ChatMessage, Llm } from "./types.ts";
 
 function toWire(system: string, messages: ChatMessage[]): Record<string, unknown>[] {
   const out: Record<string, unknown>[] = [{ role: "system", content: system }];
@@ -27,18 +27,17 @@ export function openaiClient(s: LlmSettings): Llm {
   // OpenAI's own API wants max_completion_tokens (reasoning models refuse max_tokens); most
   // compatible servers know only max_tokens.
   const limitKey = new URL(s.url).hostname === "api.openai.com" ? "max_completion_tokens" : "max_tokens";
-  return {
+  return wireClient(s, {
     provider: "openai",
-    model: s.model,
-    async complete(req: CompletionRequest): Promise<Completion> {
-      const body = {
-        model: s.model,
-        [limitKey]: s.maxOutputTokens,
-        messages: toWire(req.system, req.messages),
-        tools: req.tools.map((t) => ({ type: "function", function: { name: t.name, description: t.description, parameters: t.parameters } })),
-      };
-      const answer = requireShape(await postJson(s.url, headers, body, { ...s, signal: req.signal }), s.url,
-        (a) => Array.isArray(a.choices) && typeof (a.choices as { message?: unknown }[])[0]?.message === "object");
+    headers,
+    body: (req) => ({
+      model: s.model,
+      [limitKey]: s.maxOutputTokens,
+      messages: toWire(req.system, req.messages),
+      tools: req.tools.map((t) => ({ type: "function", function: { name: t.name, description: t.description, parameters: t.parameters } })),
+    }),
+    isAnswer: (a) => Array.isArray(a.choices) && typeof (a.choices as { message?: unknown }[])[0]?.message === "object",
+    read(answer) {
       const message = (answer.choices as { message: Record<string, unknown> }[])[0]!.message;
       const calls = Array.isArray(message.tool_calls) ? (message.tool_calls as Record<string, unknown>[]) : [];
       const toolCalls = calls.map((c, i) => {
@@ -49,12 +48,8 @@ export function openaiClient(s: LlmSettings): Llm {
       return {
         text: typeof message.content === "string" ? message.content : "",
         toolCalls,
-        usage: { inputTokens: count(usage.prompt_tokens), outputTokens: count(usage.completion_tokens) },
+        usage: { inputTokens: tokenCount(usage.prompt_tokens), outputTokens: tokenCount(usage.completion_tokens) },
       };
     },
-  };
-}
-
-function count(n: unknown): number {
-  return typeof n === "number" && Number.isFinite(n) && n >= 0 ? n : 0;
+  });
 }

@@ -28,3 +28,8 @@ export function parseArguments(id: unknown, name: unknown, raw: unknown, index: 
   if (!callName) return { id: callId, name: callName, arguments: {}, malformed: "the call names no tool" };
   return { id: callId, name: callName, arguments: args as Record<string, unknown> };
 }
+
+/** A token count from the answer's usage: a non-negative finite number, else 0. */
+export function tokenCount(n: unknown): number {
+  return typeof n === "number" && Number.isFinite(n) && n >= 0 ? n : 0;
+}
