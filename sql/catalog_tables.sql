@@ -249,6 +249,14 @@ as $$
       and exists (select from unnest(t.sensitive_meta_keys) as k
                   where lower(c -> 'meta' ->> k) in ('true', 'yes', '1') or coalesce(c -> 'tags', '[]') ? k)
   ),
+  -- A source's tables are views here: their row estimate, keys and foreign keys come from the
+  -- remote catalog at its last refresh (sql/sources.sql; RLS shows the tenant its own).
+  src as materialized (
+    select t.oid, t.schema_name, t.table_name, st.source_name, st.estimated_rows, st.primary_key, st.foreign_keys
+    from tabs as t
+    join sextant.source_tables as st on st.local_schema = t.schema_name and st.table_name = t.table_name
+    where t.relkind = 'v'
+  ),
   stats as materialized (
     select s.schemaname::text as schema_name, s.tablename::text as table_name, s.attname::text as name,
            s.most_common_vals::text as common_values
@@ -267,10 +275,11 @@ as $$
            a.attname ~* (select pattern from sensitive)
              or exists (select from dbt_flagged as f where f.schema_name = lower(t.schema_name)
                           and f.table_name = lower(t.table_name) and f.name = lower(a.attname)) as sensitive,
-           pk.attnum is not null as is_pk
+           pk.attnum is not null or coalesce(a.attname::text = any (sr.primary_key), false) as is_pk
     from tabs as t
     join pg_catalog.pg_attribute as a on a.attrelid = t.oid and a.attnum > 0 and not a.attisdropped
     left join pk on pk.conrelid = a.attrelid and pk.attnum = a.attnum
+    left join src as sr on sr.oid = t.oid
     where has_column_privilege(t.oid, a.attnum, 'select')
   ),
   colagg as (
@@ -310,27 +319,39 @@ as $$
               'table', t.schema_name || '.' || t.table_name,
               'kind', case t.relkind when 'v' then 'view' when 'm' then 'materialized view' when 'f' then 'foreign table' end,
               'description', obj_description(t.oid, 'pg_class'),
-              'rows', case when t.reltuples >= 0 then t.reltuples::bigint end,
+              'rows', case when t.reltuples >= 0 then t.reltuples::bigint else sr.estimated_rows end,
+              'source', sr.source_name,
               'loaded_at', mt.loaded_at,
               'knowledge', nullif(k.k, '{}'::jsonb),
               'columns', ca.columns))
             order by t.schema_name, t.table_name), '[]')
        from tabs as t left join colagg as ca on ca.attrelid = t.oid
        left join knowledge as k on k.oid = t.oid
+       left join src as sr on sr.oid = t.oid
        left join sextant.materialized_tables as mt on mt.schema_name = t.schema_name and mt.table_name = t.table_name),
-    (select coalesce(jsonb_agg(jsonb_build_object(
-              'from', ft.schema_name || '.' || ft.table_name || '(' ||
-                      (select string_agg(a.attname, ', ' order by k.i) from unnest(con.conkey) with ordinality as k(attnum, i)
-                         join pg_catalog.pg_attribute as a on a.attrelid = con.conrelid and a.attnum = k.attnum) || ')',
-              'to', tn.nspname || '.' || tc.relname || '(' ||
-                      (select string_agg(a.attname, ', ' order by k.i) from unnest(con.confkey) with ordinality as k(attnum, i)
-                         join pg_catalog.pg_attribute as a on a.attrelid = con.confrelid and a.attnum = k.attnum) || ')')
-            order by ft.schema_name, ft.table_name, con.conname), '[]')
-       from pg_catalog.pg_constraint as con
-       join tabs as ft on ft.oid = con.conrelid
-       join pg_catalog.pg_class as tc on tc.oid = con.confrelid
-       join pg_catalog.pg_namespace as tn on tn.oid = tc.relnamespace
-      where con.contype = 'f'),
+    (select coalesce(jsonb_agg(j.path order by j.schema_name, j.table_name, j.name), '[]')
+       from (select jsonb_build_object(
+                      'from', ft.schema_name || '.' || ft.table_name || '(' ||
+                              (select string_agg(a.attname, ', ' order by k.i) from unnest(con.conkey) with ordinality as k(attnum, i)
+                                 join pg_catalog.pg_attribute as a on a.attrelid = con.conrelid and a.attnum = k.attnum) || ')',
+                      'to', tn.nspname || '.' || tc.relname || '(' ||
+                              (select string_agg(a.attname, ', ' order by k.i) from unnest(con.confkey) with ordinality as k(attnum, i)
+                                 join pg_catalog.pg_attribute as a on a.attrelid = con.confrelid and a.attnum = k.attnum) || ')') as path,
+                    ft.schema_name, ft.table_name, con.conname::text as name
+               from pg_catalog.pg_constraint as con
+               join tabs as ft on ft.oid = con.conrelid
+               join pg_catalog.pg_class as tc on tc.oid = con.confrelid
+               join pg_catalog.pg_namespace as tn on tn.oid = tc.relnamespace
+              where con.contype = 'f'
+             union all
+             -- A source's remote foreign keys; one to a table outside the source says "(remote)".
+             select jsonb_build_object(
+                      'from', sr.schema_name || '.' || sr.table_name || '(' || array_to_string(array(select jsonb_array_elements_text(fk -> 'columns')), ', ') || ')',
+                      'to', regexp_replace(fk ->> 'references', ' \(remote\)$', '') || '('
+                            || array_to_string(array(select jsonb_array_elements_text(fk -> 'referenced_columns')), ', ') || ')'
+                            || case when fk ->> 'references' like '% (remote)' then ' (remote)' else '' end),
+                    sr.schema_name, sr.table_name, fk ->> 'name'
+               from src as sr, jsonb_array_elements(sr.foreign_keys) as fk) as j),
     (select coalesce(jsonb_agg(jsonb_build_object('type', tn.nspname || '.' || ty.typname,
                                                   'values', (select jsonb_agg(e.enumlabel order by e.enumsortorder)
                                                                from pg_catalog.pg_enum as e where e.enumtypid = ty.oid))), '[]')

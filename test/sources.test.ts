@@ -116,6 +116,38 @@ describe("a source's tables through MCP", () => {
   });
 });
 
+describe("get_metadata on a source's tables", () => {
+  test("shows the remote comments, keys, foreign keys and row estimates, as describe_table does", async () => {
+    await onRemote(`
+      create table analytics.order_lines (id int primary key, order_id int not null references analytics.orders (id), qty int);
+      comment on table analytics.order_lines is 'Lines of an order';
+      insert into analytics.order_lines select i, i, 1 from generate_series(1, 20) as i;
+      grant all on analytics.order_lines to sx_writer;
+      analyze analytics.order_lines;`);
+    await withAdmin((c) => refreshSource(c, "acme", "warehouse"));
+    try {
+      const r = await acme.callTool({ name: "get_metadata", arguments: { schema: "warehouse_analytics" } });
+      type Table = { table: string; kind?: string; rows?: number; source?: string; description?: string; columns: { name: string; pk?: boolean; description?: string }[] };
+      const d = r.structuredContent as { tables: Table[]; join_paths: unknown[] };
+      const orders = d.tables.find((t) => t.table === "warehouse_analytics.orders")!;
+      expect(orders).toMatchObject({ kind: "view", rows: 1000, source: "warehouse", description: "Warehouse orders\n (analytics.orders of source warehouse; primary key id)" });
+      expect(orders.columns.find((c) => c.name === "id")).toMatchObject({ pk: true });
+      expect(orders.columns.find((c) => c.name === "customer")!.pk).toBeUndefined();
+      expect(orders.columns.find((c) => c.name === "amount")).toMatchObject({ description: "Order amount in cents" });
+      expect(d.tables.find((t) => t.table === "warehouse_analytics.order_lines")).toMatchObject({ rows: 20, source: "warehouse", description: expect.stringMatching(/^Lines of an order/) });
+      expect(d.join_paths).toContainEqual({ from: "warehouse_analytics.order_lines(order_id)", to: "warehouse_analytics.orders(id)" });
+      expect(textOf(r)).toMatch(/warehouse_analytics\.orders \(view\) ~1000 rows/);
+      expect(textOf(r)).toMatch(/warehouse_analytics\.order_lines\(order_id\) -> warehouse_analytics\.orders\(id\)/);
+      // Another tenant learns nothing of it.
+      const g = await globex.callTool({ name: "get_metadata", arguments: { schema: "warehouse_analytics" } });
+      expect(JSON.stringify(g)).not.toMatch(/order_lines|Warehouse orders/);
+    } finally {
+      await onRemote("drop table analytics.order_lines");
+      await withAdmin((c) => refreshSource(c, "acme", "warehouse"));
+    }
+  });
+});
+
 describe("a source's tables through GraphQL and psql", () => {
   test("GraphQL's listDatabases and query show the source to its tenant only", async () => {
     const q = `{ listDatabases { nodes { databaseName status tableCount serverVersion } }
