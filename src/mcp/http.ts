@@ -7,7 +7,7 @@ import { bearerAuth, principalFromAuth } from "../auth/bearer.ts";
 import type { Config } from "../config.ts";
 import { toPublicError } from "../db/errors.ts";
 import { baseFor } from "../oauth/hostAliases.ts";
-import { createMcpApps } from "./apps/index.ts";
+import { APPS_HEADER, appsOptIn, createMcpApps } from "./apps/index.ts";
 import { originAllowed } from "./origins.ts";
 import { callsRunning, type ToolDeps } from "./registerTools.ts";
 import { createMcpServer } from "./server.ts";
@@ -118,11 +118,15 @@ export function installMcp(
 ): { close(): Promise<void> } {
   const toolDeps: ToolDeps = { ...deps, apps: createMcpApps(), principalOf: (extra) => principalFromAuth(extra.authInfo) };
   const servers = new ServerPool((groups) => createMcpServer(toolDeps, groups));
+  // Servers for requests that opted in to MCP Apps (`Sextant-Apps: 1` or ?apps=1: a 2025-era
+  // client's declaration in initialize reaches no later request here), pooled apart.
+  const appServers = new ServerPool((groups) => createMcpServer({ ...toolDeps, apps: createMcpApps({ optedIn: true }) }, groups));
   const handler = createMcpHandler(
     ({ requestInfo, authInfo, era }) => {
       const url = requestInfo ? new URL(requestInfo.url) : undefined;
       const requested = parseToolGroups(requestInfo?.headers.get(GROUPS_HEADER) ?? url?.searchParams.get("groups") ?? undefined);
-      return servers.take(era, boundToolGroups(requested, principalFromAuth(authInfo).toolGroups));
+      const pool = appsOptIn(requestInfo?.headers.get(APPS_HEADER), url?.searchParams.get("apps") ?? undefined) ? appServers : servers;
+      return pool.take(era, boundToolGroups(requested, principalFromAuth(authInfo).toolGroups));
     },
     { legacy: "stateless", responseMode: "auto", onerror: (e) => deps.logError("mcp", e) },
   );
@@ -164,6 +168,7 @@ export function installMcp(
     async close() {
       await handler.close();
       servers.clear();
+      appServers.clear();
     },
   };
 }

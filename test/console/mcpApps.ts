@@ -110,6 +110,41 @@ export function mcpAppsSuite(stack: () => ConsoleStack): void {
       await http.close();
     });
 
+    test("2025-era hosts over HTTP opt in with ?apps=1 or the Sextant-Apps header; without it tools/list is unchanged and within its budget", { timeout: 60_000 }, async () => {
+      const connect2025 = async (url: string, headers: Record<string, string> = {}, apps = false) => {
+        const c = client2025(apps);
+        await c.connect(new HttpTransport2025(new URL(url), { requestInit: { headers: { authorization: `Bearer ${token}`, ...headers } } }));
+        return c;
+      };
+      const byUrl = await connect2025(`${server.url}/mcp?apps=1`);
+      const byHeader = await connect2025(`${server.url}/mcp`, { "Sextant-Apps": "1" });
+      const plain = await connect2025(`${server.url}/mcp`, {}, true);
+      const off = await connect2025(`${server.url}/mcp?apps=0`, { "Sextant-Apps": "no" });
+      for (const c of [byUrl, byHeader]) {
+        expect(await uiOf2025(c, "query")).toEqual({ resourceUri: "ui://sextant/query.html" });
+        expect(await uiOf2025(c, "get_model_details")).toEqual({ resourceUri: "ui://sextant/lineage.html" });
+        expect(await uiOf2025(c, "list_schemas")).toBeUndefined();
+        const read = await c.readResource({ uri: "ui://sextant/query.html" });
+        expect(read.contents[0]).toMatchObject({ mimeType: APP_MIME_TYPE, text: expect.stringMatching(/^<!doctype html>/) });
+      }
+      const plainTools = (await plain.listTools()).tools;
+      const offTools = (await off.listTools()).tools;
+      const optedTools = (await byUrl.listTools()).tools;
+      for (const tools of [plainTools, offTools]) {
+        expect(tools.find((t) => t.name === "query")?._meta).toEqual({});
+        // The listing of a client that did not opt in: as before, within about 2,500 tokens.
+        expect(JSON.stringify(tools).length).toBeLessThanOrEqual(10_000);
+      }
+      expect(optedTools.map((t) => t.name)).toEqual(plainTools.map((t) => t.name));
+      // Results are the same whether or not the client opted in.
+      const args = { name: "query", arguments: { sql: "select 1 as n" } };
+      const a = await byHeader.callTool(args);
+      const b = await plain.callTool(args);
+      expect({ ...(a.structuredContent as object), elapsed_ms: 0 }).toEqual({ ...(b.structuredContent as object), elapsed_ms: 0 });
+      expect((a.structuredContent as { rows: unknown[] }).rows).toEqual([{ n: 1 }]);
+      await Promise.all([byUrl.close(), byHeader.close(), plain.close(), off.close()]);
+    });
+
     test("the query app renders a real result in Chromium through the ext-apps host bridge, pages through the tool, and charts", { timeout: 60_000 }, async () => {
       const client = await connect(true);
       const html = (await client.readResource({ uri: "ui://sextant/query.html" })).contents[0] as { text: string };

@@ -31,10 +31,23 @@ export function supportsApps(capabilities: ClientCapabilities | undefined): bool
  * 2026-07-28 request carries it, and so does a 2025 connection that began with initialize
  * (stdio). A 2025-era request to the stateless /mcp carries none (its initialize was answered by
  * another exchange, and nothing is kept between requests): no app there, since offering it to
- * every such client would take tools/list past its budget (test/mcp/http.test.ts).
+ * every such client would take tools/list past its budget (test/mcp/http.test.ts), unless the
+ * request opted in (appsOptIn: a server built with `optedIn`, pooled apart in src/mcp/http.ts).
  */
-function offered(server: McpServer | undefined): boolean {
-  return supportsApps(server?.server.getClientCapabilities());
+function offered(server: McpServer | undefined, optedIn: boolean): boolean {
+  return optedIn || supportsApps(server?.server.getClientCapabilities());
+}
+
+/** The opt-in of a 2025-era HTTP client: header `Sextant-Apps: 1`, or `/mcp?apps=1` for hosts that take only a URL. */
+export const APPS_HEADER = "sextant-apps";
+
+/**
+ * Whether an /mcp request opted in to the apps (see APPS_HEADER): `1`, `true`, `yes` or `on`;
+ * anything else (also absent) is no. The host's own declaration still counts without it.
+ */
+export function appsOptIn(header: string | null | undefined, query: unknown): boolean {
+  const value = header ?? (typeof query === "string" ? query : undefined);
+  return value !== undefined && /^(1|true|yes|on)$/i.test(value.trim());
 }
 
 const cache = new Map<string, string>();
@@ -52,10 +65,12 @@ function appHtml(file: string): string {
  * `_meta.ui.resourceUri` is decided when tools/list is answered, not when the per-request
  * server is built: the client's capabilities arrive with the request (2026-07-28 envelope, or
  * initialize), and only a client that declared MCP Apps gets it; others see `_meta: {}` and
- * results exactly as before (see `offered` for 2025-era requests to the stateless /mcp). The apps talk back only through the host (tools/call of `query`
+ * results exactly as before (see `offered` for 2025-era requests to the stateless /mcp; `optedIn`:
+ * that request asked for the apps explicitly). The apps talk back only through the host (tools/call of `query`
  * and `get_model_details`), with no network of their own (their resource declares no domains).
  */
-export function createMcpApps(): McpAppsHook {
+export function createMcpApps(opts: { optedIn?: boolean } = {}): McpAppsHook {
+  const optedIn = opts.optedIn === true;
   // toolMeta runs for each tool of a server being built, then register() for that server, all
   // synchronously in createMcpServer: the holder ties the two together.
   let building: { server?: McpServer } | undefined;
@@ -66,7 +81,7 @@ export function createMcpApps(): McpAppsHook {
       const holder = (building ??= {});
       return Object.defineProperty({}, "ui", {
         enumerable: true,
-        get: () => (offered(holder.server) ? { resourceUri: app.uri } : undefined),
+        get: () => (offered(holder.server, optedIn) ? { resourceUri: app.uri } : undefined),
       });
     },
     register(server) {
