@@ -154,12 +154,13 @@ export async function startServer(opts: {
   // OAuth 2.1: tokens are issued for /mcp (MCP clients) or /graphql (apps), each usable only there.
   const mcpResource = { url: `${config.publicUrl}/mcp`, metadataUrl: `${config.publicUrl}/.well-known/oauth-protected-resource/mcp` };
   const graphqlResource = { url: `${config.publicUrl}/graphql`, metadataUrl: `${config.publicUrl}/.well-known/oauth-protected-resource/graphql` };
+  // MCP first: its calls are the hot path, and no route before it matches /mcp.
+  const embedder = createEmbedder(config.embeddings);
+  const mcp = installMcp(app, { pool, authenticate, config, logError, audit, rateLimiter, gate, embedder, resource: mcpResource });
   installOAuth(app, {
     pool, keys, authenticate, log, upstream: config.oidc, onRevoke: authenticator.forget,
     settings: { issuer: config.publicUrl, resources: [mcpResource.url, graphqlResource.url], accessTtlSeconds: config.oauthAccessTtl, refreshTtlSeconds: config.oauthRefreshTtl, allowHosts: config.sourceAllowHosts },
   });
-  const embedder = createEmbedder(config.embeddings);
-  const mcp = installMcp(app, { pool, authenticate, config, logError, audit, rateLimiter, gate, embedder, resource: mcpResource });
   installDbtUpload(app, { pool, authenticate, gate, embedder, logError, resource: graphqlResource, limits: config.upload });
   installConsole(app, { pool, gate, embedder, logError, log, publicUrl: config.publicUrl, uploadLimits: config.upload, upstream: config.oidc, keys });
   installAsk(app, { pool, authenticate, gate, embedder, logError, settings: config.ask, resource: graphqlResource });

@@ -1,6 +1,6 @@
 import { hostHeaderValidation } from "@modelcontextprotocol/sdk/server/middleware/hostHeaderValidation.js";
-import { toNodeHandler } from "@modelcontextprotocol/node";
-import { createMcpHandler, type McpServer } from "@modelcontextprotocol/server";
+import { toNodeHandler, toWebRequest } from "@modelcontextprotocol/node";
+import { createMcpHandler, isJsonContentType, isLegacyRequest, WebStandardStreamableHTTPServerTransport, type McpServer } from "@modelcontextprotocol/server";
 import express, { type Express, type Request, type Response } from "express";
 import type { Authenticate } from "../auth/authenticate.ts";
 import { bearerAuth, principalFromAuth } from "../auth/bearer.ts";
@@ -105,6 +105,44 @@ function jsonRpcError(res: Response, status: number, message: string, data?: Rec
 }
 
 /**
+ * Whether a parsed body is one JSON-RPC request (with an id) that asked for no progress: its
+ * answer can only be the one result, so a 2025-era exchange may send it as a JSON body.
+ */
+function singleRequestWithoutProgress(body: unknown): boolean {
+  if (!body || typeof body !== "object" || Array.isArray(body)) return false;
+  const m = body as { jsonrpc?: unknown; id?: unknown; method?: unknown; params?: unknown };
+  if (m.jsonrpc !== "2.0" || typeof m.method !== "string" || (typeof m.id !== "string" && typeof m.id !== "number")) return false;
+  const meta = m.params && typeof m.params === "object" ? (m.params as { _meta?: unknown })._meta : undefined;
+  return !(meta && typeof meta === "object" && (meta as { progressToken?: unknown }).progressToken !== undefined);
+}
+
+type AuthInfo = NonNullable<Parameters<ReturnType<typeof createMcpHandler>["fetch"]>[1]>["authInfo"];
+
+/** Writes a web Response to Node's `res`: a body known whole in one write, a stream as it comes (with backpressure). */
+async function writeResponse(res: Response, response: globalThis.Response, aborted: AbortSignal): Promise<void> {
+  const headers: Record<string, string> = {};
+  for (const [name, value] of response.headers) headers[name] = value;
+  if (response.body === null) return void res.writeHead(response.status, headers).end();
+  const type = headers["content-type"] ?? "";
+  if (!type.startsWith("text/event-stream")) {
+    const body = Buffer.from(await response.arrayBuffer());
+    headers["content-length"] = String(body.length);
+    return void res.writeHead(response.status, headers).end(body);
+  }
+  res.writeHead(response.status, headers);
+  const closed = new Promise<void>((resolve) => aborted.addEventListener("abort", () => resolve(), { once: true }));
+  try {
+    for await (const chunk of response.body) {
+      if (aborted.aborted) break;
+      if (!res.write(chunk)) await Promise.race([new Promise((resolve) => res.once("drain", resolve)), closed]);
+    }
+  } catch {
+    // the stream failed or the client went away: end what was sent
+  }
+  res.end();
+}
+
+/**
  * Mounts MCP at /mcp, stateless: every request is answered by a server for its tool groups
  * (MCP SDK v2's createMcpHandler; built ones are reused, see ServerPool), 2026-07-28 requests on the
  * per-request path, 2025-era ones (initialize, then calls without a session) on its stateless
@@ -121,16 +159,73 @@ export function installMcp(
   // Servers for requests that opted in to MCP Apps (`Sextant-Apps: 1` or ?apps=1: a 2025-era
   // client's declaration in initialize reaches no later request here), pooled apart.
   const appServers = new ServerPool((groups) => createMcpServer({ ...toolDeps, apps: createMcpApps({ optedIn: true }) }, groups));
+  const serverFor = (era: string, requestInfo: globalThis.Request | undefined, authInfo: AuthInfo) => {
+    const url = requestInfo ? new URL(requestInfo.url) : undefined;
+    const requested = parseToolGroups(requestInfo?.headers.get(GROUPS_HEADER) ?? url?.searchParams.get("groups") ?? undefined);
+    const pool = appsOptIn(requestInfo?.headers.get(APPS_HEADER), url?.searchParams.get("apps") ?? undefined) ? appServers : servers;
+    return pool.take(era, boundToolGroups(requested, principalFromAuth(authInfo).toolGroups));
+  };
+  const onerror = (e: unknown) => deps.logError("mcp", e);
   const handler = createMcpHandler(
-    ({ requestInfo, authInfo, era }) => {
-      const url = requestInfo ? new URL(requestInfo.url) : undefined;
-      const requested = parseToolGroups(requestInfo?.headers.get(GROUPS_HEADER) ?? url?.searchParams.get("groups") ?? undefined);
-      const pool = appsOptIn(requestInfo?.headers.get(APPS_HEADER), url?.searchParams.get("apps") ?? undefined) ? appServers : servers;
-      return pool.take(era, boundToolGroups(requested, principalFromAuth(authInfo).toolGroups));
-    },
-    { legacy: "stateless", responseMode: "auto", onerror: (e) => deps.logError("mcp", e) },
+    ({ requestInfo, authInfo, era }) => serverFor(era, requestInfo, authInfo),
+    { legacy: "stateless", responseMode: "auto", onerror },
   );
-  const node = toNodeHandler(handler, { onerror: (e) => deps.logError("mcp", e) });
+  const node = toNodeHandler(handler, { onerror });
+
+  /**
+   * A 2025-era request that asked for no progress, answered as one JSON body: the SDK's
+   * stateless fallback answers every 2025-era request as an event stream (a stream, a
+   * keep-alive timer and several writes per call, the largest cost of a call after the SQL).
+   * Same server, transport and checks as that fallback (one server and exchange per request),
+   * only `enableJsonResponse`; requests that asked for progress, batches and 2026-07-28
+   * requests go to the SDK's handler as before.
+   */
+  const legacyJson = async (request: globalThis.Request, authInfo: AuthInfo, body: unknown): Promise<globalThis.Response> => {
+    const product = serverFor("legacy", request, authInfo);
+    const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
+    let ended = false;
+    // Once: after the answer the server may already serve another request (ServerPool).
+    const teardown = () => {
+      if (ended) return;
+      ended = true;
+      request.signal.removeEventListener("abort", teardown);
+      transport.close().catch(() => {});
+      product.close().catch(() => {});
+    };
+    try {
+      await product.connect(transport);
+      request.signal.addEventListener("abort", teardown, { once: true });
+      return await transport.handleRequest(request, { ...(authInfo ? { authInfo } : {}), parsedBody: body });
+    } finally {
+      teardown();
+    }
+  };
+
+  const serve = async (req: Request, res: Response): Promise<void> => {
+    const body: unknown = req.body;
+    if (req.method !== "POST" || !isJsonContentType(req.headers["content-type"] ?? null) || !singleRequestWithoutProgress(body)) {
+      return node(req as never, res, body);
+    }
+    const abort = new AbortController();
+    let finished = false;
+    res.on("close", () => {
+      if (!finished) abort.abort();
+    });
+    const authInfo = (req as { auth?: AuthInfo }).auth;
+    let response: globalThis.Response;
+    try {
+      const request = await toWebRequest(req as never, body, { signal: abort.signal });
+      response = (await isLegacyRequest(request, body))
+        ? await legacyJson(request, authInfo, body)
+        : await handler.fetch(request, { ...(authInfo ? { authInfo } : {}), parsedBody: body });
+    } catch (error) {
+      onerror(error);
+      const id = (body as { id?: unknown }).id;
+      response = globalThis.Response.json({ jsonrpc: "2.0", error: { code: -32603, message: "Internal server error" }, id }, { status: 500 });
+    }
+    await writeResponse(res, response, abort.signal);
+    finished = true;
+  };
 
   const originCheck: express.RequestHandler = (req, res, next) => {
     const origin = req.headers.origin;
@@ -160,7 +255,7 @@ export function installMcp(
     groupsCheck,
     express.json({ limit: deps.config.bodyLimit }),
     (req: Request, res: Response, next) => {
-      node(req as never, res, req.body).catch(next);
+      serve(req, res).catch(next);
     },
   );
 

@@ -144,6 +144,32 @@ describe("MCP over Streamable HTTP", () => {
     }
   });
 
+  test("a 2025 call that asks for no progress is answered as one JSON body; one with a progress token as an event stream", async () => {
+    const call = (id: number, meta?: Record<string, unknown>) =>
+      post({ jsonrpc: "2.0", id, method: "tools/call", params: { name: "whoami", arguments: {}, ...(meta ? { _meta: meta } : {}) } },
+        { authorization: `Bearer ${acmeToken}`, "mcp-protocol-version": "2025-06-18" });
+    const json = await call(7);
+    expect(json.status).toBe(200);
+    expect(json.headers.get("content-type")).toMatch(/^application\/json/);
+    const body = (await json.json()) as { id: number; result: { structuredContent: { tenant: string } } };
+    expect(body.id).toBe(7);
+    expect(body.result.structuredContent.tenant).toBe("acme");
+    const sse = await call(8, { progressToken: "p1" });
+    expect(sse.status).toBe(200);
+    expect(sse.headers.get("content-type")).toMatch(/^text\/event-stream/);
+    const text = await sse.text();
+    expect(text).toMatch(/^event: message\ndata: /m);
+    expect(JSON.parse(/^data: (.*)$/m.exec(text)![1]!)).toMatchObject({ id: 8, result: { structuredContent: { tenant: "acme" } } });
+    // Without the Accept the protocol asks for, still refused (the transport's check, on the JSON path too).
+    const refused = await fetch(`${server.url}/mcp`, {
+      method: "POST",
+      headers: { "content-type": "application/json", accept: "application/json", authorization: `Bearer ${acmeToken}`, "mcp-protocol-version": "2025-06-18" },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 9, method: "tools/call", params: { name: "whoami", arguments: {} } }),
+    });
+    expect(refused.status).toBe(406);
+    await refused.text();
+  });
+
   test("many concurrent sessions from two tenants do not cross", async () => {
     const clients = await Promise.all(
       Array.from({ length: 12 }, (_, i) => connectHttp(server.url, i % 2 ? globexToken : acmeToken)),
