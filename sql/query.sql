@@ -40,6 +40,21 @@ comment on function sextant_exec.catalog_function_pattern() is
 revoke all on function sextant_exec.catalog_function_pattern() from public;
 grant execute on function sextant_exec.catalog_function_pattern() to sextant_tenant_reader;
 
+-- Each tenant's limits and schemas, for its runner to read itself (the runner takes no limit
+-- from its caller). Read with the view owner's rights, so without the tables' row policies
+-- (each asks current_tenant(), which reads the role graph); the view shows the tenants whose
+-- role the current role has, which for a tenant role or its runner is its own.
+create or replace view sextant_exec.runner_limits with (security_barrier) as
+  select t.slug, t.max_rows, t.max_response_bytes, t.max_query_cost,
+         (select string_agg(quote_ident(s.schema_name), ', ' order by s.schema_name)
+            from sextant.tenant_schemas as s where s.tenant_slug = t.slug) as schema_list
+  from sextant.tenants as t
+  where pg_catalog.pg_has_role(pg_catalog.to_regrole(pg_catalog.quote_ident('sextant_t_' || t.slug)), 'USAGE');
+comment on view sextant_exec.runner_limits is
+  E'The limits and schemas of the tenants whose role the current role has (its own): what a query runner reads.';
+revoke all on sextant_exec.runner_limits from public;
+grant select on sextant_exec.runner_limits to sextant_tenant_reader;
+
 -- The body of every tenant's runner; %1$s is the tenant slug (a validated identifier).
 create or replace function sextant_private.query_runner_source(slug text)
 returns text
@@ -47,13 +62,14 @@ language sql immutable
 set search_path = pg_catalog, pg_temp
 as $body$
 select format($src$
-create or replace function sextant_exec.%1$I(
-  sql text, max_rows integer, row_offset integer, max_bytes integer, max_cost numeric, explain_only boolean)
+create or replace function sextant_exec.%1$I(sql text, max_rows integer, row_offset integer, explain_only boolean)
 returns sextant.query_result
 language plpgsql volatile security definer
 set search_path = pg_catalog, pg_temp
 as $fn$
 declare
+  max_bytes integer;
+  max_cost numeric;
   v_cursor refcursor;
   v_row record;
   v_json json;
@@ -78,10 +94,31 @@ declare
 begin
   -- Whatever transaction called us, nothing in it can write from here on.
   v_text := set_config('transaction_read_only', 'on', true);
-  -- Unqualified names resolve to the tenant's schemas, after pg_catalog.
-  perform set_config('search_path', 'pg_catalog' || coalesce(
-    (select ', ' || string_agg(quote_ident(s.schema_name), ', ' order by s.schema_name)
-       from sextant.tenant_schemas as s), ''), true);
+  -- The limits are read here, not taken from the caller: the tenant's own logins may call this
+  -- function directly, and nothing they pass can raise them. In the same statement, unqualified
+  -- names are made to resolve to the tenant's schemas, after pg_catalog.
+  select least(coalesce(%1$I.max_rows, 500), l.max_rows), l.max_response_bytes, l.max_query_cost,
+         set_config('search_path', 'pg_catalog' || coalesce(', ' || l.schema_list, ''), true)
+    into max_rows, max_bytes, max_cost, v_text
+    from sextant_exec.runner_limits as l
+   where l.slug = %3$L;
+  if max_bytes is null then
+    raise exception 'queries run as a tenant, and the current role belongs to none'
+      using errcode = 'SX403', hint = 'Use a tenant''s API token, or an analyst login created with `sextant analyst create`.';
+  end if;
+  if sql is null or btrim(sql) = '' then
+    raise exception 'the SQL text is empty' using errcode = 'SX400';
+  end if;
+  if length(sql) > 100000 then
+    raise exception 'the SQL text is %% characters long; the limit is 100000', length(sql) using errcode = 'SX413';
+  end if;
+  if max_rows < 1 then
+    raise exception 'max_rows must be at least 1, got %%', max_rows using errcode = 'SX400';
+  end if;
+  row_offset := coalesce(row_offset, 0);
+  if row_offset < 0 then
+    raise exception 'row_offset must not be negative, got %%', row_offset using errcode = 'SX400';
+  end if;
 
   -- A cursor takes exactly one statement and refuses SELECT INTO.
   begin
@@ -139,7 +176,7 @@ begin
   v_cost := (v_plan #>> '{0,Plan,Total Cost}')::numeric;
   if explain_only then
     close v_cursor;
-    return (jsonb_build_object('total_cost', v_cost, 'plan_rows', (v_plan #>> '{0,Plan,Plan Rows}')::numeric),
+    return (jsonb_build_object('total_cost', v_cost, 'plan_rows', (v_plan #>> '{0,Plan,Plan Rows}')::numeric, 'max_query_cost', max_cost),
             v_text::json, 0, false, null::integer, round(extract(epoch from clock_timestamp() - v_started) * 1000, 3));
   end if;
   if v_cost > max_cost then
@@ -250,7 +287,7 @@ begin
           round(extract(epoch from clock_timestamp() - v_started) * 1000, 3));
 end
 $fn$;
-$src$, 'run_query__' || slug, sextant_exec.catalog_function_pattern());
+$src$, 'run_query__' || slug, sextant_exec.catalog_function_pattern(), slug);
 $body$;
 comment on function sextant_private.query_runner_source(text) is
   E'The CREATE FUNCTION text of a tenant''s query runner.';
@@ -298,56 +335,44 @@ as $$
 begin
   perform sextant_private.install_definer('sextant_t_' || slug || '__runner', 'sextant_t_' || slug,
     sextant_private.query_runner_source(slug),
-    format('%I(text, integer, integer, integer, numeric, boolean)', 'run_query__' || slug),
+    format('%I(text, integer, integer, boolean)', 'run_query__' || slug),
     'sextant_t_' || slug);
+  -- The runner once took its limits as arguments, which a tenant's own login could choose: gone.
+  execute format('drop function if exists sextant_exec.%I(text, integer, integer, integer, numeric, boolean)', 'run_query__' || slug);
 end
 $$;
 comment on function sextant_private.install_query_runner(text) is
   E'Creates or refreshes the query runner of one tenant.';
 revoke all on function sextant_private.install_query_runner(text) from public;
 
--- Calls the tenant's runner with the tenant's limits. Runs as the caller (a tenant role), so
--- it lives in sextant_exec, which tenant roles can use (sextant_private they cannot).
--- explain_only: the runner returns cost and rows in `columns` and the plan in `rows`.
+-- Calls the current tenant's runner, which reads the tenant's limits and checks the arguments
+-- itself. Runs as the caller (a tenant role), so it lives in sextant_exec, which tenant roles
+-- can use (sextant_private they cannot). STABLE, so sextant.query (a SQL function) is inlined
+-- into the caller's statement: one PL/pgSQL call and one copy of the result less.
+-- explain_only: the runner returns cost, rows and budget in `columns` and the plan in `rows`.
 create or replace function sextant_exec.call_runner(sql text, max_rows integer, row_offset integer, explain_only boolean)
 returns sextant.query_result
-language plpgsql volatile
+language plpgsql stable
 set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_slug text := sextant.current_tenant();
-  v_tenant sextant.tenants;
   v_call record;
 begin
-  -- The tenant once (the row's policy asks again): each call reads the role graph.
-  select * into v_tenant from sextant.tenants as t where t.slug = v_slug;
-  if v_tenant.slug is null then
+  if v_slug is null then
     raise exception 'queries run as a tenant, and the current role belongs to none'
       using errcode = 'SX403', hint = 'Use a tenant''s API token, or an analyst login created with `sextant analyst create`.';
   end if;
-  if sql is null or btrim(sql) = '' then
-    raise exception 'the SQL text is empty' using errcode = 'SX400';
-  end if;
-  if length(sql) > 100000 then
-    raise exception 'the SQL text is % characters long; the limit is 100000', length(sql) using errcode = 'SX413';
-  end if;
-  if max_rows is not null and max_rows < 1 then
-    raise exception 'max_rows must be at least 1, got %', max_rows using errcode = 'SX400';
-  end if;
-  if row_offset is not null and row_offset < 0 then
-    raise exception 'row_offset must not be negative, got %', row_offset using errcode = 'SX400';
-  end if;
   -- The result as one value (not `select * from`, which puts it in a tuplestore and takes it
   -- apart): a 1,000-row result is copied a few times less.
-  execute format('select sextant_exec.%I($1, $2, $3, $4, $5, $6) as r', 'run_query__' || v_tenant.slug)
+  execute format('select sextant_exec.%I($1, $2, $3, $4) as r', 'run_query__' || v_slug)
     into v_call
-    using sql, least(coalesce(max_rows, 500), v_tenant.max_rows), coalesce(row_offset, 0),
-          v_tenant.max_response_bytes, v_tenant.max_query_cost, explain_only;
+    using sql, max_rows, row_offset, explain_only;
   return v_call.r;
 end
 $$;
 comment on function sextant_exec.call_runner(text, integer, integer, boolean) is
-  E'Validates arguments and runs SQL through the current tenant''s runner.';
+  E'Runs SQL through the current tenant''s runner (which checks the arguments and applies the tenant''s limits).';
 revoke all on function sextant_exec.call_runner(text, integer, integer, boolean) from public;
 grant execute on function sextant_exec.call_runner(text, integer, integer, boolean) to sextant_tenant_reader;
 
@@ -361,12 +386,10 @@ set role sextant_owner;
 create or replace function sextant.query(sql text, max_rows integer default 500, row_offset integer default 0)
 returns sextant.query_result
 -- STABLE for the API (a GraphQL query field, no writes); the runner it calls is VOLATILE.
--- PL/pgSQL: a SQL function would plan its body again on every call.
-language plpgsql stable
+-- One SQL expression over a STABLE function: PostgreSQL inlines it into the calling statement.
+language sql stable
 as $$
-begin
-  return sextant_exec.call_runner(query.sql, query.max_rows, query.row_offset, false);
-end
+  select sextant_exec.call_runner($1, $2, $3, false)
 $$;
 comment on function sextant.query(text, integer, integer) is
   E'Runs one read-only SELECT / WITH / VALUES / TABLE statement as your tenant and returns its rows '
@@ -379,7 +402,7 @@ language plpgsql stable
 as $$
 declare
   v_result sextant.query_result := sextant_exec.call_runner(explain_query.sql, 1, 0, true);
-  v_budget numeric := (select t.max_query_cost from sextant.tenants as t where t.slug = sextant.current_tenant());
+  v_budget numeric := (v_result.columns ->> 'max_query_cost')::numeric;
 begin
   return ((v_result.columns ->> 'total_cost')::numeric, (v_result.columns ->> 'plan_rows')::numeric, v_budget,
           (v_result.columns ->> 'total_cost')::numeric <= v_budget, v_result.rows);

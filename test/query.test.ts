@@ -411,7 +411,7 @@ describe("role escape is impossible in PostgreSQL itself (parser off)", () => {
 
   test("another tenant's runner cannot be called", async () => {
     await expect(
-      asTenant("select * from sextant_exec.run_query__globex('select * from globex_ops.shipments', 10, 0, 100000, 1e9, false)"),
+      asTenant("select * from sextant_exec.run_query__globex('select * from globex_ops.shipments', 10, 0, false)"),
     ).rejects.toMatchObject({ code: "42501" });
   });
 
@@ -425,13 +425,56 @@ describe("role escape is impossible in PostgreSQL itself (parser off)", () => {
     try {
       await c.query("set default_transaction_read_only = off");
       await expect(
-        c.query("alter function sextant_exec.run_query__acme(text, integer, integer, integer, numeric, boolean) security invoker"),
+        c.query("alter function sextant_exec.run_query__acme(text, integer, integer, boolean) security invoker"),
       ).rejects.toMatchObject({ code: "42501" });
       const { rows } = await c.query("select row_count from sextant.query('select 1')");
       expect(rows[0].row_count).toBe(1);
     } finally {
       await c.end();
       await db.admin.query("drop owned by mallory_acme; drop role mallory_acme");
+    }
+  });
+
+  test("a tenant's own login calling its runner directly gets the tenant's limits, whatever it passes", async () => {
+    await db.admin.query("select sextant_private.create_analyst_login('acme', 'eve_acme', 'correct-horse-battery-staple')");
+    const before = (await db.admin.query("select max_rows, max_response_bytes, max_query_cost from sextant.tenants where slug = 'acme'")).rows[0];
+    await db.admin.query("update sextant.tenants set max_rows = 7, max_response_bytes = 2000, max_query_cost = 5000 where slug = 'acme'");
+    const url = new URL(db.adminUrl);
+    url.username = "eve_acme";
+    url.password = "correct-horse-battery-staple";
+    const c = new pg.Client({ connectionString: url.toString() });
+    await c.connect();
+    try {
+      const run = (sql: string, maxRows: number | null) =>
+        c.query("select (r).* from (select sextant_exec.run_query__acme($1, $2, 0, false) as r offset 0) as s", [sql, maxRows]);
+      // Rows: 100,000 asked, the tenant's 7 given.
+      const rows = (await run("select g from generate_series(1, 1000) as g", 100000)).rows[0];
+      expect(rows.row_count).toBe(7);
+      expect(rows.truncated).toBe(true);
+      expect(rows.next_offset).toBe(7);
+      // Bytes: the tenant's 2,000, not a number the caller chooses (there is no argument for it).
+      const wide = (await run("select repeat('x', 300) as s from generate_series(1, 10)", 100000)).rows[0];
+      expect(wide.row_count).toBeLessThan(7);
+      expect(wide.truncated).toBe(true);
+      // Cost: the tenant's budget of 5,000.
+      await expect(run("select count(*) from generate_series(1, 10000000) as a, generate_series(1, 1000) as b", 1)).rejects.toMatchObject({
+        code: "SX413",
+        message: expect.stringContaining("over your budget (5000)"),
+      });
+      // The runner that took its caps as arguments is gone.
+      await expect(
+        c.query("select sextant_exec.run_query__acme('select 1', 1000000, 0, 100000000, 1e12, false)"),
+      ).rejects.toMatchObject({ code: "42883" });
+      // Arguments are still checked when the runner is called directly.
+      await expect(run("select 1", 0)).rejects.toMatchObject({ code: "SX400", message: "max_rows must be at least 1, got 0" });
+      await expect(run("  ", 1)).rejects.toMatchObject({ code: "SX400", message: "the SQL text is empty" });
+      // And another tenant's runner stays out of reach.
+      await expect(c.query("select sextant_exec.run_query__globex('select 1', 1, 0, false)")).rejects.toMatchObject({ code: "42501" });
+    } finally {
+      await c.end();
+      await db.admin.query("update sextant.tenants set max_rows = $1, max_response_bytes = $2, max_query_cost = $3 where slug = 'acme'",
+        [before.max_rows, before.max_response_bytes, before.max_query_cost]);
+      await db.admin.query("drop owned by eve_acme; drop role eve_acme");
     }
   });
 
