@@ -3,9 +3,9 @@ import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { runCli } from "./helpers/cli.ts";
-import { asRole, createTestDatabase, createToken, withTx, type TestDatabase } from "./helpers/db.ts";
+import { asRole, createToken, withTx } from "./helpers/db.ts";
 import { callOk, connectHttp, textOf } from "./helpers/mcpClient.ts";
-import { startTestServer } from "./helpers/server.ts";
+import { useServer, useTestDatabase } from "./helpers/setup.ts";
 
 // The user's own database (issue 14): tables in `public` and in a schema that another role owns
 // and fills (the role dbt builds with), some created only after the tenant exists.
@@ -13,8 +13,15 @@ const suffix = randomBytes(3).toString("hex");
 const DBT = `dbt_builder_${suffix}`; // roles are cluster-wide: one name per run
 const APP = `app_owner_${suffix}`;
 const PASSWORD = "dbt-builder-password-0123456789";
-let db: TestDatabase;
-let server: Awaited<ReturnType<typeof startTestServer>>;
+// Registered before the database, so it runs after the drop: roles outlive the database
+// (cluster-wide), and once their database is gone they own nothing and can simply go.
+afterAll(async () => {
+  const m = new pg.Client({ connectionString: db.adminUrl.replace(/\/[^/]+$/, "/postgres") });
+  await m.connect();
+  await m.query(`drop role if exists ${DBT}; drop role if exists ${APP}`).catch(() => {});
+  await m.end();
+});
+const db = useTestDatabase();
 let shop: Client;
 let acme: Client;
 
@@ -33,7 +40,6 @@ async function asDbt(sql: string): Promise<void> {
 }
 
 beforeAll(async () => {
-  db = await createTestDatabase();
   await db.admin.query(`
     create role ${DBT} login password '${PASSWORD}';
     create role ${APP} nologin;
@@ -60,21 +66,16 @@ beforeAll(async () => {
     drop table marts.revenue;
     create table marts.revenue (film_id int, amount numeric not null);
     insert into marts.revenue values (1, 99);`);
-  server = await startTestServer(db);
+}, 120_000);
+// Started once the tenant and dbt's tables above exist.
+const server = useServer(db);
+beforeAll(async () => {
   shop = (await connectHttp(server.url, await createToken(db, "shop", "shop-analyst", "analyst"))).client;
   acme = (await connectHttp(server.url, await createToken(db, "acme", "acme-viewer"))).client;
-}, 120_000);
-
+});
 afterAll(async () => {
   await shop?.close();
   await acme?.close();
-  await server?.close();
-  await db?.drop();
-  // Roles outlive the database (cluster-wide): a database of their own is gone, so only drop them.
-  const m = new pg.Client({ connectionString: db.adminUrl.replace(/\/[^/]+$/, "/postgres") });
-  await m.connect();
-  await m.query(`drop role if exists ${DBT}; drop role if exists ${APP}`).catch(() => {});
-  await m.end();
 });
 
 describe("a tenant given public and a schema owned by the dbt role", () => {

@@ -1,7 +1,6 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import { afterAll, beforeAll } from "vitest";
-import { lateBound } from "../helpers/setup.ts";
+import { useResource } from "../helpers/setup.ts";
 
 /** One scripted model turn: tool calls, a final text, or a misbehaviour of the endpoint. */
 export type Turn =
@@ -100,16 +99,7 @@ export type ModelServer = Awaited<ReturnType<typeof startModelServer>>;
  * before the servers whose settings name its URLs (they start after it and close before it).
  */
 export function useModelServer(): ModelServer {
-  const model = lateBound<ModelServer>("the stand-in model");
-  let started: ModelServer | undefined;
-  beforeAll(async () => {
-    started = await startModelServer();
-    model.set(started);
-  });
-  afterAll(async () => {
-    await started?.close();
-  });
-  return model.handle;
+  return useResource("the stand-in model", startModelServer, (model) => model.close());
 }
 
 /** Reads a server-sent event stream to its end: the events in order, with their JSON data. */

@@ -22,20 +22,28 @@ export function lateBound<T extends object>(what: string): { handle: T; set(valu
 }
 
 /**
+ * Something the file starts in beforeAll and stops after its tests, named as a constant at the
+ * top (lateBound). Hooks registered later run after `start` and before `stop`.
+ */
+export function useResource<T extends object>(what: string, start: () => Promise<T>, stop: (value: T) => Promise<unknown>): T {
+  const value = lateBound<T>(what);
+  let started: T | undefined;
+  beforeAll(async () => {
+    started = await start();
+    value.set(started);
+  });
+  afterAll(async () => {
+    if (started) await stop(started);
+  });
+  return value.handle;
+}
+
+/**
  * The file's own database, cloned from the migrated template before its tests and dropped
  * after them (register it first: later afterAll hooks run before the drop).
  */
 export function useTestDatabase(): TestDatabase {
-  const db = lateBound<TestDatabase>("the test database");
-  let created: TestDatabase | undefined;
-  beforeAll(async () => {
-    created = await createTestDatabase();
-    db.set(created);
-  });
-  afterAll(async () => {
-    await created?.drop();
-  });
-  return db.handle;
+  return useResource("the test database", createTestDatabase, (db) => db.drop());
 }
 
 type ServerEnv = Record<string, string> | (() => Promise<Record<string, string>>);
@@ -46,16 +54,7 @@ type ServerEnv = Record<string, string> | (() => Promise<Record<string, string>>
  * model exists: register what it needs first). A file may start several, each with its env.
  */
 export function useServer(db: TestDatabase, env: ServerEnv = {}, log?: Logger): TestServer {
-  const server = lateBound<TestServer>("the test server");
-  let started: TestServer | undefined;
-  beforeAll(async () => {
-    started = await startTestServer(db, typeof env === "function" ? await env() : env, log);
-    server.set(started);
-  });
-  afterAll(async () => {
-    await started?.close();
-  });
-  return server.handle;
+  return useResource("the test server", async () => startTestServer(db, typeof env === "function" ? await env() : env, log), (server) => server.close());
 }
 
 /** The file's own database and a real HTTP server on it (useTestDatabase + useServer). */
