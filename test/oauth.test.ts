@@ -6,7 +6,7 @@ import { hashPassword } from "../src/oauth/password.ts";
 import { runCli } from "./helpers/cli.ts";
 import { callOk, textOf } from "./helpers/mcpClient.ts";
 import { startFakeOidc } from "./helpers/fakeOidc.ts";
-import { MemoryOAuthClient, pkce, REDIRECT, signIn } from "./helpers/oauth.ts";
+import { authorizeUrlAt, MemoryOAuthClient, pkce, REDIRECT, signIn, tokenAt } from "./helpers/oauth.ts";
 import { freePort } from "./helpers/ports.ts";
 import { startTestServer } from "./helpers/server.ts";
 import { useTestServer } from "./helpers/setup.ts";
@@ -41,18 +41,8 @@ async function register(name = "manual client", redirect = REDIRECT) {
   return (await res.json()) as { client_id: string };
 }
 
-function authorizeUrl(clientId: string, challenge: string, extra: Record<string, string> = {}) {
-  const u = new URL(`${base}/authorize`);
-  for (const [k, v] of Object.entries({ response_type: "code", client_id: clientId, redirect_uri: REDIRECT, code_challenge: challenge, code_challenge_method: "S256", state: "st-1", ...extra })) {
-    u.searchParams.set(k, v);
-  }
-  return u;
-}
-
-async function token(fields: Record<string, string>) {
-  const res = await fetch(`${base}/token`, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: new URLSearchParams(fields).toString() });
-  return { status: res.status, body: (await res.json()) as Record<string, string> };
-}
+const authorizeUrl = (clientId: string, challenge: string, extra?: Record<string, string>) => authorizeUrlAt(base, clientId, challenge, extra);
+const token = (fields: Record<string, string>) => tokenAt(base, fields);
 
 /** A code and tokens for a person, through the whole browser flow. */
 async function tokensFor(email: string, opts: { tenant?: string; resource?: string } = {}) {

@@ -131,3 +131,18 @@ export function postFrom(url: URL | string, body: string, headers: Record<string
     req.end(body);
   });
 }
+
+/** The /authorize URL on `base` for a public client with PKCE (S256) and REDIRECT; `extra` adds or replaces parameters. */
+export function authorizeUrlAt(base: string, clientId: string, challenge: string, extra: Record<string, string> = {}): URL {
+  const u = new URL(`${base}/authorize`);
+  for (const [k, v] of Object.entries({ response_type: "code", client_id: clientId, redirect_uri: REDIRECT, code_challenge: challenge, code_challenge_method: "S256", state: "s", ...extra })) {
+    u.searchParams.set(k, v);
+  }
+  return u;
+}
+
+/** POST /token on `base` with form `fields`: the status and the JSON answer. */
+export async function tokenAt(base: string, fields: Record<string, string>): Promise<{ status: number; body: Record<string, string> }> {
+  const res = await fetch(`${base}/token`, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: new URLSearchParams(fields).toString() });
+  return { status: res.status, body: (await res.json()) as Record<string, string> };
+}

@@ -7,7 +7,7 @@ import { hashPassword } from "../../src/oauth/password.ts";
 import { throttleAddress } from "../../src/oauth/clientAddress.ts";
 import { redirectUriProblem } from "../../src/oauth/redirectUri.ts";
 import { asRole } from "../helpers/db.ts";
-import { openLoginForm, pkce, postFrom, postLogin, REDIRECT, signIn } from "../helpers/oauth.ts";
+import { authorizeUrlAt, openLoginForm, pkce, postFrom, postLogin, REDIRECT, signIn, tokenAt } from "../helpers/oauth.ts";
 import { freePort } from "../helpers/ports.ts";
 import { useTestServer } from "../helpers/setup.ts";
 
@@ -43,18 +43,8 @@ async function register(redirect: string) {
   return { status: res.status, body: (await res.json()) as Record<string, string> };
 }
 
-function authorizeUrl(clientId: string, challenge: string, extra: Record<string, string> = {}) {
-  const u = new URL(`${base}/authorize`);
-  for (const [k, v] of Object.entries({ response_type: "code", client_id: clientId, redirect_uri: REDIRECT, code_challenge: challenge, code_challenge_method: "S256", state: "s", ...extra })) {
-    u.searchParams.set(k, v);
-  }
-  return u;
-}
-
-async function token(fields: Record<string, string>) {
-  const res = await fetch(`${base}/token`, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: new URLSearchParams(fields).toString() });
-  return { status: res.status, body: (await res.json()) as Record<string, string> };
-}
+const authorizeUrl = (clientId: string, challenge: string, extra?: Record<string, string>) => authorizeUrlAt(base, clientId, challenge, extra);
+const token = (fields: Record<string, string>) => tokenAt(base, fields);
 
 /**
  * A public client registered the way the server registers one (the SDK's /register allows 20
