@@ -130,18 +130,17 @@ async function ensureLoginPassword(adminUrl: string, role: string, key: string, 
 
 /** The authenticator's connection string: the admin URL with the authenticator's credentials. */
 export async function authenticatorUrl(adminUrl: string): Promise<string> {
-  const password = await ensureAuthenticatorPassword(adminUrl);
-  const url = new URL(adminUrl);
-  url.username = "sextant_authenticator";
-  url.password = password;
-  return url.toString();
+  return loginUrl(adminUrl, "sextant_authenticator", await ensureAuthenticatorPassword(adminUrl));
 }
 
 /** The worker's connection string: the admin URL with sextant_worker's credentials. */
 export async function workerUrl(adminUrl: string): Promise<string> {
-  const password = await ensureWorkerPassword(adminUrl);
+  return loginUrl(adminUrl, "sextant_worker", await ensureWorkerPassword(adminUrl));
+}
+
+function loginUrl(adminUrl: string, role: string, password: string): string {
   const url = new URL(adminUrl);
-  url.username = "sextant_worker";
+  url.username = role;
   url.password = password;
   return url.toString();
 }
