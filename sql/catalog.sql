@@ -227,9 +227,15 @@ create or replace view sextant_exec.readable_tables with (security_invoker = tru
            when 'r' then 'table' when 'p' then 'partitioned table' when 'v' then 'view'
            when 'm' then 'materialized view' when 'f' then 'foreign table'
          end as kind,
-         obj_description(c.oid, 'pg_class') as description,
+         -- pg_description read here: obj_description() is a SQL function, run once per table.
+         (select ds.description from pg_catalog.pg_description as ds
+           where ds.objoid = c.oid and ds.classoid = 'pg_catalog.pg_class'::regclass and ds.objsubid = 0) as description,
          -- A source's table is a view here: its estimate is the remote one, kept at refresh time.
-         case when st.table_name is not null then st.estimated_rows
+         -- Looked up for views only (a join probed sextant.source_tables, and its row policy's
+         -- current_tenant(), once per table: 2 ms of a 100-table page).
+         -- (A view's reltuples is -1: without a source's row its estimate stays null.)
+         case when c.relkind = 'v' then (select st.estimated_rows from sextant.source_tables as st
+                                          where st.local_schema = n.nspname and st.table_name = c.relname limit 1)
               when c.reltuples >= 0 then c.reltuples::bigint end as estimated_rows,
          -- From the statistics (relpages), like estimated_rows: no file system calls per table.
          case when c.relkind in ('r', 'm') and c.relpages > 0
@@ -243,7 +249,6 @@ create or replace view sextant_exec.readable_tables with (security_invoker = tru
   from pg_catalog.pg_class as c
   join pg_catalog.pg_namespace as n on n.oid = c.relnamespace
   left join sextant.materialized_tables as mt on mt.schema_name = n.nspname and mt.table_name = c.relname
-  left join sextant.source_tables as st on c.relkind = 'v' and st.local_schema = n.nspname and st.table_name = c.relname
   where c.relkind in ('r', 'p', 'v', 'm', 'f')
     and not c.relispartition
     and not sextant_exec.is_internal_schema(n.nspname)

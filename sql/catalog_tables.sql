@@ -67,6 +67,7 @@ declare
   v_pk int2[];
   v_sensitive text[];
   v_src jsonb;  -- a source's table (a view here): what its remote catalog said (sql/sources.sql)
+  v_every_column boolean := pg_catalog.has_table_privilege(v_oid, 'select');
   r sextant.table_description;
 begin
   select n.nspname, c.relname, c.relkind into v_schema, v_table, v_kind
@@ -80,7 +81,10 @@ begin
     v_table,
     case v_kind when 'r' then 'table' when 'p' then 'partitioned table' when 'v' then 'view'
                 when 'm' then 'materialized view' when 'f' then 'foreign table' end,
-    pg_catalog.obj_description(v_oid, 'pg_class'),
+    -- pg_description read here, not through obj_description()/col_description(): those are SQL
+    -- functions, run (and obj_description planned) once per call, 40 times for 40 columns.
+    (select ds.description from pg_catalog.pg_description as ds
+      where ds.objoid = v_oid and ds.classoid = 'pg_catalog.pg_class'::regclass and ds.objsubid = 0),
     coalesce((v_src ->> 'estimated_rows')::bigint,
              (select case when c.reltuples >= 0 then c.reltuples::bigint end from pg_catalog.pg_class as c where c.oid = v_oid)),
     case when v_kind in ('r', 'm') then pg_catalog.pg_total_relation_size(v_oid) end,
@@ -89,15 +93,18 @@ begin
               'type', pg_catalog.format_type(a.atttypid, a.atttypmod),
               'nullable', not a.attnotnull,
               'default', pg_catalog.pg_get_expr(d.adbin, d.adrelid),
-              'description', pg_catalog.col_description(v_oid, a.attnum),
+              'description', ds.description,
               'primary_key', case when a.attnum = any(v_pk) or coalesce(v_src -> 'primary_key' ? a.attname, false) then true end,
               'sensitive', case when a.attname::text = any(v_sensitive) then true end,
               'statistics', (select st - 'column' from jsonb_array_elements(v_src -> 'column_stats') as st where st ->> 'column' = a.attname)))
             order by a.attnum), '[]')
        from pg_catalog.pg_attribute as a
        left join pg_catalog.pg_attrdef as d on d.adrelid = a.attrelid and d.adnum = a.attnum
+       left join pg_catalog.pg_description as ds
+         on ds.objoid = v_oid and ds.classoid = 'pg_catalog.pg_class'::regclass and ds.objsubid = a.attnum
       where a.attrelid = v_oid and a.attnum > 0 and not a.attisdropped
-        and pg_catalog.has_column_privilege(v_oid, a.attnum, 'select')),
+        -- Table-level SELECT covers every column; otherwise column by column.
+        and (v_every_column or pg_catalog.has_column_privilege(v_oid, a.attnum, 'select'))),
     coalesce(nullif((select to_jsonb(array(select a.attname::text from unnest(v_pk) with ordinality as k(attnum, i)
                              join pg_catalog.pg_attribute as a on a.attrelid = v_oid and a.attnum = k.attnum order by k.i))), '[]'),
              v_src -> 'primary_key', '[]'),
