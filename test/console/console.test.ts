@@ -15,14 +15,18 @@ import { startTestWorker } from "../helpers/worker.ts";
 import type { WorkerHandle } from "../../src/worker/index.ts";
 import { screenshot, seriousViolations } from "./browser.ts";
 import { mcpAppsSuite } from "./mcpApps.ts";
+import { startFakeOidc } from "../helpers/fakeOidc.ts";
+import { UPSTREAM_CLIENT, upstreamEnv, upstreamSignInSuite, type FakeOidc } from "./upstreamSignIn.ts";
 
 // The console in headless Chromium, as people use it: sign in, pick a tenant, browse, search a
 // dbt model and open its lineage, query and page, chart, tokens. Every page is screenshotted and
 // checked with axe-core. Markup planted in data, dbt docs and knowledge must show as text.
-// The MCP Apps suite (mcpApps.ts) runs last on the same database, server and Chromium.
+// The upstream sign-in suite (upstreamSignIn.ts) and the MCP Apps suite (mcpApps.ts) run last
+// on the same database, server and Chromium; the server knows a stand-in OpenID provider.
 const PASSWORD = "a long enough password";
 const HOSTILE = `<img src=x onerror="document.title='pwned'"><script>document.title='pwned'</script>`;
 let stack: ConsoleStack;
+let idp: FakeOidc;
 let db: TestDatabase;
 let base: string;
 let browser: Browser;
@@ -32,7 +36,8 @@ let acceptDialogs = false;
 const csvDir = fs.mkdtempSync(path.join(os.tmpdir(), "sextant-console-csv-"));
 
 beforeAll(async () => {
-  stack = await startConsoleStack();
+  idp = await startFakeOidc(UPSTREAM_CLIENT);
+  stack = await startConsoleStack(upstreamEnv(idp));
   ({ db, base, browser } = stack);
   const hash = await hashPassword(PASSWORD);
   await db.admin.query("select * from sextant_private.upsert_user('pat@acme.test', $1, 'Pat', 'acme', 'admin')", [hash]);
@@ -61,6 +66,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await worker?.stop();
   await stack?.close();
+  await idp?.close();
   fs.rmSync(csvDir, { recursive: true, force: true });
 });
 
@@ -79,11 +85,11 @@ test("a person signs in, picks one of their tenants, and browses schemas and a t
   expect(res!.headers()["x-frame-options"]).toBe("DENY");
   await page.getByLabel("E-mail").fill("pat@acme.test");
   await page.getByLabel("Password").fill("wrong password!!");
-  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("button", { name: "Sign in", exact: true }).click();
   await expect(page.getByRole("alert").textContent()).resolves.toMatch(/not right/);
   await checkPage("signin");
   await page.getByLabel("Password").fill(PASSWORD);
-  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("button", { name: "Sign in", exact: true }).click();
   await page.getByRole("heading", { name: "Pick a tenant" }).waitFor();
   const cookie = (await page.context().cookies()).find((c) => c.name === "sx_console")!;
   expect(cookie).toMatchObject({ httpOnly: true, sameSite: "Strict", path: "/console" });
@@ -273,4 +279,5 @@ test("a tenant admin creates a token (shown once), sees it listed, revokes it; t
   await page.getByRole("heading", { name: "Sign in to Sextant" }).waitFor();
 });
 
+upstreamSignInSuite(() => stack, () => idp);
 mcpAppsSuite(() => stack);
