@@ -62,6 +62,8 @@ export function upstreamSignInSuite(stack: () => ConsoleStack, provider: () => F
       await page.getByRole("button", { name: /Acme/ }).click();
       await page.getByRole("heading", { name: "Explore" }).waitFor();
       await page.getByRole("link", { name: "acme_sales", exact: true }).waitFor();
+      await page.getByText("Loading tables…").waitFor({ state: "detached" });
+      await page.getByRole("link", { name: "acme_sales.orders" }).waitFor();
       expect(await page.locator("header").textContent()).toMatch(/ann@acme\.test · acme \(admin\)/);
       await checkPage(page, "upstream-explore");
       await context.close();
