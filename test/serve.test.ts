@@ -1,11 +1,10 @@
-import { spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { openEmbedded, type DatabaseHandle } from "../src/db/embedded.ts";
-import { runCli, SEXTANT_BIN } from "./helpers/cli.ts";
+import { runCli, startServe, type ServeProcess } from "./helpers/cli.ts";
 import { callOk, connectHttp } from "./helpers/mcpClient.ts";
 import { freePort } from "./helpers/ports.ts";
 
@@ -15,36 +14,14 @@ let dataDir: string;
 let env: Record<string, string>;
 let base: string;
 
-let stderr = "";
-
-function startServe(): Promise<{ child: ChildProcess; stdout: string }> {
-  const child = spawn(process.execPath, [SEXTANT_BIN, "serve"], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
-  let stdout = "";
-  stderr = "";
-  child.stderr!.on("data", (d) => (stderr += String(d)));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`serve did not become ready: ${stderr}`)), 60_000);
-    child.stdout!.on("data", (d) => {
-      stdout += String(d);
-      if (stdout.includes("Connect Claude Code") && stdout.includes("claude mcp add")) {
-        clearTimeout(timer);
-        resolve({ child, stdout });
-      }
-    });
-    child.on("exit", (code) => {
-      clearTimeout(timer);
-      reject(new Error(`serve exited with ${code}: ${stderr}`));
-    });
-  });
-}
+/** `sextant serve` on the embedded PostgreSQL of `env` (the worker on, as by default). */
+const serveEmbedded = () => startServe({ ...env, SEXTANT_WORKER: "1" }, { readyMs: 60_000 });
 
 /** SIGTERM, then the exit code with whatever the server printed to stderr (for the report). */
-function stop(child: ChildProcess): Promise<string> {
-  return new Promise((resolve) => {
-    child.removeAllListeners("exit");
-    child.on("exit", (code) => resolve(`exit ${code}${code ? `: ${stderr}` : ""}`));
-    child.kill("SIGTERM");
-  });
+async function stop(serve: ServeProcess): Promise<string> {
+  await serve.stop();
+  const code = await serve.exited;
+  return `exit ${code}${code ? `: ${serve.stderr()}` : ""}`;
 }
 
 beforeAll(async () => {
@@ -59,7 +36,8 @@ afterAll(() => fs.rmSync(dataDir, { recursive: true, force: true }));
 
 describe("sextant serve on the embedded PostgreSQL", () => {
   test("first start: demo tenant, URLs, a working token; CLI attaches; SIGTERM stops cleanly", async () => {
-    const { child, stdout } = await startServe();
+    const serve = await serveEmbedded();
+    const stdout = serve.stdout();
     try {
       expect(stdout).toContain(`${base}/graphql`);
       expect(stdout).toContain(`${base}/mcp`);
@@ -92,7 +70,7 @@ describe("sextant serve on the embedded PostgreSQL", () => {
       expect(rows[0].items).toBeGreaterThan(4000);
       expect(rows[0].comments).toBeGreaterThan(15);
     } finally {
-      expect(await stop(child)).toBe("exit 0");
+      expect(await stop(serve)).toBe("exit 0");
     }
     // PostgreSQL stopped with the server.
     expect(fs.existsSync(path.join(dataDir, "pg", "postmaster.pid"))).toBe(false);
@@ -100,12 +78,12 @@ describe("sextant serve on the embedded PostgreSQL", () => {
 
   test("a restart reuses the data and the demo token", async () => {
     const first = fs.readFileSync(path.join(dataDir, "demo-token"), "utf8").trim();
-    const { child, stdout } = await startServe();
+    const serve = await serveEmbedded();
     try {
-      expect(stdout).toContain(first);
+      expect(serve.stdout()).toContain(first);
       expect((await fetch(`${base}/health`)).status).toBe(200);
     } finally {
-      expect(await stop(child)).toBe("exit 0");
+      expect(await stop(serve)).toBe("exit 0");
     }
   });
 });
@@ -147,22 +125,9 @@ describe("sextant serve on DATABASE_URL", () => {
   test("installs without demo data, prints no demo token; SEXTANT_DEMO=1 asks for it", async () => {
     const url = own.adminUrl;
     const run = async (extra: Record<string, string>) => {
-      const port = await freePort();
-      const child = spawn(process.execPath, [SEXTANT_BIN, "serve"], {
-        env: { ...process.env, DATABASE_URL: url, PORT: String(port), SEXTANT_WORKER: "0", LOG_LEVEL: "warn", ...extra },
-        stdio: ["ignore", "pipe", "pipe"],
-      });
-      let out = "";
-      let err = "";
-      child.stdout!.on("data", (d) => (out += String(d)));
-      child.stderr!.on("data", (d) => (err += String(d)));
-      const until = Date.now() + 90_000;
-      while (!out.includes("Sextant is ready")) {
-        if (Date.now() > until || child.exitCode !== null) throw new Error(`serve did not start: ${err}`);
-        await new Promise((r) => setTimeout(r, 200));
-      }
-      await new Promise((r) => (child.on("exit", r), child.kill("SIGTERM")));
-      return out;
+      const serve = await startServe({ DATABASE_URL: url, ...extra });
+      await serve.stop();
+      return serve.stdout();
     };
     const demoRows = async () => {
       const c = new pg.Client({ connectionString: url });

@@ -1,36 +1,20 @@
-import { spawn, type ChildProcess } from "node:child_process";
-import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { SEXTANT_BIN } from "./helpers/cli.ts";
-import { createTestDatabase, createToken, type TestDatabase } from "./helpers/db.ts";
+import type { ChildProcess } from "node:child_process";
+import { beforeAll, describe, expect, test } from "vitest";
+import { startServe } from "./helpers/cli.ts";
+import { createToken } from "./helpers/db.ts";
 import { eventually, gql } from "./helpers/graphql.ts";
-import { freePort } from "./helpers/ports.ts";
+import { useTestDatabase } from "./helpers/setup.ts";
 
-let db: TestDatabase;
+const db = useTestDatabase();
 let token: string;
 beforeAll(async () => {
-  db = await createTestDatabase();
   token = await createToken(db, "acme", "shutdown-bot", "analyst");
 });
-afterAll(() => db?.drop());
 
 /** A real `sextant serve` on the test database; resolves once it printed that it is ready. */
 async function serve(env: Record<string, string>): Promise<{ child: ChildProcess; base: string; exited: Promise<number | null>; stderr: () => string }> {
-  const port = await freePort();
-  const child = spawn(process.execPath, [SEXTANT_BIN, "serve"], {
-    env: { ...process.env, DATABASE_URL: db.adminUrl, PORT: String(port), SEXTANT_WORKER: "0", SEXTANT_DEMO: "0", LOG_LEVEL: "info", ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let out = "";
-  let err = "";
-  child.stdout!.on("data", (d) => (out += d));
-  child.stderr!.on("data", (d) => (err += d));
-  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
-  const deadline = Date.now() + 90_000;
-  while (!out.includes("Sextant is ready")) {
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`serve did not start: ${err}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return { child, base: `http://127.0.0.1:${port}`, exited, stderr: () => err };
+  const { child, url, exited, stderr } = await startServe({ DATABASE_URL: db.adminUrl, SEXTANT_DEMO: "0", LOG_LEVEL: "info", ...env });
+  return { child, base: url, exited, stderr };
 }
 
 describe("SIGTERM", () => {

@@ -1,4 +1,3 @@
-import { spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -6,8 +5,8 @@ import { Client as ClientV2, StreamableHTTPClientTransport as TransportV2 } from
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { openEmbedded, type DatabaseHandle } from "../../src/db/embedded.ts";
-import { SEXTANT_BIN } from "../helpers/cli.ts";
-import { connectHttp } from "../helpers/mcpClient.ts";
+import { startServe, type ServeProcess } from "../helpers/cli.ts";
+import { connectHttp, postMcp } from "../helpers/mcpClient.ts";
 import { freePort } from "../helpers/ports.ts";
 import { startProxy, type Proxy } from "./proxy.ts";
 
@@ -15,9 +14,7 @@ import { startProxy, type Proxy } from "./proxy.ts";
 // roles, which are cluster-wide), behind a round-robin proxy. MCP is stateless, so a client's
 // calls may land on any of them; one is killed in the middle of a call.
 
-interface Replica {
-  child: ChildProcess;
-  url: string;
+interface Replica extends ServeProcess {
   dir: string;
 }
 
@@ -28,22 +25,8 @@ const replicas: Replica[] = [];
 let proxy: Proxy;
 
 async function startReplica(databaseUrl: string, extra: Record<string, string> = {}): Promise<Replica> {
-  const port = await freePort();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sextant-replica-"));
-  const child = spawn(process.execPath, [SEXTANT_BIN, "serve"], {
-    env: { ...process.env, DATABASE_URL: databaseUrl, PORT: String(port), SEXTANT_DATA_DIR: dir, SEXTANT_WORKER: "0", LOG_LEVEL: "warn", ...extra },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let out = "";
-  let err = "";
-  child.stdout!.on("data", (d) => (out += String(d)));
-  child.stderr!.on("data", (d) => (err += String(d)));
-  const until = Date.now() + 90_000;
-  while (!out.includes("Sextant is ready")) {
-    if (Date.now() > until || child.exitCode !== null) throw new Error(`serve did not start: ${err}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return { child, url: `http://127.0.0.1:${port}`, dir };
+  return Object.assign(await startServe({ DATABASE_URL: databaseUrl, SEXTANT_DATA_DIR: dir, ...extra }), { dir });
 }
 
 beforeAll(async () => {
@@ -61,7 +44,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await proxy?.close();
   await admin?.end();
-  await Promise.all(replicas.map((r) => r.child.exitCode === null && r.child.signalCode === null ? new Promise((res) => (r.child.once("exit", res), r.child.kill("SIGTERM"))) : null));
+  await Promise.all(replicas.map((r) => r.stop()));
   await own?.close();
   for (const r of replicas) fs.rmSync(r.dir, { recursive: true, force: true });
   fs.rmSync(ownDir, { recursive: true, force: true });
@@ -142,11 +125,7 @@ describe("three sextant serve processes behind a round-robin proxy", () => {
 
   test("a revoked token is refused on every replica within milliseconds, though each had it cached", async () => {
     const bearer = await token("replica-revokee");
-    const post = (url: string) => fetch(`${url}/mcp`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${bearer}`, "content-type": "application/json", accept: "application/json, text/event-stream" },
-      body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "ping" }),
-    }).then((r) => r.status);
+    const post = (url: string) => postMcp(`${url}/mcp`, bearer, { jsonrpc: "2.0", id: 1, method: "ping" }).then((r) => r.status);
     for (const r of replicas) {
       expect(await post(r.url)).not.toBe(401);
       expect(await post(r.url)).not.toBe(401); // now from each replica's credential cache
