@@ -10,8 +10,7 @@ import { runCli } from "./helpers/cli.ts";
 import { asRole, createToken, withTx } from "./helpers/db.ts";
 import { startEmbeddingServer } from "./helpers/embeddingServer.ts";
 import { callOk, connectHttp } from "./helpers/mcpClient.ts";
-import { startTestServer } from "./helpers/server.ts";
-import { useTestServer } from "./helpers/setup.ts";
+import { useResource, useServer, useTestServer } from "./helpers/setup.ts";
 
 // The optional embeddings endpoint (SEXTANT_EMBEDDINGS_URL): vectors stored at load time, the
 // question's vector blended into search_dbt_models. The endpoint is a real HTTP server whose
@@ -24,8 +23,8 @@ const QUESTION = "addiction to painkillers";
 // The file's database, and a server without embeddings; the one with them starts below, once
 // the embedding endpoint has its URL.
 const { db, server: wordsOnly } = useTestServer();
-let endpoint: Awaited<ReturnType<typeof startEmbeddingServer>>;
-let withVectors: Awaited<ReturnType<typeof startTestServer>>;
+const endpoint = useResource("the embedding endpoint", () => startEmbeddingServer({ synonyms: { painkiller: "opioid", addiction: "disorder" } }), (e) => e.close());
+const withVectors = useServer(db, async () => ({ SEXTANT_EMBEDDINGS_URL: endpoint.url, SEXTANT_EMBEDDINGS_MODEL: "test-hash" }));
 let acme: Client;
 let acmeWordsOnly: Client;
 
@@ -42,8 +41,6 @@ async function loadTuva(tenant: string, url: string) {
 const names = (r: Record<string, unknown>) => (r.rows as { name: string }[]).map((x) => x.name);
 
 beforeAll(async () => {
-  endpoint = await startEmbeddingServer({ synonyms: { painkiller: "opioid", addiction: "disorder" } });
-  withVectors = await startTestServer(db, { SEXTANT_EMBEDDINGS_URL: endpoint.url, SEXTANT_EMBEDDINGS_MODEL: "test-hash" });
   const token = await createToken(db, "acme", "embeddings-analyst");
   acme = (await connectHttp(withVectors.url, token)).client;
   acmeWordsOnly = (await connectHttp(wordsOnly.url, token)).client;
@@ -51,8 +48,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await acme?.close();
   await acmeWordsOnly?.close();
-  await withVectors?.close();
-  await endpoint?.close();
 });
 
 describe("vectors at load time", () => {

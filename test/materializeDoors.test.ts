@@ -12,7 +12,7 @@ import { createToken } from "./helpers/db.ts";
 import { gql as gqlRequest } from "./helpers/graphql.ts";
 import { callOk, connectHttp, textOf } from "./helpers/mcpClient.ts";
 import { EXAMPLE_PIPELINE as EXAMPLE, usePipelineFile } from "./helpers/pipelines.ts";
-import { startTestServer } from "./helpers/server.ts";
+import { useServer } from "./helpers/setup.ts";
 
 // Pipelines through every door: the CLI (`sextant pipeline`, its YAML file), an agent over MCP
 // (HTTP and stdio, with progress while it waits) and GraphQL.
@@ -81,18 +81,16 @@ function expectWaitedWithProgress(result: Record<string, unknown>, progress: { p
 }
 
 describe("an agent over MCP", () => {
-  let server: Awaited<ReturnType<typeof startTestServer>>;
+  const server = useServer(db);
   let agent: Client;
   let viewer: Client;
   beforeAll(async () => {
-    server = await startTestServer(db);
     agent = (await connectHttp(server.url, await createToken(db, "acme", "mcp-analyst", "analyst"))).client;
     viewer = (await connectHttp(server.url, await createToken(db, "acme", "mcp-viewer", "viewer"))).client;
   });
   afterAll(async () => {
     await agent?.close();
     await viewer?.close();
-    await server?.close();
   });
 
   test("provisions a schema, runs a pipeline, watches it, and queries the result", async () => {
