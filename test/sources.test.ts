@@ -3,38 +3,16 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { addSource, listSources, refreshDueSources, refreshSource, removeSource } from "../src/sources/index.ts";
 import { runCli } from "./helpers/cli.ts";
-import { asRole, createTestDatabase, createToken, withTx, type TestDatabase } from "./helpers/db.ts";
+import { asRole, createToken, withTx } from "./helpers/db.ts";
 import { gql } from "./helpers/graphql.ts";
 import { callOk, connectHttp, textOf } from "./helpers/mcpClient.ts";
-import { startRemotePg, type RemotePg } from "./helpers/remotePg.ts";
-import { startTestServer } from "./helpers/server.ts";
+import { useSourceServer } from "./helpers/remotePg.ts";
 
 // A second, real PostgreSQL plays the remote server; its role may write, Sextant must not.
 const PASSWORD = "Wr1ter-Secret-Passw0rd-7781";
-let remote: RemotePg;
-let db: TestDatabase;
-let server: Awaited<ReturnType<typeof startTestServer>>;
-let acme: Client;
-let globex: Client;
 let allow: string[];
-let acmeToken: string;
-let globexToken: string;
-
-const remoteUrl = () => remote.url("sx_writer", PASSWORD);
-const onRemote = (sql: string) => remote.sql(sql);
-
-async function withAdmin<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
-  const c = await db.admin.connect();
-  try {
-    return await fn(c);
-  } finally {
-    c.release();
-  }
-}
-
-beforeAll(async () => {
-  remote = await startRemotePg();
-  await onRemote(`
+const { remote, db, server, withAdmin } = useSourceServer(
+  `
     create role sx_writer login password '${PASSWORD}';
     create schema analytics;
     create table analytics.orders (id int primary key, customer text not null, amount numeric not null);
@@ -50,24 +28,31 @@ beforeAll(async () => {
     create table secret_stuff.keys (k text);
     -- The remote role may write everything: Sextant's read-only guarantees must not rest on it.
     grant all on schema analytics, secret_stuff to sx_writer;
-    grant all on all tables in schema analytics, secret_stuff to sx_writer;`);
-  await remote.sql("analyze analytics.orders");
-  allow = [`127.0.0.1:${remote.port}`];
-  db = await createTestDatabase();
-  await withAdmin((c) => addSource(c, allow, { tenant: "acme", name: "warehouse", url: remoteUrl(), schemas: ["analytics"] }));
-  server = await startTestServer(db);
+    grant all on all tables in schema analytics, secret_stuff to sx_writer;
+    analyze analytics.orders;`,
+  async ({ remote, withAdmin }) => {
+    allow = [`127.0.0.1:${remote.port}`];
+    await withAdmin((c) => addSource(c, allow, { tenant: "acme", name: "warehouse", url: remote.url("sx_writer", PASSWORD), schemas: ["analytics"] }));
+  },
+);
+let acme: Client;
+let globex: Client;
+let acmeToken: string;
+let globexToken: string;
+
+const remoteUrl = () => remote.url("sx_writer", PASSWORD);
+const onRemote = (sql: string) => remote.sql(sql);
+
+beforeAll(async () => {
   acmeToken = await createToken(db, "acme", "src-acme", "admin");
   globexToken = await createToken(db, "globex", "src-globex", "admin");
   acme = (await connectHttp(server.url, acmeToken)).client;
   globex = (await connectHttp(server.url, globexToken)).client;
-}, 120_000);
+});
 
 afterAll(async () => {
   await acme?.close();
   await globex?.close();
-  await server?.close();
-  await db?.drop();
-  await remote?.close();
 });
 
 describe("a source's tables through MCP", () => {

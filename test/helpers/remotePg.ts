@@ -2,8 +2,11 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import pg from "pg";
+import { afterAll, beforeAll } from "vitest";
 import { openEmbedded, type DatabaseHandle } from "../../src/db/embedded.ts";
+import type { TestDatabase } from "./db.ts";
 import { freePort } from "./ports.ts";
+import { lateBound, useTestServer, type TestServer } from "./setup.ts";
 
 /** A second, real PostgreSQL (embedded, own data directory and port) playing a source's server. */
 export interface RemotePg {
@@ -54,4 +57,48 @@ export async function startRemotePg(): Promise<RemotePg> {
       fs.rmSync(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/** What a sources test file works with (useSourceServer). */
+export interface SourceTestbed {
+  remote: RemotePg;
+  db: TestDatabase;
+  server: TestServer;
+  /** Lends `fn` an admin connection of the file's database (what `sextant source …` uses). */
+  withAdmin<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T>;
+}
+
+/**
+ * A sources test file's world: the remote PostgreSQL, started first with `remoteSql` run there
+ * as its superuser; the file's database and HTTP server (useTestServer), with `prepare` run in
+ * between (add sources, set the tenant's limits) so the server starts on them; all stopped
+ * after the file's tests, the remote last.
+ */
+export function useSourceServer(remoteSql: string, prepare?: (bed: SourceTestbed) => Promise<void>): SourceTestbed {
+  const remote = lateBound<RemotePg>("the remote PostgreSQL");
+  let started: RemotePg | undefined;
+  beforeAll(async () => {
+    started = await startRemotePg();
+    remote.set(started);
+    await started.sql(remoteSql);
+  });
+  afterAll(async () => {
+    await started?.close();
+  });
+  const bed: SourceTestbed = {
+    remote: remote.handle,
+    ...useTestServer(async () => {
+      await prepare?.(bed);
+      return {};
+    }),
+    async withAdmin(fn) {
+      const c = await bed.db.admin.connect();
+      try {
+        return await fn(c);
+      } finally {
+        c.release();
+      }
+    },
+  };
+  return bed;
 }

@@ -1,19 +1,32 @@
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { addSource } from "../../src/sources/index.ts";
-import { asRole, createTestDatabase, createToken, withTx, type TestDatabase } from "../helpers/db.ts";
+import { asRole, createToken, withTx } from "../helpers/db.ts";
 import { callOk, connectHttp, textOf } from "../helpers/mcpClient.ts";
-import { startRemotePg, type RemotePg } from "../helpers/remotePg.ts";
-import { startTestServer } from "../helpers/server.ts";
+import { useSourceServer } from "../helpers/remotePg.ts";
 
 // Attacks on sources (issue 18): each asserts the refusal, that nothing changed (read as
 // admin), and that the server still answers.
 const PASSWORD = "Hostile-Remote-Passw0rd-4412";
-let remote: RemotePg;
-let db: TestDatabase;
-let server: Awaited<ReturnType<typeof startTestServer>>;
-let acme: Client;
 let allow: string[];
+const { remote, db, server, withAdmin } = useSourceServer(
+  `
+    create role sx_writer login password '${PASSWORD}';
+    create schema hostile;
+    -- Names a remote server chooses, pasted nowhere: quoted identifiers all the way.
+    create table hostile."x""; drop table acme_sales.orders; --" ("a""b); select 1; --" int, "Upper Case" text);
+    insert into hostile."x""; drop table acme_sales.orders; --" values (1, 'one');
+    create view hostile.slow as select pg_sleep(5)::text as slept;
+    grant all on schema hostile to sx_writer;
+    grant all on all tables in schema hostile to sx_writer;`,
+  async ({ remote, db }) => {
+    allow = [`127.0.0.1:${remote.port}`];
+    // A short statement timeout, which the remote session takes over.
+    await db.admin.query("update sextant.tenants set statement_timeout_ms = 1000 where slug = 'acme'");
+    await add("warehouse");
+  },
+);
+let acme: Client;
 
 /** What an attack could change: servers, mappings, roles, schemas, the tenants' tables. */
 const SNAPSHOT = `
@@ -31,40 +44,16 @@ async function healthy() {
   expect(r.rows).toEqual([{ n: 50 }]);
 }
 
-async function add(name: string, opts: { tenant?: string; url?: string; schemas?: string[] } = {}) {
-  const c = await db.admin.connect();
-  try {
-    return await addSource(c, allow, { tenant: opts.tenant ?? "acme", name, url: opts.url ?? remote.url("sx_writer", PASSWORD), schemas: opts.schemas ?? ["hostile"] });
-  } finally {
-    c.release();
-  }
+function add(name: string, opts: { tenant?: string; url?: string; schemas?: string[] } = {}) {
+  return withAdmin((c) => addSource(c, allow, { tenant: opts.tenant ?? "acme", name, url: opts.url ?? remote.url("sx_writer", PASSWORD), schemas: opts.schemas ?? ["hostile"] }));
 }
 
 beforeAll(async () => {
-  remote = await startRemotePg();
-  await remote.sql(`
-    create role sx_writer login password '${PASSWORD}';
-    create schema hostile;
-    -- Names a remote server chooses, pasted nowhere: quoted identifiers all the way.
-    create table hostile."x""; drop table acme_sales.orders; --" ("a""b); select 1; --" int, "Upper Case" text);
-    insert into hostile."x""; drop table acme_sales.orders; --" values (1, 'one');
-    create view hostile.slow as select pg_sleep(5)::text as slept;
-    grant all on schema hostile to sx_writer;
-    grant all on all tables in schema hostile to sx_writer;`);
-  allow = [`127.0.0.1:${remote.port}`];
-  db = await createTestDatabase();
-  // A short statement timeout, which the remote session takes over.
-  await db.admin.query("update sextant.tenants set statement_timeout_ms = 1000 where slug = 'acme'");
-  await add("warehouse");
-  server = await startTestServer(db);
   acme = (await connectHttp(server.url, await createToken(db, "acme", "mallory", "admin"))).client;
-}, 120_000);
+});
 
 afterAll(async () => {
   await acme?.close();
-  await server?.close();
-  await db?.drop();
-  await remote?.close();
 });
 
 describe("hostile sources", () => {

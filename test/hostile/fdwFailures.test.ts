@@ -1,32 +1,18 @@
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import net from "node:net";
-import pg from "pg";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { addSource, refreshSource } from "../../src/sources/index.ts";
-import { createTestDatabase, createToken, type TestDatabase } from "../helpers/db.ts";
+import { createToken } from "../helpers/db.ts";
 import { callOk, connectHttp, textOf } from "../helpers/mcpClient.ts";
 import { PG15_MISSING, startPg15, type Pg15 } from "../helpers/pg15.ts";
-import { startRemotePg, type RemotePg } from "../helpers/remotePg.ts";
-import { startTestServer } from "../helpers/server.ts";
+import { useSourceServer } from "../helpers/remotePg.ts";
 
 // Issue 18, failures: a source's server replaced by something that speaks nonsense, and
 // Debian's PostgreSQL 15 as a remote beside the embedded 18. The failing source is named,
 // the other source and local tables keep working, nothing stays connected, a refresh recovers.
 const PASSWORD = "Failing-Remote-Passw0rd-8810";
-let remote: RemotePg;
 let pg15: Pg15 | undefined;
-let db: TestDatabase;
-let server: Awaited<ReturnType<typeof startTestServer>>;
 let acme: Client;
-
-async function withAdmin<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
-  const c = await db.admin.connect();
-  try {
-    return await fn(c);
-  } finally {
-    c.release();
-  }
-}
 
 const SCHEMA = (extra: string) => `
   create role sx_reader login password '${PASSWORD}';
@@ -39,9 +25,7 @@ const SCHEMA = (extra: string) => `
   ${extra}
   analyze analytics.items;`;
 
-beforeAll(async () => {
-  remote = await startRemotePg();
-  await remote.sql(SCHEMA(""));
+const { remote, db, server, withAdmin } = useSourceServer(SCHEMA(""), async ({ remote, withAdmin }) => {
   const allow = [`127.0.0.1:${remote.port}`];
   if (!PG15_MISSING) {
     pg15 = await startPg15();
@@ -49,20 +33,18 @@ beforeAll(async () => {
     await pg15.sql(SCHEMA("comment on table analytics.items is 'Items on PostgreSQL 15';"), [], "warehouse");
     allow.push(`127.0.0.1:${pg15.port}`);
   }
-  db = await createTestDatabase();
   await withAdmin(async (c) => {
     await addSource(c, allow, { tenant: "acme", name: "main", url: remote.url("sx_reader", PASSWORD), schemas: ["analytics"] });
     if (pg15) await addSource(c, allow, { tenant: "acme", name: "old", url: pg15.url("warehouse", "sx_reader", PASSWORD), schemas: ["analytics"] });
   });
-  server = await startTestServer(db);
+});
+
+beforeAll(async () => {
   acme = (await connectHttp(server.url, await createToken(db, "acme", "failures", "admin"))).client;
-}, 180_000);
+});
 
 afterAll(async () => {
   await acme?.close();
-  await server?.close();
-  await db?.drop();
-  await remote?.close();
   await pg15?.close();
 });
 
