@@ -1,5 +1,5 @@
 import { hostHeaderValidation } from "@modelcontextprotocol/sdk/server/middleware/hostHeaderValidation.js";
-import { toNodeHandler, toWebRequest } from "@modelcontextprotocol/node";
+import { toNodeHandler } from "@modelcontextprotocol/node";
 import { createMcpHandler, isJsonContentType, isLegacyRequest, WebStandardStreamableHTTPServerTransport, type McpServer } from "@modelcontextprotocol/server";
 import express, { type Express, type Request, type Response } from "express";
 import type { Authenticate } from "../auth/authenticate.ts";
@@ -118,6 +118,21 @@ function singleRequestWithoutProgress(body: unknown): boolean {
 
 type AuthInfo = NonNullable<Parameters<ReturnType<typeof createMcpHandler>["fetch"]>[1]>["authInfo"];
 
+/**
+ * The web Request the SDK's transport reads, for a request whose body is already parsed: what
+ * toWebRequest (@modelcontextprotocol/node) makes, without turning the parsed body back into
+ * text (the transport and the era check take the parsed body and never read this one's).
+ */
+function webRequest(req: Request, signal: AbortSignal): globalThis.Request {
+  const headers = new Headers();
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (value === undefined || name.startsWith(":") || name === "content-length" || name === "transfer-encoding" || name === "content-encoding") continue;
+    if (Array.isArray(value)) for (const item of value) headers.append(name, item);
+    else headers.set(name, value);
+  }
+  return new globalThis.Request(`http://${req.headers.host ?? "localhost"}${req.url}`, { method: req.method, headers, signal });
+}
+
 /** Writes a web Response to Node's `res`: a body known whole in one write, a stream as it comes (with backpressure). */
 async function writeResponse(res: Response, response: globalThis.Response, aborted: AbortSignal): Promise<void> {
   const headers: Record<string, string> = {};
@@ -125,8 +140,8 @@ async function writeResponse(res: Response, response: globalThis.Response, abort
   if (response.body === null) return void res.writeHead(response.status, headers).end();
   const type = headers["content-type"] ?? "";
   if (!type.startsWith("text/event-stream")) {
-    const body = Buffer.from(await response.arrayBuffer());
-    headers["content-length"] = String(body.length);
+    const body = await response.text();
+    headers["content-length"] = String(Buffer.byteLength(body));
     return void res.writeHead(response.status, headers).end(body);
   }
   res.writeHead(response.status, headers);
@@ -160,7 +175,7 @@ export function installMcp(
   // client's declaration in initialize reaches no later request here), pooled apart.
   const appServers = new ServerPool((groups) => createMcpServer({ ...toolDeps, apps: createMcpApps({ optedIn: true }) }, groups));
   const serverFor = (era: string, requestInfo: globalThis.Request | undefined, authInfo: AuthInfo) => {
-    const url = requestInfo ? new URL(requestInfo.url) : undefined;
+    const url = requestInfo?.url.includes("?") ? new URL(requestInfo.url) : undefined;
     const requested = parseToolGroups(requestInfo?.headers.get(GROUPS_HEADER) ?? url?.searchParams.get("groups") ?? undefined);
     const pool = appsOptIn(requestInfo?.headers.get(APPS_HEADER), url?.searchParams.get("apps") ?? undefined) ? appServers : servers;
     return pool.take(era, boundToolGroups(requested, principalFromAuth(authInfo).toolGroups));
@@ -214,7 +229,7 @@ export function installMcp(
     const authInfo = (req as { auth?: AuthInfo }).auth;
     let response: globalThis.Response;
     try {
-      const request = await toWebRequest(req as never, body, { signal: abort.signal });
+      const request = webRequest(req, abort.signal);
       response = (await isLegacyRequest(request, body))
         ? await legacyJson(request, authInfo, body)
         : await handler.fetch(request, { ...(authInfo ? { authInfo } : {}), parsedBody: body });
