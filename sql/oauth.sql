@@ -129,6 +129,19 @@ as $$
                             'scopes', to_jsonb(g.scopes), 'resource', g.resource);
 $$;
 
+-- A code or refresh token used a second time: its grant is revoked (whoever holds it may have
+-- stolen it) and the refusal is returned, not raised, so that the revocation commits.
+create or replace function sextant_private.oauth_revoke_replayed(grant_id bigint, reason text, message text)
+returns jsonb
+language sql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+  update sextant.oauth_grants as g set revoked_at = now(), revoked_reason = oauth_revoke_replayed.reason
+  where g.id = oauth_revoke_replayed.grant_id and g.revoked_at is null;
+  select jsonb_build_object('error', 'invalid_grant', 'message', oauth_revoke_replayed.message);
+$$;
+revoke all on function sextant_private.oauth_revoke_replayed(bigint, text, text) from public;
+
 create or replace function sextant_private.oauth_exchange_code(code_hash text, client_id text, redirect_uri text,
   resource text, refresh_hash text, refresh_ttl_seconds integer)
 returns jsonb
@@ -146,10 +159,8 @@ begin
   end if;
   if v_code.used_at is not null then
     -- A replayed code: whoever holds it may have stolen it, so the tokens it gave are revoked too.
-    -- Returned, not raised: the revocation must commit.
-    update sextant.oauth_grants as g set revoked_at = now(), revoked_reason = 'authorization code used twice'
-    where g.id = v_code.grant_id and g.revoked_at is null;
-    return jsonb_build_object('error', 'invalid_grant', 'message', 'the authorization code was already used; the tokens it gave are revoked');
+    return sextant_private.oauth_revoke_replayed(v_code.grant_id, 'authorization code used twice',
+                                                 'the authorization code was already used; the tokens it gave are revoked');
   end if;
   if v_code.expires_at < now() then
     raise exception 'the authorization code has expired' using errcode = 'SX400', hint = 'invalid_grant';
@@ -196,9 +207,8 @@ begin
     raise exception 'the refresh token was revoked' using errcode = 'SX400', hint = 'invalid_grant';
   end if;
   if v_token.used_at is not null then
-    -- Returned, not raised: the revocation must commit.
-    update sextant.oauth_grants as g set revoked_at = now(), revoked_reason = 'refresh token used twice' where g.id = v_grant.id;
-    return jsonb_build_object('error', 'invalid_grant', 'message', 'the refresh token was already used; the grant is revoked');
+    return sextant_private.oauth_revoke_replayed(v_grant.id, 'refresh token used twice',
+                                                 'the refresh token was already used; the grant is revoked');
   end if;
   if v_token.expires_at < now() then
     raise exception 'the refresh token has expired' using errcode = 'SX400', hint = 'invalid_grant';
