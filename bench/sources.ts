@@ -141,10 +141,12 @@ async function main() {
     const traced: [string, () => Promise<unknown>][] = CASES.map((c) => [c.name, () => viaSource.query(c.sql("wh_analytics"), c.params(1))]);
     traced.push([`${CASES[0]!.name} via sextant.query`, () => viaSource.query("select sextant.query($1)", [inline(CASES[0]!, "wh_analytics", 1)])]);
     for (const [name, run] of traced) {
+      // The log arrives late on a busy machine: wait for the warm-up call's lines before collecting.
       await run();
+      await sleep(500);
       remoteLog = [];
       await run();
-      await sleep(300);
+      await sleep(500);
       const sent = remoteLog
         .flatMap((chunk) => chunk.split(/\n(?=\[)/))
         .filter((l) => /^\[sextant\] LOG:  (statement|execute [^:]*): /.test(l))
