@@ -4,7 +4,8 @@ import { createAuthenticator } from "../src/auth/authenticate.ts";
 import { buildPrincipal } from "../src/auth/principal.ts";
 import { asTenant } from "../src/cli/pipeline.ts";
 import { loadConfig } from "../src/config.ts";
-import { queryAsRole } from "../src/db/queryAsRole.ts";
+import pg from "pg";
+import { escapeLiteral, inlineParams, queryAsRole } from "../src/db/queryAsRole.ts";
 import { asRole, createToken, withTx } from "./helpers/db.ts";
 import { JWT_AUDIENCE, JWT_ISSUER, JWT_SECRET } from "./helpers/server.ts";
 import { useTestDatabase } from "./helpers/setup.ts";
@@ -74,6 +75,21 @@ describe("one settings mapping for every door", () => {
     const p = await buildPrincipal(db.auth, { tenant: "acme", accessLevel: "viewer", subject: "x', 'y'); drop table sextant.tenants; --", authMethod: "jwt" });
     const [row] = await queryAsRole(db.auth, p, "select current_setting('jwt.claims.sub') as sub", []);
     expect(row!.sub).toBe(p.subject);
+  });
+
+  test("a tool's arguments become the literals pg's escapeLiteral makes, and PostgreSQL reads them back unchanged", async () => {
+    const texts = ["", "plain", "it's", "''", "\\", "a\\'b", "\\'; select 1; --", "E'x'", "tab\tnew\nline", "ünï©ødé 😀", "\ud800 lone", "$1 $$ $q$", "'".repeat(50) + "\\".repeat(50)];
+    for (let i = 0; i < 300; i++) texts.push(Array.from({ length: i % 23 }, (_, k) => "a'\\\"$ é😀\u0001"[(i * 7 + k * 13) % 12]).join(""));
+    for (const t of texts) expect(escapeLiteral(t), JSON.stringify(t)).toBe(pg.escapeLiteral(t));
+    const client = await db.auth.connect();
+    try {
+      const sendable = texts.filter((t) => !/[\ud800-\udfff]/.test(t.replace(/[\ud800-\udbff][\udc00-\udfff]/g, "")));
+      const { rows } = await client.query(inlineParams(client, "select $1::text[] as a, $2::text as b", [sendable, sendable.at(-1)]));
+      expect(rows[0].a).toEqual(sendable);
+      expect(rows[0].b).toBe(sendable.at(-1));
+    } finally {
+      client.release();
+    }
   });
 });
 

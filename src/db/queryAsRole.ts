@@ -31,6 +31,17 @@ function arrayText(values: unknown[]): string {
 }
 
 /**
+ * pg's escapeLiteral, the same text for every string (test/principal.test.ts holds them equal),
+ * without its character-by-character loop: quotes and backslashes doubled, and ` E` before the
+ * literal when it holds a backslash (so the doubled ones are read as one).
+ */
+export function escapeLiteral(text: string): string {
+  if (typeof text !== "string") return "''";
+  const quoted = `'${text.replace(/['\\]/g, "$&$&")}'`;
+  return text.includes("\\") ? ` E${quoted}` : quoted;
+}
+
+/**
  * A value as a SQL literal: null, a finite number or a boolean as is, an array as array text
  * (cast by the statement, e.g. `$1::text[]`), anything else quoted (objects as JSON).
  */
@@ -38,8 +49,8 @@ function literal(client: pg.PoolClient, value: unknown): string {
   if (value === null || value === undefined) return "null";
   if (typeof value === "number" && Number.isFinite(value)) return String(value);
   if (typeof value === "boolean") return String(value);
-  if (Array.isArray(value)) return client.escapeLiteral(arrayText(value));
-  return client.escapeLiteral(typeof value === "string" ? value : JSON.stringify(value));
+  if (Array.isArray(value)) return escapeLiteral(arrayText(value));
+  return escapeLiteral(typeof value === "string" ? value : JSON.stringify(value));
 }
 
 /**

@@ -52,6 +52,7 @@ export class Metrics {
   private readonly duration: client.Histogram<"door" | "tool">;
   private readonly errors: client.Counter<"tool" | "code">;
   private readonly readRouting: client.Counter<"target">;
+  private readonly children = new Map<string, { count: client.Counter.Internal; time: client.Histogram.Internal<"door" | "tool"> }>();
   private audited = { stored: 0, dropped: 0 };
   private snapshotCache: { at: number; value: Promise<{ runs: Record<string, number>; jobs: Record<string, number> }> } | undefined;
 
@@ -142,8 +143,17 @@ export class Metrics {
   observeOperation(tenant: string, tool: string, outcome: string, seconds: number, code?: string): void {
     const t = this.tool(tool);
     const door = doorOf(tool);
-    this.operations.inc({ door, tool: t, tenant: this.tenant(tenant), outcome });
-    this.duration.observe({ door, tool: t }, Math.max(0, seconds));
+    const n = this.tenant(tenant);
+    // The label sets are bounded (above), so their children are kept: prom-client otherwise
+    // hashes the label object on every call.
+    const key = `${door}\u0000${t}\u0000${n}\u0000${outcome}`;
+    let child = this.children.get(key);
+    if (!child) {
+      child = { count: this.operations.labels({ door, tool: t, tenant: n, outcome }), time: this.duration.labels({ door, tool: t }) };
+      this.children.set(key, child);
+    }
+    child.count.inc();
+    child.time.observe(Math.max(0, seconds));
     if (code) this.errors.inc({ tool: t, code: this.code(code) });
   }
 
