@@ -7,7 +7,9 @@
  *    view, against the same SQL sent by a plain pg client straight to the remote (its own login);
  *  - "sextant.query": the same SQL through Sextant's query runner (what MCP `query` and GraphQL
  *    call), on the source's table against a local copy of the same table in the same tenant
- *    (what Sextant installed in the remote database would do).
+ *    (what Sextant installed in the remote database would do);
+ *  - "MCP query": what an agent sees, the `query` tool over HTTP (SDK client, a running
+ *    `sextant serve`, an analyst token), on the source's table against the local copy.
  * Before timing, one call per case runs with log_statement=all on the remote and prints every
  * statement postgres_fdw sent there (its round trips). Prints medians, p95 and the ratios
  * (target <= 1.5x for the point lookup and the aggregate). Usage: npm run bench:sources [-- --runs 300]
@@ -20,6 +22,9 @@ import { openEmbedded } from "../src/db/embedded.ts";
 import { installDatabase } from "../src/install.ts";
 import { addSource } from "../src/sources/index.ts";
 import { freePort } from "../test/helpers/ports.ts";
+import { connectHttp } from "../test/helpers/mcpClient.ts";
+import { sextant } from "./install.ts";
+import { startServe, stopChild } from "./measure.ts";
 
 const runsArg = process.argv.indexOf("--runs");
 const RUNS = runsArg > 0 ? Number(process.argv[runsArg + 1]) : 300;
@@ -182,6 +187,31 @@ async function main() {
       (c, i) => viaRunner("wh_analytics", c, i),
       (c, i) => viaRunner("bench_local", c, i),
     );
+
+    // What an agent sees: the MCP query tool over HTTP, end to end (auth, audit, admission, text).
+    await sextant(local.adminUrl, ["tenant", "update", "bench", "--max-rows", "1000", "--rate-per-minute", "100000000",
+      "--rate-per-hour", "1000000000", "--rate-per-day", "1000000000"]);
+    const token = (await sextant(local.adminUrl, ["token", "create", "--tenant", "bench", "--name", "bench-sources", "--role", "analyst"])).trim();
+    const serve = await startServe(local.adminUrl);
+    try {
+      const { client } = await connectHttp(`http://127.0.0.1:${serve.port}`, token);
+      const viaMcp = async (schema: string, c: Case, i: number) => {
+        const res = (await client.callTool({ name: "query", arguments: { sql: inline(c, schema, i), max_rows: 1000 } })) as {
+          isError?: boolean; structuredContent?: { row_count?: number }; content?: { text?: string }[];
+        };
+        if (res.isError) throw new Error(`MCP query failed: ${res.content?.[0]?.text}`);
+        return Number(res.structuredContent?.row_count ?? 0);
+      };
+      await compare(
+        "MCP query: the query tool over HTTP (SDK client, sextant serve) on the source's table vs on the local copy",
+        "source table", "local table",
+        (c, i) => viaMcp("wh_analytics", c, i),
+        (c, i) => viaMcp("bench_local", c, i),
+      );
+      await client.close();
+    } finally {
+      await stopChild(serve.child);
+    }
   } finally {
     for (const c of clients) await c.end().catch(() => {});
     await local.close();
