@@ -42,7 +42,7 @@ export interface Config {
   oauthAccessTtl: number;
   oauthRefreshTtl: number;
   /** Optional sign-in through an upstream OpenID Connect provider (the person must exist in Sextant). */
-  oidc?: { issuer: string; clientId: string; clientSecret: string; name: string };
+  oidc?: { issuer: string; clientId: string; clientSecret: string; name: string; trustEmail: boolean };
   /** Optional embeddings endpoint: dbt nodes get vectors at load time and search blends them in. */
   embeddings?: EmbeddingsSettings;
   /** Bounds on dbt uploads and loads: body bytes, bytes after decompression, zip entries. */
@@ -129,6 +129,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
           clientId: env.SEXTANT_OIDC_CLIENT_ID ?? "",
           clientSecret: env.SEXTANT_OIDC_CLIENT_SECRET ?? "",
           name: env.SEXTANT_OIDC_NAME || new URL(env.SEXTANT_OIDC_ISSUER).hostname,
+          trustEmail: env.SEXTANT_OIDC_TRUST_EMAIL === "1",
         }
       : undefined,
     embeddings: env.SEXTANT_EMBEDDINGS_URL

@@ -402,6 +402,24 @@ describe("sign-in through an upstream OpenID Connect provider", () => {
       expect(stranger.html).toMatch(/has no Sextant account/);
       const forged = await run(ANN, true);
       expect(forged.back.status).toBe(403);
+      // Verified means email_verified: true. A missing claim, the string "false" or false is no
+      // proof that the person at the provider owns ann's address.
+      for (const claim of ["omit", "false", false, "true", 1]) {
+        idp.state.emailVerified = claim;
+        const unverified = await run(ANN);
+        expect(unverified.back.status, `email_verified ${JSON.stringify(claim)}`).toBe(403);
+        expect(unverified.html).toContain("did not give a verified e-mail");
+        expect(unverified.html).not.toContain("Signed in as");
+      }
+      idp.state.emailVerified = undefined;
+      // Lower-casing would fold the Kelvin sign into k; only ASCII addresses are matched.
+      await db.admin.query("insert into sextant_private.users (email, display_name) values ('kim@acme.test', 'Kim') on conflict do nothing");
+      const kelvin = await run("\u212Aim@acme.test");
+      expect(kelvin.back.status).toBe(403);
+      expect(kelvin.html).toContain("only ASCII addresses");
+      const upper = await run("ANN@ACME.TEST");
+      expect(upper.back.status).toBe(200);
+      expect(upper.html).toContain("Signed in as <strong>ann@acme.test</strong>");
     } finally {
       await other.close();
       await idp.close();

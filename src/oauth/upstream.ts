@@ -6,6 +6,8 @@ export interface UpstreamConfig {
   clientId: string;
   clientSecret: string;
   name: string;
+  /** Accept an ID token without `email_verified: true` (providers that issue only verified e-mails and omit the claim). */
+  trustEmail?: boolean;
 }
 
 interface Discovery {
@@ -75,7 +77,14 @@ export class UpstreamOidc {
     if (!res.ok || !body.id_token) throw new Error(`the OpenID provider refused the code (${body.error ?? res.status})`);
     const { payload } = await jwtVerify(body.id_token, this.jwks!, { issuer: d.issuer, audience: this.config.clientId, clockTolerance: 30 });
     if (payload.nonce !== expected.nonce) throw new Error("the ID token's nonce does not match this sign-in");
-    if (typeof payload.email !== "string" || payload.email_verified === false) throw new Error("the OpenID provider did not give a verified e-mail");
-    return payload.email.toLowerCase();
+    // Verified means the claim says so: a missing claim or the string "false" is not a yes,
+    // unless the operator says this provider issues verified e-mails only.
+    const verified = payload.email_verified === true || (this.config.trustEmail === true && payload.email_verified === undefined);
+    if (typeof payload.email !== "string" || !verified) throw new Error("the OpenID provider did not give a verified e-mail");
+    // Only ASCII is matched: lower-casing folds some other letters into ASCII ones (the Kelvin
+    // sign U+212A into k), which would let a provider's 'Kim@' stand for Sextant's 'kim@'.
+    const email = payload.email.trim();
+    if (!/^[\x21-\x7e]{3,254}$/.test(email) || !email.includes("@")) throw new Error("the OpenID provider gave an e-mail Sextant does not match (only ASCII addresses are)");
+    return email.replace(/[A-Z]/g, (c) => c.toLowerCase());
   }
 }

@@ -11,7 +11,8 @@ export async function startFakeOidc(opts: { clientId: string; clientSecret: stri
   const jwk = { ...(await exportJWK(publicKey)), kid: "k1", alg: "RS256", use: "sig" };
   const codes = new Map<string, { nonce: string; challenge: string; redirect: string; email: string }>();
   // What the next sign-in gets: the e-mail, and (to test a relying party's checks) a wrong nonce or audience.
-  const state: { email: string; nonce?: string; audience?: string } = { email: "ann@acme.test" };
+  // `emailVerified` is the claim's value ("omit" leaves it out).
+  const state: { email: string; nonce?: string; audience?: string; emailVerified?: unknown } = { email: "ann@acme.test" };
   let issuer = "";
   const server = http.createServer(async (req, res) => {
     const url = new URL(req.url!, issuer);
@@ -41,7 +42,8 @@ export async function startFakeOidc(opts: { clientId: string; clientSecret: stri
       if (!entry || entry.redirect !== form.get("redirect_uri")) return json(400, { error: "invalid_grant" });
       if (createHash("sha256").update(form.get("code_verifier") ?? "").digest("base64url") !== entry.challenge) return json(400, { error: "invalid_grant" });
       codes.delete(form.get("code")!);
-      const idToken = await new SignJWT({ email: entry.email, email_verified: true, nonce: state.nonce ?? entry.nonce })
+      const verified = state.emailVerified === undefined ? { email_verified: true } : state.emailVerified === "omit" ? {} : { email_verified: state.emailVerified };
+      const idToken = await new SignJWT({ email: entry.email, ...verified, nonce: state.nonce ?? entry.nonce })
         .setProtectedHeader({ alg: "RS256", kid: "k1" }).setIssuer(issuer).setAudience(state.audience ?? opts.clientId).setSubject("upstream-" + entry.email)
         .setIssuedAt().setExpirationTime("5m").sign(privateKey);
       return json(200, { access_token: "x", token_type: "Bearer", id_token: idToken });
