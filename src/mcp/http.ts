@@ -130,7 +130,10 @@ function webRequest(req: Request, signal: AbortSignal): globalThis.Request {
     if (Array.isArray(value)) for (const item of value) headers.append(name, item);
     else headers.set(name, value);
   }
-  return new globalThis.Request(`http://${req.headers.host ?? "localhost"}${req.url}`, { method: req.method, headers, signal });
+  // Only a host name and port go into the URL: a Host header such as `localhost:3000?groups=x`
+  // passes the host-name check but would otherwise add a query to what serverFor reads.
+  const host = /^[A-Za-z0-9.:[\]-]{1,300}$/.test(req.headers.host ?? "") ? req.headers.host : "localhost";
+  return new globalThis.Request(`http://${host}${req.url}`, { method: req.method, headers, signal });
 }
 
 /** Writes a web Response to Node's `res`: a body known whole in one write, a stream as it comes (with backpressure). */

@@ -72,3 +72,35 @@ test("Origins that only look like loopback or Sextant are refused", async () => 
     await res.text();
   }
 });
+
+test("a Host header that carries a query ('host:port?groups=query') changes nothing the server reads", async () => {
+  const { request } = await import("node:http");
+  const port = new URL(server.url).port;
+  const raw = (host: string) =>
+    new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const body = JSON.stringify(list);
+      const req = request({ host: "127.0.0.1", port, path: "/mcp", method: "POST", setHost: false, headers: {
+        host, authorization: `Bearer ${token}`, "content-type": "application/json", accept: "application/json, text/event-stream",
+        "mcp-protocol-version": "2025-06-18", "content-length": Buffer.byteLength(body) } }, (res) => {
+        let text = "";
+        res.on("data", (d) => (text += d));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body: text }));
+      });
+      req.on("error", reject);
+      req.end(body);
+    });
+  const plain = await raw(`127.0.0.1:${port}`);
+  expect(plain.status).toBe(200);
+  expect(plain.body).toContain('"whoami"');
+  for (const host of [`127.0.0.1:${port}?groups=query`, `127.0.0.1:${port}/x?groups=query&apps=1`, `127.0.0.1:${port}#?groups=query`]) {
+    const res = await raw(host);
+    if (res.status !== 200) {
+      expect(res.status, host).toBeGreaterThanOrEqual(400);
+      expect(res.status, host).toBeLessThan(500);
+      continue;
+    }
+    // Answered: with the token's own tools, not the query group the header slipped in.
+    expect(res.body, host).toContain('"whoami"');
+    expect(res.body, host).not.toContain("ui://");
+  }
+});
