@@ -132,7 +132,7 @@ function webRequest(req: Request, signal: AbortSignal): globalThis.Request {
   }
   // Only a host name and port go into the URL: a Host header such as `localhost:3000?groups=x`
   // passes the host-name check but would otherwise add a query to what serverFor reads.
-  const host = /^[A-Za-z0-9.:[\]-]{1,300}$/.test(req.headers.host ?? "") ? req.headers.host : "localhost";
+  const host = /^[A-Za-z0-9._:[\]-]{1,300}$/.test(req.headers.host ?? "") ? req.headers.host : "localhost";
   return new globalThis.Request(`http://${host}${req.url}`, { method: req.method, headers, signal });
 }
 
@@ -267,6 +267,12 @@ export function installMcp(
 
   app.all(
     "/mcp",
+    // The SDK's check reads the host name only; a Host with a path or query after the port
+    // (`127.0.0.1:3000?groups=x`) would reach the request URL the SDK builds from it.
+    (req: Request, res: Response, next) => {
+      if (/^[A-Za-z0-9._:[\]-]{1,300}$/.test(req.headers.host ?? "")) return next();
+      jsonRpcError(res, 400, "SX400: the Host header must be a host name and port", { code: "SX400" });
+    },
     hostHeaderValidation(deps.config.allowedHosts.map((h) => h.replace(/:\d+$/, ""))),
     originCheck,
     authFor(deps),
