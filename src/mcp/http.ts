@@ -143,8 +143,9 @@ async function writeResponse(res: Response, response: globalThis.Response, abort
   if (response.body === null) return void res.writeHead(response.status, headers).end();
   const type = headers["content-type"] ?? "";
   if (!type.startsWith("text/event-stream")) {
-    const body = await response.text();
-    headers["content-length"] = String(Buffer.byteLength(body));
+    // Bytes as the SDK made them: no decoding to a string and encoding back (a 1,000-row answer is ~300 KB).
+    const body = Buffer.from(await response.arrayBuffer());
+    headers["content-length"] = String(body.length);
     return void res.writeHead(response.status, headers).end(body);
   }
   res.writeHead(response.status, headers);
