@@ -36,6 +36,7 @@ const { values: o } = parseArgs({
     schemas: { type: "string" },
     seconds: { type: "string" },
     out: { type: "string" },
+    "no-sources": { type: "boolean", default: false },
   },
 });
 const quick = o.quick!;
@@ -126,7 +127,22 @@ async function main() {
   }
 }
 
-main().then(() => process.exit(0), (error) => {
+/**
+ * Issue 18's comparison, after the peers' cluster is gone (so it runs on a machine as quiet as
+ * the peers had): bench/sources.ts in its own process, its report appended to the results.
+ */
+function sourcesSection(): void {
+  if (o["no-sources"]) return;
+  log("sources bench (bench/sources.ts; --no-sources skips it) ...");
+  const r = spawnSync(process.execPath, ["--import", "tsx", path.join(here, "sources.ts"), "--runs", String(quick ? 30 : Math.max(100, calls))],
+    { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], timeout: 20 * 60_000 });
+  if (r.status !== 0) throw new Error(`bench/sources.ts failed (exit ${r.status ?? r.signal})`);
+  const section = `\n## Sources (issue 18: \`npm run bench:sources\`)\n\n\`\`\`text\n${r.stdout.trim()}\n\`\`\`\n`;
+  if (out) fs.appendFileSync(out, section);
+  process.stdout.write(section);
+}
+
+main().then(sourcesSection).then(() => process.exit(0), (error) => {
   process.stderr.write(`bench failed: ${(error as Error).stack ?? error}\n`);
   process.exit(1);
 });
