@@ -118,6 +118,9 @@ function singleRequestWithoutProgress(body: unknown): boolean {
 
 type AuthInfo = NonNullable<Parameters<ReturnType<typeof createMcpHandler>["fetch"]>[1]>["authInfo"];
 
+/** A Host header that is a host name (or bracketed IPv6 address) and port, nothing after it. */
+const PLAIN_HOST = /^[A-Za-z0-9._:[\]-]{1,300}$/;
+
 /**
  * The web Request the SDK's transport reads, for a request whose body is already parsed: what
  * toWebRequest (@modelcontextprotocol/node) makes, without turning the parsed body back into
@@ -130,10 +133,9 @@ function webRequest(req: Request, signal: AbortSignal): globalThis.Request {
     if (Array.isArray(value)) for (const item of value) headers.append(name, item);
     else headers.set(name, value);
   }
-  // Only a host name and port go into the URL: a Host header such as `localhost:3000?groups=x`
-  // passes the host-name check but would otherwise add a query to what serverFor reads.
-  const host = /^[A-Za-z0-9._:[\]-]{1,300}$/.test(req.headers.host ?? "") ? req.headers.host : "localhost";
-  return new globalThis.Request(`http://${host}${req.url}`, { method: req.method, headers, signal });
+  // The route let through only a Host that is a name and port (PLAIN_HOST), so it cannot add a
+  // path or query to what serverFor reads.
+  return new globalThis.Request(`http://${req.headers.host}${req.url}`, { method: req.method, headers, signal });
 }
 
 /** Writes a web Response to Node's `res`: a body known whole in one write, a stream as it comes (with backpressure). */
@@ -271,7 +273,7 @@ export function installMcp(
     // The SDK's check reads the host name only; a Host with a path or query after the port
     // (`127.0.0.1:3000?groups=x`) would reach the request URL the SDK builds from it.
     (req: Request, res: Response, next) => {
-      if (/^[A-Za-z0-9._:[\]-]{1,300}$/.test(req.headers.host ?? "")) return next();
+      if (PLAIN_HOST.test(req.headers.host ?? "")) return next();
       jsonRpcError(res, 400, "SX400: the Host header must be a host name and port", { code: "SX400" });
     },
     hostHeaderValidation(deps.config.allowedHosts.map((h) => h.replace(/:\d+$/, ""))),
