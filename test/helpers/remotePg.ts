@@ -2,11 +2,10 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import pg from "pg";
-import { afterAll, beforeAll } from "vitest";
 import { openEmbedded, type DatabaseHandle } from "../../src/db/embedded.ts";
 import type { TestDatabase } from "./db.ts";
 import { freePort } from "./ports.ts";
-import { lateBound, useTestServer, type TestServer } from "./setup.ts";
+import { useResource, useTestServer, type TestServer } from "./setup.ts";
 
 /** A second, real PostgreSQL (embedded, own data directory and port) playing a source's server. */
 export interface RemotePg {
@@ -75,18 +74,16 @@ export interface SourceTestbed {
  * after the file's tests, the remote last.
  */
 export function useSourceServer(remoteSql: string, prepare?: (bed: SourceTestbed) => Promise<void>): SourceTestbed {
-  const remote = lateBound<RemotePg>("the remote PostgreSQL");
-  let started: RemotePg | undefined;
-  beforeAll(async () => {
-    started = await startRemotePg();
-    remote.set(started);
-    await started.sql(remoteSql);
-  });
-  afterAll(async () => {
-    await started?.close();
-  });
+  const remote = useResource("the remote PostgreSQL", async () => {
+    const started = await startRemotePg();
+    await started.sql(remoteSql).catch(async (error) => {
+      await started.close();
+      throw error;
+    });
+    return started;
+  }, (started) => started.close());
   const bed: SourceTestbed = {
-    remote: remote.handle,
+    remote,
     ...useTestServer(async () => {
       await prepare?.(bed);
       return {};
