@@ -20,7 +20,8 @@ export async function eventually<T>(check: () => Promise<T>, ms = 5000): Promise
   const deadline = Date.now() + ms;
   for (;;) {
     const value = await check();
-    if (value || Date.now() > deadline) return value;
+    // An empty array (no rows yet) is truthy but is not an answer: keep waiting for it.
+    if ((Array.isArray(value) ? value.length > 0 : value) || Date.now() > deadline) return value;
     await new Promise((r) => setTimeout(r, 50));
   }
 }
