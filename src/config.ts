@@ -24,6 +24,8 @@ export interface Config {
   /** Origins allowed for browsers (CORS and /mcp Origin check). Empty: none. */
   allowedOrigins: string[];
   bodyLimit: string;
+  /** Answer plain 2025-era tools/call requests on /mcp without the SDK (src/mcp/directCall.ts); off: every request through the SDK. */
+  mcpDirectCalls: boolean;
   logLevel: string;
   /** Load the demo tenant on first start (default: with the embedded PostgreSQL only). */
   demo: boolean;
@@ -110,6 +112,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     allowedHosts: list(env.SEXTANT_ALLOWED_HOSTS, ["localhost", "127.0.0.1", "[::1]", new URL(publicUrl).hostname]),
     allowedOrigins: list(env.SEXTANT_CORS_ORIGINS, []),
     bodyLimit: env.SEXTANT_BODY_LIMIT || "1mb",
+    mcpDirectCalls: env.SEXTANT_MCP_DIRECT_CALLS !== "0",
     logLevel: env.LOG_LEVEL || "info",
     // The demo goes into the embedded database only, unless asked for: DATABASE_URL is the
     // user's own database, where nothing should appear uninvited.

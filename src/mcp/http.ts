@@ -8,6 +8,7 @@ import type { Config } from "../config.ts";
 import { toPublicError } from "../db/errors.ts";
 import { baseFor } from "../oauth/hostAliases.ts";
 import { APPS_HEADER, appsOptIn, createMcpApps } from "./apps/index.ts";
+import { directCalls } from "./directCall.ts";
 import { originAllowed } from "./origins.ts";
 import { callsRunning, type ToolDeps } from "./registerTools.ts";
 import { createMcpServer } from "./server.ts";
@@ -176,10 +177,13 @@ export function installMcp(
   deps: Omit<ToolDeps, "principalOf"> & { authenticate: Authenticate; config: Config; resource?: { url: string; metadataUrl: string } },
 ): { close(): Promise<void> } {
   const toolDeps: ToolDeps = { ...deps, apps: createMcpApps(), principalOf: (extra) => principalFromAuth(extra.authInfo) };
+  const appDeps: ToolDeps = { ...toolDeps, apps: createMcpApps({ optedIn: true }) };
   const servers = new ServerPool((groups) => createMcpServer(toolDeps, groups));
   // Servers for requests that opted in to MCP Apps (`Sextant-Apps: 1` or ?apps=1: a 2025-era
   // client's declaration in initialize reaches no later request here), pooled apart.
-  const appServers = new ServerPool((groups) => createMcpServer({ ...toolDeps, apps: createMcpApps({ optedIn: true }) }, groups));
+  const appServers = new ServerPool((groups) => createMcpServer(appDeps, groups));
+  // Plain 2025-era tool calls, answered without the SDK (directCall.ts); SEXTANT_MCP_DIRECT_CALLS=0 turns it off.
+  const direct = deps.config.mcpDirectCalls ? directCalls((apps) => (apps ? appDeps : toolDeps)) : undefined;
   const serverFor = (era: string, requestInfo: globalThis.Request | undefined, authInfo: AuthInfo) => {
     const url = requestInfo?.url.includes("?") ? new URL(requestInfo.url) : undefined;
     const requested = parseToolGroups(requestInfo?.headers.get(GROUPS_HEADER) ?? url?.searchParams.get("groups") ?? undefined);
@@ -235,6 +239,10 @@ export function installMcp(
     const authInfo = (req as { auth?: AuthInfo }).auth;
     let response: globalThis.Response;
     try {
+      if (direct && (await direct.answer(req, res, body, authInfo))) {
+        finished = true;
+        return;
+      }
       const request = webRequest(req, abort.signal);
       response = (await isLegacyRequest(request, body))
         ? await legacyJson(request, authInfo, body)

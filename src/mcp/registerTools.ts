@@ -160,9 +160,13 @@ export function inputSchema(spec: ToolSpec): Record<string, unknown> {
   return json;
 }
 
-/** Servers are built per tool-group set (and more under load): each spec's schemas (and their compiled validators) once per process. */
+/**
+ * Servers are built per tool-group set (and more under load): each spec's schemas (and their
+ * compiled validators) once per process. The direct path of /mcp (directCall.ts) checks calls
+ * with these same validators.
+ */
 const schemas = new WeakMap<ToolSpec, { inputSchema: ReturnType<typeof fromJsonSchema>; outputSchema: ReturnType<typeof fromJsonSchema> }>();
-function schemasOf(spec: ToolSpec) {
+export function schemasOf(spec: ToolSpec) {
   let s = schemas.get(spec);
   if (!s) schemas.set(spec, (s = { inputSchema: fromJsonSchema(inputSchema(spec)), outputSchema: fromJsonSchema(spec.output) }));
   return s;
@@ -176,6 +180,14 @@ export const callsRunning = (server: McpServer): number => running.get(server) ?
 interface HandlerContext {
   mcpReq: { _meta?: { progressToken?: string | number }; signal?: AbortSignal; notify(n: { method: string; params?: Record<string, unknown> }): Promise<void> };
   http?: { authInfo?: { extra?: Record<string, unknown> } };
+}
+
+/**
+ * One MCP tool call as the principal of `authInfo`, in a span under the caller's traceparent:
+ * what the SDK's handler (registerTools) and the direct path of /mcp (directCall.ts) both run.
+ */
+export function runTool(spec: ToolSpec, deps: ToolDeps, authInfo: { extra?: Record<string, unknown> } | undefined, input: unknown, extra: CallExtra & { traceparent?: unknown }): Promise<CallToolResult> {
+  return traced(`mcp ${spec.name}`, extra.traceparent, { "sextant.tool": spec.name }, () => callTool(spec, deps, deps.principalOf({ authInfo }), input, extra));
 }
 
 /** Registers every spec on `server`; the one loop all tools go through. */
@@ -197,11 +209,12 @@ export function registerTools(server: McpServer, specs: ToolSpec[], deps: ToolDe
       (async (input: unknown, ctx: HandlerContext) => {
         running.set(server, callsRunning(server) + 1);
         try {
-          return await traced(`mcp ${spec.name}`, traceparentOf(ctx), { "sextant.tool": spec.name }, () => callTool(spec, deps, deps.principalOf({ authInfo: ctx.http?.authInfo }), input, {
+          return await runTool(spec, deps, ctx.http?.authInfo, input, {
+            traceparent: traceparentOf(ctx),
             signal: ctx.mcpReq.signal,
             _meta: ctx.mcpReq._meta,
             sendNotification: (n) => ctx.mcpReq.notify(n),
-          }));
+          });
         } finally {
           running.set(server, callsRunning(server) - 1);
         }
