@@ -83,7 +83,6 @@ declare
   v_distinct integer;
   v_count integer := 0;
   v_bytes bigint := 0;
-  v_len bigint;
   v_message text;
   v_truncated boolean := false;
   v_text text;
@@ -198,8 +197,9 @@ begin
     end if;
     loop
       fetch v_cursor into v_row;
-      exit when not found;
-      if v_count >= max_rows then
+      if not found then
+        exit;
+      elsif v_count >= max_rows then
         v_truncated := true;
         exit;
       end if;
@@ -207,35 +207,32 @@ begin
       -- into JSON (which costs seconds for a 100 MB value); JSON is at most 8 times smaller
       -- than the stored row (an int8[] of zeros is 4 times), so nothing that fits is refused here.
       -- (Such a row's stored size is then over what is left too, so the one check below ends it.)
-      v_len := pg_column_size(v_row);
-      if v_len <= 8 * (max_bytes - v_bytes) then
-        v_json := to_json(v_row);
-        if v_count = 0 then
-          -- The names are the first row's keys; its binary form (record_send) starts each
-          -- column with its type's oid: the types, without planning the query a third time.
-          v_first := v_json;
-          begin
-            v_send := record_send(v_row);
-          exception when undefined_function then
-            v_send := null;  -- a type with no binary form (aclitem): types are a courtesy, rows are not
-          end;
-        end if;
-        v_len := octet_length(v_json::text);
-      end if;
+      v_json := case when pg_column_size(v_row) <= 8 * (max_bytes - v_bytes) then to_json(v_row) end;
       -- The byte cap holds per row, before the row joins the result: a row that does not fit in
       -- what is left ends the page; a first row that alone exceeds the cap (one huge value) is
       -- refused, so it never leaves the server.
-      if v_bytes + v_len > max_bytes then
+      v_bytes := v_bytes + coalesce(octet_length(v_json::text), pg_column_size(v_row));
+      if v_bytes > max_bytes then
         if v_count = 0 then
           close v_cursor;
-          raise exception 'row %% of the result alone is about %% bytes, over the response limit of %% bytes', row_offset + 1, v_len, max_bytes
+          raise exception 'row %% of the result alone is about %% bytes, over the response limit of %% bytes',
+            row_offset + 1, coalesce(octet_length(v_json::text), pg_column_size(v_row)), max_bytes
             using errcode = 'SX413',
                   hint = 'Select fewer or shorter columns (left(col, 1000), length(col)), or aggregate in SQL.';
         end if;
         v_truncated := true;
         exit;
       end if;
-      v_bytes := v_bytes + v_len;
+      if v_count = 0 then
+        -- The names are the first row's keys; its binary form (record_send) starts each
+        -- column with its type's oid: the types, without planning the query a third time.
+        v_first := v_json;
+        begin
+          v_send := record_send(v_row);
+        exception when undefined_function then
+          v_send := null;  -- a type with no binary form (aclitem): types are a courtesy, rows are not
+        end;
+      end if;
       v_rows := v_rows || v_json;
       v_count := v_count + 1;
     end loop;
