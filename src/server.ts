@@ -77,7 +77,7 @@ export async function startServer(opts: {
   let draining = false;
   let drained: (() => void) | undefined;
   // SEXTANT_OTLP_ENDPOINT: a span per HTTP request (and per MCP tool call, src/mcp/registerTools.ts).
-  const stopTracing = config.otlpEndpoint ? startTracing(config.otlpEndpoint) : undefined;
+  const stopTracing = config.otlpEndpoint ? await startTracing(config.otlpEndpoint) : undefined;
   if (stopTracing) {
     // Span names from a fixed list of routes: never the caller's path.
     const ROUTES = new Set(["mcp", "graphql", "dbt", "ask", "slack", "console", "oauth", "authorize", "token", "register", ".well-known", "health", "ready", "metrics"]);

@@ -420,6 +420,13 @@ describe("sign-in through an upstream OpenID Connect provider", () => {
       const upper = await run("ANN@ACME.TEST");
       expect(upper.back.status).toBe(200);
       expect(upper.html).toContain("Signed in as <strong>ann@acme.test</strong>");
+      // The provider's token endpoint down at the callback: a 502 page that says so, no consent.
+      idp.state.unavailable = "token";
+      const down = await run(ANN);
+      idp.state.unavailable = undefined;
+      expect(down.back.status).toBe(502);
+      expect(down.html).toContain("Fake IdP cannot be reached right now");
+      expect(down.html).not.toContain("Signed in as");
     } finally {
       await other.close();
       await idp.close();

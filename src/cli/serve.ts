@@ -7,8 +7,6 @@ import { authenticatorUrl, workerUrl } from "../db/migrate.ts";
 import { createPool } from "../db/pool.ts";
 import { loadDemo } from "../demo/loadDemo.ts";
 import { installDatabase } from "../install.ts";
-import { startServer } from "../server.ts";
-import { startWorker } from "../worker/index.ts";
 import { createLogger } from "./context.ts";
 
 /**
@@ -37,6 +35,10 @@ export async function serve(): Promise<void> {
   const started = performance.now();
   const config = loadConfig();
   const log = createLogger(config.logLevel);
+  // The HTTP server's modules load (CPU, most of a start) while the database is opened and
+  // checked (mostly waiting on PostgreSQL); a failed load throws where it is awaited.
+  const serverModule = import("../server.ts");
+  serverModule.catch(() => {});
   const db = await connectDatabase(config, (line) => log.debug({ pg: line }));
   await installDatabase(db.adminUrl);
   const admin = new pg.Client({ connectionString: db.adminUrl });
@@ -49,9 +51,10 @@ export async function serve(): Promise<void> {
     await admin.end();
   }
   const pool = createPool(await authenticatorUrl(db.adminUrl), 20, (e) => log.warn({ err: e }, "idle connection error"));
-  const server = await startServer({ config, pool, log });
+  const server = await (await serverModule).startServer({ config, pool, log });
+  // The worker (graphile-worker) is loaded once the server listens: /ready does not wait for it.
   const worker = config.worker
-    ? await startWorker({ databaseUrl: await workerUrl(db.adminUrl), log, concurrency: config.workerConcurrency, staleMs: config.workerStaleMs,
+    ? await (await import("../worker/index.ts")).startWorker({ databaseUrl: await workerUrl(db.adminUrl), log, concurrency: config.workerConcurrency, staleMs: config.workerStaleMs,
         allowHosts: config.sourceAllowHosts, fileDir: config.sourceFileDir })
     : undefined;
   const ms = Math.round(performance.now() - started);

@@ -166,11 +166,15 @@ export function installConsole(app: Express, deps: ConsoleDeps): void {
   // nonce, the ID token checked there), mapped to a person by OAuth's own SQL
   // (oauth_user_for_login: an enabled account with that e-mail); then the usual session.
   const origin = deps.publicUrl.replace(/\/$/, "");
-  const upstream = deps.upstream ? new UpstreamOidc(deps.upstream, `${origin}/console/upstream/callback`) : undefined;
-  if (upstream && !deps.keys) throw new Error("the console's upstream sign-in needs the server's key ring");
+  if (deps.upstream && !deps.keys) throw new Error("the console's upstream sign-in needs the server's key ring");
+  const upstream = deps.upstream ? new UpstreamOidc(deps.upstream, {
+    callbackUrl: `${origin}/console/upstream/callback`, keys: deps.keys!,
+    memo: { issuer: origin, audience: `${origin}/console/upstream`, typ: "sx-console-upstream+jwt" },
+  }) : undefined;
+  // The sign-in's memo (upstream.ts: state, nonce, PKCE verifier). Lax, not Strict: the provider
+  // sends the browser back with a cross-site navigation.
   const MEMO_COOKIE = "sx_console_up";
   const memoCookie = { httpOnly: true, sameSite: "lax", secure: settings.secure, path: "/console/upstream" } as const;
-  const memoClaims = { issuer: origin, audience: `${origin}/console/upstream`, typ: "sx-console-upstream+jwt" };
 
   api.get("/sign-in", (_req, res) => void res.json({ upstream: upstream?.config.name ?? null }));
 
@@ -178,11 +182,9 @@ export function installConsole(app: Express, deps: ConsoleDeps): void {
   api.post("/upstream", checkOrigin, async (_req, res) => {
     if (!upstream) return fail(res, 404, "SX404", "no upstream sign-in is configured");
     try {
-      const start = await upstream.start();
-      const memo = await deps.keys!.sign({ state: start.state, nonce: start.nonce, verifier: start.verifier }, { ...memoClaims, subject: "upstream", ttlSeconds: 600 });
-      // Lax, not Strict: the provider sends the browser back with a cross-site navigation.
+      const { url, memo } = await upstream.begin();
       res.cookie(MEMO_COOKIE, memo, { ...memoCookie, maxAge: 600_000 });
-      res.json({ url: start.url });
+      res.json({ url });
     } catch (error) {
       deps.log.warn({ err: error }, "console upstream sign-in could not start");
       fail(res, 502, "SX502", `${upstream.config.name} cannot be reached right now; try again, or sign in with your password`);
@@ -194,33 +196,21 @@ export function installConsole(app: Express, deps: ConsoleDeps): void {
     const refuse = (res: Response, status: number, title: string, message: string) => {
       sendPage(res, status, messagePage(title, `${message} Open the console (/console) to sign in again.`));
     };
+    const titles = { expired: "Sign-in expired", mismatch: "Sign-in refused", refused: "Sign-in refused", failed: "Sign-in failed", unavailable: "Sign-in unavailable" };
+    const statuses = { expired: 400, mismatch: 403, refused: 403, failed: 403, unavailable: 502 };
     app.get("/console/upstream/callback", async (req, res, next) => {
       try {
         // One use: the memo goes whatever the outcome.
         res.clearCookie(MEMO_COOKIE, memoCookie);
-        let memo;
-        try {
-          memo = await deps.keys!.verify(readCookie(req, MEMO_COOKIE) ?? "", memoClaims);
-        } catch {
-          return refuse(res, 400, "Sign-in expired", "This sign-in was not started in this browser, was already used, or took more than 10 minutes.");
+        const outcome = await upstream.complete(readCookie(req, MEMO_COOKIE), req.query);
+        if (!outcome.ok) {
+          if (outcome.reason !== "expired") deps.log.warn({ reason: outcome.reason, message: outcome.message }, "console upstream sign-in failed");
+          return refuse(res, statuses[outcome.reason], titles[outcome.reason], outcome.message);
         }
-        if (typeof req.query.state !== "string" || !sameSecret(String(memo.state), req.query.state)) {
-          return refuse(res, 403, "Sign-in refused", "The answer from the sign-in provider does not belong to this sign-in.");
-        }
-        if (typeof req.query.error === "string") {
-          return refuse(res, 403, "Sign-in refused", `${upstream.config.name} did not sign you in (${req.query.error.slice(0, 100)}).`);
-        }
-        let email: string;
-        try {
-          email = await upstream.finish(String(req.query.code ?? "").slice(0, 2000), { nonce: String(memo.nonce), verifier: String(memo.verifier) });
-        } catch (error) {
-          deps.log.warn({ err: error }, "console upstream sign-in failed");
-          return refuse(res, 403, "Sign-in failed", `${upstream.config.name} could not confirm who you are: ${(error as Error).message}.`);
-        }
-        const { rows } = await deps.pool.query("select * from sextant_private.oauth_user_for_login($1)", [email]);
+        const { rows } = await deps.pool.query("select * from sextant_private.oauth_user_for_login($1)", [outcome.email]);
         if (!rows[0]) {
-          deps.log.info({ email: email.replace(/^(.).*@/, "$1…@") }, "console upstream sign-in: no account");
-          return refuse(res, 403, "No Sextant account", `${email} has no Sextant account. Ask a Sextant admin to add you (sextant user create).`);
+          deps.log.info({ email: outcome.email.replace(/^(.).*@/, "$1…@") }, "console upstream sign-in: no account");
+          return refuse(res, 403, "No Sextant account", `${outcome.email} has no Sextant account. Ask a Sextant admin to add you (sextant user create).`);
         }
         await startSession(res, Number(rows[0].user_id));
         res.setHeader("Cache-Control", "no-store");
@@ -230,7 +220,6 @@ export function installConsole(app: Express, deps: ConsoleDeps): void {
       }
     });
   }
-
 
   api.get("/session", signedIn(false), (req: SessionRequest, res) => void res.json(view(req.session!)));
 

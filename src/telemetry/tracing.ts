@@ -1,9 +1,7 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Span, type Tracer } from "@opentelemetry/api";
 import { parseTraceParent } from "@opentelemetry/core";
-import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
-import { resourceFromAttributes } from "@opentelemetry/resources";
-import { BatchSpanProcessor, TracerProvider } from "@opentelemetry/sdk-trace";
+import type { TracerProvider } from "@opentelemetry/sdk-trace";
 
 /**
  * OpenTelemetry traces, off unless SEXTANT_OTLP_ENDPOINT is set. Spans are made with the official
@@ -18,8 +16,13 @@ const current = new AsyncLocalStorage<Span>();
 
 const TRACEPARENT = /^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
 
-/** Starts sending spans to `endpoint` (an OTLP/HTTP traces URL). Returns how to stop (flushes). */
-export function startTracing(endpoint: string, service = "sextant"): () => Promise<void> {
+/**
+ * Starts sending spans to `endpoint` (an OTLP/HTTP traces URL). Returns how to stop (flushes).
+ * The SDK and exporter are loaded here, so a server without tracing does not load them.
+ */
+export async function startTracing(endpoint: string, service = "sextant"): Promise<() => Promise<void>> {
+  const [{ OTLPTraceExporter }, { resourceFromAttributes }, { BatchSpanProcessor, TracerProvider }] = await Promise.all([
+    import("@opentelemetry/exporter-trace-otlp-http"), import("@opentelemetry/resources"), import("@opentelemetry/sdk-trace")]);
   provider = new TracerProvider({
     resource: resourceFromAttributes({ "service.name": service }),
     spanProcessors: [new BatchSpanProcessor({ exporter: new OTLPTraceExporter({ url: endpoint, timeoutMillis: 5000 }), scheduledDelayMillis: 1000, maxQueueSize: 2048 })],

@@ -1,13 +1,13 @@
-import { Logger, runMigrations } from "graphile-worker";
 import pg from "pg";
-
-const quiet = new Logger(() => () => {});
 
 /**
  * Installs or upgrades graphile-worker's schema (as the admin), then lets the worker role use
  * it and sextant_owner enqueue into it (the triggers in sql/materialize_pipelines.sql call add_job).
  */
 export async function installWorkerSchema(adminUrl: string): Promise<void> {
+  // Loaded here: a start on a migrated database does not run this step (src/db/migrate.ts).
+  const { Logger, runMigrations } = await import("graphile-worker");
+  const quiet = new Logger(() => () => {});
   const pool = new pg.Pool({ connectionString: adminUrl, max: 1 });
   pool.on("error", () => {});
   pool.on("connect", (client) => client.on("error", () => {}));

@@ -12,6 +12,27 @@ export const upstreamEnv = (idp: FakeOidc) => ({
   SEXTANT_OIDC_ISSUER: idp.issuer, SEXTANT_OIDC_CLIENT_ID: UPSTREAM_CLIENT.clientId, SEXTANT_OIDC_CLIENT_SECRET: UPSTREAM_CLIENT.clientSecret, SEXTANT_OIDC_NAME: "Acme SSO",
 });
 
+/** The console's upstream sign-in driven by hand: its memo cookie, and the provider's answer (the callback URL). */
+export async function beginUpstream(base: string): Promise<{ memo: string; callback: URL }> {
+  const res = await fetch(`${base}/console/api/upstream`, { method: "POST", headers: { origin: base, "content-type": "application/json" }, body: "{}" });
+  expect(res.status).toBe(200);
+  const memo = res.headers.getSetCookie().find((c) => c.startsWith("sx_console_up="))!.split(";")[0]!;
+  expect(res.headers.getSetCookie().join()).toMatch(/HttpOnly.*SameSite=Lax|SameSite=Lax.*HttpOnly/i);
+  const authorize = new URL(((await res.json()) as { url: string }).url);
+  expect(authorize.searchParams.get("code_challenge_method")).toBe("S256");
+  expect(authorize.searchParams.get("nonce")).toMatch(/^[\w-]{20,}$/);
+  expect(authorize.searchParams.get("redirect_uri")).toBe(`${base}/console/upstream/callback`);
+  const back = await fetch(authorize, { redirect: "manual" });
+  return { memo, callback: new URL(back.headers.get("location")!) };
+}
+
+/** The browser's return to the console's callback, with the memo cookie (or none). */
+export async function upstreamCallback(url: URL, memo: string | undefined) {
+  const res = await fetch(url, { redirect: "manual", headers: memo ? { cookie: memo } : {} });
+  const session = res.headers.getSetCookie().find((c) => /^sx_console=[^;]+/.test(c));
+  return { status: res.status, text: await res.text(), session, location: res.headers.get("location"), cookies: res.headers.getSetCookie() };
+}
+
 /**
  * The console's sign-in through an upstream OpenID provider (the one OAuth uses; a stand-in on
  * loopback here): the same relying-party code (src/oauth/upstream.ts) and the same person
@@ -89,25 +110,8 @@ export function upstreamSignInSuite(stack: () => ConsoleStack, provider: () => F
       await context.close();
     });
 
-    /** The upstream sign-in driven by hand: its memo cookie, and the provider's answer (the callback URL). */
-    async function begin(): Promise<{ memo: string; callback: URL }> {
-      const res = await fetch(`${base}/console/api/upstream`, { method: "POST", headers: { origin: base, "content-type": "application/json" }, body: "{}" });
-      expect(res.status).toBe(200);
-      const memo = res.headers.getSetCookie().find((c) => c.startsWith("sx_console_up="))!.split(";")[0]!;
-      expect(res.headers.getSetCookie().join()).toMatch(/HttpOnly.*SameSite=Lax|SameSite=Lax.*HttpOnly/i);
-      const authorize = new URL(((await res.json()) as { url: string }).url);
-      expect(authorize.searchParams.get("code_challenge_method")).toBe("S256");
-      expect(authorize.searchParams.get("nonce")).toMatch(/^[\w-]{20,}$/);
-      expect(authorize.searchParams.get("redirect_uri")).toBe(`${base}/console/upstream/callback`);
-      const back = await fetch(authorize, { redirect: "manual" });
-      return { memo, callback: new URL(back.headers.get("location")!) };
-    }
-
-    async function callback(url: URL, memo: string | undefined) {
-      const res = await fetch(url, { redirect: "manual", headers: memo ? { cookie: memo } : {} });
-      const session = res.headers.getSetCookie().find((c) => /^sx_console=[^;]+/.test(c));
-      return { status: res.status, text: await res.text(), session, location: res.headers.get("location") };
-    }
+    const begin = () => beginUpstream(base);
+    const callback = upstreamCallback;
 
     test("hostile callbacks: a wrong state, no memo, a replayed code, a wrong nonce or audience, a provider error — refused, never a session", async () => {
       idp.state.email = "ann@acme.test";

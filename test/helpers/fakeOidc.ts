@@ -11,8 +11,9 @@ export async function startFakeOidc(opts: { clientId: string; clientSecret: stri
   const jwk = { ...(await exportJWK(publicKey)), kid: "k1", alg: "RS256", use: "sig" };
   const codes = new Map<string, { nonce: string; challenge: string; redirect: string; email: string }>();
   // What the next sign-in gets: the e-mail, and (to test a relying party's checks) a wrong nonce or audience.
-  // `emailVerified` is the claim's value ("omit" leaves it out).
-  const state: { email: string; nonce?: string; audience?: string; emailVerified?: unknown } = { email: "ann@acme.test" };
+  // `emailVerified` is the claim's value ("omit" leaves it out). `unavailable` makes the provider
+  // answer 503 on every endpoint ("all") or on one ("token", "jwks"), as one that is down would.
+  const state: { email: string; nonce?: string; audience?: string; emailVerified?: unknown; unavailable?: "all" | "token" | "jwks" } = { email: "ann@acme.test" };
   let issuer = "";
   const server = http.createServer(async (req, res) => {
     const url = new URL(req.url!, issuer);
@@ -20,6 +21,9 @@ export async function startFakeOidc(opts: { clientId: string; clientSecret: stri
       res.writeHead(status, { "content-type": "application/json" });
       res.end(JSON.stringify(body));
     };
+    if (state.unavailable === "all" || (state.unavailable && url.pathname === `/${state.unavailable}`)) {
+      return json(503, { error: "temporarily_unavailable" });
+    }
     if (url.pathname === "/.well-known/openid-configuration") {
       return json(200, { issuer, authorization_endpoint: `${issuer}/authorize`, token_endpoint: `${issuer}/token`, jwks_uri: `${issuer}/jwks` });
     }
@@ -52,5 +56,6 @@ export async function startFakeOidc(opts: { clientId: string; clientSecret: stri
   });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
   issuer = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
-  return { issuer, state, close: () => new Promise((r) => server.close(r)) };
+  // Stopping ends the connections a client keeps alive too: the provider is gone, not half there.
+  return { issuer, state, close: () => new Promise((r) => { server.close(r); server.closeAllConnections(); }) };
 }
