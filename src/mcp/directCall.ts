@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { classifyInboundRequest, SUPPORTED_PROTOCOL_VERSIONS, type CallToolResult } from "@modelcontextprotocol/server";
+import { SUPPORTED_PROTOCOL_VERSIONS, type CallToolResult } from "@modelcontextprotocol/server";
 import { appsOptIn, APPS_HEADER } from "./apps/index.ts";
 import { runTool, schemasOf, type ToolDeps } from "./registerTools.ts";
 import { allTools } from "./server.ts";
@@ -60,11 +60,14 @@ export function directCalls(depsFor: (apps: boolean) => ToolDeps) {
 
   /** The call, when the SDK's legacy JSON answer would be a tools/call result; undefined otherwise. */
   async function plan(req: IncomingMessage, body: unknown, authInfo: AuthInfo): Promise<Plan | undefined> {
-    // The transport's checks (406, 415, 400 on a bad version) and the entry's era classification.
+    // The transport's checks (406, 415, 400 on a bad version) and the entry's era: a request
+    // without `_meta` (so without the 2026 envelope claim) whose header names a version before
+    // 2026-07-28 is legacy (classifyInboundRequest; not called: its zod checks of the body as a
+    // response and a request cost more than the rest of this function).
     const accept = header(req, "accept");
     const version = header(req, "mcp-protocol-version");
     if (!accept?.includes("application/json") || !accept.includes("text/event-stream")) return;
-    if (version === undefined || !SUPPORTED_PROTOCOL_VERSIONS.includes(version)) return;
+    if (version === undefined || !SUPPORTED_PROTOCOL_VERSIONS.includes(version) || version >= "2026-07-28") return;
     if (req.headers["mcp-session-id"] !== undefined) return;
     if (!isObject(body) || !onlyKeys(body, ["jsonrpc", "id", "method", "params"]) || body.method !== "tools/call") return;
     const id = body.id;
@@ -72,14 +75,6 @@ export function directCalls(depsFor: (apps: boolean) => ToolDeps) {
     const params = body.params;
     if (!isObject(params) || !onlyKeys(params, ["name", "arguments"]) || typeof params.name !== "string") return;
     if (params.arguments !== undefined && !isObject(params.arguments)) return;
-    const route = classifyInboundRequest({
-      httpMethod: "POST",
-      protocolVersionHeader: version,
-      mcpMethodHeader: header(req, "mcp-method"),
-      mcpNameHeader: header(req, "mcp-name"),
-      body,
-    } as Parameters<typeof classifyInboundRequest>[0]);
-    if (route.kind !== "legacy") return;
     // The server the SDK would build: the request's groups within the token's, Apps or not.
     let groups: readonly string[];
     const query = req.url?.includes("?") ? new URLSearchParams(req.url.slice(req.url.indexOf("?") + 1)) : undefined;

@@ -1,4 +1,5 @@
 import { Client as ClientV2, StreamableHTTPClientTransport as TransportV2 } from "@modelcontextprotocol/client";
+import { classifyInboundRequest } from "@modelcontextprotocol/server";
 import { describe, expect, test } from "vitest";
 import { directCallsAnswered } from "../../src/mcp/directCall.ts";
 import { createToken, type TestDatabase } from "../helpers/db.ts";
@@ -70,6 +71,8 @@ describe("the direct path of /mcp (plain 2025-era tools/call)", () => {
       const viaDirect = await send(direct.url, token, body, headers);
       expect(viaSdk.direct, what).toBe(0);
       expect(viaDirect.direct, what).toBe(takes ? 1 : 0);
+      // What the direct path takes, the SDK's own entry would route to its 2025-era serving.
+      if (takes) expect(classifyInboundRequest({ httpMethod: "POST", protocolVersionHeader: headers["mcp-protocol-version"], body } as never).kind, what).toBe("legacy");
       expect({ status: viaDirect.status, type: viaDirect.type, text: masked(viaDirect.text) }, what).toEqual({ status: viaSdk.status, type: viaSdk.type, text: masked(viaSdk.text) });
     }
     // The answers are what they claim: results, tool errors with SX codes, the SDK's own errors.
