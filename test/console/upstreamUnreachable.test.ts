@@ -7,11 +7,12 @@ import { screenshot, seriousViolations } from "./browser.ts";
 import { beginUpstream, UPSTREAM_CLIENT, upstreamCallback, upstreamEnv } from "./upstreamSignIn.ts";
 
 // The console's sign-in through an upstream OpenID provider that cannot be reached: down when
-// the sign-in starts (discovery), answering 503 at its token endpoint or key set, or stopped
-// between the person's sign-in there and the callback. Each ends at once on a plain page (or the
+// the sign-in starts (discovery), answering 503 at its token endpoint or key set, silent, or
+// stopped between the person's sign-in there and the callback. Each ends on a plain page (or the
 // sign-in page's message) that says the provider cannot be reached: a 502, no stack trace, no
-// session and no memo left behind. The server here also trusts the provider's e-mails
-// (SEXTANT_OIDC_TRUST_EMAIL=1), checked last while the provider is still up.
+// session and no memo left behind; at once, or once Sextant stops waiting for a silent provider.
+// The server here also trusts the provider's e-mails (SEXTANT_OIDC_TRUST_EMAIL=1), checked while
+// the provider is still up.
 
 const idp = useResource("stand-in OpenID provider", () => startFakeOidc(UPSTREAM_CLIENT), (p) => p.close());
 const stack = useResource("console stack", async () => {
@@ -97,6 +98,22 @@ test("the key set answering 503 at the callback: a 502 page, no session", async 
   expect(back.text).toContain("Sign-in unavailable");
   expectPlainUnavailable(back.text);
   expect(back.cookies.join()).toMatch(/sx_console_up=;/);
+  expect(await sessions()).toBe(before);
+});
+
+test("a token endpoint that never answers: a 502 page once Sextant stops waiting (10 s), no session", { timeout: 40_000 }, async () => {
+  const before = await sessions();
+  const { memo, callback } = await beginUpstream(stack.base);
+  idp.state.silent = true;
+  const started = Date.now();
+  const back = await upstreamCallback(callback, memo);
+  const waited = Date.now() - started;
+  idp.state.silent = undefined;
+  expect(waited).toBeGreaterThanOrEqual(9_000);
+  expect(waited).toBeLessThan(25_000);
+  expect(back).toMatchObject({ status: 502, session: undefined });
+  expect(back.text).toContain("did not answer in time");
+  expectPlainUnavailable(back.text);
   expect(await sessions()).toBe(before);
 });
 

@@ -12,8 +12,9 @@ export async function startFakeOidc(opts: { clientId: string; clientSecret: stri
   const codes = new Map<string, { nonce: string; challenge: string; redirect: string; email: string }>();
   // What the next sign-in gets: the e-mail, and (to test a relying party's checks) a wrong nonce or audience.
   // `emailVerified` is the claim's value ("omit" leaves it out). `unavailable` makes the provider
-  // answer 503 on every endpoint ("all") or on one ("token", "jwks"), as one that is down would.
-  const state: { email: string; nonce?: string; audience?: string; emailVerified?: unknown; unavailable?: "all" | "token" | "jwks" } = { email: "ann@acme.test" };
+  // answer 503 on every endpoint ("all") or on one ("token", "jwks"), as one that is down would;
+  // `silent` makes the token endpoint take the request and never answer.
+  const state: { email: string; nonce?: string; audience?: string; emailVerified?: unknown; unavailable?: "all" | "token" | "jwks"; silent?: boolean } = { email: "ann@acme.test" };
   let issuer = "";
   const server = http.createServer(async (req, res) => {
     const url = new URL(req.url!, issuer);
@@ -37,6 +38,7 @@ export async function startFakeOidc(opts: { clientId: string; clientSecret: stri
       res.writeHead(302, { location: back.href });
       return res.end();
     }
+    if (url.pathname === "/token" && state.silent) return;
     if (url.pathname === "/token" && req.method === "POST") {
       let raw = "";
       for await (const chunk of req) raw += chunk;
