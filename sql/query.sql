@@ -356,9 +356,17 @@ returns sextant.query_result
 language plpgsql stable
 as $$
 declare
-  v_slug text := sextant.current_tenant();
+  v_role text := current_user;
+  v_slug text := pg_catalog.split_part(pg_catalog.substr(v_role, 11), '__', 1);
   v_call record;
 begin
+  -- A tenant's own roles (how the server calls: sextant_t_<slug>, its __analyst or __admin)
+  -- name their tenant: slugs never hold '__' and no login may be named sextant_*. Any other
+  -- role is looked up (current_tenant reads the role graph: most of this function's time).
+  if pg_catalog.left(v_role, 10) operator(pg_catalog.<>) 'sextant_t_' or v_slug operator(pg_catalog.=) ''
+     or not (pg_catalog.substr(v_role, 11 operator(pg_catalog.+) pg_catalog.length(v_slug)) operator(pg_catalog.=) any ('{"",__analyst,__admin}'::text[])) then
+    v_slug := sextant.current_tenant();
+  end if;
   if v_slug is null then
     raise exception 'queries run as a tenant, and the current role belongs to none'
       using errcode = 'SX403', hint = 'Use a tenant''s API token, or an analyst login created with `sextant analyst create`.';
