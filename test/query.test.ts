@@ -297,6 +297,38 @@ describe("query results", () => {
     expect(r.row_count).toBe(4);
   });
 
+  test("the row and byte caps are exact: a page of exactly max_rows rows or exactly the cap is whole, one more is cut", async () => {
+    await db.admin.query("update sextant.tenants set max_response_bytes = 1000 where slug = 'demo'");
+    try {
+      await withTx(db.auth, async (client) => {
+        await asRole(client, "sextant_t_demo");
+        const run = async (sql: string, maxRows = 500, offset = 0) =>
+          (await client.query("select row_count, truncated, next_offset, rows::text as rows from sextant.query($1, $2, $3)", [sql, maxRows, offset])).rows[0];
+        expect(await run("select g from generate_series(1, 3) g", 3)).toMatchObject({ row_count: 3, truncated: false, next_offset: null });
+        expect(await run("select g from generate_series(1, 4) g", 3)).toMatchObject({ row_count: 3, truncated: true, next_offset: 3 });
+        expect(await run("select g from generate_series(1, 4) g", 3, 1)).toMatchObject({ row_count: 3, truncated: false, next_offset: null });
+        expect(await run("select g from generate_series(1, 5) g", 3, 1)).toMatchObject({ row_count: 3, truncated: true, next_offset: 4 });
+        // {"v":"x...x"} is the value and 8 bytes: two rows of 500 bytes are the cap exactly.
+        const exact = await run("select repeat('x', 492) as v from generate_series(1, 2)");
+        expect(exact).toMatchObject({ row_count: 2, truncated: false, next_offset: null });
+        expect(JSON.parse(exact.rows)[1].v).toHaveLength(492);
+        expect(await run("select repeat('x', 492) as v from generate_series(1, 3)")).toMatchObject({ row_count: 2, truncated: true, next_offset: 2 });
+        expect(await run("select repeat('x', 493) as v from generate_series(1, 2)")).toMatchObject({ row_count: 1, truncated: true, next_offset: 1 });
+        expect(await run("select repeat('x', 992) as v")).toMatchObject({ row_count: 1, truncated: false });
+        await client.query("savepoint s");
+        await expect(run("select repeat('x', 993) as v")).rejects.toMatchObject({
+          code: "SX413", message: "row 1 of the result alone is about 1001 bytes, over the response limit of 1000 bytes",
+        });
+        await client.query("rollback to savepoint s");
+        await expect(run("select repeat('x', case when g = 2 then 993 else 1 end) as v from generate_series(1, 2) g", 500, 1)).rejects.toMatchObject({
+          code: "SX413", message: expect.stringMatching(/^row 2 of the result alone is about 1001 bytes/),
+        });
+      });
+    } finally {
+      await db.admin.query("update sextant.tenants set max_response_bytes = 2000000 where slug = 'demo'");
+    }
+  });
+
   test("duplicate column names are refused with a hint", async () => {
     const r = await demo.callTool({ name: "query", arguments: { sql: "select 1 as a, 2 as a" } });
     expect(textOf(r)).toMatch(/SX400: the result has two columns with the same name\nhint: Give every output column a distinct alias/);
