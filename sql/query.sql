@@ -211,8 +211,10 @@ begin
       v_json := case when pg_column_size(v_row) <= 8 * (max_bytes - v_bytes) then to_json(v_row) end;
       -- The byte cap holds per row, before the row joins the result: a row that does not fit in
       -- what is left ends the page; a first row that alone exceeds the cap (one huge value) is
-      -- refused, so it never leaves the server.
-      v_bytes := v_bytes + coalesce(octet_length(v_json::text), pg_column_size(v_row));
+      -- refused, so it never leaves the server. A row's bytes are its JSON's: to_json's value is
+      -- built in memory with a 4-byte header, so pg_column_size less 4 is its octet_length,
+      -- without the copy out and back in that json::text makes of every row.
+      v_bytes := v_bytes + coalesce(pg_column_size(v_json) - 4, pg_column_size(v_row));
       if v_bytes > max_bytes then
         if v_count = 0 then
           close v_cursor;

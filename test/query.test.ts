@@ -315,6 +315,12 @@ describe("query results", () => {
         expect(await run("select repeat('x', 492) as v from generate_series(1, 3)")).toMatchObject({ row_count: 2, truncated: true, next_offset: 2 });
         expect(await run("select repeat('x', 493) as v from generate_series(1, 2)")).toMatchObject({ row_count: 1, truncated: true, next_offset: 1 });
         expect(await run("select repeat('x', 992) as v")).toMatchObject({ row_count: 1, truncated: false });
+        // Short rows too: {"v":1} is 7 bytes, so 142 rows are 994 bytes and the 143rd is over;
+        // bytes, not characters: {"v":"é"} is 10 bytes (9 characters), so 100 rows are the cap.
+        expect(await run("select 1 as v from generate_series(1, 142)")).toMatchObject({ row_count: 142, truncated: false });
+        expect(await run("select 1 as v from generate_series(1, 143)")).toMatchObject({ row_count: 142, truncated: true, next_offset: 142 });
+        expect(await run("select 'é' as v from generate_series(1, 100)")).toMatchObject({ row_count: 100, truncated: false });
+        expect(await run("select 'é' as v from generate_series(1, 200)")).toMatchObject({ row_count: 100, truncated: true, next_offset: 100 });
         await client.query("savepoint s");
         await expect(run("select repeat('x', 993) as v")).rejects.toMatchObject({
           code: "SX413", message: "row 1 of the result alone is about 1001 bytes, over the response limit of 1000 bytes",
