@@ -52,6 +52,8 @@ const CASES: [string, unknown, Record<string, string>, boolean][] = [
   ["hostile: another tenant's schema", call(9, "query", { sql: "select * from t_globex_work.orders" }), V2025, true],
   ["hostile: set_config of the role", call(10, "query", { sql: "select set_config('role', 'sextant_owner', false)" }), V2025, true],
   ["hostile: a NUL character (SX400)", call(11, "query", { sql: "select 'a\u0000b'" }), V2025, true],
+  // JSON.parse makes "__proto__" an own key, as the server's body parser does.
+  ["hostile: a __proto__ key in the arguments", call(20, "query", JSON.parse('{"sql": "select g from generate_series(1, 3) g", "__proto__": {"row_offset": 1, "max_rows": 1}}')), V2025, true],
   ["a tool outside the groups asked for", call(12, "list_schemas", {}), { ...V2025, "sextant-tool-groups": "query" }, false],
   ["an unknown tool", call(13, "no_such_tool", {}), V2025, false],
   ["arguments the schema refuses", call(14, "query", { sql: 5 }), V2025, false],
@@ -76,12 +78,17 @@ describe("the direct path of /mcp (plain 2025-era tools/call)", () => {
       expect({ status: viaDirect.status, type: viaDirect.type, text: masked(viaDirect.text) }, what).toEqual({ status: viaSdk.status, type: viaSdk.type, text: masked(viaSdk.text) });
     }
     // The answers are what they claim: results, tool errors with SX codes, the SDK's own errors.
-    const [ok, , , , , , , divide, two, , , nul, , unknown] = await Promise.all(CASES.map(([, body, headers]) => send(direct.url, token, body, headers)));
-    expect(JSON.parse(ok!.text)).toMatchObject({ jsonrpc: "2.0", id: 1, result: { structuredContent: { rows: [{ one: 1, letter: "a" }] } } });
-    expect(JSON.parse(divide!.text).result).toMatchObject({ isError: true, content: [{ text: expect.stringMatching(/division by zero/) }] });
-    expect(JSON.parse(two!.text).result.isError).toBe(true);
-    expect(JSON.parse(nul!.text).result.content[0].text).toMatch(/^error SX400: arguments must not contain NUL/);
-    expect(unknown!.text).toMatch(/no_such_tool/);
+    const answer = async (what: string) => {
+      const [, body, headers] = CASES.find(([w]) => w === what)!;
+      return (await send(direct.url, token, body, headers)).text;
+    };
+    expect(JSON.parse(await answer("a point lookup"))).toMatchObject({ jsonrpc: "2.0", id: 1, result: { structuredContent: { rows: [{ one: 1, letter: "a" }] } } });
+    expect(JSON.parse(await answer("a SQL error (isError)")).result).toMatchObject({ isError: true, content: [{ text: expect.stringMatching(/division by zero/) }] });
+    expect(JSON.parse(await answer("hostile: two statements")).result.isError).toBe(true);
+    expect(JSON.parse(await answer("hostile: a NUL character (SX400)")).result.content[0].text).toMatch(/^error SX400: arguments must not contain NUL/);
+    expect(await answer("an unknown tool")).toMatch(/no_such_tool/);
+    // An own "__proto__" key is only a key: the arguments keep no row_offset or max_rows from it.
+    expect(JSON.parse(await answer("hostile: a __proto__ key in the arguments")).result.structuredContent).toMatchObject({ rows: [{ g: 1 }, { g: 2 }, { g: 3 }], row_count: 3 });
   });
 
   test("a token's tool groups hold on the direct path: a tool outside them is the SDK's 'not found'", async () => {
