@@ -44,17 +44,20 @@ export async function serve(): Promise<void> {
   const admin = new pg.Client({ connectionString: db.adminUrl });
   await admin.connect();
   let token: string | undefined;
+  let poolUrl: string, workerLogin: string | undefined;
   try {
     if (config.demo && (await loadDemo(admin))) log.info("loaded the demo tenant (schema shop)");
     if (config.demo) token = await demoToken(admin, config.dataDir);
+    poolUrl = await authenticatorUrl(db.adminUrl, admin);
+    if (config.worker) workerLogin = await workerUrl(db.adminUrl, admin);
   } finally {
     await admin.end();
   }
-  const pool = createPool(await authenticatorUrl(db.adminUrl), 20, (e) => log.warn({ err: e }, "idle connection error"));
+  const pool = createPool(poolUrl, 20, (e) => log.warn({ err: e }, "idle connection error"));
   const server = await (await serverModule).startServer({ config, pool, log });
   // The worker (graphile-worker) is loaded once the server listens: /ready does not wait for it.
-  const worker = config.worker
-    ? await (await import("../worker/index.ts")).startWorker({ databaseUrl: await workerUrl(db.adminUrl), log, concurrency: config.workerConcurrency, staleMs: config.workerStaleMs,
+  const worker = workerLogin
+    ? await (await import("../worker/index.ts")).startWorker({ databaseUrl: workerLogin, log, concurrency: config.workerConcurrency, staleMs: config.workerStaleMs,
         allowHosts: config.sourceAllowHosts, fileDir: config.sourceFileDir })
     : undefined;
   const ms = Math.round(performance.now() - started);

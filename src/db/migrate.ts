@@ -34,18 +34,12 @@ export function schemaFingerprint(steps: readonly SchemaStep[] = []): string {
 }
 
 /** The fingerprint this database was last migrated with, if any (none before the first migration). */
-async function installedFingerprint(adminUrl: string): Promise<string | undefined> {
-  const client = new pg.Client({ connectionString: adminUrl });
-  await client.connect();
-  try {
-    // Two statements: a query naming a table that does not exist yet fails as a whole.
-    const exists = await client.query("select to_regclass('sextant_private.settings') is not null as ok");
-    if (!exists.rows[0].ok) return undefined;
-    const { rows } = await client.query<{ value: string }>("select value from sextant_private.settings where key = 'schema_fingerprint'");
-    return rows[0]?.value;
-  } finally {
-    await client.end();
-  }
+async function installedFingerprint(client: pg.ClientBase): Promise<string | undefined> {
+  // Two statements: a query naming a table that does not exist yet fails as a whole.
+  const exists = await client.query("select to_regclass('sextant_private.settings') is not null as ok");
+  if (!exists.rows[0].ok) return undefined;
+  const { rows } = await client.query<{ value: string }>("select value from sextant_private.settings where key = 'schema_fingerprint'");
+  return rows[0]?.value;
 }
 
 /**
@@ -60,33 +54,47 @@ export async function migrateDatabase(
   { verbose = false, force = false, afterSchema = [] as readonly SchemaStep[] } = {},
 ): Promise<void> {
   const fingerprint = schemaFingerprint(afterSchema);
-  const installed = await installedFingerprint(adminUrl);
-  if (force || installed !== fingerprint) {
-    // What uninstall must put back, read before the first migration changes anything.
-    const before = installed === undefined ? await withClient(adminUrl, (c) => preInstallSnapshot(c)) : undefined;
-    // Loaded only when there is something to apply: most starts find the database migrated.
-    const { Logger, migrate } = await import("graphile-migrate");
-    // graphile-migrate keeps its pool for 200 ms after use, and exits the process if that pool's
-    // idle connection then sees the database stop (as a short CLI command does): end it at once.
-    const { clearAllPools } = await import("graphile-migrate/dist/pgReal.js");
-    const gmrc = JSON.parse(fs.readFileSync(path.join(projectRoot, ".gmrc"), "utf8")) as Settings;
-    const settings: Settings = {
-      ...gmrc,
-      connectionString: adminUrl,
-      migrationsFolder: path.join(projectRoot, "migrations"),
-      ...(verbose ? {} : { logger: new Logger(() => () => {}) }),
-    };
-    try {
-      await migrate(settings, false, true);
-    } finally {
-      clearAllPools();
+  // One admin connection for the checks and the passwords: on a migrated database that is the
+  // whole step (each further connection is a round trip or three at every start).
+  await withClient(adminUrl, async (client) => {
+    const installed = await installedFingerprint(client);
+    if (force || installed !== fingerprint) {
+      await applySchema(adminUrl, client, installed, { verbose, afterSchema });
+      await recordSetting(client, "schema_fingerprint", fingerprint, { replace: true });
     }
-    for (const step of afterSchema) await step.run(adminUrl);
-    if (before) await withClient(adminUrl, (c) => recordSetting(c, "pre_install_state", before));
-    await recordFingerprint(adminUrl, fingerprint);
+    await ensureAuthenticatorPassword(client);
+    await ensureWorkerPassword(client);
+  });
+}
+
+/** Migrations, the sql/ files and the further steps; records what uninstall must put back on a first install. */
+async function applySchema(
+  adminUrl: string,
+  client: pg.ClientBase,
+  installed: string | undefined,
+  { verbose, afterSchema }: { verbose: boolean; afterSchema: readonly SchemaStep[] },
+): Promise<void> {
+  // What uninstall must put back, read before the first migration changes anything.
+  const before = installed === undefined ? await preInstallSnapshot(client) : undefined;
+  // Loaded only when there is something to apply: most starts find the database migrated.
+  const { Logger, migrate } = await import("graphile-migrate");
+  // graphile-migrate keeps its pool for 200 ms after use, and exits the process if that pool's
+  // idle connection then sees the database stop (as a short CLI command does): end it at once.
+  const { clearAllPools } = await import("graphile-migrate/dist/pgReal.js");
+  const gmrc = JSON.parse(fs.readFileSync(path.join(projectRoot, ".gmrc"), "utf8")) as Settings;
+  const settings: Settings = {
+    ...gmrc,
+    connectionString: adminUrl,
+    migrationsFolder: path.join(projectRoot, "migrations"),
+    ...(verbose ? {} : { logger: new Logger(() => () => {}) }),
+  };
+  try {
+    await migrate(settings, false, true);
+  } finally {
+    clearAllPools();
   }
-  await ensureAuthenticatorPassword(adminUrl);
-  await ensureWorkerPassword(adminUrl);
+  for (const step of afterSchema) await step.run(adminUrl);
+  if (before) await recordSetting(client, "pre_install_state", before);
 }
 
 /**
@@ -94,8 +102,8 @@ export async function migrateDatabase(
  * sextant_private.settings, so that every server process on the database can read it with
  * the admin connection. SEXTANT_AUTHENTICATOR_PASSWORD overrides it.
  */
-export async function ensureAuthenticatorPassword(adminUrl: string): Promise<string> {
-  return ensureLoginPassword(adminUrl, "sextant_authenticator", "authenticator_password", process.env.SEXTANT_AUTHENTICATOR_PASSWORD);
+export async function ensureAuthenticatorPassword(admin: string | pg.ClientBase): Promise<string> {
+  return withAdmin(admin, (c) => ensureLoginPassword(c, "sextant_authenticator", "authenticator_password", process.env.SEXTANT_AUTHENTICATOR_PASSWORD));
 }
 
 /**
@@ -103,39 +111,36 @@ export async function ensureAuthenticatorPassword(adminUrl: string): Promise<str
  * switch into no tenant role), kept like the authenticator's. SEXTANT_WORKER_PASSWORD
  * overrides it.
  */
-export async function ensureWorkerPassword(adminUrl: string): Promise<string> {
-  return ensureLoginPassword(adminUrl, "sextant_worker", "worker_password", process.env.SEXTANT_WORKER_PASSWORD);
+export async function ensureWorkerPassword(admin: string | pg.ClientBase): Promise<string> {
+  return withAdmin(admin, (c) => ensureLoginPassword(c, "sextant_worker", "worker_password", process.env.SEXTANT_WORKER_PASSWORD));
 }
 
-async function ensureLoginPassword(adminUrl: string, role: string, key: string, fromEnv: string | undefined): Promise<string> {
-  const client = new pg.Client({ connectionString: adminUrl });
-  await client.connect();
-  try {
-    const { rows } = await client.query<{ value: string }>("select value from sextant_private.settings where key = $1", [key]);
-    let password = fromEnv || rows[0]?.value;
-    if (!password || password !== rows[0]?.value) {
-      password ??= randomBytes(24).toString("base64url");
-      await client.query(
-        `insert into sextant_private.settings (key, value) values ($1, $2)
-         on conflict (key) do update set value = excluded.value`,
-        [key, password],
-      );
-      await client.query(`alter role ${client.escapeIdentifier(role)} password ${client.escapeLiteral(password)}`);
-    }
-    return password;
-  } finally {
-    await client.end();
+async function ensureLoginPassword(client: pg.ClientBase, role: string, key: string, fromEnv: string | undefined): Promise<string> {
+  const { rows } = await client.query<{ value: string }>("select value from sextant_private.settings where key = $1", [key]);
+  let password = fromEnv || rows[0]?.value;
+  if (!password || password !== rows[0]?.value) {
+    password ??= randomBytes(24).toString("base64url");
+    await client.query(
+      `insert into sextant_private.settings (key, value) values ($1, $2)
+       on conflict (key) do update set value = excluded.value`,
+      [key, password],
+    );
+    await client.query(`alter role ${client.escapeIdentifier(role)} password ${client.escapeLiteral(password)}`);
   }
+  return password;
 }
 
-/** The authenticator's connection string: the admin URL with the authenticator's credentials. */
-export async function authenticatorUrl(adminUrl: string): Promise<string> {
-  return loginUrl(adminUrl, "sextant_authenticator", await ensureAuthenticatorPassword(adminUrl));
+/**
+ * The authenticator's connection string: the admin URL with the authenticator's credentials.
+ * `client`: an open admin connection to ask on (else one is opened for the question).
+ */
+export async function authenticatorUrl(adminUrl: string, client?: pg.ClientBase): Promise<string> {
+  return loginUrl(adminUrl, "sextant_authenticator", await ensureAuthenticatorPassword(client ?? adminUrl));
 }
 
-/** The worker's connection string: the admin URL with sextant_worker's credentials. */
-export async function workerUrl(adminUrl: string): Promise<string> {
-  return loginUrl(adminUrl, "sextant_worker", await ensureWorkerPassword(adminUrl));
+/** The worker's connection string: the admin URL with sextant_worker's credentials (`client` as above). */
+export async function workerUrl(adminUrl: string, client?: pg.ClientBase): Promise<string> {
+  return loginUrl(adminUrl, "sextant_worker", await ensureWorkerPassword(client ?? adminUrl));
 }
 
 function loginUrl(adminUrl: string, role: string, password: string): string {
@@ -151,11 +156,16 @@ async function preInstallSnapshot(client: pg.ClientBase): Promise<string | undef
   return rows[0].fresh ? JSON.stringify(await readPreInstallState(client)) : undefined;
 }
 
-async function recordSetting(client: pg.ClientBase, key: string, value: string): Promise<void> {
+async function recordSetting(client: pg.ClientBase, key: string, value: string, { replace = false } = {}): Promise<void> {
   await client.query(
-    `insert into sextant_private.settings (key, value) values ($1, $2) on conflict (key) do nothing`,
+    `insert into sextant_private.settings (key, value) values ($1, $2)
+     on conflict (key) do ${replace ? "update set value = excluded.value" : "nothing"}`,
     [key, value],
   );
+}
+
+async function withAdmin<T>(admin: string | pg.ClientBase, fn: (c: pg.ClientBase) => Promise<T>): Promise<T> {
+  return typeof admin === "string" ? withClient(admin, fn) : fn(admin);
 }
 
 async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
@@ -163,20 +173,6 @@ async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Pro
   await client.connect();
   try {
     return await fn(client);
-  } finally {
-    await client.end();
-  }
-}
-
-async function recordFingerprint(adminUrl: string, fingerprint: string): Promise<void> {
-  const client = new pg.Client({ connectionString: adminUrl });
-  await client.connect();
-  try {
-    await client.query(
-      `insert into sextant_private.settings (key, value) values ('schema_fingerprint', $1)
-       on conflict (key) do update set value = excluded.value`,
-      [fingerprint],
-    );
   } finally {
     await client.end();
   }
