@@ -1,6 +1,6 @@
 import os from "node:os";
 import type pg from "pg";
-import { serveStdio } from "@modelcontextprotocol/server/stdio";
+import { serveStdio, StdioServerTransport } from "@modelcontextprotocol/server/stdio";
 import { buildPrincipal, type Principal } from "../auth/principal.ts";
 import { authenticatorUrl } from "../db/migrate.ts";
 import { AuditLog } from "../audit/auditLog.ts";
@@ -9,6 +9,7 @@ import { createTenantLimits, type TenantLimitsCache } from "../auth/tenantLimits
 import { createPool } from "../db/pool.ts";
 import { createMcpApps } from "../mcp/apps/index.ts";
 import { createMcpServer } from "../mcp/server.ts";
+import { stdioDirect } from "../mcp/stdioDirect.ts";
 import { createEmbedder } from "../dbt/embeddings.ts";
 import { openContext } from "./context.ts";
 
@@ -50,6 +51,7 @@ export async function runStdio(tenant: string, level: string): Promise<void> {
     if (stopping) return;
     stopping = true;
     await served.close().catch(() => {});
+    await direct?.close();
     await audit.close();
     await pool.end().catch(() => {});
     await ctx.close();
@@ -60,5 +62,12 @@ export async function runStdio(tenant: string, level: string): Promise<void> {
   process.stdin.on("close", () => void shutdown());
   process.on("SIGINT", () => void shutdown());
   process.on("SIGTERM", () => void shutdown());
-  const served = serveStdio(() => createMcpServer(toolDeps), { onerror: (e) => ctx.log.warn({ err: e }, "mcp stdio error") });
+  // Plain 2025-era tools/call lines are answered without the SDK (src/mcp/stdioDirect.ts; SEXTANT_MCP_DIRECT_CALLS=0: off).
+  const direct = ctx.config.mcpDirectCalls
+    ? stdioDirect(toolDeps, process.stdin, process.stdout, (tool) => ctx.log.debug({ tool }, "mcp stdio direct call"))
+    : undefined;
+  const served = serveStdio(() => createMcpServer(toolDeps), {
+    onerror: (e) => ctx.log.warn({ error: e.message }, "mcp stdio error"), // the message only: no stack on stderr
+    ...(direct && { transport: new StdioServerTransport(direct.sdkInput, process.stdout) }),
+  });
 }

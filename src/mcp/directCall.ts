@@ -16,8 +16,8 @@ interface Plan {
   deps: ToolDeps;
 }
 
-const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === "object" && !Array.isArray(v);
-const onlyKeys = (o: Record<string, unknown>, allowed: readonly string[]) => Object.keys(o).every((k) => allowed.includes(k));
+export const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === "object" && !Array.isArray(v);
+export const onlyKeys = (o: Record<string, unknown>, allowed: readonly string[]) => Object.keys(o).every((k) => allowed.includes(k));
 const header = (req: IncomingMessage, name: string): string | undefined => {
   const v = req.headers[name];
   return typeof v === "string" ? v : undefined;
@@ -28,7 +28,7 @@ const header = (req: IncomingMessage, name: string): string | undefined => {
  * zod, which puts the schema's keys first, in the schema's order, and drops unknown keys of a
  * text block): `_meta`, `content`, `structuredContent`, `isError`, then any other key.
  */
-function wireResult(result: CallToolResult): Record<string, unknown> {
+export function wireResult(result: CallToolResult): Record<string, unknown> {
   const { _meta, content, structuredContent, isError, ...rest } = result as CallToolResult & Record<string, unknown>;
   return {
     ...(_meta !== undefined && { _meta }),
@@ -45,6 +45,19 @@ function wireResult(result: CallToolResult): Record<string, unknown> {
 /** The SDK's issue text (validateStandardSchema): `path: message`, joined with ", ". */
 const issueText = (issues: readonly { message: string; path?: readonly (PropertyKey | { key: PropertyKey })[] }[]) =>
   issues.map((i) => (i.path?.length ? `${i.path.map((p) => String(typeof p === "object" ? p.key : p)).join(".")}: ${i.message}` : i.message)).join(", ");
+
+/** What the SDK's tools/call handler makes of the tool's result (validateToolOutput, then its createToolError). */
+export async function checkOutput(spec: ToolSpec, result: CallToolResult): Promise<CallToolResult> {
+  if (result.isError) return result;
+  let message: string | undefined;
+  if (result.structuredContent === undefined) {
+    message = `Output validation error: Tool ${spec.name} has an output schema but no structured content was provided`;
+  } else {
+    const checked = await schemasOf(spec).outputSchema["~standard"].validate(result.structuredContent);
+    if (checked.issues?.length) message = `Output validation error: Invalid structured content for tool ${spec.name}: ${issueText(checked.issues)}`;
+  }
+  return message === undefined ? result : { content: [{ type: "text", text: message }], isError: true };
+}
 
 /**
  * The direct path of /mcp for the common call: one 2025-era JSON-RPC `tools/call` request, no
@@ -91,19 +104,6 @@ export function directCalls(depsFor: (apps: boolean) => ToolDeps) {
     if (checked.issues) return;
     const apps = appsOptIn(header(req, APPS_HEADER), query?.get("apps") ?? undefined);
     return { id: id as string | number, spec, input: checked.value, deps: depsFor(apps) };
-  }
-
-  /** What the SDK's tools/call handler makes of the tool's result (validateToolOutput, then its createToolError). */
-  async function checkOutput(spec: ToolSpec, result: CallToolResult): Promise<CallToolResult> {
-    if (result.isError) return result;
-    let message: string | undefined;
-    if (result.structuredContent === undefined) {
-      message = `Output validation error: Tool ${spec.name} has an output schema but no structured content was provided`;
-    } else {
-      const checked = await schemasOf(spec).outputSchema["~standard"].validate(result.structuredContent);
-      if (checked.issues?.length) message = `Output validation error: Invalid structured content for tool ${spec.name}: ${issueText(checked.issues)}`;
-    }
-    return message === undefined ? result : { content: [{ type: "text", text: message }], isError: true };
   }
 
   return {
