@@ -82,7 +82,7 @@ export function directCalls(depsFor: (apps: boolean) => ToolDeps) {
     if (!accept?.includes("application/json") || !accept.includes("text/event-stream")) return;
     if (version === undefined || !SUPPORTED_PROTOCOL_VERSIONS.includes(version) || version >= "2026-07-28") return;
     if (req.headers["mcp-session-id"] !== undefined) return;
-    if (!isObject(body) || !onlyKeys(body, ["jsonrpc", "id", "method", "params"]) || body.method !== "tools/call") return;
+    if (!isObject(body) || !onlyKeys(body, ["jsonrpc", "id", "method", "params"]) || body.jsonrpc !== "2.0" || body.method !== "tools/call") return;
     const id = body.id;
     if (typeof id !== "string" && !Number.isSafeInteger(id)) return;
     const params = body.params;

@@ -63,6 +63,7 @@ const CASES: [string, unknown, Record<string, string>, boolean][] = [
   ["no protocol version header", call(17, "query", { sql: "select 1" }), {}, false],
   ["an unsupported protocol version", call(18, "query", { sql: "select 1" }), { "mcp-protocol-version": "1999-01-01" }, false],
   ["an Accept without event streams", call(19, "query", { sql: "select 1" }), { ...V2025, accept: "application/json" }, false],
+  ["a jsonrpc version other than 2.0", { ...call(21, "query", { sql: "select 1" }), jsonrpc: "1.0" }, V2025, false],
 ];
 
 describe("the direct path of /mcp (plain 2025-era tools/call)", () => {
