@@ -14,23 +14,27 @@ set role sextant_owner;
 -- overhead); PL/pgSQL keeps the plan for the session. Same rule: role membership only.
 -- current_tenant: the slug of the one tenant role (sextant_t_<slug>, member of
 -- sextant_tenant_reader) the current role has USAGE on (pg_has_role: its privileges through
--- inheritance); null for none, two or more, or a superuser. Testing every tenant role grew
--- with the number of tenants (~0.6 ms a call at 1,000); instead it collects the roles
--- current_user is a member of, directly or not (a handful for a tenant role or an analyst
--- login), and tests only the tenant roles among them: every role it has USAGE on is among
--- them (pg_database_owner, implicit for the database owner, is a member of no role). Each
--- tenant role counts once per pg_auth_members row, as before (test/currentTenant.test.ts
--- compares the two for every role). The lateral subqueries (offset 0) keep each step on
--- pg_auth_members' member index. A role in more than 64 roles (sextant_owner, the
--- authenticator: thousands at 1,000 tenants) gets the scan of every tenant role, cheaper
--- for them than the walk.
+-- inheritance); null for none, two or more, or a superuser. Testing every tenant role grows
+-- with the number of tenants (~20 us a call at one, ~0.6 ms at 1,000), so past 64 tenant
+-- roles it collects the roles current_user is a member of, directly or not (a handful for a
+-- tenant role or an analyst login), and tests only the tenant roles among them (~50 us at
+-- 1,000): every role it has USAGE on is among them (pg_database_owner, implicit for the
+-- database owner, is a member of no role). Each tenant role counts once per pg_auth_members
+-- row either way (test/currentTenant.test.ts compares both with the scan for every role).
+-- The lateral subqueries (offset 0) keep each step on pg_auth_members' member index. A role
+-- in more than 64 roles (sextant_owner, the authenticator: thousands at 1,000 tenants) gets
+-- the scan too, cheaper for them than the walk.
 create or replace function sextant.current_tenant()
 returns text
 language plpgsql stable
 set search_path = pg_catalog, pg_temp
 as $$
+declare
+  v_many boolean;
+  v_slug text;
 begin
-  return (
+  if (select count(*) from (select from pg_catalog.pg_auth_members as m
+                            where m.roleid = 'sextant_tenant_reader'::regrole limit 65) as few) > 64 then
     with recursive member_of(oid) as (
       select r.oid from pg_catalog.pg_roles as r where r.rolname = current_user and not r.rolsuper
       union
@@ -40,23 +44,25 @@ begin
     ), first_roles as (
       select u.oid from member_of as u limit 65
     )
-    select case
-      when (select count(*) from first_roles) <= 64 then
-        (select case when count(*) = 1 then min(substr(pg_catalog.pg_get_userbyid(t.member), 11)) end
-         from first_roles as u
-           cross join lateral (select m.member from pg_catalog.pg_auth_members as m
-                               where m.member = u.oid and m.roleid = 'sextant_tenant_reader'::regrole
-                               offset 0) as t
-         where pg_catalog.pg_get_userbyid(t.member) like 'sextant\_t\_%'
-           and pg_catalog.pg_has_role(current_user, t.member, 'USAGE'))
-      else
-        (select case when count(*) = 1 then min(substr(pg_catalog.pg_get_userbyid(m.member), 11)) end
-         from pg_catalog.pg_auth_members as m
-         where m.roleid = 'sextant_tenant_reader'::regrole
-           and pg_catalog.pg_get_userbyid(m.member) like 'sextant\_t\_%'
-           and pg_catalog.pg_has_role(current_user, m.member, 'USAGE')
-           and not exists (select from pg_catalog.pg_roles as s where s.rolname = current_user and s.rolsuper))
-    end);
+    select (select count(*) from first_roles) > 64,
+           (select case when count(*) = 1 then min(substr(pg_catalog.pg_get_userbyid(t.member), 11)) end
+            from first_roles as u
+              cross join lateral (select m.member from pg_catalog.pg_auth_members as m
+                                  where m.member = u.oid and m.roleid = 'sextant_tenant_reader'::regrole
+                                  offset 0) as t
+            where pg_catalog.pg_get_userbyid(t.member) like 'sextant\_t\_%'
+              and pg_catalog.pg_has_role(current_user, t.member, 'USAGE'))
+      into v_many, v_slug;
+    if not v_many then
+      return v_slug;
+    end if;
+  end if;
+  return (select case when count(*) = 1 then min(substr(pg_catalog.pg_get_userbyid(m.member), 11)) end
+          from pg_catalog.pg_auth_members as m
+          where m.roleid = 'sextant_tenant_reader'::regrole
+            and pg_catalog.pg_get_userbyid(m.member) like 'sextant\_t\_%'
+            and pg_catalog.pg_has_role(current_user, m.member, 'USAGE')
+            and not exists (select from pg_catalog.pg_roles as s where s.rolname = current_user and s.rolsuper));
 end
 $$;
 

@@ -92,9 +92,21 @@ describe("current_tenant", () => {
         await c.query(`grant execute on function ${s}.${name}() to public`);
       }
 
-      const { rows: roles } = await c.query<{ rolname: string }>("select rolname::text from pg_catalog.pg_roles order by 1");
-      const answers = new Map<string, { who: string; new: string | null; old: string | null }>();
-      for (const { rolname } of roles) answers.set(rolname, await bothAs(c, rolname, s));
+      const everyRole = async () => {
+        const { rows: roles } = await c.query<{ rolname: string }>("select rolname::text from pg_catalog.pg_roles order by 1");
+        const answers = new Map<string, { who: string; new: string | null; old: string | null }>();
+        for (const { rolname } of roles) answers.set(rolname, await bothAs(c, rolname, s));
+        return { roles, answers };
+      };
+      // Up to 64 tenant roles the function scans them as before; past that it walks up from
+      // current_user. Both are compared with the old body, before and after 65 more tenant roles.
+      const few = await everyRole();
+      expect([...few.answers].filter(([, a]) => a.new !== a.old || a.who === "")).toEqual([]);
+      const { rows: readers } = await c.query("select count(*)::int as n from pg_auth_members where roleid = 'sextant_tenant_reader'::regrole");
+      expect(readers[0].n).toBeLessThanOrEqual(64);
+      for (let i = 0; i < 65; i++) await c.query(`create role sextant_t_ctfill${r}_${i}; grant sextant_tenant_reader to sextant_t_ctfill${r}_${i}`);
+      const { roles, answers } = await everyRole();
+      expect(answers.get(`sextant_t_ctfill${r}_7`)?.new).toBe(`ctfill${r}_7`);
       // The session's own role (the migrator, a superuser) without SET ROLE.
       const { rows: self } = await c.query(`select sextant.current_tenant() as new, ${s}.current_tenant_before() as old`);
 
