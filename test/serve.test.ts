@@ -46,6 +46,10 @@ describe("sextant serve on the embedded PostgreSQL", () => {
       expect(stdout).toContain(`claude mcp add --transport http sextant ${base}/mcp --header "Authorization: Bearer ${token}"`);
 
       expect((await fetch(`${base}/ready`)).status).toBe(200);
+      // The GraphQL playground through the bundle (its page is loaded with import() at request time).
+      const playground = await fetch(`${base}/graphiql`);
+      expect(playground.status).toBe(200);
+      expect(await playground.text()).toMatch(/<html/i);
       const { client } = await connectHttp(base, token!);
       expect(await callOk(client, "whoami")).toMatchObject({ tenant: "demo", access_level: "analyst" });
       const schemas = (await callOk(client, "list_schemas")).rows as { schema_name: string; table_count: number }[];

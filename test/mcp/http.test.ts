@@ -170,34 +170,40 @@ describe("MCP over Streamable HTTP", () => {
     await refused.text();
   });
 
-  test("a client that goes away mid-call: the call is still audited, and later requests with the same id get their own answers", async () => {
-    const headers = { authorization: `Bearer ${acmeToken}`, "mcp-protocol-version": "2025-06-18" };
+  // `_meta` in the params sends a call through the SDK and its pooled servers (the direct path,
+  // src/mcp/directCall.ts, takes only calls without it): both paths are tried.
+  test.each([["the SDK's pooled servers", { _meta: {} }], ["the direct path", {}]])("a client that goes away mid-call (%s): the call is still audited, and later requests with the same id get their own answers", async (_path, extra) => {
+    // Each case its own principal: 21 calls each, under the limit of 120 a minute.
+    const sdkPath = Object.keys(extra).length > 0;
+    const principal = sdkPath ? "acme-agent-pooled" : "acme-agent-direct";
+    const headers = { authorization: `Bearer ${await createToken(db, "acme", principal, "analyst")}`, "mcp-protocol-version": "2025-06-18" };
+    const marker = sdkPath ? 30000001 : 30000000; // one audit row per case
     const slow = new AbortController();
     const abandoned = fetch(`${server.url}/mcp`, {
       method: "POST",
       headers: { "content-type": "application/json", accept: "application/json, text/event-stream", ...headers },
-      body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/call", params: { name: "query", arguments: { sql: "select count(*) as n from generate_series(1, 30000000)" } } }),
+      body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/call", params: { name: "query", arguments: { sql: `select count(*) as n from generate_series(1, ${marker})` }, ...extra } }),
       signal: slow.signal,
     }).catch((e: unknown) => e);
     // Gone once its SQL runs in PostgreSQL.
     const running = await eventually(async () => (await db.admin.query(
-      "select 1 from pg_stat_activity where pid <> pg_backend_pid() and query like '%generate_series(1, 30000000)%' and query not like '%pg_stat_activity%'")).rowCount, 20_000);
+      "select 1 from pg_stat_activity where pid <> pg_backend_pid() and query like $1 and query not like '%pg_stat_activity%'", [`%generate_series(1, ${marker})%`])).rowCount, 20_000);
     expect(running).toBe(1);
     slow.abort();
     await abandoned;
     // While its SQL still runs and after it ends, a pooled server must not carry its result into another exchange.
     // (20 calls over about 4 s: the principal's limit is 120 a minute.)
     for (let i = 0; i < 20; i++) {
-      const res = await post({ jsonrpc: "2.0", id: 1, method: "tools/call", params: { name: "whoami", arguments: {} } }, headers);
+      const res = await post({ jsonrpc: "2.0", id: 1, method: "tools/call", params: { name: "whoami", arguments: {}, ...extra } }, headers);
       const body = (await res.json()) as { id: number; result: { structuredContent: Record<string, unknown> } };
       expect(body.id).toBe(1);
-      expect(body.result.structuredContent).toMatchObject({ tenant: "acme", principal: "acme-agent" });
+      expect(body.result.structuredContent).toMatchObject({ tenant: "acme", principal });
       expect(body.result.structuredContent).not.toHaveProperty("rows");
       await new Promise((r) => setTimeout(r, 200));
     }
     // The abandoned call ran to its end and was audited like any other.
     const audited = await eventually(async () => (await db.admin.query(
-      "select tool, outcome from sextant.audit_events where tenant_slug = 'acme' and sql like '%generate_series(1, 30000000)%'")).rows, 30_000);
+      "select tool, outcome from sextant.audit_events where tenant_slug = 'acme' and sql like $1", [`%generate_series(1, ${marker})%`])).rows, 30_000);
     expect(audited).toEqual([{ tool: "query", outcome: expect.stringMatching(/^(ok|error)$/) }]);
   });
 
