@@ -56,13 +56,34 @@ async function questionVector(deps: ToolDeps, requestId: string, text: string): 
   }
 }
 
-/** Whether any string in a tool's arguments holds a NUL character. */
-function hasNul(value: unknown): boolean {
-  if (typeof value === "string") return value.includes("\u0000");
-  if (Array.isArray(value)) return value.some(hasNul);
-  if (value && typeof value === "object") return Object.entries(value).some(([k, v]) => k.includes("\u0000") || hasNul(v));
-  return false;
+/** Deeper than this, a tool's arguments are refused: no tool takes more than a few levels. */
+const MAX_ARGUMENT_DEPTH = 32;
+
+/**
+ * Refuses arguments that hold a NUL character (in a value or a key) or nest deeper than
+ * MAX_ARGUMENT_DEPTH. Walked with a stack, not recursion: 5,000 nested arrays in an argument the
+ * schema does not name once overflowed the call stack ("internal error").
+ */
+function checkArguments(input: unknown): void {
+  const stack: [unknown, number][] = [[input, 0]];
+  while (stack.length > 0) {
+    const [value, depth] = stack.pop()!;
+    if (typeof value === "string") {
+      if (value.includes("\u0000")) throw nulRefusal();
+      continue;
+    }
+    if (!value || typeof value !== "object") continue;
+    if (depth >= MAX_ARGUMENT_DEPTH) {
+      throw new SextantError("SX400", `arguments are nested more than ${MAX_ARGUMENT_DEPTH} levels deep`, "Pass flat values: no tool takes deeply nested arguments.");
+    }
+    for (const [k, v] of Object.entries(value)) {
+      if (k.includes("\u0000")) throw nulRefusal();
+      stack.push([v, depth + 1]);
+    }
+  }
 }
+
+const nulRefusal = () => new SextantError("SX400", "arguments must not contain NUL characters (U+0000)", "Remove the NUL characters from the text.");
 
 function shapeRows(spec: ToolSpec, rows: Record<string, unknown>[]): CallToolResult {
   if (spec.result === "one") {
@@ -99,9 +120,7 @@ export async function callTool(spec: ToolSpec, deps: ToolDeps, principal: Princi
   try {
     // PostgreSQL text cannot hold NUL, and the wire protocol ends strings at it: refuse it here,
     // for every tool, instead of letting it break the call's connection (08P01).
-    if (hasNul(input)) {
-      throw new SextantError("SX400", "arguments must not contain NUL characters (U+0000)", "Remove the NUL characters from the text.");
-    }
+    checkArguments(input);
     spec.guard?.(input as never);
     // Counted with the call's SQL in one round trip; a tool that asks the embeddings endpoint
     // first is counted before it, so a refused caller costs no embedding.

@@ -60,6 +60,31 @@ describe("audit log", () => {
     expect(logLines.join("")).not.toContain("bob private text");
   });
 
+  test("arguments nested 5,000 deep are refused with SX400 on both paths, audited, and the server answers on", async () => {
+    const token = await createToken(db, "acme", "deep-nesting");
+    // Raw JSON-RPC (an SDK client's own schema check overflows on it): the direct path, and the
+    // SDK's (params._meta sends a call there).
+    const call = async (extra: unknown, meta: boolean) => {
+      const res = await fetch(`${server.url}/mcp`, {
+        method: "POST",
+        headers: { "content-type": "application/json", accept: "application/json, text/event-stream", authorization: `Bearer ${token}`, "mcp-protocol-version": "2025-06-18" },
+        body: `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"query",${meta ? '"_meta":{},' : ""}"arguments":{"sql":"select 1 as one","extra":${extra}}}}`,
+      });
+      const text = await res.text();
+      const json = JSON.parse(text.startsWith("{") ? text : /^data: (.*)$/m.exec(text)![1]!) as { result: { content: { text: string }[]; structuredContent?: unknown } };
+      return json.result;
+    };
+    const nested = (n: number) => `${"[".repeat(n)}"x"${"]".repeat(n)}`;
+    for (const meta of [false, true]) {
+      expect((await call(nested(5000), meta)).content[0]!.text).toMatch(/^error SX400: arguments are nested more than 32 levels deep/);
+      // 30 arrays under the argument object are still only data the tool ignores.
+      expect((await call(nested(30), meta)).structuredContent).toMatchObject({ rows: [{ one: 1 }] });
+    }
+    const rows = await auditedSoon("principal = 'deep-nesting' and outcome = 'refused'", 2);
+    expect(rows).toHaveLength(2);
+    expect(rows[0]).toMatchObject({ tool: "query", outcome: "refused" });
+  });
+
   test("GraphQL: a NUL in the SQL is refused, audited sanitised, and later events land", async () => {
     const token = await createToken(db, "acme", "mallory-nul-gql");
     const { body } = await gql(server.url, token, "query($sql: String!) { query(sql: $sql) { rowCount } }", { sql: "select 1 -- \u0000 x" });
