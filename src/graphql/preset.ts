@@ -62,6 +62,9 @@ export function createGraphql(
       maskError(error) {
         const original = error.originalError;
         if (!original) return error; // GraphQL validation errors are about the query itself
+        // A variable graphql-js could not coerce ("Int cannot represent non 32-bit signed integer
+        // value"): its own error about the request, with no path, not a failure while running it.
+        if (original.name === "GraphQLError" && !error.path) return error;
         const pub = toPublicError(original, logError);
         return new GraphQLError(pub.message, {
           nodes: error.nodes,

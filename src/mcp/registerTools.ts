@@ -165,7 +165,7 @@ export async function callTool(spec: ToolSpec, deps: ToolDeps, principal: Princi
 
 /**
  * A tool's input as compact JSON Schema (the list's token budget): zod's conversion without
- * `$schema` and without the ±2^53 bounds it puts on every integer. The SDK validates calls
+ * `$schema` and without the ±2^53 bounds it puts on an integer left unbounded. The SDK validates calls
  * against it (an integer argument given 1.5 is refused before any SQL runs).
  */
 export function inputSchema(spec: ToolSpec): Record<string, unknown> {
@@ -173,8 +173,11 @@ export function inputSchema(spec: ToolSpec): Record<string, unknown> {
   delete json.$schema;
   delete (json as { additionalProperties?: unknown }).additionalProperties;
   for (const p of Object.values(json.properties ?? {})) {
-    if (p.type === "integer" && p.minimum === Number.MIN_SAFE_INTEGER) delete p.minimum;
-    if (p.type === "integer" && p.maximum === Number.MAX_SAFE_INTEGER) delete p.maximum;
+    // Only the pair a bare .int() puts there: a bound the tool sets itself (.min(1)) keeps its other side.
+    if (p.type === "integer" && p.minimum === Number.MIN_SAFE_INTEGER && p.maximum === Number.MAX_SAFE_INTEGER) {
+      delete p.minimum;
+      delete p.maximum;
+    }
   }
   return json;
 }

@@ -5,9 +5,10 @@ import { object, queryOutput, rowOutput, rowsOutput } from "../outputSchemas.ts"
 import { defineTool, type ToolSpec } from "../toolSpec.ts";
 import { ONE_RESULT } from "./query.ts";
 
-const schema = z.string().optional().describe("Schema (default: all)");
-const table = z.string().describe('Name or "schema.table"');
-const count = z.number().int();
+const schema = z.string().optional();
+const table = z.string().describe("name or schema.table");
+// PostgreSQL's integer: a larger number reached the SQL as a bigint and found no function (42883).
+const count = z.int32().min(0);
 
 /** Catalog area: sql/catalog.sql and sql/catalog_tables.sql (sample_table: sql/query.sql). */
 export const catalogTools: ToolSpec[] = [
@@ -52,7 +53,7 @@ export const catalogTools: ToolSpec[] = [
     input: {
       schema,
       max_results: count.optional().describe("1-1000, default 100"),
-      page_offset: count.optional().describe("Rows to skip"),
+      page_offset: count.optional(),
     },
     fn: "list_tables",
     params: { schema: "schema_name", max_results: "max_results", page_offset: "page_offset" },

@@ -35,7 +35,8 @@ async function followRun(ctx: FollowContext<{ wait_seconds?: number }>): Promise
 
 /** A run as the tools return it (sextant.materialization_runs / get_materialization_status). */
 const runOutput = object(["run_id", "status"]);
-const runId = z.number().int();
+// A bigint identity (from 1): bounded to the integers JSON carries exactly (zod's .int() max, 2^53 - 1).
+const runId = z.number().int().min(1);
 
 /** Materialization area: sql/materialize_*.sql. */
 export const materializeTools: ToolSpec[] = [
@@ -44,7 +45,7 @@ export const materializeTools: ToolSpec[] = [
     title: "Provision a schema",
     description: "Create schema t_<tenant>__<name>, readable by your tenant only; ttl_hours drops it later. Analysts+.",
     group: "materialization",
-    input: { name: z.string(), ttl_hours: z.number().int().optional().describe("1-8760") },
+    input: { name: z.string(), ttl_hours: z.int32().min(1).max(8760).optional() },
     fn: "provision_schema",
     params: { name: "name", ttl_hours: "ttl_hours" },
     output: object(["schema_name"]),

@@ -20,9 +20,9 @@ export const queryTools: ToolSpec[] = [
       "max_rows is capped by your tenant; when truncated, call again with row_offset=next_offset.",
     group: "query",
     input: {
-      sql: z.string().describe("One PostgreSQL statement"),
-      max_rows: z.number().int().optional().describe("default 500"),
-      row_offset: z.number().int().optional().describe("Rows to skip"),
+      sql: z.string(),
+      max_rows: z.int32().min(0).optional().describe("default 500"),
+      row_offset: z.int32().min(0).optional(),
     },
     guard: ({ sql }) => guardSql(sql),
     fn: "query",
@@ -39,7 +39,7 @@ export const queryTools: ToolSpec[] = [
     description:
       "A query's plan, not run: estimated cost and rows, and whether it is within your tenant's budget.",
     group: "query",
-    input: { sql: z.string().describe("Same rules as query") },
+    input: { sql: z.string() },
     guard: ({ sql }) => guardSql(sql),
     fn: "explain_query",
     params: { sql: "sql" },
