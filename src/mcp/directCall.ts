@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { SUPPORTED_PROTOCOL_VERSIONS, type CallToolResult } from "@modelcontextprotocol/server";
 import { appsOptIn, APPS_HEADER } from "./apps/index.ts";
-import { runTool, schemasOf, type ToolDeps } from "./registerTools.ts";
+import { MAX_TOOL_INPUT_ELEMENTS, runTool, schemasOf, type ToolDeps } from "./registerTools.ts";
 import { allTools } from "./server.ts";
 import { boundToolGroups, GROUPS_HEADER, parseToolGroups } from "./toolGroups.ts";
 import type { ToolSpec } from "./toolSpec.ts";
@@ -40,6 +40,25 @@ export function wireResult(result: CallToolResult): Record<string, unknown> {
     ...(isError !== undefined && { isError }),
     ...rest,
   };
+}
+
+/**
+ * Whether `args` holds more than `max` array elements and object members together: the SDK's
+ * count (toolInputElementCount), stopping as soon as it is past. A call over the bound is the
+ * SDK's to refuse (its own error), so the direct paths leave it to it.
+ */
+export function tooManyElements(args: unknown, max = MAX_TOOL_INPUT_ELEMENTS): boolean {
+  let count = 0;
+  const stack: unknown[] = [args];
+  while (stack.length > 0) {
+    const node = stack.pop();
+    if (node === null || typeof node !== "object") continue;
+    const children = Array.isArray(node) ? node : Object.values(node);
+    count += children.length;
+    if (count > max) return true;
+    for (const child of children) if (child !== null && typeof child === "object") stack.push(child);
+  }
+  return false;
 }
 
 /** The SDK's issue text (validateStandardSchema): `path: message`, joined with ", ". */
@@ -88,6 +107,7 @@ export function directCalls(depsFor: (apps: boolean) => ToolDeps) {
     const params = body.params;
     if (!isObject(params) || !onlyKeys(params, ["name", "arguments"]) || typeof params.name !== "string") return;
     if (params.arguments !== undefined && !isObject(params.arguments)) return;
+    if (tooManyElements(params.arguments)) return;
     // The server the SDK would build: the request's groups within the token's, Apps or not.
     let groups: readonly string[];
     const query = req.url?.includes("?") ? new URLSearchParams(req.url.slice(req.url.indexOf("?") + 1)) : undefined;

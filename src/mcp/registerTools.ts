@@ -56,6 +56,13 @@ async function questionVector(deps: ToolDeps, requestId: string, text: string): 
   }
 }
 
+/**
+ * The most array elements and object members a call's arguments may hold, counted together
+ * (McpServer's maxToolInputElements, src/mcp/server.ts): the SDK refuses more before validating
+ * them, and the direct paths hand such a call to it. No tool takes more than a few dozen.
+ */
+export const MAX_TOOL_INPUT_ELEMENTS = 10_000;
+
 /** Deeper than this, a tool's arguments are refused: no tool takes more than a few levels. */
 const MAX_ARGUMENT_DEPTH = 32;
 

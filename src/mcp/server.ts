@@ -1,6 +1,6 @@
 import { McpServer } from "@modelcontextprotocol/server";
 import { registerPrompts } from "./prompts.ts";
-import { registerTools, type ToolDeps } from "./registerTools.ts";
+import { MAX_TOOL_INPUT_ELEMENTS, registerTools, type ToolDeps } from "./registerTools.ts";
 import { registerResources } from "./resources.ts";
 import { TOOL_GROUPS, type ToolGroup } from "./toolSpec.ts";
 import { catalogTools } from "./tools/catalog.ts";
@@ -26,6 +26,7 @@ export function createMcpServer(deps: ToolDeps, groups: readonly ToolGroup[] = T
   const server = new McpServer(
     { name: "sextant", version: "0.1.0", title: "Sextant" },
     {
+      maxToolInputElements: MAX_TOOL_INPUT_ELEMENTS,
       instructions:
         "Sextant: read-only, per-tenant access to a PostgreSQL analytics database. Start with whoami and list_schemas.",
       cacheHints: {

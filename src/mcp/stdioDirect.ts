@@ -1,6 +1,6 @@
 import { PassThrough, type Readable, type Writable } from "node:stream";
 import type { CallToolResult } from "@modelcontextprotocol/server";
-import { checkOutput, isObject, onlyKeys, wireResult } from "./directCall.ts";
+import { checkOutput, isObject, onlyKeys, tooManyElements, wireResult } from "./directCall.ts";
 import { runTool, schemasOf, type ToolDeps } from "./registerTools.ts";
 import { allTools } from "./server.ts";
 
@@ -65,6 +65,7 @@ export function stdioDirect(deps: ToolDeps, input: Readable, output: Writable, o
     const params = body.params;
     if (!isObject(params) || !onlyKeys(params, ["name", "arguments"]) || typeof params.name !== "string") return;
     if (params.arguments !== undefined && !isObject(params.arguments)) return;
+    if (tooManyElements(params.arguments)) return;
     const spec = allTools.find((t) => t.name === params.name);
     if (!spec) return;
     const checked = schemasOf(spec).inputSchema["~standard"].validate(params.arguments ?? {});

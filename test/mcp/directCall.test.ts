@@ -25,7 +25,7 @@ const masked = (text: string) =>
 /** Whether an answer is the result of a tool that ran (not the SDK's refusal before it). */
 const ran = (text: string) => {
   const m = JSON.parse(text) as { result?: { content?: { text?: string }[] } };
-  return m.result !== undefined && !/^(Input validation error|Tool \S+ not found|MCP error)/.test(m.result.content?.[0]?.text ?? "");
+  return m.result !== undefined && !/^(Input validation error|Invalid arguments for tool|Tool \S+ not found|MCP error)/.test(m.result.content?.[0]?.text ?? "");
 };
 
 /** One raw JSON-RPC POST; what came back, and whether the direct path answered it. */
@@ -54,6 +54,9 @@ const CASES: [string, unknown, Record<string, string>, boolean][] = [
   ["hostile: a NUL character (SX400)", call(11, "query", { sql: "select 'a\u0000b'" }), V2025, true],
   // JSON.parse makes "__proto__" an own key, as the server's body parser does.
   ["hostile: a __proto__ key in the arguments", call(20, "query", JSON.parse('{"sql": "select g from generate_series(1, 3) g", "__proto__": {"row_offset": 1, "max_rows": 1}}')), V2025, true],
+  // The SDK's maxToolInputElements (src/mcp/server.ts): array elements and object members together.
+  ["arguments at the element bound (2 keys + 9,998 elements)", call(22, "query", { sql: "select 1 as one", pad: Array(9998).fill(0) }), V2025, true],
+  ["hostile: one element over the bound", call(23, "query", { sql: "select 1 as one", pad: Array(9999).fill(0) }), V2025, false],
   ["a tool outside the groups asked for", call(12, "list_schemas", {}), { ...V2025, "sextant-tool-groups": "query" }, false],
   ["an unknown tool", call(13, "no_such_tool", {}), V2025, false],
   ["arguments the schema refuses", call(14, "query", { sql: 5 }), V2025, false],
@@ -88,6 +91,9 @@ describe("the direct path of /mcp (plain 2025-era tools/call)", () => {
     expect(JSON.parse(await answer("hostile: two statements")).result.isError).toBe(true);
     expect(JSON.parse(await answer("hostile: a NUL character (SX400)")).result.content[0].text).toMatch(/^error SX400: arguments must not contain NUL/);
     expect(await answer("an unknown tool")).toMatch(/no_such_tool/);
+    expect(JSON.parse(await answer("arguments at the element bound (2 keys + 9,998 elements)")).result.structuredContent).toMatchObject({ row_count: 1 });
+    expect(JSON.parse(await answer("hostile: one element over the bound")).result).toEqual({
+      content: [{ type: "text", text: "Invalid arguments for tool query: arguments contain more than the maximum of 10000 elements" }], isError: true });
     // An own "__proto__" key is only a key: the arguments keep no row_offset or max_rows from it.
     expect(JSON.parse(await answer("hostile: a __proto__ key in the arguments")).result.structuredContent).toMatchObject({ rows: [{ g: 1 }, { g: 2 }, { g: 3 }], row_count: 3 });
   });

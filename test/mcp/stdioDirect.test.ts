@@ -99,6 +99,9 @@ const CASES: [string, { id: unknown } & Record<string, unknown>, boolean][] = [
   ["hostile: set_config of the role", call(10, "query", { sql: "select set_config('role', 'sextant_owner', false)" }), true],
   ["hostile: a NUL character (SX400)", call(11, "query", { sql: "select 'a\u0000b'" }), true],
   ["hostile: a __proto__ key in the arguments", call(20, "query", JSON.parse('{"sql": "select g from generate_series(1, 3) g", "__proto__": {"row_offset": 1, "max_rows": 1}}')), true],
+  // The SDK's maxToolInputElements (src/mcp/server.ts): array elements and object members together.
+  ["arguments at the element bound (2 keys + 9,998 elements)", call(22, "query", { sql: "select 1 as one", pad: Array(9998).fill(0) }), true],
+  ["hostile: one element over the bound", call(23, "query", { sql: "select 1 as one", pad: Array(9999).fill(0) }), false],
   ["an unknown tool", call(13, "no_such_tool", {}), false],
   ["arguments the schema refuses", call(14, "query", { sql: 5 }), false],
   ["missing arguments", call(15, "query", {}), false],
@@ -165,6 +168,9 @@ describe("the direct path of `sextant mcp` (plain 2025-era tools/call over stdio
     expect(answer("hostile: a NUL character (SX400)").result.content[0].text).toMatch(/^error SX400: arguments must not contain NUL/);
     expect(answer("hostile: a __proto__ key in the arguments").result.structuredContent).toMatchObject({ rows: [{ g: 1 }, { g: 2 }, { g: 3 }], row_count: 3 });
     expect(JSON.stringify(answer("an unknown tool"))).toMatch(/no_such_tool/);
+    expect(answer("arguments at the element bound (2 keys + 9,998 elements)").result.structuredContent).toMatchObject({ row_count: 1 });
+    expect(answer("hostile: one element over the bound").result).toEqual({
+      content: [{ type: "text", text: "Invalid arguments for tool query: arguments contain more than the maximum of 10000 elements" }], isError: true });
   });
 
   test("a host that declares MCP Apps is answered directly, as the SDK answers it", async () => {
