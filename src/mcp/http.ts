@@ -123,6 +123,24 @@ type AuthInfo = NonNullable<Parameters<ReturnType<typeof createMcpHandler>["fetc
 const PLAIN_HOST = /^[A-Za-z0-9._:[\]-]{1,300}$/;
 
 /**
+ * An absolute-form request target (`POST http://host:port/mcp?groups=query`, RFC 9112 3.2.2,
+ * as proxies send) as the origin-form path and query every later step reads; undefined when it
+ * is not http(s) or names another host than the Host header (the name the route checked).
+ */
+function originForm(target: string, host: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(target);
+  } catch {
+    return undefined;
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") return undefined;
+  const withPort = (h: string) => (/:\d+$/.test(h) ? h : `${h}:${url.protocol === "https:" ? 443 : 80}`);
+  if (url.username || url.password || withPort(url.host) !== withPort(host.toLowerCase())) return undefined;
+  return url.pathname + url.search;
+}
+
+/**
  * The web Request the SDK's transport reads, for a request whose body is already parsed: what
  * toWebRequest (@modelcontextprotocol/node) makes, without turning the parsed body back into
  * text (the transport and the era check take the parsed body and never read this one's).
@@ -280,9 +298,16 @@ export function installMcp(
     "/mcp",
     // The SDK's check reads the host name only; a Host with a path or query after the port
     // (`127.0.0.1:3000?groups=x`) would reach the request URL the SDK builds from it.
+    // A target in absolute form becomes its path and query here, for every path after: the SDK's
+    // request conversions append the target to the Host (a 500 once), the direct path read it as it was.
     (req: Request, res: Response, next) => {
-      if (PLAIN_HOST.test(req.headers.host ?? "")) return next();
-      jsonRpcError(res, 400, "SX400: the Host header must be a host name and port", { code: "SX400" });
+      const host = req.headers.host ?? "";
+      if (!PLAIN_HOST.test(host)) return jsonRpcError(res, 400, "SX400: the Host header must be a host name and port", { code: "SX400" });
+      if (req.url.startsWith("/")) return next();
+      const target = originForm(req.url, host);
+      if (target === undefined) return jsonRpcError(res, 400, "SX400: an absolute request target must be an http(s) URL of the Host header's host", { code: "SX400" });
+      req.url = target;
+      next();
     },
     hostHeaderValidation(deps.config.allowedHosts.map((h) => h.replace(/:\d+$/, ""))),
     originCheck,

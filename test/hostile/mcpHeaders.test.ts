@@ -98,3 +98,48 @@ test("a Host header that carries a query ('host:port?groups=query') changes noth
     expect(res.body, host).toContain("the Host header must be a host name and port");
   }
 });
+
+test("an absolute-form request target (as proxies send) is answered as its path on the direct and the SDK path; another host's is a 400", async () => {
+  const { request } = await import("node:http");
+  const { directCallsAnswered } = await import("../../src/mcp/directCall.ts");
+  const port = new URL(server.url).port;
+  const raw = (target: string, body?: unknown) =>
+    new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const text = body === undefined ? "" : JSON.stringify(body);
+      const req = request({ host: "127.0.0.1", port, path: target, method: body === undefined ? "GET" : "POST", headers: {
+        authorization: `Bearer ${token}`, "content-type": "application/json", accept: "application/json, text/event-stream",
+        "mcp-protocol-version": "2025-06-18", "content-length": Buffer.byteLength(text) } }, (res) => {
+        let answer = "";
+        res.on("data", (d) => (answer += d));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body: answer }));
+      });
+      req.on("error", reject);
+      req.end(text);
+    });
+  const absolute = `http://127.0.0.1:${port}/mcp`;
+  const call = (extra: Record<string, unknown> = {}) => ({ jsonrpc: "2.0", id: 2, method: "tools/call", params: { name: "query", arguments: { sql: "select 7 as seven" }, ...extra } });
+  // The direct path (a plain call) and the SDK's (a call with _meta, a list): 200 and the same answers as the origin form.
+  for (const [body, direct] of [[call(), 1], [call({ _meta: {} }), 0], [list, 0]] as const) {
+    const before = directCallsAnswered();
+    const viaAbsolute = await raw(absolute, body);
+    expect(directCallsAnswered() - before, JSON.stringify(body)).toBe(direct);
+    const viaPath = await raw("/mcp", body);
+    expect(viaAbsolute.status, JSON.stringify(body)).toBe(200);
+    const masked = (t: string) => t.replace(/DATA-[0-9a-f]{12}/g, "DATA-x").replace(/ in \d+(\.\d+)? ms/g, " in N ms").replace(/"elapsed_ms":\d+(\.\d+)?/g, "");
+    expect(masked(viaAbsolute.body)).toBe(masked(viaPath.body));
+  }
+  expect(JSON.parse((await raw(absolute, call())).body).result).toMatchObject({ content: [{ text: expect.stringMatching(/^1 rows? /) }], structuredContent: { row_count: 1 } });
+  // The query of the absolute target is read: ?groups=query narrows the list.
+  const narrowed = await raw(`${absolute}?groups=query`, list);
+  expect(narrowed.status).toBe(200);
+  expect(narrowed.body).toContain('"explain_query"');
+  expect(narrowed.body).not.toContain('"whoami"');
+  // A GET (the SDK's node handler) answers as the origin form does.
+  expect((await raw(absolute)).status).toBe((await raw("/mcp")).status);
+  // Another host than the Host header, credentials in the URL, or another scheme: a clear 400, never a 500.
+  for (const target of [`http://evil.example:${port}/mcp`, `http://127.0.0.1:1/mcp`, `http://u:p@127.0.0.1:${port}/mcp`, `ftp://127.0.0.1:${port}/mcp`]) {
+    const res = await raw(target, list);
+    expect(res.status, target).toBe(400);
+    expect(res.body, target).toContain("an absolute request target must be an http(s) URL of the Host header's host");
+  }
+});
