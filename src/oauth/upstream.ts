@@ -42,6 +42,8 @@ class Unreachable extends Error {}
 
 const MEMO_SECONDS = 600;
 const TIMEOUT_MS = 10_000;
+/** The most an answer of the provider may hold (discovery, token, key set: a few KB each). */
+const MAX_BODY_BYTES = 1_000_000;
 
 /**
  * Sign-in through an upstream OpenID Connect provider (authorization code + PKCE + nonce):
@@ -58,17 +60,28 @@ export class UpstreamOidc {
     if (!config.clientId || !config.clientSecret) throw new Error("SEXTANT_OIDC_ISSUER needs SEXTANT_OIDC_CLIENT_ID and SEXTANT_OIDC_CLIENT_SECRET");
   }
 
-  /** fetch with a deadline; no answer, or a 5xx, is Unreachable (a 4xx is the provider's answer). */
+  /**
+   * fetch with a deadline, the body read whole: no answer (or no whole body) in time, a body
+   * over MAX_BODY_BYTES, or a 5xx is Unreachable (a 4xx is the provider's answer). A hostile or
+   * broken provider's endless body is cut off at the cap, never held in memory whole.
+   */
   private async reach(what: string, url: string | URL, init: RequestInit = {}): Promise<Response> {
     let res: Response;
+    let body: Uint8Array<ArrayBuffer> | null;
     try {
       res = await fetch(url, { ...init, signal: init.signal ?? AbortSignal.timeout(TIMEOUT_MS) });
+      if (res.status >= 500) {
+        await res.body?.cancel().catch(() => {});
+        throw new Unreachable(`its ${what} answered ${res.status}`);
+      }
+      body = await readCapped(res, MAX_BODY_BYTES);
     } catch (error) {
+      if (error instanceof Unreachable) throw error;
+      if (error instanceof TooLarge) throw new Unreachable(`its ${what} sent more than ${MAX_BODY_BYTES / 1_000_000} MB`);
       const timedOut = (error as Error).name === "TimeoutError" || (error as Error).name === "AbortError";
       throw new Unreachable(`its ${what} ${timedOut ? "did not answer in time" : "could not be reached"}`, { cause: error });
     }
-    if (res.status >= 500) throw new Unreachable(`its ${what} answered ${res.status}`);
-    return res;
+    return new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers });
   }
 
   private discover(): Promise<Discovery> {
@@ -173,4 +186,35 @@ function sameText(a: string, b: string): boolean {
   const x = Buffer.from(a);
   const y = Buffer.from(b);
   return x.length === y.length && timingSafeEqual(x, y);
+}
+
+class TooLarge extends Error {}
+
+/** A response's body, read up to `max` bytes (TooLarge past them, the rest not read); null for none. */
+async function readCapped(res: Response, max: number): Promise<Uint8Array<ArrayBuffer> | null> {
+  if (!res.body || [101, 204, 205, 304].includes(res.status)) return null;
+  const reader = res.body.getReader();
+  if (Number(res.headers.get("content-length")) > max) {
+    await reader.cancel().catch(() => {});
+    throw new TooLarge();
+  }
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > max) {
+      await reader.cancel().catch(() => {});
+      throw new TooLarge();
+    }
+    chunks.push(value);
+  }
+  const body = new Uint8Array(size);
+  let at = 0;
+  for (const chunk of chunks) {
+    body.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  return body;
 }

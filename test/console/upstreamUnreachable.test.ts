@@ -7,8 +7,8 @@ import { screenshot, seriousViolations } from "./browser.ts";
 import { beginUpstream, UPSTREAM_CLIENT, upstreamCallback, upstreamEnv } from "./upstreamSignIn.ts";
 
 // The console's sign-in through an upstream OpenID provider that cannot be reached: down when
-// the sign-in starts (discovery), answering 503 at its token endpoint or key set, silent, or
-// stopped between the person's sign-in there and the callback. Each ends on a plain page (or the
+// the sign-in starts (discovery), answering 503 at its token endpoint or key set, silent,
+// sending a body that never ends (cut off past 1 MB, or once the wait is up), or stopped between the person's sign-in there and the callback. Each ends on a plain page (or the
 // sign-in page's message) that says the provider cannot be reached: a 502, no stack trace, no
 // session and no memo left behind; at once, or once Sextant stops waiting for a silent provider.
 // The server here also trusts the provider's e-mails (SEXTANT_OIDC_TRUST_EMAIL=1), checked while
@@ -34,6 +34,24 @@ async function expectSignedOut(page: Page) {
   expect((await page.context().cookies()).map((c) => c.name)).not.toContain("sx_console");
   expect((await page.request.get(`${stack.base}/console/api/session`)).status()).toBe(401);
 }
+
+/** A stand-in body that never ends, read by Sextant: what the provider sent (at most the cap and the sockets' buffers). */
+const ENDLESS_SENT_AT_MOST = 16_000_000;
+
+// First in the file: the discovery document is fetched once and kept once it is whole.
+test("a discovery document that never ends: the start is refused with a 502 past 1 MB, no memo", async () => {
+  idp.state.endless = "discovery";
+  idp.state.sentBytes = 0;
+  const started = Date.now();
+  const res = await fetch(`${stack.base}/console/api/upstream`, { method: "POST", headers: { origin: stack.base, "content-type": "application/json" }, body: "{}" });
+  idp.state.endless = undefined;
+  expect(Date.now() - started).toBeLessThan(10_000);
+  expect(res.status).toBe(502);
+  expect(res.headers.getSetCookie()).toEqual([]);
+  expectPlainUnavailable(((await res.json()) as { message: string }).message);
+  expect(idp.state.sentBytes).toBeGreaterThan(1_000_000);
+  expect(idp.state.sentBytes).toBeLessThan(ENDLESS_SENT_AT_MOST);
+});
 
 test("the provider down when the sign-in starts: the sign-in page says so; no memo, no session", { timeout: 60_000 }, async () => {
   idp.state.unavailable = "all";
@@ -98,6 +116,41 @@ test("the key set answering 503 at the callback: a 502 page, no session", async 
   expect(back.text).toContain("Sign-in unavailable");
   expectPlainUnavailable(back.text);
   expect(back.cookies.join()).toMatch(/sx_console_up=;/);
+  expect(await sessions()).toBe(before);
+});
+
+for (const where of ["token", "jwks"] as const) {
+  test(`a ${where === "token" ? "token endpoint" : "key set"} whose answer never ends: a 502 page past 1 MB, at once, no session`, async () => {
+    const before = await sessions();
+    const { memo, callback } = await beginUpstream(stack.base);
+    idp.state.endless = where;
+    idp.state.sentBytes = 0;
+    const started = Date.now();
+    const back = await upstreamCallback(callback, memo);
+    idp.state.endless = undefined;
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(back).toMatchObject({ status: 502, session: undefined });
+    expect(back.text).toContain(`its ${where === "token" ? "token endpoint" : "key set"} sent more than 1 MB`);
+    expectPlainUnavailable(back.text);
+    expect(idp.state.sentBytes).toBeGreaterThan(1_000_000);
+    expect(idp.state.sentBytes).toBeLessThan(ENDLESS_SENT_AT_MOST);
+    expect(await sessions()).toBe(before);
+  });
+}
+
+test("a token endpoint whose answer trickles on forever: a 502 page once Sextant stops waiting (10 s), no session", { timeout: 40_000 }, async () => {
+  const before = await sessions();
+  const { memo, callback } = await beginUpstream(stack.base);
+  Object.assign(idp.state, { endless: "token", trickle: true });
+  const started = Date.now();
+  const back = await upstreamCallback(callback, memo);
+  const waited = Date.now() - started;
+  Object.assign(idp.state, { endless: undefined, trickle: undefined });
+  expect(waited).toBeGreaterThanOrEqual(9_000);
+  expect(waited).toBeLessThan(25_000);
+  expect(back).toMatchObject({ status: 502, session: undefined });
+  expect(back.text).toContain("its token endpoint did not answer in time");
+  expectPlainUnavailable(back.text);
   expect(await sessions()).toBe(before);
 });
 

@@ -13,8 +13,13 @@ export async function startFakeOidc(opts: { clientId: string; clientSecret: stri
   // What the next sign-in gets: the e-mail, and (to test a relying party's checks) a wrong nonce or audience.
   // `emailVerified` is the claim's value ("omit" leaves it out). `unavailable` makes the provider
   // answer 503 on every endpoint ("all") or on one ("token", "jwks"), as one that is down would;
-  // `silent` makes the token endpoint take the request and never answer.
-  const state: { email: string; nonce?: string; audience?: string; emailVerified?: unknown; unavailable?: "all" | "token" | "jwks"; silent?: boolean } = { email: "ann@acme.test" };
+  // `silent` makes the token endpoint take the request and never answer. `endless` makes one
+  // endpoint ("discovery", "token", "jwks") answer 200 with a JSON body that never ends, sent as
+  // fast as it is read (`trickle`: a byte a second); `sentBytes` counts what such bodies sent.
+  const state: {
+    email: string; nonce?: string; audience?: string; emailVerified?: unknown; unavailable?: "all" | "token" | "jwks"; silent?: boolean;
+    endless?: "discovery" | "token" | "jwks"; trickle?: boolean; sentBytes: number;
+  } = { email: "ann@acme.test", sentBytes: 0 };
   let issuer = "";
   const server = http.createServer(async (req, res) => {
     const url = new URL(req.url!, issuer);
@@ -24,6 +29,20 @@ export async function startFakeOidc(opts: { clientId: string; clientSecret: stri
     };
     if (state.unavailable === "all" || (state.unavailable && url.pathname === `/${state.unavailable}`)) {
       return json(503, { error: "temporarily_unavailable" });
+    }
+    if (state.endless && url.pathname === (state.endless === "discovery" ? "/.well-known/openid-configuration" : `/${state.endless}`)) {
+      for await (const _ of req); // the token request's form
+      res.writeHead(200, { "content-type": "application/json" });
+      const chunk = Buffer.from(`[${"0,".repeat(32_767)}`);
+      let open = true;
+      res.on("close", () => (open = false));
+      while (open) {
+        const piece = state.trickle ? chunk.subarray(0, 1) : chunk;
+        state.sentBytes += piece.length;
+        if (!res.write(piece)) await new Promise((r) => { res.once("drain", r); res.once("close", r); });
+        if (state.trickle) await new Promise((r) => setTimeout(r, 1000));
+      }
+      return;
     }
     if (url.pathname === "/.well-known/openid-configuration") {
       return json(200, { issuer, authorization_endpoint: `${issuer}/authorize`, token_endpoint: `${issuer}/token`, jwks_uri: `${issuer}/jwks` });
