@@ -2,7 +2,7 @@ import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { asRole, createToken, withTx } from "./helpers/db.ts";
 import { useTestServer } from "./helpers/setup.ts";
-import { callOk, connectHttp, textOf } from "./helpers/mcpClient.ts";
+import { callOk, callRows, connectHttp, textOf } from "./helpers/mcpClient.ts";
 
 const { db, server } = useTestServer();
 let demo: Client;
@@ -99,7 +99,7 @@ describe("catalog tools through MCP", () => {
   });
 
   test("sample_table masks sensitive columns and caps n", async () => {
-    const r = (await callOk(demo, "sample_table", { table: "customers", n: 3 })) as { rows: Record<string, unknown>[]; row_count: number };
+    const r = (await callRows(demo, "sample_table", { table: "customers", n: 3 })) as { rows: Record<string, unknown>[]; row_count: number };
     expect(r.row_count).toBe(3);
     expect(r.rows.every((row) => row.email === "[masked]")).toBe(true);
     expect(r.rows[0]!.full_name).toEqual(expect.any(String));

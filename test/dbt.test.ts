@@ -9,7 +9,7 @@ import { loadDbtArtifacts } from "../src/dbt/loadArtifacts.ts";
 import { runCli } from "./helpers/cli.ts";
 import { asRole, createToken, withTx } from "./helpers/db.ts";
 import { loadManifest, manifestV12, modelNode } from "./helpers/dbt.ts";
-import { callOk, connectHttp, textOf } from "./helpers/mcpClient.ts";
+import { callOk, callRows, connectHttp, textOf } from "./helpers/mcpClient.ts";
 import { useTestServer } from "./helpers/setup.ts";
 import { gql } from "./helpers/graphql.ts";
 
@@ -275,7 +275,7 @@ describe("a hand-made project: semantic models, dbt-marked sensitive columns, dr
     expect(d.dbt.unique_id).toBe("model.acme_handmade.orders");
     expect(d.columns.find((c) => c.name === "customer")?.sensitive).toBe(true);
     expect(d.dbt.drift).toEqual({ documented_but_missing: ["discount"], present_but_undocumented: ["amount"] });
-    const sample = (await callOk(acme, "sample_table", { table: "acme_sales.orders", n: 2 })) as { rows: Record<string, unknown>[] };
+    const sample = (await callRows(acme, "sample_table", { table: "acme_sales.orders", n: 2 })) as { rows: Record<string, unknown>[] };
     expect(sample.rows.every((r) => r.customer === "[masked]")).toBe(true);
     const meta = (await callOk(acme, "get_metadata", { schema: "acme_sales" })) as { tables: { table: string; columns: { name: string; sensitive?: boolean; samples?: unknown }[] }[] };
     const customer = meta.tables.find((t) => t.table === "acme_sales.orders")!.columns.find((c) => c.name === "customer")!;

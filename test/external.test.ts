@@ -4,7 +4,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { runCli } from "./helpers/cli.ts";
 import { asRole, createToken, withTx } from "./helpers/db.ts";
-import { callOk, connectHttp, textOf } from "./helpers/mcpClient.ts";
+import { callOk, callRows, connectHttp, textOf } from "./helpers/mcpClient.ts";
 import { useServer, useTestDatabase } from "./helpers/setup.ts";
 
 // The user's own database (issue 14): tables in `public` and in a schema that another role owns
@@ -89,14 +89,14 @@ describe("a tenant given public and a schema owned by the dbt role", () => {
     const described = textOf(await shop.callTool({ name: "describe_table", arguments: { schema: "marts", table: "daily" } }));
     expect(described).toMatch(/films/);
     expect(described).toMatch(/day/);
-    const sample = await callOk(shop, "sample_table", { schema: "marts", table: "daily" });
+    const sample = await callRows(shop, "sample_table", { schema: "marts", table: "daily" });
     expect(JSON.stringify(sample)).toContain("2026-12-01");
     const meta = textOf(await shop.callTool({ name: "get_metadata", arguments: { schema: "public" } }));
     expect(meta).toMatch(/films/);
   });
 
   test("query reads public (unqualified) and the rebuilt dbt table, with column types", async () => {
-    const r = (await callOk(shop, "query", { sql: "select f.title, r.amount from films f join marts.revenue r on r.film_id = f.id" })) as {
+    const r = (await callRows(shop, "query", { sql: "select f.title, r.amount from films f join marts.revenue r on r.film_id = f.id" })) as {
       columns: { name: string; type: string }[];
       rows: Record<string, unknown>[];
     };

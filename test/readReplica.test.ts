@@ -8,7 +8,7 @@ import { createPool } from "../src/db/pool.ts";
 import { installDatabase } from "../src/install.ts";
 import { startServer, type RunningServer } from "../src/server.ts";
 import { eventually } from "./helpers/graphql.ts";
-import { callOk, connectHttp, textOf } from "./helpers/mcpClient.ts";
+import { callOk, callRows, connectHttp, textOf } from "./helpers/mcpClient.ts";
 import { PG15_MISSING, startPg15, type Pg15 } from "./helpers/pg15.ts";
 import { startStandby, type Standby } from "./helpers/pgStandby.ts";
 
@@ -22,7 +22,7 @@ let viewer: Client;
 
 /** Where a read-only `query` call ran: true on the standby (in recovery), false on the primary. */
 async function ranOnStandby(client: Client = viewer): Promise<boolean> {
-  const r = await callOk(client, "query", { sql: "select pg_is_in_recovery() as standby" });
+  const r = await callRows(client, "query", { sql: "select pg_is_in_recovery() as standby" });
   return (r.rows as { standby: boolean }[])[0]!.standby;
 }
 
@@ -64,7 +64,7 @@ describe.skipIf(PG15_MISSING)("SEXTANT_READ_URL: a streaming standby made by pg_
     expect(await eventually(() => ranOnStandby(), 10_000)).toBe(true);
     const who = await callOk(viewer, "whoami");
     expect(who).toMatchObject({ tenant: "acme", database_role: "sextant_t_acme" });
-    const orders = await callOk(viewer, "query", { sql: "select count(*)::int as n, pg_is_in_recovery() as standby from acme_sales.orders" });
+    const orders = await callRows(viewer, "query", { sql: "select count(*)::int as n, pg_is_in_recovery() as standby from acme_sales.orders" });
     expect(orders.rows).toEqual([{ n: 50, standby: true }]);
     // Crossing over to another tenant is refused on the standby too (the same roles and grants).
     const crossing = await viewer.callTool({ name: "query", arguments: { sql: "select * from globex_ops.shipments" } });
@@ -99,7 +99,7 @@ describe.skipIf(PG15_MISSING)("SEXTANT_READ_URL: a streaming standby made by pg_
     try {
       await primary.sql("insert into acme_sales.orders values (51, 510)", [], DB);
       expect(await eventually(async () => !(await ranOnStandby()), 15_000)).toBe(true);
-      const r = await callOk(viewer, "query", { sql: "select count(*)::int as n from acme_sales.orders" });
+      const r = await callRows(viewer, "query", { sql: "select count(*)::int as n from acme_sales.orders" });
       expect(r.rows).toEqual([{ n: 51 }]); // the primary's answer, not the paused standby's 50
     } finally {
       await standby.sql("select pg_wal_replay_resume()");

@@ -5,7 +5,7 @@ import { addSource, listSources, refreshDueSources, refreshSource, removeSource 
 import { runCli } from "./helpers/cli.ts";
 import { asRole, createToken, withTx } from "./helpers/db.ts";
 import { gql } from "./helpers/graphql.ts";
-import { callOk, connectHttp, textOf } from "./helpers/mcpClient.ts";
+import { callOk, callRows, connectHttp, textOf } from "./helpers/mcpClient.ts";
 import { useSourceServer } from "./helpers/remotePg.ts";
 
 // A second, real PostgreSQL plays the remote server; its role may write, Sextant must not.
@@ -83,7 +83,7 @@ describe("a source's tables through MCP", () => {
       .toEqual([{ primary_key: ["id"], estimated_rows: 1000 }]);
     const sample = (await callOk(acme, "sample_table", { table: "orders", schema: "warehouse_analytics", n: 5 })) as { row_count: number };
     expect(sample.row_count).toBe(5);
-    const q = (await callOk(acme, "query", { sql: "select count(*) as n, sum(amount) as total from warehouse_analytics.orders o join warehouse_analytics.customers c on c.name = o.customer where o.id <= 100" })) as { rows: Record<string, unknown>[] };
+    const q = (await callRows(acme, "query", { sql: "select count(*) as n, sum(amount) as total from warehouse_analytics.orders o join warehouse_analytics.customers c on c.name = o.customer where o.id <= 100" })) as { rows: Record<string, unknown>[] };
     expect(q.rows).toEqual([{ n: 100, total: 5050 }]);
   });
 
@@ -96,7 +96,7 @@ describe("a source's tables through MCP", () => {
   });
 
   test("the remote session is read-only and has a statement timeout, whatever the remote role may do", async () => {
-    const q = (await callOk(acme, "query", { sql: "select * from warehouse_analytics.session" })) as { rows: Record<string, unknown>[] };
+    const q = (await callRows(acme, "query", { sql: "select * from warehouse_analytics.session" })) as { rows: Record<string, unknown>[] };
     expect(q.rows).toEqual([{ read_only: "on", statement_timeout: "15s" }]);
   });
 });
@@ -273,7 +273,7 @@ describe("refresh and failures", () => {
     await db.admin.query("update sextant.tenants set statement_timeout_ms = 20000 where slug = 'acme'");
     try {
       await withAdmin((c) => refreshSource(c, "acme", "warehouse"));
-      const q = (await callOk(acme, "query", { sql: "select statement_timeout from warehouse_analytics.session" })) as { rows: Record<string, unknown>[] };
+      const q = (await callRows(acme, "query", { sql: "select statement_timeout from warehouse_analytics.session" })) as { rows: Record<string, unknown>[] };
       expect(q.rows).toEqual([{ statement_timeout: "20s" }]);
       expect((await db.admin.query("select pg_get_userbyid(srvowner) as owner from pg_foreign_server where srvname = 'sextant_src__acme__warehouse'")).rows)
         .toEqual([{ owner: "sextant_owner" }]);
@@ -281,7 +281,7 @@ describe("refresh and failures", () => {
       await db.admin.query("update sextant.tenants set statement_timeout_ms = 15000 where slug = 'acme'");
       await withAdmin((c) => refreshSource(c, "acme", "warehouse"));
     }
-    const q = (await callOk(acme, "query", { sql: "select statement_timeout from warehouse_analytics.session" })) as { rows: Record<string, unknown>[] };
+    const q = (await callRows(acme, "query", { sql: "select statement_timeout from warehouse_analytics.session" })) as { rows: Record<string, unknown>[] };
     expect(q.rows).toEqual([{ statement_timeout: "15s" }]);
   });
 
@@ -307,7 +307,7 @@ describe("refresh and failures", () => {
       expect(r.isError).toBe(true);
       expect(textOf(r)).toMatch(/SX502: source warehouse is unreachable/);
       expect(textOf(r)).not.toContain(PASSWORD);
-      const local = (await callOk(acme, "query", { sql: "select count(*)::int as n from acme_sales.orders" })) as { rows: unknown[] };
+      const local = (await callRows(acme, "query", { sql: "select count(*)::int as n from acme_sales.orders" })) as { rows: unknown[] };
       expect(local.rows).toEqual([{ n: 50 }]);
       const failed = await withAdmin((c) => refreshSource(c, "acme", "warehouse"));
       expect(failed.status).toBe("failed");
@@ -321,7 +321,7 @@ describe("refresh and failures", () => {
     } finally {
       await remote.start();
     }
-    const back = (await callOk(acme, "query", { sql: "select count(*)::int as n from warehouse_analytics.orders" })) as { rows: unknown[] };
+    const back = (await callRows(acme, "query", { sql: "select count(*)::int as n from warehouse_analytics.orders" })) as { rows: unknown[] };
     expect(back.rows).toEqual([{ n: 1000 }]);
     expect((await withAdmin((c) => refreshSource(c, "acme", "warehouse"))).status).toBe("ok");
     // Remote connections are cached per local session and mapping: no more than the local pools hold.
@@ -346,7 +346,7 @@ describe("refresh and failures", () => {
       const r = await pending;
       expect(r.isError).toBe(true);
       expect(textOf(r)).toMatch(/SX502: source warehouse: its PostgreSQL server closed the connection during the query/);
-      const again = (await callOk(acme, "query", { sql: "select count(*)::int as n from warehouse_analytics.orders" })) as { rows: unknown[] };
+      const again = (await callRows(acme, "query", { sql: "select count(*)::int as n from warehouse_analytics.orders" })) as { rows: unknown[] };
       expect(again.rows).toEqual([{ n: 1000 }]);
     } finally {
       await remote.sql("drop view analytics.slow");
@@ -371,15 +371,15 @@ describe("a source's statement timeout", () => {
       const zero = await acme.callTool({ name: "query", arguments: { sql: "select count(*) from warehouse_analytics.orders where 1 / (id - id) = 0" } });
       expect(textOf(zero)).toMatch(/^error 22012: [\s\S]*division by zero/);
       expect(textOf(zero)).not.toMatch(/SX50|source warehouse/);
-      const local = (await callOk(acme, "query", { sql: "select count(*)::int as n from acme_sales.orders" })) as { rows: unknown[] };
+      const local = (await callRows(acme, "query", { sql: "select count(*)::int as n from acme_sales.orders" })) as { rows: unknown[] };
       expect(local.rows).toEqual([{ n: 50 }]);
-      const quick = (await callOk(acme, "query", { sql: "select count(*)::int as n from warehouse_analytics.orders" })) as { rows: unknown[] };
+      const quick = (await callRows(acme, "query", { sql: "select count(*)::int as n from warehouse_analytics.orders" })) as { rows: unknown[] };
       expect(quick.rows).toEqual([{ n: 1000 }]);
     } finally {
       await remote.sql("drop view analytics.slow");
       await withAdmin((c) => refreshSource(c, "acme", "warehouse"));
     }
-    const q = (await callOk(acme, "query", { sql: "select statement_timeout from warehouse_analytics.session" })) as { rows: Record<string, unknown>[] };
+    const q = (await callRows(acme, "query", { sql: "select statement_timeout from warehouse_analytics.session" })) as { rows: Record<string, unknown>[] };
     expect(q.rows).toEqual([{ statement_timeout: "15s" }]);
   });
 });

@@ -2,14 +2,14 @@ import { App, PostMessageTransport } from "@modelcontextprotocol/ext-apps";
 import { render } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import { Chart, suggestChart, type ChartKind } from "../src/components/chart.tsx";
-import { Grid, type Column } from "../src/components/grid.tsx";
+import { Grid, type Column, type Row } from "../src/components/grid.tsx";
 import "./app.css";
 
 /**
  * MCP App for the `query` tool: the result as a grid and a chart, paging through the same tool
  * via the host (app.callServerTool); the app itself has no network. Values are text, never markup.
  */
-interface QueryResult { columns: Column[]; rows: Record<string, unknown>[]; row_count: number; truncated: boolean; next_offset: number | null; elapsed_ms: number }
+interface QueryResult { columns: Column[]; rows: Row[]; row_count: number; truncated: boolean; next_offset: number | null; elapsed_ms: number }
 
 const app = new App({ name: "Sextant query result", version: "0.1.0" });
 let sql = "";

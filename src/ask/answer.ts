@@ -5,7 +5,8 @@ import type { ToolOutcome } from "./tools.ts";
 export interface AnswerDetails {
   sql: { sql: string; row_count: number }[];
   models: string[];
-  table?: { columns: { name: string; type: string }[]; rows: Record<string, unknown>[]; truncated: boolean };
+  /** The last query's result: rows are arrays in the order of columns, as the query tool gives them. */
+  table?: { columns: { name: string; type: string }[]; rows: unknown[][]; truncated: boolean };
   chart?: { type: "bar" | "line" | "pie"; x: string; y: string };
 }
 
@@ -25,7 +26,7 @@ export class DetailsCollector {
       this.sql.push({ sql: call.arguments.sql, row_count: Number(s.row_count ?? s.rows.length) });
       this.table = {
         columns: (s.columns as { name: string; type: string }[]).map((c) => ({ name: String(c.name), type: String(c.type) })),
-        rows: (s.rows as Record<string, unknown>[]).slice(0, TABLE_ROWS),
+        rows: (s.rows as unknown[][]).slice(0, TABLE_ROWS),
         truncated: s.truncated === true || s.rows.length > TABLE_ROWS,
       };
     }

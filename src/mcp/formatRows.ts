@@ -47,3 +47,30 @@ export function formatRows(rows: Record<string, unknown>[], columns?: string[]):
   }
   return out;
 }
+
+/**
+ * `rows` (objects keyed by `names`) in one pass: the TSV of formatRows, byte for byte, and each
+ * row as an array of its values in the order of `names` (a missing key is null). The arrays hold
+ * the parsed values themselves (numbers, booleans, null, nested JSON), not copies.
+ */
+export function tabulate(rows: Record<string, unknown>[], names: string[]): { tsv: string; values: unknown[][] } {
+  const n = names.length;
+  const first = names[0]!;
+  const values: unknown[][] = new Array(rows.length);
+  let tsv = names.join("\t");
+  for (let r = 0; r < rows.length; r++) {
+    const row = rows[r]!;
+    const array: unknown[] = new Array(n);
+    // (No columns at all, `select from t`: formatRows' empty line per row.)
+    let v = row[first];
+    tsv += `\n${cell(v)}`;
+    if (n > 0) array[0] = v === undefined ? null : v;
+    for (let i = 1; i < n; i++) {
+      v = row[names[i]!];
+      tsv += `\t${cell(v)}`;
+      array[i] = v === undefined ? null : v;
+    }
+    values[r] = array;
+  }
+  return { tsv, values };
+}

@@ -12,11 +12,26 @@ export function object(required: string[], typed: Record<string, string | string
   return { type: "object", ...(Object.keys(properties).length ? { properties } : {}), ...(required.length ? { required } : {}) };
 }
 
-/** `result: "rows"` tools: the function's rows as objects, and their count. */
-export const rowsOutput = object(["rows", "row_count"], { rows: "array" });
+/**
+ * `result: "rows"` tools: the function's rows as objects, and their count. (Not typed: 39 bytes
+ * in each of ten tools paid for describing query's columnar rows within the list's budget.)
+ */
+export const rowsOutput = object(["rows", "row_count"]);
 
-/** query and sample_table: rows, and where the next page starts when truncated. */
-export const queryOutput = object(["columns", "rows", "row_count", "truncated", "next_offset"], { truncated: "boolean", next_offset: ["integer", "null"] });
+/**
+ * query and sample_table: columns, rows as arrays in the order of `columns` (columnar: objects
+ * repeated every name in every row; see formatResult.ts), and where the next page starts when
+ * truncated.
+ */
+export const queryOutput: Schema = {
+  type: "object",
+  properties: {
+    rows: { type: "array", items: { type: "array" }, description: "each row's values in the order of columns" },
+    truncated: { type: "boolean" },
+    next_offset: { type: ["integer", "null"] },
+  },
+  required: ["columns", "rows", "row_count", "truncated", "next_offset"],
+};
 
 /** A single row whose fields the SQL function documents (COMMENT ON FUNCTION). */
 export const rowOutput: Schema = { type: "object" };

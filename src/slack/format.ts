@@ -34,7 +34,7 @@ export function finalText(final: Extract<AskEvent, { type: "answer" | "stopped" 
   if (d.models.length) parts.push(`*dbt models:* ${d.models.map(slackEscape).join(", ")}`);
   if (final.type === "answer" && d.table && d.table.rows.length > 1) {
     const names = d.table.columns.map((c) => c.name);
-    const rows = d.table.rows.slice(0, TABLE_ROWS).map((r) => names.map((n) => String(r[n] ?? "")).join("\t"));
+    const rows = d.table.rows.slice(0, TABLE_ROWS).map((r) => names.map((_, i) => String(r[i] ?? "")).join("\t"));
     parts.push(code([names.join("\t"), ...rows].join("\n")) + (d.table.rows.length > TABLE_ROWS ? `\n_first ${TABLE_ROWS} of ${d.table.rows.length} rows_` : ""));
   }
   let text = parts.join("\n\n");

@@ -47,7 +47,9 @@ describe("a question answered through search_dbt_models, describe_table and quer
     expect(a.text).not.toContain("chart:");
     expect(a.details.sql).toEqual([{ sql: "select customer, amount from acme_sales.orders order by amount desc limit 3", row_count: 3 }]);
     expect(a.details.models).toEqual(["orders"]);
-    expect(a.details.table.rows.map((x: any) => Number(x.amount))).toEqual([500, 490, 480]);
+    // The table's rows are arrays in the order of its columns, as the query tool gives them.
+    expect(a.details.table.columns.map((c: any) => c.name)).toEqual(["customer", "amount"]);
+    expect(a.details.table.rows.map((x: any) => Number(x[1]))).toEqual([500, 490, 480]);
     expect(a.details.chart).toEqual({ type: "bar", x: "customer", y: "amount" });
 
     // The model got the real rows, fenced as untrusted data, and the key in Anthropic's header.

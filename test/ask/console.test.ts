@@ -58,6 +58,11 @@ test("a signed-in person asks on the console's Ask page and gets the answer, its
   expect(main).toContain("dbt models: orders");
   await page.getByRole("region", { name: "Result of question 1" }).waitFor();
   expect(await page.locator(".ask svg").count()).toBeGreaterThan(0);
+  // The result's rows, each value under its column, and one bar per row (amount by customer).
+  const table = page.getByRole("region", { name: "Result of question 1" });
+  expect(await table.locator("thead th").allTextContents()).toEqual(["#", "customer text", "amount numeric"]);
+  expect((await table.locator("tbody tr").first().locator("td").allTextContents()).slice(2)).toEqual(["500"]);
+  expect(await page.locator(".ask svg rect.mark").count()).toBe(3);
   await screenshot(page, "ask");
   expect(await seriousViolations(page)).toEqual([]);
   expect(await page.title()).not.toBe("pwned");

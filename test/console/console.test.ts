@@ -100,6 +100,12 @@ test("a person signs in, picks one of their tenants, and browses schemas and a t
   await page.getByRole("link", { name: "acme_sales.orders" }).click();
   await page.getByRole("heading", { name: "acme_sales.orders" }).waitFor();
   await page.getByRole("region", { name: "Sample rows of orders" }).waitFor();
+  // The sample's rows (arrays in column order on the wire) fill one cell per column, under its header.
+  const sampleGrid = page.getByRole("region", { name: "Sample rows of orders" });
+  const sampleHeads = await sampleGrid.locator("thead th").allTextContents();
+  expect(sampleHeads.length).toBeGreaterThan(2);
+  expect(await sampleGrid.locator("tbody tr").count()).toBe(20);
+  expect(await sampleGrid.locator("tbody tr").first().locator("td").count()).toBe(sampleHeads.length);
   await page.getByRole("table", { name: "Columns of orders" }).waitFor();
   expect(await page.textContent("main")).toContain(`Orders ${HOSTILE}`);
   // The team knowledge section loads on its own; wait for it rather than for the page.
@@ -153,8 +159,18 @@ test("a query runs, pages with next_offset, draws a chart, explains, and lands i
   await page.getByRole("status").filter({ hasText: "Rows 101–200" }).waitFor();
   const grid = page.getByRole("region", { name: "Query result" });
   expect(await grid.locator("tbody tr").first().textContent()).toContain("101");
-  const marks = await page.locator("svg.chart circle, svg.chart rect, svg.chart polyline").count();
-  expect(marks).toBeGreaterThan(0);
+  // Each value in its column's cell (rows are arrays in column order on the wire): #, n, square.
+  expect(await grid.locator("thead th").allTextContents()).toEqual(["#", "n integer", "square integer"]);
+  expect(await grid.locator("tbody tr").first().locator("td").allTextContents()).toEqual(["101", "101", "10201"]);
+  expect(await grid.locator("tbody tr").last().locator("td").allTextContents()).toEqual(["200", "200", "40000"]);
+  // Two numeric columns: a scatter chart, one point per row of the page.
+  expect(await page.locator("svg.chart circle").count()).toBe(100);
+  const [download] = await Promise.all([page.waitForEvent("download"), page.getByRole("button", { name: "Download CSV" }).click()]);
+  expect(download.suggestedFilename()).toBe("sextant-rows-101-200.csv");
+  const csv = fs.readFileSync((await download.path())!, "utf8");
+  expect(csv.startsWith("n,square\r\n101,10201\r\n102,10404\r\n")).toBe(true);
+  expect(csv.endsWith("200,40000\r\n")).toBe(true);
+  expect(csv.split("\r\n")).toHaveLength(102);
   await page.getByRole("button", { name: "Explain" }).click();
   await page.getByRole("heading", { name: "Plan" }).waitFor();
   await page.getByText("generate_series(1, 250)").first().waitFor();

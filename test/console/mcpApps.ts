@@ -100,7 +100,7 @@ export function mcpAppsSuite(stack: () => ConsoleStack): void {
       const read = await withApps.readResource({ uri: "ui://sextant/lineage.html" });
       expect(read.contents[0]).toMatchObject({ mimeType: APP_MIME_TYPE });
       const result = await withApps.callTool({ name: "query", arguments: { sql: "select 1 as n" } });
-      expect((result.structuredContent as { rows: unknown[] }).rows).toEqual([{ n: 1 }]);
+      expect(result.structuredContent).toMatchObject({ columns: [{ name: "n" }], rows: [[1]] });
       await Promise.all([withApps.close(), plain.close()]);
 
       const http = client2025(true);
@@ -141,7 +141,7 @@ export function mcpAppsSuite(stack: () => ConsoleStack): void {
       const a = await byHeader.callTool(args);
       const b = await plain.callTool(args);
       expect({ ...(a.structuredContent as object), elapsed_ms: 0 }).toEqual({ ...(b.structuredContent as object), elapsed_ms: 0 });
-      expect((a.structuredContent as { rows: unknown[] }).rows).toEqual([{ n: 1 }]);
+      expect(a.structuredContent).toMatchObject({ columns: [{ name: "n" }], rows: [[1]] });
       await Promise.all([byUrl.close(), byHeader.close(), plain.close(), off.close()]);
     });
 
@@ -164,6 +164,10 @@ export function mcpAppsSuite(stack: () => ConsoleStack): void {
       await app.getByRole("status").filter({ hasText: "Rows 11–20" }).waitFor();
       expect(await page.evaluate(() => window.appCalls)).toEqual(["query"]);
       expect(await app.locator("tbody tr").first().textContent()).toContain("11");
+      // Rows are arrays in column order on the wire: each value under its column (#, n, triple, tag).
+      expect(await app.locator("tbody tr").first().locator("td").allTextContents()).toEqual(["11", "11", "33", "<b>x</b>"]);
+      // A bar per row: y is n (the first numeric column), by tag.
+      expect(await app.locator("svg.chart rect.mark").count()).toBe(10);
       await screenshot(page, "mcp-app-query");
       await page.close();
       await client.close();

@@ -18,6 +18,25 @@ export async function callOk(client: Client, name: string, args: Record<string, 
   return result.structuredContent as Record<string, unknown>;
 }
 
+/**
+ * The rows of a `query` or `sample_table` structuredContent (arrays of values in the order of
+ * `columns`) as objects keyed by column name, for assertions by name. Fails when a row is not an
+ * array of exactly one value per column.
+ */
+export function rowObjects(structured: unknown): Record<string, unknown>[] {
+  const { columns, rows } = structured as { columns: { name: string }[]; rows: unknown[] };
+  return rows.map((row, i) => {
+    if (!Array.isArray(row) || row.length !== columns.length) throw new Error(`row ${i} is not an array of ${columns.length} values: ${JSON.stringify(row)}`);
+    return Object.fromEntries(columns.map((c, k) => [c.name, row[k]]));
+  });
+}
+
+/** callOk for `query` and `sample_table`: the structuredContent with its rows as objects (rowObjects). */
+export async function callRows(client: Client, name: string, args: Record<string, unknown> = {}) {
+  const structured = await callOk(client, name, args);
+  return { ...structured, rows: rowObjects(structured) } as Record<string, unknown> & { rows: Record<string, unknown>[] };
+}
+
 /** The first text block of a tool result. */
 export function textOf(result: unknown): string {
   return ((result as { content: { text: string }[] }).content[0]?.text) ?? "";

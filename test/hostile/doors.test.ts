@@ -6,7 +6,7 @@ import { AuditLog } from "../../src/audit/auditLog.ts";
 import { RateLimiter } from "../../src/audit/rateLimiter.ts";
 import { createToken } from "../helpers/db.ts";
 import { eventually, gql } from "../helpers/graphql.ts";
-import { callOk, connectHttp, postMcp, textOf } from "../helpers/mcpClient.ts";
+import { callOk, callRows, connectHttp, postMcp, textOf } from "../helpers/mcpClient.ts";
 import { useTestServer } from "../helpers/setup.ts";
 
 // Attacks on the doors themselves (audit, rate limits, GraphQL cost, MCP sessions), each
@@ -49,7 +49,7 @@ describe("audit log", () => {
     const refused = await mallory.callTool({ name: "query", arguments: { sql: "select 1 -- \u0000 globex-must-not-be-logged" } });
     expect(textOf(refused)).toMatch(/^error SX400: arguments must not contain NUL/);
     const secret = "select 'bob private text' as t";
-    await callOk(bob, "query", { sql: secret });
+    await callRows(bob, "query", { sql: secret });
     const bobRows = await eventually(async () => (await audited("principal = 'bob-after-nul' and tool = 'query'")).length);
     expect(bobRows).toBe(1);
     const [nul] = await auditedSoon("principal = 'mallory-nul' and tool = 'query'");
@@ -78,7 +78,7 @@ describe("audit log", () => {
     for (const meta of [false, true]) {
       expect((await call(nested(5000), meta)).content[0]!.text).toMatch(/^error SX400: arguments are nested more than 32 levels deep/);
       // 30 arrays under the argument object are still only data the tool ignores.
-      expect((await call(nested(30), meta)).structuredContent).toMatchObject({ rows: [{ one: 1 }] });
+      expect((await call(nested(30), meta)).structuredContent).toMatchObject({ columns: [{ name: "one" }], rows: [[1]] });
     }
     const rows = await auditedSoon("principal = 'deep-nesting' and outcome = 'refused'", 2);
     expect(rows).toHaveLength(2);

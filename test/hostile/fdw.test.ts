@@ -2,7 +2,7 @@ import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { addSource } from "../../src/sources/index.ts";
 import { asRole, createToken, withTx } from "../helpers/db.ts";
-import { callOk, connectHttp, textOf } from "../helpers/mcpClient.ts";
+import { callOk, callRows, connectHttp, textOf } from "../helpers/mcpClient.ts";
 import { useSourceServer } from "../helpers/remotePg.ts";
 
 // Attacks on sources (issue 18): each asserts the refusal, that nothing changed (read as
@@ -40,7 +40,7 @@ const SNAPSHOT = `
 const snapshot = async () => (await db.admin.query(SNAPSHOT)).rows[0];
 
 async function healthy() {
-  const r = (await callOk(acme, "query", { sql: "select count(*)::int as n from acme_sales.orders" })) as { rows: unknown[] };
+  const r = (await callRows(acme, "query", { sql: "select count(*)::int as n from acme_sales.orders" })) as { rows: unknown[] };
   expect(r.rows).toEqual([{ n: 50 }]);
 }
 
@@ -61,7 +61,7 @@ describe("hostile sources", () => {
     const before = await snapshot();
     const { rows } = (await callOk(acme, "list_tables", { schema: "warehouse_hostile" })) as { rows: { table_name: string }[] };
     expect(rows.map((r) => r.table_name)).toContain('x"; drop table acme_sales.orders; --');
-    const q = (await callOk(acme, "query", { sql: 'select "a""b); select 1; --" as a, "Upper Case" as u from warehouse_hostile."x""; drop table acme_sales.orders; --"' })) as { rows: unknown[] };
+    const q = (await callRows(acme, "query", { sql: 'select "a""b); select 1; --" as a, "Upper Case" as u from warehouse_hostile."x""; drop table acme_sales.orders; --"' })) as { rows: unknown[] };
     expect(q.rows).toEqual([{ a: 1, u: "one" }]);
     expect(await snapshot()).toEqual(before);
     await healthy();

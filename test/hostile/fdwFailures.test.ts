@@ -3,7 +3,7 @@ import net from "node:net";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { addSource, refreshSource } from "../../src/sources/index.ts";
 import { createToken } from "../helpers/db.ts";
-import { callOk, connectHttp, textOf } from "../helpers/mcpClient.ts";
+import { callOk, callRows, connectHttp, textOf } from "../helpers/mcpClient.ts";
 import { PG15_MISSING, startPg15, type Pg15 } from "../helpers/pg15.ts";
 import { useSourceServer } from "../helpers/remotePg.ts";
 
@@ -56,7 +56,7 @@ describe("PostgreSQL 15 as the remote", () => {
     expect(d).toMatchObject({ primary_key: ["id"], estimated_rows: 300 });
     expect(String(d.description)).toMatch(/^Items on PostgreSQL 15/);
     expect(d.indexes).toContainEqual({ name: "items_by_label", unique: false, primary: false, columns: ["label"] });
-    const q = (await callOk(acme, "query", { sql: "select count(*)::int as n from old_analytics.items where label like 'item 1%'" })) as { rows: unknown[] };
+    const q = (await callRows(acme, "query", { sql: "select count(*)::int as n from old_analytics.items where label like 'item 1%'" })) as { rows: unknown[] };
     expect(q.rows).toEqual([{ n: 111 }]);
     const plan = JSON.stringify(((await callOk(acme, "explain_query", { sql: "select count(*) from old_analytics.items where id < 10" })) as { plan: unknown }).plan);
     expect(plan).toContain(`"Remote SQL":"SELECT count(*) FROM analytics.items WHERE ((id < 10))"`);
@@ -81,9 +81,9 @@ describe("a source's server replaced by one that speaks nonsense", () => {
       expect(r.isError).toBe(true);
       expect(textOf(r)).toMatch(/SX502: source main is unreachable/);
       expect(textOf(r)).not.toContain(PASSWORD);
-      expect((await callOk(acme, "query", { sql: "select count(*)::int as n from acme_sales.orders" })) as { rows: unknown[] }).toMatchObject({ rows: [{ n: 50 }] });
+      expect((await callRows(acme, "query", { sql: "select count(*)::int as n from acme_sales.orders" })) as { rows: unknown[] }).toMatchObject({ rows: [{ n: 50 }] });
       if (pg15) {
-        expect((await callOk(acme, "query", { sql: "select count(*)::int as n from old_analytics.items" })) as { rows: unknown[] }).toMatchObject({ rows: [{ n: 300 }] });
+        expect((await callRows(acme, "query", { sql: "select count(*)::int as n from old_analytics.items" })) as { rows: unknown[] }).toMatchObject({ rows: [{ n: 300 }] });
       }
       const failed = await withAdmin((c) => refreshSource(c, "acme", "main"));
       expect(failed.status).toBe("failed");
@@ -102,7 +102,7 @@ describe("a source's server replaced by one that speaks nonsense", () => {
       await remote.start();
     }
     expect((await withAdmin((c) => refreshSource(c, "acme", "main"))).status).toBe("ok");
-    const back = (await callOk(acme, "query", { sql: "select count(*)::int as n from main_analytics.items" })) as { rows: unknown[] };
+    const back = (await callRows(acme, "query", { sql: "select count(*)::int as n from main_analytics.items" })) as { rows: unknown[] };
     expect(back.rows).toEqual([{ n: 300 }]);
     // Remote sessions are bounded by the local pools (one cached connection per local session and mapping).
     const sessions = await remote.sql<{ n: number }>("select count(*)::int as n from pg_stat_activity where usename = 'sx_reader'");

@@ -5,7 +5,7 @@ import { addSource, allowSourceHost, listSourceHosts } from "../../src/sources/i
 import type { WorkerHandle } from "../../src/worker/index.ts";
 import { createToken } from "../helpers/db.ts";
 import { eventually, gql as gqlRequest } from "../helpers/graphql.ts";
-import { callOk, connectHttp } from "../helpers/mcpClient.ts";
+import { callRows, connectHttp } from "../helpers/mcpClient.ts";
 import { useSourceServer } from "../helpers/remotePg.ts";
 import { startTestWorker } from "../helpers/worker.ts";
 
@@ -109,7 +109,7 @@ describe("a tenant admin's source", () => {
     expect(r.errors).toBeUndefined();
     expect(r.data.addSource.result).toEqual({ name: "lake", status: "ok", tableCount: 2, serverVersion: expect.stringMatching(/^\d+/), addedBy: "tenant admin", host: "127.0.0.1" });
     expect(JSON.stringify(r)).not.toContain(PASSWORD);
-    const q = (await callOk(acme, "query", { sql: "select count(*)::int as n, sum(amount)::int as s from lake_analytics.orders" })) as { rows: unknown[] };
+    const q = (await callRows(acme, "query", { sql: "select count(*)::int as n, sum(amount)::int as s from lake_analytics.orders" })) as { rows: unknown[] };
     expect(q.rows).toEqual([{ n: 500, s: 125250 }]);
     // The server belongs to Sextant's owner, the mapping to the tenant's NOLOGIN __remote role.
     const { rows } = await db.admin.query(`select pg_get_userbyid(s.srvowner) as owner, m.usename

@@ -7,7 +7,7 @@ import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { SEXTANT_BIN } from "../helpers/cli.ts";
 import { createToken } from "../helpers/db.ts";
-import { callOk } from "../helpers/mcpClient.ts";
+import { callOk, callRows } from "../helpers/mcpClient.ts";
 import { useTestServer } from "../helpers/setup.ts";
 
 // Real MCP clients that no one here wrote, pinned in package.json: the MCP Inspector's CLI and
@@ -55,7 +55,7 @@ describe("MCP Inspector CLI", () => {
     expect(toolNames(listed)).toEqual(expect.arrayContaining(["query", "list_schemas", "whoami"]));
     const called = await inspector([...target, "--method", "tools/call", "--tool-name", "query", "--tool-args-json", SQL]);
     expect(called.isError).toBeFalsy();
-    expect((called.structuredContent as { rows: unknown[] }).rows).toEqual([{ answer: 42 }]);
+    expect(called.structuredContent).toMatchObject({ columns: [{ name: "answer" }], rows: [[42]] });
   }, 2 * DEADLINE_MS);
 
   test("without a token it is refused, and says so", async () => {
@@ -71,7 +71,7 @@ describe("MCP Inspector CLI", () => {
     expect(toolNames(listed)).toEqual(expect.arrayContaining(["query", "list_schemas"]));
     const called = await inspector(["--method", "tools/call", "--tool-name", "query", "--tool-args-json",
       JSON.stringify({ sql: "select sextant.current_tenant() as tenant" }), ...target]);
-    expect((called.structuredContent as { rows: unknown[] }).rows).toEqual([{ tenant: "globex" }]);
+    expect(called.structuredContent).toMatchObject({ columns: [{ name: "tenant" }], rows: [["globex"]] });
   }, 2 * DEADLINE_MS);
 });
 
@@ -92,7 +92,7 @@ describe("mcp-remote (stdio to Sextant's HTTP /mcp)", () => {
       const { tools } = await client.listTools();
       expect(tools.map((t) => t.name), stderr).toEqual(expect.arrayContaining(["query", "whoami"]));
       expect(await callOk(client, "whoami")).toMatchObject({ tenant: "acme", access_level: "analyst" });
-      expect((await callOk(client, "query", { sql: "select 6 * 7 as answer" })).rows).toEqual([{ answer: 42 }]);
+      expect((await callRows(client, "query", { sql: "select 6 * 7 as answer" })).rows).toEqual([{ answer: 42 }]);
     } finally {
       clearTimeout(deadline);
       await client.close();

@@ -4,7 +4,7 @@ import { describe, expect, test } from "vitest";
 import { directCallsAnswered } from "../../src/mcp/directCall.ts";
 import { createToken, type TestDatabase } from "../helpers/db.ts";
 import { eventually } from "../helpers/graphql.ts";
-import { callOk, connectHttp, postMcp } from "../helpers/mcpClient.ts";
+import { callRows, connectHttp, postMcp } from "../helpers/mcpClient.ts";
 import { useServer, useTestServer } from "../helpers/setup.ts";
 
 // The same database behind two servers: the direct path on (the default) and off.
@@ -86,7 +86,7 @@ describe("the direct path of /mcp (plain 2025-era tools/call)", () => {
       const [, body, headers] = CASES.find(([w]) => w === what)!;
       return (await send(direct.url, token, body, headers)).text;
     };
-    expect(JSON.parse(await answer("a point lookup"))).toMatchObject({ jsonrpc: "2.0", id: 1, result: { structuredContent: { rows: [{ one: 1, letter: "a" }] } } });
+    expect(JSON.parse(await answer("a point lookup"))).toMatchObject({ jsonrpc: "2.0", id: 1, result: { structuredContent: { columns: [{ name: "one" }, { name: "letter" }], rows: [[1, "a"]] } } });
     expect(JSON.parse(await answer("a SQL error (isError)")).result).toMatchObject({ isError: true, content: [{ text: expect.stringMatching(/division by zero/) }] });
     expect(JSON.parse(await answer("hostile: two statements")).result.isError).toBe(true);
     expect(JSON.parse(await answer("hostile: a NUL character (SX400)")).result.content[0].text).toMatch(/^error SX400: arguments must not contain NUL/);
@@ -95,7 +95,7 @@ describe("the direct path of /mcp (plain 2025-era tools/call)", () => {
     expect(JSON.parse(await answer("hostile: one element over the bound")).result).toEqual({
       content: [{ type: "text", text: "Invalid arguments for tool query: arguments contain more than the maximum of 10000 elements" }], isError: true });
     // An own "__proto__" key is only a key: the arguments keep no row_offset or max_rows from it.
-    expect(JSON.parse(await answer("hostile: a __proto__ key in the arguments")).result.structuredContent).toMatchObject({ rows: [{ g: 1 }, { g: 2 }, { g: 3 }], row_count: 3 });
+    expect(JSON.parse(await answer("hostile: a __proto__ key in the arguments")).result.structuredContent).toMatchObject({ columns: [{ name: "g" }], rows: [[1], [2], [3]], row_count: 3 });
   });
 
   test("a token's tool groups hold on the direct path: a tool outside them is the SDK's 'not found'", async () => {
@@ -119,14 +119,14 @@ describe("the direct path of /mcp (plain 2025-era tools/call)", () => {
     const token = await createToken(db, "acme", "direct-clients", "analyst");
     const { client } = await connectHttp(direct.url, token);
     const before = directCallsAnswered();
-    expect(await callOk(client, "query", { sql: "select 42 as answer" })).toMatchObject({ rows: [{ answer: 42 }] });
+    expect(await callRows(client, "query", { sql: "select 42 as answer" })).toMatchObject({ rows: [{ answer: 42 }] });
     expect(directCallsAnswered() - before).toBe(1);
     await client.close();
     const modern = new ClientV2({ name: "direct-test-v2", version: "1.0.0" }, { versionNegotiation: { mode: { pin: "2026-07-28" } } });
     await modern.connect(new TransportV2(new URL(`${direct.url}/mcp`), { requestInit: { headers: { authorization: `Bearer ${token}` } } }));
     const modernBefore = directCallsAnswered();
     const result = await modern.callTool({ name: "query", arguments: { sql: "select 43 as answer" } });
-    expect(result.structuredContent).toMatchObject({ rows: [{ answer: 43 }] });
+    expect(result.structuredContent).toMatchObject({ columns: [{ name: "answer" }], rows: [[43]] });
     expect(directCallsAnswered()).toBe(modernBefore);
     await modern.close();
   });

@@ -50,7 +50,7 @@ test("`sextant mcp` speaks 2026-07-28 to an SDK v2 client (server/discover) on t
   expect(me.structuredContent).toMatchObject({ tenant: "globex", access_level: "analyst", auth_method: "local" });
   const rows = await client.callTool({ name: "query", arguments: { sql: "select 6 * 7 as answer" } });
   expect(rows.isError).toBeFalsy();
-  expect((rows.structuredContent as { rows: { answer: number }[] }).rows).toEqual([{ answer: 42 }]);
+  expect(rows.structuredContent).toMatchObject({ columns: [{ name: "answer" }], rows: [[42]] });
   await client.close();
 });
 

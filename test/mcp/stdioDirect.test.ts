@@ -6,7 +6,7 @@ import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { SEXTANT_BIN } from "../helpers/cli.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
-import { callOk } from "../helpers/mcpClient.ts";
+import { callOk, callRows, rowObjects } from "../helpers/mcpClient.ts";
 
 let db: TestDatabase;
 beforeAll(async () => {
@@ -160,13 +160,13 @@ describe("the direct path of `sextant mcp` (plain 2025-era tools/call over stdio
 
     // The answers are what they claim: results, tool errors with SX codes, the SDK's own errors.
     const answer = (what: string) => JSON.parse(answers.direct[CASES.findIndex(([w]) => w === what)]!);
-    expect(answer("a point lookup")).toMatchObject({ jsonrpc: "2.0", id: 1, result: { structuredContent: { rows: [{ one: 1, letter: "a" }] } } });
+    expect(answer("a point lookup")).toMatchObject({ jsonrpc: "2.0", id: 1, result: { structuredContent: { columns: [{ name: "one" }, { name: "letter" }], rows: [[1, "a"]] } } });
     expect(answer("a string id").id).toBe("abc-1");
     expect(answer("a SQL error (isError)").result).toMatchObject({ isError: true, content: [{ text: expect.stringMatching(/division by zero/) }] });
     expect(answer("hostile: two statements").result.isError).toBe(true);
     expect(answer("hostile: another tenant's schema").result.isError).toBe(true);
     expect(answer("hostile: a NUL character (SX400)").result.content[0].text).toMatch(/^error SX400: arguments must not contain NUL/);
-    expect(answer("hostile: a __proto__ key in the arguments").result.structuredContent).toMatchObject({ rows: [{ g: 1 }, { g: 2 }, { g: 3 }], row_count: 3 });
+    expect(answer("hostile: a __proto__ key in the arguments").result.structuredContent).toMatchObject({ columns: [{ name: "g" }], rows: [[1], [2], [3]], row_count: 3 });
     expect(JSON.stringify(answer("an unknown tool"))).toMatch(/no_such_tool/);
     expect(answer("arguments at the element bound (2 keys + 9,998 elements)").result.structuredContent).toMatchObject({ row_count: 1 });
     expect(answer("hostile: one element over the bound").result).toEqual({
@@ -195,9 +195,9 @@ describe("the direct path of `sextant mcp` (plain 2025-era tools/call over stdio
     await session.open();
     const slow = session.request(call("slow", "query", { sql: slowSql("slept") }));
     const fast = await session.request(call("fast", "query", { sql: "select 1 as one" }));
-    expect(JSON.parse(fast).result.structuredContent.rows).toEqual([{ one: 1 }]);
+    expect(rowObjects(JSON.parse(fast).result.structuredContent)).toEqual([{ one: 1 }]);
     expect(session.lines.some((l) => l.includes('"slow"'))).toBe(false);
-    expect(JSON.parse(await slow).result.structuredContent.rows).toEqual([{ slept: true }]);
+    expect(rowObjects(JSON.parse(await slow).result.structuredContent)).toEqual([{ slept: true }]);
     // Cancelled: the call still runs to its end (and is audited), but no answer is written.
     const beforeGone = await lastAuditId();
     session.write(call("gone", "query", { sql: slowSql("cancelled_call") }));
@@ -221,7 +221,7 @@ describe("the direct path of `sextant mcp` (plain 2025-era tools/call over stdio
     v1.stderr?.on("data", (d) => (v1Err += String(d)));
     const client = new Client({ name: "stdio-direct-v1", version: "1.0.0" });
     await client.connect(v1);
-    expect(await callOk(client, "query", { sql: "select 42 as answer" })).toMatchObject({ rows: [{ answer: 42 }] });
+    expect(await callRows(client, "query", { sql: "select 42 as answer" })).toMatchObject({ rows: [{ answer: 42 }] });
     expect(await callOk(client, "whoami")).toMatchObject({ tenant: "acme", access_level: "analyst", auth_method: "local" });
     await expect.poll(() => v1Err.split("\n").filter((l) => l.includes(DIRECT_LOG)).length).toBe(2);
     await client.close();
@@ -233,7 +233,7 @@ describe("the direct path of `sextant mcp` (plain 2025-era tools/call over stdio
     await modern.connect(v2);
     expect(modern.getNegotiatedProtocolVersion()).toBe("2026-07-28");
     const result = await modern.callTool({ name: "query", arguments: { sql: "select 43 as answer" } });
-    expect(result.structuredContent).toMatchObject({ rows: [{ answer: 43 }] });
+    expect(result.structuredContent).toMatchObject({ columns: [{ name: "answer" }], rows: [[43]] });
     await new Promise((r) => setTimeout(r, 300));
     expect(v2Err).not.toContain(DIRECT_LOG);
     await modern.close();

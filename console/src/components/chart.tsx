@@ -1,4 +1,4 @@
-import type { Column } from "./grid.tsx";
+import type { Column, Row } from "./grid.tsx";
 
 export type ChartKind = "bar" | "line" | "scatter";
 const NUMERIC = /^(smallint|integer|bigint|numeric|real|double precision|int[248]?|float[48]|decimal|money)/;
@@ -35,11 +35,13 @@ const fmt = (n: number) => (Math.abs(n) >= 1e6 || (Math.abs(n) < 1e-3 && n !== 0
  * A small SVG chart (a few hundred lines of a chart library would be mostly unused here): text
  * is SVG text nodes, so values from the data are never markup. At most 500 points are drawn.
  */
-export function Chart(props: { kind: ChartKind; columns: Column[]; rows: Record<string, unknown>[]; x: string; y: string }) {
-  const xc = props.columns.find((c) => c.name === props.x);
-  const time = xc ? isTime(xc) : false;
+export function Chart(props: { kind: ChartKind; columns: Column[]; rows: Row[]; x: string; y: string }) {
+  // Rows are arrays in the order of the columns: x and y are read by position.
+  const xi = props.columns.findIndex((c) => c.name === props.x);
+  const yi = props.columns.findIndex((c) => c.name === props.y);
+  const time = xi >= 0 ? isTime(props.columns[xi]!) : false;
   const rows = props.rows.slice(0, 500);
-  const ys = rows.map((r) => num(r[props.y]));
+  const ys = rows.map((r) => num(r[yi]));
   const finite = ys.filter(Number.isFinite);
   const title = `${props.kind} chart of ${props.y} by ${props.x}`;
   if (finite.length === 0) return <p class="muted">Nothing to chart: {props.y} has no numbers.</p>;
@@ -57,12 +59,12 @@ export function Chart(props: { kind: ChartKind; columns: Column[]; rows: Record<
       const v = ys[i]!;
       if (!Number.isFinite(v)) return null;
       const y0 = sy(Math.max(0, yMin));
-      return <rect key={i} class="mark" x={M.l + i * bw + bw * 0.1} width={Math.max(1, bw * 0.8)} y={Math.min(sy(v), y0)} height={Math.abs(y0 - sy(v))}><title>{`${String(r[props.x])}: ${v}`}</title></rect>;
+      return <rect key={i} class="mark" x={M.l + i * bw + bw * 0.1} width={Math.max(1, bw * 0.8)} y={Math.min(sy(v), y0)} height={Math.abs(y0 - sy(v))}><title>{`${String(r[xi])}: ${v}`}</title></rect>;
     });
     const every = Math.ceil(rows.length / 12);
-    xLabels = rows.map((r, i) => (i % every ? null : <text key={i} x={M.l + (i + 0.5) * bw} y={H - M.b + 14} class="xlabel" transform={`rotate(30 ${M.l + (i + 0.5) * bw} ${H - M.b + 14})`}>{short(String(r[props.x] ?? ""))}</text>));
+    xLabels = rows.map((r, i) => (i % every ? null : <text key={i} x={M.l + (i + 0.5) * bw} y={H - M.b + 14} class="xlabel" transform={`rotate(30 ${M.l + (i + 0.5) * bw} ${H - M.b + 14})`}>{short(String(r[xi] ?? ""))}</text>));
   } else {
-    const xs = rows.map((r) => xValue(r[props.x], time));
+    const xs = rows.map((r) => xValue(r[xi], time));
     const pts = xs.map((x, i) => [x, ys[i]!] as const).filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
     const xMin = Math.min(...pts.map((p) => p[0]));
     const xMax = Math.max(...pts.map((p) => p[0]), xMin + 1e-9);

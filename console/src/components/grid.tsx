@@ -10,7 +10,13 @@ export function cellText(v: unknown): string {
   return String(v);
 }
 
-export function Grid(props: { columns: Column[]; rows: Record<string, unknown>[]; caption: string; firstRow?: number }) {
+/**
+ * A result's rows are arrays of values in the order of its columns (the query tool's
+ * structuredContent, src/mcp/formatResult.ts).
+ */
+export type Row = unknown[];
+
+export function Grid(props: { columns: Column[]; rows: Row[]; caption: string; firstRow?: number }) {
   const { columns, rows } = props;
   return (
     <div class="grid-wrap" tabIndex={0} role="region" aria-label={props.caption}>
@@ -31,8 +37,8 @@ export function Grid(props: { columns: Column[]; rows: Record<string, unknown>[]
           {rows.map((r, i) => (
             <tr key={i}>
               <td class="rownum">{(props.firstRow ?? 0) + i + 1}</td>
-              {columns.map((c) => (
-                <td key={c.name} class={r[c.name] === null ? "null" : undefined}>{r[c.name] === null ? "null" : cellText(r[c.name])}</td>
+              {columns.map((c, k) => (
+                <td key={c.name} class={r[k] === null ? "null" : undefined}>{r[k] === null ? "null" : cellText(r[k])}</td>
               ))}
             </tr>
           ))}
@@ -43,11 +49,11 @@ export function Grid(props: { columns: Column[]; rows: Record<string, unknown>[]
 }
 
 /** Rows as CSV (RFC 4180 quoting; a leading =+-@ is prefixed with ' so spreadsheets do not run it). */
-export function toCsv(columns: Column[], rows: Record<string, unknown>[]): string {
+export function toCsv(columns: Column[], rows: Row[]): string {
   const q = (v: unknown) => {
     let s = cellText(v);
     if (/^[=+\-@\t\r]/.test(s)) s = `'${s}`;
     return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
   };
-  return [columns.map((c) => q(c.name)).join(","), ...rows.map((r) => columns.map((c) => q(r[c.name])).join(","))].join("\r\n") + "\r\n";
+  return [columns.map((c) => q(c.name)).join(","), ...rows.map((r) => columns.map((_, k) => q(r[k])).join(","))].join("\r\n") + "\r\n";
 }

@@ -1,12 +1,12 @@
 // Ask in plain English (ASK's page; the answering loop is src/ask/, POST /console/api/ask).
 import { useRef, useState } from "preact/hooks";
 import { Chart } from "../components/chart.tsx";
-import { Grid, type Column } from "../components/grid.tsx";
+import { Grid, type Column, type Row } from "../components/grid.tsx";
 
 interface Details {
   sql: { sql: string; row_count: number }[];
   models: string[];
-  table?: { columns: Column[]; rows: Record<string, unknown>[]; truncated: boolean };
+  table?: { columns: Column[]; rows: Row[]; truncated: boolean };
   chart?: { type: "bar" | "line" | "pie"; x: string; y: string };
 }
 interface Turn {

@@ -1,6 +1,6 @@
 import { useState } from "preact/hooks";
 import { tool } from "../api.ts";
-import { Grid, cellText, type Column } from "../components/grid.tsx";
+import { Grid, cellText, type Column, type Row as ResultRow } from "../components/grid.tsx";
 import { Loading, Problem, useLoad } from "../components/status.tsx";
 import { href } from "../router.ts";
 import { Knowledge } from "./knowledge.tsx";
@@ -59,7 +59,7 @@ export function ExplorePage(props: { schema?: string }) {
 
 export function TablePage(props: { schema: string; table: string; level: string }) {
   const d = useLoad(() => tool<Row>("describe_table", { schema: props.schema, table: props.table }), [props.schema, props.table]);
-  const sample = useLoad(() => tool<{ columns: Column[]; rows: Row[] }>("sample_table", { schema: props.schema, table: props.table, n: 20 }), [props.schema, props.table]);
+  const sample = useLoad(() => tool<{ columns: Column[]; rows: ResultRow[] }>("sample_table", { schema: props.schema, table: props.table, n: 20 }), [props.schema, props.table]);
   const row = d.data;
   const dbt = row?.dbt as Row | undefined;
   return (

@@ -1,13 +1,14 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import { op, tool } from "../api.ts";
 import { Chart, suggestChart, type ChartKind } from "../components/chart.tsx";
-import { Grid, cellText, toCsv, type Column } from "../components/grid.tsx";
+import { Grid, cellText, toCsv, type Column, type Row } from "../components/grid.tsx";
 import { Problem, useLoad } from "../components/status.tsx";
 import { createEditor } from "../components/editor.ts";
 
 interface QueryResult {
   columns: Column[];
-  rows: Record<string, unknown>[];
+  /** Arrays of values in the order of columns. */
+  rows: Row[];
   row_count: number;
   truncated: boolean;
   next_offset: number | null;
