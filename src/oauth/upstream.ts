@@ -1,5 +1,6 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { createRemoteJWKSet, customFetch, jwtVerify, type JWTPayload } from "jose";
+import { readLimited } from "../http/readLimited.ts";
 import type { KeyRing } from "./keys.ts";
 
 export interface UpstreamConfig {
@@ -67,21 +68,21 @@ export class UpstreamOidc {
    */
   private async reach(what: string, url: string | URL, init: RequestInit = {}): Promise<Response> {
     let res: Response;
-    let body: Uint8Array<ArrayBuffer> | null;
+    let body: string;
     try {
       res = await fetch(url, { ...init, signal: init.signal ?? AbortSignal.timeout(TIMEOUT_MS) });
       if (res.status >= 500) {
         await res.body?.cancel().catch(() => {});
         throw new Unreachable(`its ${what} answered ${res.status}`);
       }
-      body = await readCapped(res, MAX_BODY_BYTES);
+      body = await readLimited(res, MAX_BODY_BYTES, () => new Unreachable(`its ${what} sent more than ${MAX_BODY_BYTES / 1_000_000} MB`));
     } catch (error) {
       if (error instanceof Unreachable) throw error;
-      if (error instanceof TooLarge) throw new Unreachable(`its ${what} sent more than ${MAX_BODY_BYTES / 1_000_000} MB`);
       const timedOut = (error as Error).name === "TimeoutError" || (error as Error).name === "AbortError";
       throw new Unreachable(`its ${what} ${timedOut ? "did not answer in time" : "could not be reached"}`, { cause: error });
     }
-    return new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers });
+    // Handed on as a Response: jose (the key set) reads it as one.
+    return new Response([204, 205, 304].includes(res.status) ? null : body, { status: res.status, statusText: res.statusText, headers: res.headers });
   }
 
   private discover(): Promise<Discovery> {
@@ -186,35 +187,4 @@ function sameText(a: string, b: string): boolean {
   const x = Buffer.from(a);
   const y = Buffer.from(b);
   return x.length === y.length && timingSafeEqual(x, y);
-}
-
-class TooLarge extends Error {}
-
-/** A response's body, read up to `max` bytes (TooLarge past them, the rest not read); null for none. */
-async function readCapped(res: Response, max: number): Promise<Uint8Array<ArrayBuffer> | null> {
-  if (!res.body || [101, 204, 205, 304].includes(res.status)) return null;
-  const reader = res.body.getReader();
-  if (Number(res.headers.get("content-length")) > max) {
-    await reader.cancel().catch(() => {});
-    throw new TooLarge();
-  }
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > max) {
-      await reader.cancel().catch(() => {});
-      throw new TooLarge();
-    }
-    chunks.push(value);
-  }
-  const body = new Uint8Array(size);
-  let at = 0;
-  for (const chunk of chunks) {
-    body.set(chunk, at);
-    at += chunk.byteLength;
-  }
-  return body;
 }
