@@ -167,6 +167,17 @@ describe("a linked person asks", () => {
     expect(model.state.requests).toHaveLength(1);
   });
 
+  test("an answer from several rows shows the first rows as a table, each value under its column", async () => {
+    model.state.turns = [
+      { calls: [{ name: "query", arguments: { sql: "select customer, amount from acme_sales.orders order by amount desc limit 3" } }] },
+      { text: "The three largest orders." },
+    ];
+    expect((await post(mention("UANA", "CACME", "our three largest orders?"), "json")).status).toBe(200);
+    const calls = await eventually(async () => (slack.calls.some((c) => c.body.text?.includes("three largest orders.")) ? slack.calls : undefined), 10_000);
+    const text = calls!.find((c) => c.body.text?.includes("three largest orders."))!.body.text as string;
+    expect(text).toContain("```customer\tamount\nacme customer 50\t500\nacme customer 49\t490\nacme customer 48\t480```");
+  });
+
   test("a second mention in the thread continues the person's conversation", async () => {
     const inThread = (user: string, text: string) => JSON.stringify({
       type: "event_callback", team_id: "T1", event_id: `Ev${randomBytes(4).toString("hex").toUpperCase()}`,
