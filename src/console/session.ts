@@ -1,6 +1,7 @@
-import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import type { NextFunction, Request, Response } from "express";
 import type pg from "pg";
+import { readCookie } from "../http/cookies.ts";
 
 /** A live console session, as sextant_private.console_session_get returns it. */
 export interface ConsoleSession {
@@ -28,18 +29,8 @@ export interface SessionSettings {
 export const sha256 = (s: string) => createHash("sha256").update(s).digest();
 export const newSecret = () => randomBytes(32).toString("base64url");
 
-export function readCookie(req: Request, name: string): string | undefined {
-  for (const part of (req.headers.cookie ?? "").split(";")) {
-    const [k, ...v] = part.trim().split("=");
-    if (k === name) return v.join("=");
-  }
-  return undefined;
-}
-
-export function sameSecret(a: string | undefined, b: unknown): boolean {
-  if (!a || typeof b !== "string" || a.length !== b.length) return false;
-  return timingSafeEqual(Buffer.from(a), Buffer.from(b));
-}
+// Read and compared in one place for the console and OAuth (src/http/cookies.ts).
+export { readCookie, sameSecret } from "../http/cookies.ts";
 
 /** Sets the session cookie: HttpOnly, SameSite=Strict, path /console, Secure on HTTPS; no Max-Age (a browser session) — the server's timeouts decide. */
 export function setSessionCookie(res: Response, s: SessionSettings, value: string): void {

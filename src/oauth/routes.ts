@@ -1,10 +1,10 @@
-import { timingSafeEqual } from "node:crypto";
 import { createOAuthMetadata, mcpAuthRouter } from "@modelcontextprotocol/sdk/server/auth/router.js";
 import express, { type Express, type Request, type Response } from "express";
 import type pg from "pg";
 import type { Logger } from "pino";
 import { tokenVerifier } from "../auth/bearer.ts";
 import type { Authenticate } from "../auth/authenticate.ts";
+import { readCookie, sameSecret } from "../http/cookies.ts";
 import type { KeyRing } from "./keys.ts";
 import { throttleAddress } from "./clientAddress.ts";
 import { baseFor } from "./hostAliases.ts";
@@ -15,19 +15,6 @@ import {
   clientView, randomToken, sendPage, sha256, SextantOAuthProvider, TICKET_CONSENT, TICKET_LOGIN,
   type AuthorizationRequest, type OAuthSettings,
 } from "./provider.ts";
-
-function cookie(req: Request, name: string): string | undefined {
-  for (const part of (req.headers.cookie ?? "").split(";")) {
-    const [k, ...v] = part.trim().split("=");
-    if (k === name) return decodeURIComponent(v.join("="));
-  }
-  return undefined;
-}
-
-function sameToken(a: string | undefined, b: unknown): boolean {
-  if (!a || typeof b !== "string" || a.length !== b.length) return false;
-  return timingSafeEqual(Buffer.from(a), Buffer.from(b));
-}
 
 /**
  * OAuth 2.1 for remote MCP clients: the MCP SDK's discovery, registration, authorize, token
@@ -62,7 +49,7 @@ export function installOAuth(app: Express, deps: {
       if (typeof body.client_id === "string") {
         const { rows } = await pool.query("select secret_hash from sextant_private.oauth_get_client($1)", [body.client_id]);
         const hash = rows[0]?.secret_hash as string | null | undefined;
-        if (hash && !sameToken(hash, body.client_secret ? sha256(body.client_secret) : undefined)) {
+        if (hash && !sameSecret(hash, body.client_secret ? sha256(body.client_secret) : undefined)) {
           return void res.status(401).json({ error: "invalid_client", error_description: "client authentication failed" });
         }
       }
@@ -161,8 +148,8 @@ export function installOAuth(app: Express, deps: {
     try {
       const claims = await readTicket(req, TICKET_LOGIN, `${settings.issuer}/oauth/login`);
       if (!claims) return expired(res);
-      const csrf = cookie(req, "sx_csrf");
-      if (!sameToken(csrf, req.body?.csrf)) return forged(res);
+      const csrf = readCookie(req, "sx_csrf");
+      if (!sameSecret(csrf, req.body?.csrf)) return forged(res);
       const request = claims.req as AuthorizationRequest;
       const client = await provider.clientsStore.getClient(request.client_id);
       if (!client) return expired(res);
@@ -220,7 +207,7 @@ export function installOAuth(app: Express, deps: {
       try {
         const claims = await readTicket(req, TICKET_LOGIN, `${settings.issuer}/oauth/login`);
         if (!claims) return expired(res);
-        if (!sameToken(cookie(req, "sx_csrf"), req.body?.csrf)) return forged(res);
+        if (!sameSecret(readCookie(req, "sx_csrf"), req.body?.csrf)) return forged(res);
         let begun;
         try {
           begun = await upstream.begin({ req: claims.req });
@@ -238,7 +225,7 @@ export function installOAuth(app: Express, deps: {
       try {
         // One use: the memo goes whatever the outcome.
         res.clearCookie(UPSTREAM_COOKIE, memoCookie);
-        const outcome = await upstream.complete(cookie(req, UPSTREAM_COOKIE), req.query);
+        const outcome = await upstream.complete(readCookie(req, UPSTREAM_COOKIE), req.query);
         if (!outcome.ok) {
           if (outcome.reason === "expired") return expired(res);
           if (outcome.reason === "mismatch") return forged(res);
@@ -266,7 +253,7 @@ export function installOAuth(app: Express, deps: {
     try {
       const claims = await readTicket(req, TICKET_CONSENT, `${settings.issuer}/oauth/consent`);
       if (!claims) return expired(res);
-      if (!sameToken(cookie(req, "sx_csrf"), req.body?.csrf)) return forged(res);
+      if (!sameSecret(readCookie(req, "sx_csrf"), req.body?.csrf)) return forged(res);
       const request = claims.req as AuthorizationRequest;
       const tenants = claims.tenants as { tenant: string; access_level: string }[];
       const back = new URL(request.redirect_uri);

@@ -1,5 +1,6 @@
-import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { createRemoteJWKSet, customFetch, jwtVerify, type JWTPayload } from "jose";
+import { sameSecret } from "../http/cookies.ts";
 import { readLimited } from "../http/readLimited.ts";
 import type { KeyRing } from "./keys.ts";
 
@@ -137,7 +138,7 @@ export class UpstreamOidc {
       return { ok: false, reason: "expired", message: "This sign-in was not started in this browser, was already used, or took more than 10 minutes." };
     }
     const state = query.state;
-    if (typeof state !== "string" || !sameText(String(memo.state), state)) {
+    if (typeof state !== "string" || !sameSecret(String(memo.state), state)) {
       return { ok: false, reason: "mismatch", message: "The answer from the sign-in provider does not belong to this sign-in." };
     }
     if (typeof query.error === "string") {
@@ -180,11 +181,4 @@ export class UpstreamOidc {
     if (!/^[\x21-\x7e]{3,254}$/.test(email) || !email.includes("@")) throw new Error("the OpenID provider gave an e-mail Sextant does not match (only ASCII addresses are)");
     return email.replace(/[A-Z]/g, (c) => c.toLowerCase());
   }
-}
-
-/** Constant-time comparison of two strings (the state). */
-function sameText(a: string, b: string): boolean {
-  const x = Buffer.from(a);
-  const y = Buffer.from(b);
-  return x.length === y.length && timingSafeEqual(x, y);
 }

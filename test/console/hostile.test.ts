@@ -57,6 +57,11 @@ test("a request without the CSRF token, with another's token, or from another or
   expect((await call(ada, "/op/create_api_token", input, { origin: "https://evil.example" })).status).toBe(403);
   const noOrigin = await fetch(`${base}/console/api/logout`, { method: "POST", headers: { cookie: ada.cookie, "x-csrf-token": ada.csrf, "content-type": "application/json" }, body: "{}" });
   expect(noOrigin.status).toBe(403);
+  // A token of the right length with a non-ASCII character: a mismatch (bytes are compared), not an error.
+  expect((await call({ cookie: ada.cookie, csrf: `\u00e9${ada.csrf.slice(1)}` }, "/op/create_api_token", input)).status).toBe(403);
+  // A session cookie that does not percent-decode is only a value no session has.
+  const malformed = await fetch(`${base}/console/api/session`, { headers: { cookie: `${ada.cookie.split("=")[0]}=%E0%A4%A` } });
+  expect(malformed.status).toBe(401);
   // Nothing was created by the refused requests.
   expect((await db.admin.query("select count(*)::int as n from sextant.principals where name = 'forged'")).rows[0].n).toBe(0);
 });

@@ -331,6 +331,22 @@ describe("racing a code or a refresh token", () => {
   });
 });
 
+describe("forged sign-in forms", () => {
+  test("a CSRF field with a non-ASCII character, or a CSRF cookie that does not percent-decode, is a forged form (403), not an error", async () => {
+    const client_id = await newClient();
+    const form = await openLoginForm(authorizeUrl(client_id, pkce().challenge));
+    const nonAscii = await postLogin({ ...form, csrf: `\u00e9${form.csrf.slice(1)}` }, ANN, PASSWORD);
+    expect(nonAscii.status).toBe(403);
+    expect(nonAscii.html).toContain("Form not accepted");
+    const undecodable = await postLogin({ ...form, cookie: "sx_csrf=%E0%A4%A" }, ANN, PASSWORD);
+    expect(undecodable.status).toBe(403);
+    expect(undecodable.html).toContain("Form not accepted");
+    // The form itself is still good: the refusals took nothing from it.
+    expect((await postLogin(form, ANN, PASSWORD)).status).toBe(200);
+    await healthy();
+  });
+});
+
 describe("sign-in throttle", () => {
   test("20 parallel wrong passwords: 5 are evaluated (plus one per doubling delay the burst outlasts); the person still signs in from another address", { timeout: 60_000 }, async () => {
     const victim = "vic@example.com";
