@@ -451,14 +451,20 @@ language plpgsql stable
 as $$
 declare
   v_oid oid := sextant_exec.resolve_table(sample_table.table_name, sample_table.schema_name);
+  v_sensitive text[];
   v_sql text;
 begin
   if sample_table.n is null or sample_table.n not between 1 and 1000 then
     raise exception 'n must be between 1 and 1000, got %', n using errcode = 'SX400';
   end if;
+  -- The table's sensitive columns in one call (is_sensitive_column per column read the tenant's
+  -- rules again for every column: four current_tenant() calls each).
+  v_sensitive := (select sextant_exec.sensitive_columns(c.oid, ns.nspname, c.relname)
+                    from pg_catalog.pg_class as c join pg_catalog.pg_namespace as ns on ns.oid = c.relnamespace
+                   where c.oid = v_oid);
   -- Built from catalog identifiers only; sensitive columns are replaced, unreadable ones left out.
   select format('select %s from %I.%I limit %s',
-                string_agg(case when sextant_exec.is_sensitive_column(ns.nspname, c.relname, a.attname)
+                string_agg(case when a.attname::text = any(v_sensitive)
                                 then format('''[masked]''::text as %I', a.attname)
                                 else format('%I', a.attname) end, ', ' order by a.attnum),
                 ns.nspname, c.relname, sample_table.n)
