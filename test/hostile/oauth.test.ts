@@ -7,8 +7,10 @@ import { hashPassword } from "../../src/oauth/password.ts";
 import { throttleAddress } from "../../src/oauth/clientAddress.ts";
 import { redirectUriProblem } from "../../src/oauth/redirectUri.ts";
 import { asRole } from "../helpers/db.ts";
+import { startFakeOidc } from "../helpers/fakeOidc.ts";
 import { authorizeUrlAt, openLoginForm, pkce, postFrom, postLogin, REDIRECT, signIn, tokenAt } from "../helpers/oauth.ts";
 import { freePort } from "../helpers/ports.ts";
+import { startTestServer } from "../helpers/server.ts";
 import { useTestServer } from "../helpers/setup.ts";
 
 let base: string;
@@ -344,6 +346,53 @@ describe("forged sign-in forms", () => {
     // The form itself is still good: the refusals took nothing from it.
     expect((await postLogin(form, ANN, PASSWORD)).status).toBe(200);
     await healthy();
+  });
+});
+
+describe("a hostile upstream OpenID provider", () => {
+  test("answers that never end (discovery at the start, the token endpoint at the callback) are cut off past 1 MB: a 502 page at once", { timeout: 60_000 }, async () => {
+    const idp = await startFakeOidc({ clientId: "sextant-rp", clientSecret: "rp-secret" });
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    const other = await startTestServer(db, {
+      PORT: String(port), SEXTANT_PUBLIC_URL: url, SEXTANT_OIDC_ISSUER: idp.issuer, SEXTANT_OIDC_CLIENT_ID: "sextant-rp", SEXTANT_OIDC_CLIENT_SECRET: "rp-secret", SEXTANT_OIDC_NAME: "Fake IdP",
+    });
+    try {
+      const client_id = await newClient();
+      /** The sign-in form's "Sign in with Fake IdP" button, pressed. */
+      const start = async () => {
+        const form = await openLoginForm(authorizeUrlAt(url, client_id, pkce().challenge));
+        return fetch(`${url}/oauth/upstream`, { method: "POST", redirect: "manual", headers: { "content-type": "application/x-www-form-urlencoded", cookie: form.cookie },
+          body: new URLSearchParams({ ticket: form.ticket, csrf: form.csrf }).toString() });
+      };
+      for (const where of ["discovery", "token"] as const) {
+        let page: Response;
+        idp.state.sentBytes = 0;
+        const started = Date.now();
+        if (where === "discovery") {
+          idp.state.endless = "discovery";
+          page = await start();
+        } else {
+          const go = await start();
+          expect(go.status).toBe(303);
+          const atIdp = await fetch(go.headers.get("location")!, { redirect: "manual" });
+          idp.state.endless = "token";
+          page = await fetch(atIdp.headers.get("location")!, { redirect: "manual", headers: { cookie: go.headers.get("set-cookie")!.split(";")[0]! } });
+        }
+        idp.state.endless = undefined;
+        const html = await page.text();
+        expect(page.status, where).toBe(502);
+        expect(html, where).toContain("Fake IdP cannot be reached right now");
+        expect(html, where).not.toMatch(/\n\s+at |node:internal|internal error/);
+        expect(Date.now() - started, where).toBeLessThan(10_000);
+        expect(idp.state.sentBytes, where).toBeGreaterThan(1_000_000);
+        expect(idp.state.sentBytes, where).toBeLessThan(16_000_000);
+      }
+      expect((await fetch(`${url}/health`)).status).toBe(200);
+    } finally {
+      await other.close();
+      await idp.close();
+    }
   });
 });
 
