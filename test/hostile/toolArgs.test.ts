@@ -99,13 +99,16 @@ describe("integer arguments out of range", () => {
     }
   });
 
-  test("GraphQL refuses an integer argument past 32 bits with a plain message and no stack", async () => {
+  test("GraphQL refuses an integer argument past 32 bits (a bigint past 64) with a plain message and no stack", async () => {
     for (const q of ['{ query(sql: "select 1 as one", maxRows: 1000000000000) { rowCount } }', '{ listTables(maxResults: 2147483648) { nodes { tableName } } }']) {
       const { status, body } = await gql(server.url, token, q);
       expect(status, q).toBe(400);
       expect(body.errors?.[0]?.message, q).toMatch(/^Int cannot represent non 32-bit signed integer value: (1000000000000|2147483648)$/);
       expect(JSON.stringify(body), q).not.toMatch(/\bat .*\.(m?js|ts):\d+/);
     }
+    // A bigint argument (a string in GraphQL) past 64 bits: PostgreSQL's own message, nothing masked.
+    const bigId = await gql(server.url, token, '{ getMaterializationStatus(runId: "99999999999999999999") { nodes { status } } }');
+    expect(bigId.body.errors?.[0]).toMatchObject({ message: 'value "99999999999999999999" is out of range for type bigint', extensions: { code: "22003" } });
     const viaVariable = await gql(server.url, token, 'query($n: Int) { query(sql: "select 1 as one", maxRows: $n) { rowCount } }', { n: 1e12 });
     expect(viaVariable.status).toBe(400);
     expect(viaVariable.body.errors?.[0]?.message).toMatch(/^Variable "\$n" got invalid value 1000000000000; Int cannot represent non 32-bit signed integer value: 1000000000000$/);
