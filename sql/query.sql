@@ -272,12 +272,8 @@ begin
                                   | (get_byte(v_send, v_at + 6) << 8) | get_byte(v_send, v_at + 7), 0);
     end loop;
   end if;
-  -- No sort: json_object_keys gives the keys in the row's column order (the aggregate takes them
-  -- as the function scan gives them), and a jsonb object of the names keeps one of each, so its
-  -- key count is the number of distinct names. (The sorts of `order by c.i` and
-  -- `count(distinct c.name)` were about a sixth of a point lookup's cost in the runner.)
-  select coalesce(jsonb_agg(jsonb_build_object('name', c.name, 'type', coalesce(v_types[c.i]::regtype::text, 'unknown'))), '[]'),
-         (select count(*) from jsonb_object_keys(jsonb_object_agg(c.name, c.i))), count(*)
+  select coalesce(jsonb_agg(jsonb_build_object('name', c.name, 'type', coalesce(v_types[c.i]::regtype::text, 'unknown')) order by c.i), '[]'),
+         count(distinct c.name), count(*)
     into v_columns, v_distinct, v_keys
     from json_object_keys(v_first) with ordinality as c(name, i);
   -- (An empty result may repeat a name: there is no row to misread.)
