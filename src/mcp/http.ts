@@ -5,7 +5,7 @@ import express, { type Express, type Request, type Response } from "express";
 import type { Authenticate } from "../auth/authenticate.ts";
 import { bearerAuth, principalFromAuth } from "../auth/bearer.ts";
 import type { Config } from "../config.ts";
-import { toPublicError } from "../db/errors.ts";
+import { SextantError, toPublicError } from "../db/errors.ts";
 import { baseFor } from "../oauth/hostAliases.ts";
 import { APPS_HEADER, appsOptIn, createMcpApps } from "./apps/index.ts";
 import { directCalls } from "./directCall.ts";
@@ -121,6 +121,70 @@ type AuthInfo = NonNullable<Parameters<ReturnType<typeof createMcpHandler>["fetc
 
 /** A Host header that is a host name (or bracketed IPv6 address) and port, nothing after it. */
 const PLAIN_HOST = /^[A-Za-z0-9._:[\]-]{1,300}$/;
+
+/** express.json's size limit (the `bytes` notation: "1mb" is 1,048,576 bytes); undefined for a notation not read here. */
+function limitBytes(limit: string): number | undefined {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(b|kb|mb|gb)?\s*$/i.exec(limit);
+  if (!m) return undefined;
+  return Math.floor(Number(m[1]) * 1024 ** ["b", "kb", "mb", "gb"].indexOf((m[2] ?? "b").toLowerCase()));
+}
+
+const PLAIN_JSON = /^application\/json\s*(;\s*charset="?utf-8"?\s*)?$/i;
+
+/**
+ * The /mcp body parser: what express.json({ limit }) makes of a request — the same req.body,
+ * and the same errors for the final handler (entity.too.large 413, entity.parse.failed 400,
+ * strict: only an object or array) — read straight from the socket for the common body (JSON
+ * in UTF-8, a Content-Length within the limit, no Content-Encoding); every other request goes
+ * to express.json itself. Its stream decoding and checks were ~5% of a point lookup's CPU.
+ */
+function jsonBody(limit: string): express.RequestHandler {
+  const json = express.json({ limit });
+  // body-parser's other refusals (an unsupported charset or Content-Encoding: 415; a body cut
+  // short: 400) carry only a status, which the final handler took for an internal error (500).
+  const general: express.RequestHandler = (req, res, next) =>
+    json(req, res, (error?: unknown) => {
+      const e = error as { type?: string; status?: number; message?: string } | undefined;
+      if (!e || e.type === "entity.too.large" || e.type === "entity.parse.failed" || !(Number(e.status) < 500)) return next(error);
+      next(new SextantError("SX400", `request body refused: ${e.message}`, "Send the body as JSON in UTF-8."));
+    });
+  const max = limitBytes(limit);
+  const failed = (message: string, type: string, status: number) => Object.assign(new Error(message), { type, status, expose: true });
+  return (req, res, next) => {
+    const length = req.headers["content-length"];
+    if (max === undefined || req.method !== "POST" || !PLAIN_JSON.test(req.headers["content-type"] ?? "") || req.headers["content-encoding"] !== undefined ||
+      req.headers["transfer-encoding"] !== undefined || length === undefined || !/^\d{1,15}$/.test(length)) return general(req, res, next);
+    if (Number(length) > max) return next(failed("request entity too large", "entity.too.large", 413));
+    const chunks: Buffer[] = [];
+    let settled = false;
+    // The listeners stay: an 'error' after 'aborted' must find one (an unheard 'error' ends the process).
+    const done = (error?: Error) => {
+      if (settled) return;
+      settled = true;
+      next(error);
+    };
+    const onData = (chunk: Buffer) => void chunks.push(chunk);
+    const onError = (error: Error) => done(Object.assign(error, { type: "request.aborted", status: 400 }));
+    const onAborted = () => done(failed("request aborted", "request.aborted", 400));
+    const onEnd = () => {
+      const text = (chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)).toString("utf8");
+      const body = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text; // as iconv-lite's UTF-8 decoder
+      if (body.length === 0) {
+        req.body = {};
+        return done();
+      }
+      const first = /^[\x20\x09\x0a\x0d]*(.)/.exec(body)?.[1];
+      try {
+        if (first !== "{" && first !== "[") throw new SyntaxError("not an object or array");
+        req.body = JSON.parse(body);
+      } catch {
+        return done(failed("request body is not valid JSON", "entity.parse.failed", 400));
+      }
+      done();
+    };
+    req.on("data", onData).on("end", onEnd).on("error", onError).on("aborted", onAborted);
+  };
+}
 
 /**
  * An absolute-form request target (`POST http://host:port/mcp?groups=query`, RFC 9112 3.2.2,
@@ -313,7 +377,7 @@ export function installMcp(
     originCheck,
     authFor(deps),
     groupsCheck,
-    express.json({ limit: deps.config.bodyLimit }),
+    jsonBody(deps.config.bodyLimit),
     (req: Request, res: Response, next) => {
       serve(req, res).catch(next);
     },

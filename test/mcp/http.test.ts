@@ -133,6 +133,38 @@ describe("MCP over Streamable HTTP", () => {
     expect(await bad.text()).not.toMatch(/at .*\.ts/);
   });
 
+  test("the /mcp body parser answers every body as express.json does (Content-Encoding: identity still goes through express.json)", async () => {
+    const list = JSON.stringify({ jsonrpc: "2.0", id: 3, method: "tools/list", params: {} });
+    const auth = { authorization: `Bearer ${acmeToken}`, "mcp-protocol-version": "2025-06-18" };
+    const bodies: [string, string, Record<string, string>, number][] = [
+      ["a request", list, {}, 200],
+      ["a request, charset=utf-8", list, { "content-type": "application/json; charset=utf-8" }, 200],
+      ["a request, charset=\"UTF-8\"", list, { "content-type": 'application/json;charset="UTF-8"' }, 200],
+      ["a request after a BOM", `\uFEFF${list}`, {}, 200],
+      ["malformed JSON", "{not json", {}, 400],
+      ["a JSON string (strict: objects and arrays only)", '"tools/list"', {}, 400],
+      ["only whitespace", " \n\t ", {}, 400],
+      ["an empty body", "", {}, 400],
+      ["an empty batch", "[]", {}, 400],
+      ["over the limit", JSON.stringify({ pad: "x".repeat(1_100_000) }), {}, 413],
+      // Once a 500 'internal error': body-parser's 415 carried only a status.
+      ["a charset express.json does not read", list, { "content-type": "application/json; charset=latin1" }, 400],
+    ];
+    for (const [what, body, headers, status] of bodies) {
+      const lean = await post(body, { ...auth, ...headers });
+      const general = await post(body, { ...auth, ...headers, "content-encoding": "identity" });
+      const [a, b] = [await lean.text(), await general.text()];
+      expect({ status: lean.status, body: a }, what).toEqual({ status: general.status, body: b });
+      expect(lean.status, what).toBe(status);
+      expect(a, what).not.toMatch(/at .*\.(ts|mjs):\d+/);
+    }
+    const latin1 = await post(list, { ...auth, "content-type": "application/json; charset=latin1" });
+    expect(await latin1.json()).toMatchObject({ code: "SX400", message: 'request body refused: unsupported charset "LATIN1"' });
+    const compressed = await post(list, { ...auth, "content-encoding": "xz" });
+    expect(compressed.status).toBe(400);
+    expect(await compressed.json()).toMatchObject({ code: "SX400", message: 'request body refused: unsupported content encoding "xz"' });
+  });
+
   test("a 2025 request without initialize is answered (stateless); GET and DELETE have nothing to open or end", async () => {
     const res = await post({ jsonrpc: "2.0", id: 3, method: "tools/list", params: {} }, { authorization: `Bearer ${acmeToken}`, "mcp-protocol-version": "2025-06-18" });
     expect(res.status).toBe(200);
