@@ -62,6 +62,7 @@ async function prebuilt() {
   const dist = path.dirname(link);
   const build = path.join(dist, `.cli-${started.getTime().toString(36)}-${process.pid}`);
   fs.mkdirSync(build, { recursive: true });
+  let previous;
   try {
     // Split: what the entry loads with import() (PostGraphile, after the server listens) is a
     // chunk of its own, named by its content, loaded only when asked for.
@@ -79,21 +80,30 @@ async function prebuilt() {
     fs.rmSync(next, { force: true });
     fs.symlinkSync(path.basename(build), next, "junction");
     const current = fs.lstatSync(link, { throwIfNoEntry: false });
-    const previous = current?.isSymbolicLink() ? path.join(dist, fs.readlinkSync(link)) : undefined;
+    previous = current?.isSymbolicLink() ? path.resolve(dist, fs.readlinkSync(link)) : undefined;
     // A dist/cli folder from before builds were swapped whole moves aside first (once).
-    if (current?.isDirectory()) fs.renameSync(link, path.join(dist, `.cli-old-${process.pid}`));
+    if (current?.isDirectory()) {
+      try {
+        fs.renameSync(link, path.join(dist, `.cli-old-${process.pid}`));
+      } catch (error) {
+        if (error.code !== "ENOENT") throw error; // another start moved it first
+      }
+    }
     fs.renameSync(next, link);
-    // Retired now: its processes get RETIRED_MS from here, however old the build.
-    if (previous) fs.utimesSync(previous, new Date(), new Date());
   } catch (error) {
     fs.rmSync(build, { recursive: true, force: true });
     throw error;
   }
+  // Retired now: its processes get RETIRED_MS from here, however old the build.
+  try {
+    if (previous) fs.utimesSync(previous, new Date(), new Date());
+  } catch {} // already gone (another start's build, retired and removed)
   const target = path.resolve(dist, fs.readlinkSync(link));
   for (const name of fs.readdirSync(dist)) {
     const p = path.join(dist, name);
     if (!name.startsWith(".cli-") || p === target || p === build) continue;
-    if (Date.now() - fs.lstatSync(p).mtimeMs > RETIRED_MS) fs.rmSync(p, { recursive: true, force: true });
+    const stat = fs.lstatSync(p, { throwIfNoEntry: false }); // another start may be removing it too
+    if (stat && Date.now() - stat.mtimeMs > RETIRED_MS) fs.rmSync(p, { recursive: true, force: true });
   }
   return bundle;
 }

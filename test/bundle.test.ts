@@ -6,7 +6,7 @@ import { afterAll, beforeAll, expect, test } from "vitest";
 import { SEXTANT_BIN } from "./helpers/cli.ts";
 
 // bin/sextant.mjs builds the CLI bundle into a fresh folder and points dist/cli at it in one
-// rename. Run here from a copy of the launcher in a temporary project (src and node_modules
+// rename. Run here from a copy of the launcher and src in a temporary project (node_modules
 // linked to this checkout's), so the checkout's own dist/ is not rebuilt under other tests.
 let project: string;
 const dist = () => path.join(project, "dist");
@@ -16,7 +16,9 @@ beforeAll(() => {
   project = fs.mkdtempSync(path.join(os.tmpdir(), "sextant-bundle-"));
   fs.mkdirSync(path.join(project, "bin"));
   fs.copyFileSync(SEXTANT_BIN, launcher());
-  for (const name of ["src", "node_modules", "package.json"]) fs.symlinkSync(path.resolve(name), path.join(project, name));
+  // A copy of src: edits made meanwhile in this checkout must not count as newer sources here.
+  fs.cpSync(path.resolve("src"), path.join(project, "src"), { recursive: true, preserveTimestamps: true });
+  for (const name of ["node_modules", "package.json"]) fs.symlinkSync(path.resolve(name), path.join(project, name));
 });
 afterAll(() => fs.rmSync(project, { recursive: true, force: true }));
 
