@@ -30,7 +30,8 @@ export class RateLimiter {
    */
   sql(p: Principal, calls = 1): string {
     const n = Math.max(1, Math.floor(calls));
-    return `begin; set local synchronous_commit = off; select sextant_private.admit_calls(${pg.escapeLiteral(p.tenant)}, ${pg.escapeLiteral(subjectKey(p.subject))}, ${n}); commit`;
+    // synchronous_commit is read at the commit: set with the count, one statement fewer than `set local`.
+    return `begin; select pg_catalog.set_config('synchronous_commit', 'off', true), sextant_private.admit_calls(${pg.escapeLiteral(p.tenant)}, ${pg.escapeLiteral(subjectKey(p.subject))}, ${n}); commit`;
   }
 
   /**

@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 import type pg from "pg";
 import type { Config } from "../config.ts";
 import { SextantError } from "../db/errors.ts";
@@ -46,7 +46,7 @@ export function createAuthenticator(pool: pg.Pool, config: Config, keys?: KeyRin
   });
 
   const authenticate: Authenticate = async (token) => {
-    const key = createHash("sha256").update(token).digest("base64");
+    const key = hash("sha256", token, "base64"); // one-shot: no Hash object per request
     const hit = cache.get(key);
     const now = Date.now();
     if (hit && listener.healthy() && now - hit.at < CACHE_TTL_MS && (hit.principal.expiresAt ?? Infinity) * 1000 > now) {
