@@ -89,15 +89,40 @@ export class ServerPool {
  */
 function authFor(deps: { authenticate: Authenticate; config: Config; resource?: { url: string; metadataUrl: string } }): express.RequestHandler {
   const byBase = new Map<string, express.RequestHandler>();
+  // The handler per Host value seen (hosts that passed the route's checks; bounded): baseFor
+  // parses the public URL and builds its aliases, the same answer for every request of a host.
+  const byHost = new Map<string, express.RequestHandler>();
   const publicOrigin = new URL(deps.config.publicUrl).origin;
   return (req, res, next) => {
-    const base = baseFor(req.headers.host, deps.config.publicUrl);
-    let handler = byBase.get(base);
+    const host = req.headers.host ?? "";
+    let handler = byHost.get(host);
     if (!handler) {
-      const resource = deps.resource && { url: deps.resource.url, metadataUrl: deps.resource.metadataUrl.replace(publicOrigin, new URL(base).origin) };
-      byBase.set(base, (handler = bearerAuth(deps.authenticate, resource)));
+      const base = baseFor(req.headers.host, deps.config.publicUrl);
+      handler = byBase.get(base);
+      if (!handler) {
+        const resource = deps.resource && { url: deps.resource.url, metadataUrl: deps.resource.metadataUrl.replace(publicOrigin, new URL(base).origin) };
+        byBase.set(base, (handler = bearerAuth(deps.authenticate, resource)));
+      }
+      if (byHost.size < 256) byHost.set(host, handler);
     }
     handler(req, res, next);
+  };
+}
+
+/**
+ * The SDK's Host check (DNS rebinding), run once per Host value: its verdict depends on the
+ * value alone, so one that passed (at most 256 kept) passes again without parsing it as a URL.
+ */
+function hostCheck(allowedHostnames: string[]): express.RequestHandler {
+  const check = hostHeaderValidation(allowedHostnames);
+  const passed = new Set<string>();
+  return (req, res, next) => {
+    const host = req.headers.host;
+    if (host !== undefined && passed.has(host)) return next();
+    check(req, res, () => {
+      if (host !== undefined && passed.size < 256) passed.add(host);
+      next();
+    });
   };
 }
 
@@ -373,7 +398,7 @@ export function installMcp(
       req.url = target;
       next();
     },
-    hostHeaderValidation(deps.config.allowedHosts.map((h) => h.replace(/:\d+$/, ""))),
+    hostCheck(deps.config.allowedHosts.map((h) => h.replace(/:\d+$/, ""))),
     originCheck,
     authFor(deps),
     groupsCheck,
