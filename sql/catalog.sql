@@ -198,7 +198,9 @@ begin
   -- PL/pgSQL for its cached plan (a SQL function is planned again on every call).
   return (
   with t as (
-      select coalesce('(' || array_to_string(t.sensitive_column_patterns, ')|(') || ')', '$^') as pattern, t.sensitive_meta_keys as keys
+      -- Patterns stay separate (is_sensitive_column's rule): joined into one regex, a
+      -- backreference would point at the wrong group and (?i) would be a syntax error.
+      select t.sensitive_column_patterns as patterns, t.sensitive_meta_keys as keys
       from sextant.tenants as t where t.slug = sextant.current_tenant()
     ),
     dbt as (
@@ -210,7 +212,8 @@ begin
     select coalesce(array_agg(a.attname::text), '{}')
     from pg_catalog.pg_attribute as a, t
     where a.attrelid = sensitive_columns.rel and a.attnum > 0 and not a.attisdropped
-      and (a.attname ~* t.pattern or lower(a.attname) in (select name from dbt)));
+      and (exists (select from unnest(t.patterns) as p where a.attname ~* p)
+           or lower(a.attname) in (select name from dbt)));
 end
 $$;
 comment on function sextant_exec.sensitive_columns(oid, text, text) is

@@ -246,7 +246,9 @@ as $$
       and has_table_privilege(c.oid, 'select')
   ),
   sensitive as materialized (
-    select coalesce('(' || array_to_string(t.sensitive_column_patterns, ')|(') || ')', '$^') as pattern
+    -- Each pattern on its own: joined into one regex, a backreference (\1) would point at the
+    -- wrong group and an embedded option such as (?i) would be a syntax error.
+    select coalesce(t.sensitive_column_patterns, '{}') as patterns
     from (select 1) as one
     left join sextant.tenants as t on t.slug = sextant.current_tenant()
   ),
@@ -283,7 +285,7 @@ as $$
     select a.attrelid, a.attnum, t.schema_name, t.table_name, a.attname::text as name,
            format_type(a.atttypid, a.atttypmod) as type, a.attnotnull,
            col_description(a.attrelid, a.attnum) as description,
-           a.attname ~* (select pattern from sensitive)
+           exists (select from sensitive, unnest(sensitive.patterns) as p where a.attname ~* p)
              or exists (select from dbt_flagged as f where f.schema_name = lower(t.schema_name)
                           and f.table_name = lower(t.table_name) and f.name = lower(a.attname)) as sensitive,
            pk.attnum is not null or coalesce(a.attname::text = any (sr.primary_key), false) as is_pk

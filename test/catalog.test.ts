@@ -107,6 +107,32 @@ describe("catalog tools through MCP", () => {
     expect(text(bad)).toMatch(/SX400: n must be between 1 and 1000/);
   });
 
+  test("each sensitive pattern is matched on its own: a backreference masks, an embedded option works", async () => {
+    // Joined into one regex, \1 pointed at the wrong group (the column was shown) and (?i) was a syntax error.
+    await db.admin.query(`set role sextant_owner;
+      create table shop.sens_probe (id int primary key, abab text, abcd text);
+      insert into shop.sens_probe values (1, 'secret-1', 'plain-1');
+      grant select on shop.sens_probe to sextant_t_demo; reset role;
+      update sextant.tenants set sensitive_column_patterns = sensitive_column_patterns || array['^(ab)\\1$', '(?i)^FULL_NAME$'] where slug = 'demo';`);
+    try {
+      const s = (await callRows(demo, "sample_table", { table: "shop.sens_probe", n: 1 })) as { rows: Record<string, unknown>[] };
+      expect(s.rows[0]).toMatchObject({ abab: "[masked]", abcd: "plain-1" });
+      const c = (await callRows(demo, "sample_table", { table: "customers", n: 1 })) as { rows: Record<string, unknown>[] };
+      expect(c.rows[0]).toMatchObject({ full_name: "[masked]", email: "[masked]" });
+      const d = (await callOk(demo, "describe_table", { table: "shop.sens_probe" })) as { columns: { name: string; sensitive?: boolean }[] };
+      expect(d.columns.filter((col) => col.sensitive).map((col) => col.name)).toEqual(["abab"]);
+      const m = await demo.callTool({ name: "get_metadata", arguments: { schema: "shop" } });
+      const meta = m.structuredContent as { tables: { table: string; columns: { name: string; sensitive?: boolean; samples?: unknown[] }[] }[] };
+      const probe = meta.tables.find((t) => t.table === "shop.sens_probe")!;
+      expect(probe.columns.find((col) => col.name === "abab")).toMatchObject({ sensitive: true });
+      expect(probe.columns.find((col) => col.name === "abcd")?.sensitive).not.toBe(true);
+      expect(text(m)).not.toContain("secret-1");
+    } finally {
+      await db.admin.query(`update sextant.tenants set sensitive_column_patterns = array_remove(array_remove(sensitive_column_patterns, '^(ab)\\1$'), '(?i)^FULL_NAME$') where slug = 'demo';
+        set role sextant_owner; drop table shop.sens_probe; reset role;`);
+    }
+  });
+
   test("list_functions shows callable functions in the tenant's schemas only", async () => {
     await db.admin.query(`set role sextant_owner; create or replace function shop.vat(amount numeric) returns numeric language sql immutable as 'select amount * 0.2';
       comment on function shop.vat(numeric) is 'VAT at 20 percent'; reset role;`);

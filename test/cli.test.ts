@@ -94,6 +94,16 @@ describe("sextant tenant update", () => {
     expect(bad.stderr).toMatch(/tenant nosuch does not exist/);
     await runCli(["tenant", "update", "acme", "--max-rows", "500", "--exclude", "none.none"], env);
   });
+
+  test("refuses a sensitive-column pattern PostgreSQL cannot compile, and keeps the old list", async () => {
+    const before = (await db.admin.query("select sensitive_column_patterns as p from sextant.tenants where slug = 'acme'")).rows[0].p;
+    const r = await runCli(["tenant", "update", "acme", "--sensitive", "email", "--sensitive", "(["], env);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^sextant: --sensitive "\(\[" is not a valid regular expression: invalid regular expression/);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+    const after = (await db.admin.query("select sensitive_column_patterns as p from sextant.tenants where slug = 'acme'")).rows[0].p;
+    expect(after).toEqual(before);
+  });
 });
 
 describe("sextant psql", () => {

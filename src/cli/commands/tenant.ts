@@ -37,6 +37,14 @@ export default function register(program: Command): void {
     .action((slug: string, o: Record<string, number | string[] | undefined>) =>
       withContext(async ({ admin }) => {
         const list = (v: unknown) => (Array.isArray(v) && v.length ? v : null);
+        // A pattern PostgreSQL cannot compile would make every sample and describe of the tenant fail.
+        for (const pattern of (list(o.sensitive) ?? []) as string[]) {
+          await admin.query("select '' ~* $1", [pattern]).catch((e: Error) => {
+            throw Object.assign(new Error(`--sensitive ${JSON.stringify(pattern)} is not a valid regular expression: ${e.message}`), {
+              hint: "Patterns are PostgreSQL regular expressions, matched case-insensitively against column names.",
+            });
+          });
+        }
         const { rowCount } = await admin.query(
           `update sextant.tenants set
              max_rows = coalesce($2, max_rows), statement_timeout_ms = coalesce($3, statement_timeout_ms),
