@@ -189,8 +189,11 @@ function jsonBody(limit: string): express.RequestHandler {
       next(error);
     };
     const onData = (chunk: Buffer) => void chunks.push(chunk);
-    const onError = (error: Error) => done(Object.assign(error, { type: "request.aborted", status: 400 }));
-    const onAborted = () => done(failed("request aborted", "request.aborted", 400));
+    // A body cut short (the client closed before Content-Length bytes came) is the client's
+    // doing: SX400 as express.json's path answers it, not an internal error with a logged stack.
+    const cut = () => done(new SextantError("SX400", "request body refused: request aborted", "Send the whole body its Content-Length announces."));
+    const onError = cut;
+    const onAborted = cut;
     const onEnd = () => {
       const text = (chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)).toString("utf8");
       const body = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text; // as iconv-lite's UTF-8 decoder

@@ -1,3 +1,4 @@
+import net from "node:net";
 import { Writable } from "node:stream";
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import pino from "pino";
@@ -245,5 +246,32 @@ describe("MCP without sessions", () => {
     } finally {
       await db.admin.query("update sextant.tenants set rate_per_minute = 120 where slug = 'globex'");
     }
+  });
+});
+
+describe("MCP bodies cut short", () => {
+  // A client that announces more bytes than it sends and then closes (or half-closes) is the
+  // client's doing: never an internal error with a logged stack, and the server answers on.
+  test.each(["destroy", "half-close"])("a Content-Length longer than the body, then %s: no 500, nothing logged as a failure", async (how) => {
+    const token = await createToken(db, "acme", `cut-short-${how}`);
+    const before = logLines.length;
+    const { port } = new URL(server.url);
+    const answer = await new Promise<string>((resolve) => {
+      const socket = net.connect(Number(port), "127.0.0.1", () => {
+        socket.write(`POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAuthorization: Bearer ${token}\r\n` +
+          "Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: 500\r\n\r\n" +
+          '{"jsonrpc":"2.0","id":1,"method":"tools/list"');
+        setTimeout(() => (how === "destroy" ? (socket.destroy(), resolve("")) : socket.end()), 100);
+      });
+      let text = "";
+      socket.on("data", (d) => void (text += String(d)));
+      socket.on("close", () => resolve(text));
+      socket.on("error", () => resolve(text));
+    });
+    expect(answer).not.toMatch(/^HTTP\/1\.1 5/);
+    await new Promise((r) => setTimeout(r, 300));
+    const failures = logLines.slice(before).filter((l) => /"level":50/.test(l) || /request failed/.test(l));
+    expect(failures).toEqual([]);
+    expect((await healthy()).status).toBe("ok");
   });
 });
