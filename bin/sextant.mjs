@@ -83,8 +83,11 @@ async function prebuilt() {
     previous = current?.isSymbolicLink() ? path.resolve(dist, fs.readlinkSync(link)) : undefined;
     // A dist/cli folder from before builds were swapped whole moves aside first (once).
     if (current?.isDirectory()) {
+      const old = path.join(dist, `.cli-old-${process.pid}`);
       try {
-        fs.renameSync(link, path.join(dist, `.cli-old-${process.pid}`));
+        fs.renameSync(link, old);
+        // Retired from now, like a build: a rename keeps the folder's old time (removed at once).
+        fs.utimesSync(old, new Date(), new Date());
       } catch (error) {
         if (error.code !== "ENOENT") throw error; // another start moved it first
       }
@@ -110,7 +113,14 @@ async function prebuilt() {
 
 if (major >= 22) {
   module.enableCompileCache?.();
-  const entry = await prebuilt().catch(() => undefined);
+  const entry = await prebuilt().catch((error) => {
+    // A read-only install is expected (and runs from source quietly); any other failure is said,
+    // once, on stderr: the start is slower, and a race between starts must not pass unseen.
+    if (!["EACCES", "EPERM", "EROFS"].includes(error?.code)) {
+      process.stderr.write(`sextant: the CLI bundle could not be built (${error?.message ?? error}); running from source\n`);
+    }
+    return undefined;
+  });
   if (entry) {
     await import(pathToFileURL(entry).href);
   } else {
