@@ -60,7 +60,7 @@ language plpgsql stable
 set search_path = pg_catalog, pg_temp
 -- The main statement's generic plan from the first call: a session otherwise plans it five times
 -- with the call's values first (~5 ms each), then keeps the generic plan anyway. Fresh sessions'
--- first five calls of film (PG 15, backend CPU): 98 -> 65 ms; later calls unchanged.
+-- first five calls of film (PG 15, backend CPU): 97 -> 88 ms; later calls unchanged.
 set plan_cache_mode = force_generic_plan
 as $$
 declare
