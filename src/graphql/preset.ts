@@ -64,7 +64,8 @@ export function createGraphql(
         if (!original) return error; // GraphQL validation errors are about the query itself
         // A variable graphql-js could not coerce ("Int cannot represent non 32-bit signed integer
         // value"): its own error about the request, with no path, not a failure while running it.
-        if (original.name === "GraphQLError" && !error.path) return error;
+        // Only that error: any other GraphQLError without a path is masked like the rest.
+        if (original.name === "GraphQLError" && !error.path && /^Variable "\$\w+" got invalid value/.test(error.message)) return error;
         const pub = toPublicError(original, logError);
         return new GraphQLError(pub.message, {
           nodes: error.nodes,
