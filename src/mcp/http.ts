@@ -252,7 +252,9 @@ function webRequest(req: Request, signal: AbortSignal): globalThis.Request {
 /** Writes a web Response to Node's `res`: a body known whole in one write, a stream as it comes (with backpressure). */
 async function writeResponse(res: Response, response: globalThis.Response, aborted: AbortSignal): Promise<void> {
   const headers: Record<string, string> = {};
-  for (const [name, value] of response.headers) headers[name] = value;
+  // Connection is Node's to set (hop by hop): the SDK's event streams say keep-alive, which kept a
+  // socket open after the answer to a client that had asked for Connection: close.
+  for (const [name, value] of response.headers) if (name !== "connection" && name !== "keep-alive" && name !== "transfer-encoding") headers[name] = value;
   if (response.body === null) return void res.writeHead(response.status, headers).end();
   const type = headers["content-type"] ?? "";
   if (!type.startsWith("text/event-stream")) {
@@ -338,9 +340,12 @@ export function installMcp(
 
   const serve = async (req: Request, res: Response): Promise<void> => {
     const body: unknown = req.body;
-    if (req.method !== "POST" || !isJsonContentType(req.headers["content-type"] ?? null) || !singleRequestWithoutProgress(body)) {
-      return node(req as never, res, body);
-    }
+    // Without a parsed body (GET, DELETE, a POST the body parser left alone) the SDK's Node
+    // adapter reads the request. A parsed body is never handed to it: it turns the body back into
+    // text with JSON.stringify, which overflows the stack on a body nested a few thousand levels
+    // deep (a 500 'internal error' once, for a batch or a call that asked for progress).
+    if (req.method !== "POST" || body === undefined) return node(req as never, res, body);
+    const single = isJsonContentType(req.headers["content-type"] ?? null) && singleRequestWithoutProgress(body);
     const abort = new AbortController();
     let finished = false;
     res.on("close", () => {
@@ -349,17 +354,17 @@ export function installMcp(
     const authInfo = (req as { auth?: AuthInfo }).auth;
     let response: globalThis.Response;
     try {
-      if (direct && (await direct.answer(req, res, body, authInfo))) {
+      if (single && direct && (await direct.answer(req, res, body, authInfo))) {
         finished = true;
         return;
       }
       const request = webRequest(req, abort.signal);
-      response = (await isLegacyRequest(request, body))
+      response = single && (await isLegacyRequest(request, body))
         ? await legacyJson(request, authInfo, body)
         : await handler.fetch(request, { ...(authInfo ? { authInfo } : {}), parsedBody: body });
     } catch (error) {
       onerror(error);
-      const id = (body as { id?: unknown }).id;
+      const id = single ? (body as { id: string | number }).id : null;
       response = globalThis.Response.json({ jsonrpc: "2.0", error: { code: -32603, message: "Internal server error" }, id }, { status: 500 });
     }
     await writeResponse(res, response, abort.signal);

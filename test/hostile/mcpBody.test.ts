@@ -1,0 +1,103 @@
+import net from "node:net";
+import { Writable } from "node:stream";
+import pino from "pino";
+import { describe, expect, test } from "vitest";
+import { createToken } from "../helpers/db.ts";
+import { useTestServer } from "../helpers/setup.ts";
+
+// The HTTP door of /mcp as a hostile client sees it: raw bytes on a socket and odd fetches
+// against a real server. Every answer is a 4xx with a JSON body or the tool's own refusal,
+// never a 500, a stack or a hang; nothing is logged as a failure; the server answers on.
+
+const logLines: string[] = [];
+const sink = new Writable({ write(chunk, _enc, done) { logLines.push(String(chunk)); done(); } });
+const { db, server } = useTestServer({}, pino({ level: "debug" }, sink));
+
+/** Lines the server logged since `from` that report a failure (error level or 'request failed'). */
+const failuresSince = (from: number) => logLines.slice(from).filter((l) => /"level":50/.test(l) || /request failed/.test(l));
+
+interface RawAnswer { status: number | undefined; head: string; body: string; closedAfterMs: number; text: string }
+
+/** Writes `bytes` on a fresh socket and reads until the server closes it (or `waitMs` passes: `closedAfterMs` is then Infinity). */
+function raw(bytes: (string | Buffer)[], waitMs = 4000): Promise<RawAnswer> {
+  const { port } = new URL(server.url);
+  return new Promise((resolve) => {
+    const started = performance.now();
+    let text = "";
+    const finish = (closed: boolean) => {
+      clearTimeout(timer);
+      socket.destroy();
+      const [head = "", ...rest] = text.split("\r\n\r\n");
+      resolve({ status: Number(/^HTTP\/1\.[01] (\d{3})/.exec(text)?.[1]) || undefined, head, body: rest.join("\r\n\r\n"), closedAfterMs: closed ? performance.now() - started : Infinity, text });
+    };
+    const socket = net.connect(Number(port), "127.0.0.1", () => { for (const b of bytes) socket.write(b); });
+    const timer = setTimeout(() => finish(false), waitMs);
+    socket.on("data", (d) => void (text += String(d)));
+    socket.on("close", () => finish(true));
+    socket.on("error", () => finish(true));
+  });
+}
+
+/** The JSON-RPC messages in an answer's body: a JSON body, or the data lines of an event stream (chunked or not). */
+function messages(body: string): { id?: unknown; result?: { content: { text: string }[]; isError?: boolean; structuredContent?: unknown }; error?: { code: number; message: string } }[] {
+  const data = [...body.matchAll(/^data: (.*)$/gm)].map((m) => JSON.parse(m[1]!));
+  if (data.length > 0) return data;
+  const json = body.slice(body.indexOf("{"), body.lastIndexOf("}") + 1);
+  return [JSON.parse(json)];
+}
+
+async function healthy() {
+  const res = await fetch(`${server.url}/health`);
+  expect(res.status).toBe(200);
+}
+
+let tokenNo = 0;
+/** A request head for POST /mcp on `port` with an analyst token; `extra` header lines end in CRLF. */
+async function requestHead(extra: string, opts: { target?: string; close?: boolean; version?: string } = {}) {
+  const token = await createToken(db, "acme", `mcp-body-${++tokenNo}`, "analyst");
+  const { port } = new URL(server.url);
+  return (`POST ${opts.target ?? "/mcp"} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAuthorization: Bearer ${token}\r\n` +
+    `Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: ${opts.version ?? "2025-06-18"}\r\n${opts.close === false ? "" : "Connection: close\r\n"}${extra}\r\n`);
+}
+const withLength = (type: string, body: string) => `Content-Type: ${type}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n`;
+
+const deep = (n: number) => `${"[".repeat(n)}${"]".repeat(n)}`;
+const CALL = '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"query","arguments":{"sql":"select 1 as one"}}}';
+
+describe("bodies the SDK answers (batches, calls that ask for progress, odd ids)", () => {
+  // The SDK's Node adapter turned a parsed body back into text with JSON.stringify, which
+  // overflowed the stack a few thousand levels down: a 500 and a logged RangeError.
+  test.each([
+    ["a call asking for progress, arguments nested 5,000 deep", `{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"query","_meta":{"progressToken":1},"arguments":{"sql":"select 1","x":${deep(5000)}}}}`,
+      200, /^error SX400: arguments are nested more than 32 levels deep/],
+    ["a batch of one call, arguments nested 5,000 deep", `[{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"query","arguments":{"sql":"select 1","x":${deep(5000)}}}}]`,
+      200, /^error SX400: arguments are nested more than 32 levels deep/],
+    ["a call asking for progress, arguments nested 300,000 deep", `{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"query","_meta":{"progressToken":1},"arguments":{"sql":"select 1","x":${deep(300_000)}}}}`,
+      200, /^Invalid arguments for tool query: arguments contain more than the maximum of 10000 elements/],
+    ["arrays nested 300,000 deep", deep(300_000), 400, /^Bad Request: JSON-RPC batch contains an invalid message/],
+    ["an id nested 300,000 deep", `{"jsonrpc":"2.0","id":${deep(300_000)},"method":"tools/list"}`, 400, /^Bad Request: the request body is not a valid JSON-RPC message/],
+  ])("%s: never a 500", async (_what, body, status, answer) => {
+    const before = logLines.length;
+    const res = await raw([(await requestHead(withLength("application/json", body))) + body]);
+    expect(res.status).toBe(status);
+    const [message] = messages(res.body);
+    expect(message!.result?.content[0]!.text ?? message!.error?.message).toMatch(answer);
+    expect(res.text).not.toMatch(/RangeError|at .*\.(ts|mjs|js):\d+/);
+    expect(failuresSince(before).filter((l) => /RangeError|Internal/.test(l))).toEqual([]);
+    await healthy();
+  });
+
+  test("an event-stream answer to a client that asked for Connection: close ends with the socket closed", async () => {
+    // The SDK's streams carry 'connection: keep-alive', which kept the socket open after the
+    // answer until the keep-alive timeout (5 s): a client reading to the end waited for it.
+    const progress = CALL.replace('"arguments"', '"_meta":{"progressToken":7},"arguments"');
+    for (const body of [progress, `[${CALL}]`]) {
+      const res = await raw([(await requestHead(withLength("application/json", body))) + body]);
+      expect(res.status).toBe(200);
+      expect(res.head).toMatch(/content-type: text\/event-stream/i);
+      expect(res.head).not.toMatch(/connection: keep-alive/i);
+      expect(messages(res.body)[0]!.result?.structuredContent).toMatchObject({ rows: [[1]] });
+      expect(res.closedAfterMs).toBeLessThan(2500);
+    }
+  });
+});
