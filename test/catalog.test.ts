@@ -111,7 +111,8 @@ describe("catalog tools through MCP", () => {
     // Joined into one regex, \1 pointed at the wrong group (the column was shown) and (?i) was a syntax error.
     await db.admin.query(`set role sextant_owner;
       create table shop.sens_probe (id int primary key, abab text, abcd text);
-      insert into shop.sens_probe values (1, 'secret-1', 'plain-1');
+      insert into shop.sens_probe select g, 'secret-1', 'plain-1' from generate_series(1, 3) as g;
+      analyze shop.sens_probe; -- statistics: get_metadata's samples of the columns it may show
       grant select on shop.sens_probe to sextant_t_demo; reset role;
       update sextant.tenants set sensitive_column_patterns = sensitive_column_patterns || array['^(ab)\\1$', '(?i)^FULL_NAME$'] where slug = 'demo';`);
     try {
@@ -126,6 +127,8 @@ describe("catalog tools through MCP", () => {
       const probe = meta.tables.find((t) => t.table === "shop.sens_probe")!;
       expect(probe.columns.find((col) => col.name === "abab")).toMatchObject({ sensitive: true });
       expect(probe.columns.find((col) => col.name === "abcd")?.sensitive).not.toBe(true);
+      expect(probe.columns.find((col) => col.name === "abcd")?.samples).toEqual(["plain-1"]);
+      expect(probe.columns.find((col) => col.name === "abab")?.samples).toBeUndefined();
       expect(text(m)).not.toContain("secret-1");
     } finally {
       await db.admin.query(`update sextant.tenants set sensitive_column_patterns = array_remove(array_remove(sensitive_column_patterns, '^(ab)\\1$'), '(?i)^FULL_NAME$') where slug = 'demo';
