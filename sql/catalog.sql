@@ -212,7 +212,9 @@ begin
     select coalesce(array_agg(a.attname::text), '{}')
     from pg_catalog.pg_attribute as a, t
     where a.attrelid = sensitive_columns.rel and a.attnum > 0 and not a.attisdropped
-      and (exists (select from unnest(t.patterns) as p where a.attname ~* p)
+      -- ~* any: each pattern on its own as above, without a subquery per column (a 40-column
+      -- table: 0.46 -> 0.39 ms; the joined regex took 0.31).
+      and (a.attname ~* any (t.patterns)
            or lower(a.attname) in (select name from dbt)));
 end
 $$;
