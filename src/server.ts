@@ -156,7 +156,8 @@ export async function startServer(opts: {
   const graphqlResource = { url: `${config.publicUrl}/graphql`, metadataUrl: `${config.publicUrl}/.well-known/oauth-protected-resource/graphql` };
   // MCP first: its calls are the hot path, and no route before it matches /mcp.
   const embedder = createEmbedder(config.embeddings);
-  const mcp = installMcp(app, { pool, authenticate, config, logError, audit, rateLimiter, gate, embedder, resource: mcpResource });
+  const mcp = installMcp(app, { pool, authenticate, config, logError, audit, rateLimiter, gate, embedder, resource: mcpResource,
+    logRefused: (e) => log.debug({ reason: e.message.slice(0, 300) }, "mcp request refused") });
   installOAuth(app, {
     pool, keys, authenticate, log, upstream: config.oidc, onRevoke: authenticator.forget,
     settings: { issuer: config.publicUrl, resources: [mcpResource.url, graphqlResource.url], accessTtlSeconds: config.oauthAccessTtl, refreshTtlSeconds: config.oauthRefreshTtl, allowHosts: config.sourceAllowHosts },

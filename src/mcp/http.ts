@@ -1,6 +1,6 @@
 import { hostHeaderValidation } from "@modelcontextprotocol/sdk/server/middleware/hostHeaderValidation.js";
 import { toNodeHandler } from "@modelcontextprotocol/node";
-import { createMcpHandler, isJsonContentType, isLegacyRequest, WebStandardStreamableHTTPServerTransport, type McpServer } from "@modelcontextprotocol/server";
+import { createMcpHandler, isJsonContentType, isLegacyRequest, ProtocolError, ProtocolErrorCode, WebStandardStreamableHTTPServerTransport, type McpServer } from "@modelcontextprotocol/server";
 import express, { type Express, type Request, type Response } from "express";
 import type { Authenticate } from "../auth/authenticate.ts";
 import { bearerAuth, principalFromAuth } from "../auth/bearer.ts";
@@ -140,6 +140,19 @@ function singleRequestWithoutProgress(body: unknown): boolean {
   if (m.jsonrpc !== "2.0" || typeof m.method !== "string" || (typeof m.id !== "string" && typeof m.id !== "number")) return false;
   const meta = m.params && typeof m.params === "object" ? (m.params as { _meta?: unknown })._meta : undefined;
   return !(meta && typeof meta === "object" && (meta as { progressToken?: unknown }).progressToken !== undefined);
+}
+
+/**
+ * Whether an error the SDK reported through onerror is its refusal of the client's request (it
+ * answered a 4xx: a malformed or empty batch, a message that is no JSON-RPC, a wrong Accept or
+ * Content-Type, an unsupported version or method): the SDK reports those as it reports its own
+ * failures, as plain Errors (its messages are the only mark) or ProtocolErrors.
+ */
+export function clientRefusal(error: unknown): boolean {
+  if (error instanceof ProtocolError) return error.code !== ProtocolErrorCode.InternalError;
+  if (!(error instanceof Error)) return false;
+  return error.name === "ZodError" ||
+    /^(Rejected |Not Acceptable|Unsupported Media Type|Invalid Request|Bad Request|Parse error|Method not allowed|Session not found|Invalid (Host|Origin) header|Invalid event ID)/.test(error.message);
 }
 
 type AuthInfo = NonNullable<Parameters<ReturnType<typeof createMcpHandler>["fetch"]>[1]>["authInfo"];
@@ -286,7 +299,13 @@ async function writeResponse(res: Response, response: globalThis.Response, abort
  */
 export function installMcp(
   app: Express,
-  deps: Omit<ToolDeps, "principalOf"> & { authenticate: Authenticate; config: Config; resource?: { url: string; metadataUrl: string } },
+  deps: Omit<ToolDeps, "principalOf"> & {
+    authenticate: Authenticate;
+    config: Config;
+    resource?: { url: string; metadataUrl: string };
+    /** A request the SDK refused with a 4xx (the client's mistake: never logged as a failure). */
+    logRefused?: (error: Error) => void;
+  },
 ): { close(): Promise<void> } {
   const toolDeps: ToolDeps = { ...deps, apps: createMcpApps(), principalOf: (extra) => principalFromAuth(extra.authInfo) };
   const appDeps: ToolDeps = { ...toolDeps, apps: createMcpApps({ optedIn: true }) };
@@ -302,7 +321,7 @@ export function installMcp(
     const pool = appsOptIn(requestInfo?.headers.get(APPS_HEADER), url?.searchParams.get("apps") ?? undefined) ? appServers : servers;
     return pool.take(era, boundToolGroups(requested, principalFromAuth(authInfo).toolGroups));
   };
-  const onerror = (e: unknown) => deps.logError("mcp", e);
+  const onerror = (e: unknown) => (clientRefusal(e) ? deps.logRefused?.(e as Error) : deps.logError("mcp", e));
   const handler = createMcpHandler(
     ({ requestInfo, authInfo, era }) => serverFor(era, requestInfo, authInfo),
     { legacy: "stateless", responseMode: "auto", onerror },
@@ -363,7 +382,7 @@ export function installMcp(
         ? await legacyJson(request, authInfo, body)
         : await handler.fetch(request, { ...(authInfo ? { authInfo } : {}), parsedBody: body });
     } catch (error) {
-      onerror(error);
+      deps.logError("mcp", error);
       const id = single ? (body as { id: string | number }).id : null;
       response = globalThis.Response.json({ jsonrpc: "2.0", error: { code: -32603, message: "Internal server error" }, id }, { status: 500 });
     }

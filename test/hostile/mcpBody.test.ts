@@ -101,3 +101,41 @@ describe("bodies the SDK answers (batches, calls that ask for progress, odd ids)
     }
   });
 });
+
+describe("requests the SDK refuses", () => {
+  // The SDK reports each refusal through the same onerror as its own failures: they were logged
+  // as 'request failed' errors with a stack, one per bad request. They are the client's mistake.
+  test.each([
+    ["an empty batch", "application/json", "[]", 400, /^Bad Request: empty JSON-RPC batch/],
+    ["an empty object", "application/json", "{}", 400, /^Bad Request: the request body is not a valid JSON-RPC message/],
+    ["a batch holding an empty batch", "application/json", "[[]]", 400, /^Bad Request: JSON-RPC batch contains an invalid message/],
+    ["a fractional id", "application/json", CALL.replace('"id":1', '"id":1.5'), 400, /^Bad Request: the request body is not a valid JSON-RPC message/],
+    ["a null id", "application/json", CALL.replace('"id":1', '"id":null'), 400, /^Bad Request: the request body is not a valid JSON-RPC message/],
+    ["an id past a double (1e400)", "application/json", CALL.replace('"id":1', '"id":1e400'), 400, /^Bad Request: the request body is not a valid JSON-RPC message/],
+    ["a +json media type", "application/vnd.api+json", CALL, 415, /^Unsupported Media Type/],
+    ["no media type", "", CALL, 415, /^Unsupported Media Type/],
+  ])("%s: a 4xx JSON-RPC error, nothing logged as a failure", async (what, type, body, status, answer) => {
+    const before = logLines.length;
+    const head = await requestHead(type ? withLength(type, body) : `Content-Length: ${Buffer.byteLength(body)}\r\n`);
+    const res = await raw([head + body]);
+    expect(res.status, what).toBe(status);
+    expect(messages(res.body)[0]!.error?.message, what).toMatch(answer);
+    expect(failuresSince(before), what).toEqual([]);
+    // Still visible to an operator who asks for debug lines, with the SDK's reason.
+    expect(logLines.slice(before).some((l) => /mcp request refused/.test(l) && /"level":20/.test(l)), what).toBe(true);
+  });
+
+  test("an Accept without event streams, PUT, and a 2026 version header without the envelope: 4xx, nothing logged as a failure", async () => {
+    const before = logLines.length;
+    const notAccepted = await raw([(await requestHead(withLength("application/json", CALL))).replace("Accept: application/json, text/event-stream", "Accept: application/json") + CALL]);
+    expect(notAccepted.status).toBe(406);
+    const put = await raw([(await requestHead(withLength("application/json", CALL))).replace(/^POST/, "PUT") + CALL]);
+    expect(put.status).toBe(405);
+    expect(messages(put.body)[0]!.error?.message).toBe("Method not allowed.");
+    const modern = await raw([(await requestHead(withLength("application/json", CALL), { version: "2026-07-28" })) + CALL]);
+    expect(modern.status).toBe(400);
+    expect(messages(modern.body)[0]!.error?.message).toMatch(/missing the required per-request envelope/);
+    expect(failuresSince(before)).toEqual([]);
+    await healthy();
+  });
+});
