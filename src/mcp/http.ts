@@ -168,13 +168,19 @@ function limitBytes(limit: string): number | undefined {
 }
 
 const PLAIN_JSON = /^application\/json\s*(;\s*charset="?utf-8"?\s*)?$/i;
+/** The media type express.json reads (any parameters). */
+const JSON_TYPE = /^application\/json\s*(;|$)/i;
 
 /**
  * The /mcp body parser: what express.json({ limit }) makes of a request — the same req.body,
  * and the same errors for the final handler (entity.too.large 413, entity.parse.failed 400,
  * strict: only an object or array) — read straight from the socket for the common body (JSON
- * in UTF-8, a Content-Length within the limit, no Content-Encoding); every other request goes
- * to express.json itself. Its stream decoding and checks were ~5% of a point lookup's CPU.
+ * in UTF-8, a Content-Length within the limit or chunked, no Content-Encoding); every other
+ * request goes to express.json itself. Its stream decoding and checks were ~5% of a point
+ * lookup's CPU. A body past the limit is refused as soon as that is known, with
+ * Connection: close: express.json answers only once the whole body has been read and thrown
+ * away, so a client that declared 10^16 bytes or streamed chunks without end waited for Node's
+ * request timeout (5 minutes) while the server read what it sent.
  */
 function jsonBody(limit: string): express.RequestHandler {
   const json = express.json({ limit });
@@ -188,12 +194,26 @@ function jsonBody(limit: string): express.RequestHandler {
     });
   const max = limitBytes(limit);
   const failed = (message: string, type: string, status: number) => Object.assign(new Error(message), { type, status, expose: true });
+  const tooLarge = (res: Response, next: express.NextFunction) => {
+    res.setHeader("Connection", "close"); // the rest of the body is not read
+    next(failed("request entity too large", "entity.too.large", 413));
+  };
   return (req, res, next) => {
     const length = req.headers["content-length"];
-    if (max === undefined || req.method !== "POST" || !PLAIN_JSON.test(req.headers["content-type"] ?? "") || req.headers["content-encoding"] !== undefined ||
-      req.headers["transfer-encoding"] !== undefined || length === undefined || !/^\d{1,15}$/.test(length)) return general(req, res, next);
-    if (Number(length) > max) return next(failed("request entity too large", "entity.too.large", 413));
+    const type = req.headers["content-type"] ?? "";
+    const encoding = req.headers["content-encoding"];
+    const transfer = req.headers["transfer-encoding"];
+    if (max === undefined || req.method !== "POST" || !JSON_TYPE.test(type)) return general(req, res, next);
+    // Node's parser knows only chunked and passes any other coding through undecoded (a
+    // proxy in front might decode it): the body would not be the bytes the client meant.
+    if (transfer !== undefined && !/^chunked$/i.test(transfer)) {
+      return next(new SextantError("SX400", `request body refused: unsupported transfer coding "${transfer.slice(0, 40)}"`, "Send the body with Content-Length or Transfer-Encoding: chunked."));
+    }
+    // A declared length is the body's size unless it is compressed (express.json's limit is then on the decoded body).
+    if (length !== undefined && Number(length) > max && (encoding === undefined || /^identity$/i.test(encoding))) return tooLarge(res, next);
+    if (!PLAIN_JSON.test(type) || encoding !== undefined || (length === undefined && transfer === undefined)) return general(req, res, next);
     const chunks: Buffer[] = [];
+    let received = 0;
     let settled = false;
     // The listeners stay: an 'error' after 'aborted' must find one (an unheard 'error' ends the process).
     const done = (error?: Error) => {
@@ -201,7 +221,14 @@ function jsonBody(limit: string): express.RequestHandler {
       settled = true;
       next(error);
     };
-    const onData = (chunk: Buffer) => void chunks.push(chunk);
+    const onData = (chunk: Buffer) => {
+      if (settled) return;
+      received += chunk.length;
+      if (received <= max) return void chunks.push(chunk);
+      settled = true; // a chunked body past the limit
+      chunks.length = 0;
+      tooLarge(res, next);
+    };
     // A body cut short (the client closed before Content-Length bytes came) is the client's
     // doing: SX400 as express.json's path answers it, not an internal error with a logged stack.
     const cut = () => done(new SextantError("SX400", "request body refused: request aborted", "Send the whole body its Content-Length announces."));

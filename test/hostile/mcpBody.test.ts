@@ -139,3 +139,53 @@ describe("requests the SDK refuses", () => {
     await healthy();
   });
 });
+
+describe("body sizes and transfer codings", () => {
+  const chunk = (t: string) => `${Buffer.byteLength(t).toString(16)}\r\n${t}\r\n`;
+
+  // express.json refuses a body past the limit only once it has read and thrown away all of it:
+  // a client that declared 10^16 bytes (or streamed chunks without end) and sent no more waited
+  // for Node's request timeout, five minutes, while the server read whatever came.
+  test.each([
+    ["a 16-digit Content-Length", "Content-Type: application/json\r\nContent-Length: 9999999999999999\r\n", true],
+    ["a 16-digit Content-Length on a keep-alive connection", "Content-Type: application/json\r\nContent-Length: 9999999999999999\r\n", false],
+    ["2 MB with Content-Encoding: identity", "Content-Type: application/json\r\nContent-Encoding: identity\r\nContent-Length: 2000000\r\n", true],
+    ["2 MB in latin1", "Content-Type: application/json; charset=latin1\r\nContent-Length: 2000000\r\n", true],
+    ["2 MB, leading zeros", "Content-Type: application/json\r\nContent-Length: 0002000000\r\n", true],
+  ])("%s past the limit, only a few bytes sent: 413 at once, the socket closed", async (_what, headers, close) => {
+    const before = logLines.length;
+    const res = await raw([(await requestHead(headers, { close })) + CALL]);
+    expect(res.status).toBe(413);
+    expect(JSON.parse(res.body)).toMatchObject({ code: "SX413", message: "request body is too large" });
+    expect(res.closedAfterMs).toBeLessThan(2000);
+    expect(failuresSince(before)).toEqual([]);
+  });
+
+  test("chunked bodies: a call is answered, an empty body is the SDK's 400, one streaming past the limit is 413 at once", async () => {
+    const ok = await raw([(await requestHead("Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n")) + chunk(CALL.slice(0, 20)) + chunk(CALL.slice(20)) + "0\r\n\r\n"]);
+    expect(ok.status).toBe(200);
+    expect(messages(ok.body)[0]!.result?.structuredContent).toMatchObject({ rows: [[1]] });
+    // A BOM split across chunks is still a BOM.
+    const bom = await raw([(await requestHead("Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n")),
+      Buffer.from("1\r\n"), Buffer.from([0xef]), Buffer.from("\r\n2\r\n"), Buffer.from([0xbb, 0xbf]), Buffer.from(`\r\n${chunk(CALL)}0\r\n\r\n`)]);
+    expect(bom.status).toBe(200);
+    const empty = await raw([(await requestHead("Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n")) + "0\r\n\r\n"]);
+    expect(empty.status).toBe(400);
+    expect(messages(empty.body)[0]!.error?.message).toMatch(/not a valid JSON-RPC message/);
+    // 1.2 MB of an array that never ends, and no last chunk.
+    const before = logLines.length;
+    const endless = await raw([(await requestHead("Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n", { close: false })) + chunk(`[${" ".repeat(600_000)}`) + chunk(" ".repeat(600_000))]);
+    expect(endless.status).toBe(413);
+    expect(endless.closedAfterMs).toBeLessThan(2000);
+    expect(failuresSince(before)).toEqual([]);
+    await healthy();
+  });
+
+  test("a transfer coding other than chunked (Node would pass it through undecoded) is SX400", async () => {
+    const res = await raw([(await requestHead("Content-Type: application/json\r\nTransfer-Encoding: gzip, chunked\r\n")) + chunk(CALL) + "0\r\n\r\n"]);
+    expect(res.status).toBe(400);
+    expect(JSON.parse(res.body)).toMatchObject({ code: "SX400", message: 'request body refused: unsupported transfer coding "gzip, chunked"' });
+    const upper = await raw([(await requestHead("Content-Type: application/json\r\nTransfer-Encoding: Chunked\r\n")) + chunk(CALL) + "0\r\n\r\n"]);
+    expect(upper.status).toBe(200);
+  });
+});
