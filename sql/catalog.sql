@@ -208,14 +208,21 @@ begin
       from sextant.dbt_nodes as n cross join jsonb_array_elements(n.columns) as c, t
       where lower(n.schema_name) = lower(sensitive_columns.schema_name) and lower(n.alias) = lower(sensitive_columns.table_name)
         and exists (select from unnest(t.keys) as k where lower(c -> 'meta' ->> k) in ('true', 'yes', '1') or coalesce(c -> 'tags', '[]') ? k)
+    ),
+    cols as materialized (
+      select a.attname from pg_catalog.pg_attribute as a
+      where a.attrelid = sensitive_columns.rel and a.attnum > 0 and not a.attisdropped
     )
-    select coalesce(array_agg(a.attname::text), '{}')
-    from pg_catalog.pg_attribute as a, t
-    where a.attrelid = sensitive_columns.rel and a.attnum > 0 and not a.attisdropped
-      -- ~* any: each pattern on its own as above, without a subquery per column (a 40-column
-      -- table: 0.46 -> 0.39 ms; the joined regex took 0.31).
-      and (a.attname ~* any (t.patterns)
-           or lower(a.attname) in (select name from dbt)));
+    -- Pattern by pattern (lateral, offset 0: the patterns are the outer loop), each compiled
+    -- once per call: PostgreSQL caches 32 compiled regexes per session, and columns tried
+    -- against the patterns in turn recompiled every pattern for every column once a tenant had
+    -- more than 32 (42 patterns, a 40-column table: 7.2 -> 0.9 ms; with 13, 0.46 -> 0.41 ms).
+    select coalesce(array_agg(distinct x.attname::text), '{}')
+    from (select m.attname
+          from t, unnest(t.patterns) as p,
+               lateral (select c.attname from cols as c where c.attname ~* p offset 0) as m
+          union all
+          select c.attname from cols as c where lower(c.attname) in (select name from dbt)) as x);
 end
 $$;
 comment on function sextant_exec.sensitive_columns(oid, text, text) is

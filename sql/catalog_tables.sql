@@ -294,11 +294,17 @@ as $$
     left join src as sr on sr.oid = t.oid
     where has_column_privilege(t.oid, a.attnum, 'select')
   ),
-  -- The tenant's patterns, each on its own, matched once per distinct column name (catalogs
-  -- repeat names: the 54,000 columns of the bench's 2,000 tables have 373), not once per column.
-  names as materialized (
-    select n.name, exists (select from sensitive, unnest(sensitive.patterns) as p where n.name ~* p) as sensitive
-    from (select distinct c.name from cols as c) as n
+  -- The tenant's patterns, each on its own, matched against each distinct column name (catalogs
+  -- repeat names: the 54,000 columns of the bench's 2,000 tables have 373), not each column.
+  -- Pattern by pattern (lateral, offset 0: patterns the outer loop): PostgreSQL caches 32
+  -- compiled regexes per session, and names tried against patterns in turn recompiled every
+  -- pattern for every name once a tenant had more than 32 (42 patterns, one 100-table schema:
+  -- 221 -> 158 ms).
+  names as materialized (select distinct c.name from cols as c),
+  flagged as materialized (
+    select distinct m.name
+    from sensitive, unnest(sensitive.patterns) as p,
+         lateral (select nm.name from names as nm where nm.name ~* p offset 0) as m
   ),
   colagg as (
     select c.attrelid,
@@ -312,7 +318,7 @@ as $$
              'samples', case when not c.sensitive and s.common_values is not null
                         then to_jsonb((s.common_values::text[])[1:5]) end))
              order by c.attnum) as columns
-    from (select c.*, c.dbt_sensitive or nm.sensitive as sensitive from cols as c join names as nm on nm.name = c.name) as c
+    from (select c.*, c.dbt_sensitive or c.name in (select f.name from flagged as f) as sensitive from cols as c) as c
     left join stats as s on s.schema_name = c.schema_name and s.table_name = c.table_name and s.name = c.name
     group by c.attrelid
   ),

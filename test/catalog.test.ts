@@ -109,12 +109,15 @@ describe("catalog tools through MCP", () => {
 
   test("each sensitive pattern is matched on its own: a backreference masks, an embedded option works", async () => {
     // Joined into one regex, \1 pointed at the wrong group (the column was shown) and (?i) was a syntax error.
+    // 30 more patterns that match nothing: more than the 32 compiled regexes PostgreSQL caches.
+    const original = (await db.admin.query("select sensitive_column_patterns as p from sextant.tenants where slug = 'demo'")).rows[0].p;
     await db.admin.query(`set role sextant_owner;
       create table shop.sens_probe (id int primary key, abab text, abcd text);
       insert into shop.sens_probe select g, 'secret-1', 'plain-1' from generate_series(1, 3) as g;
       analyze shop.sens_probe; -- statistics: get_metadata's samples of the columns it may show
       grant select on shop.sens_probe to sextant_t_demo; reset role;
-      update sextant.tenants set sensitive_column_patterns = sensitive_column_patterns || array['^(ab)\\1$', '(?i)^FULL_NAME$'] where slug = 'demo';`);
+      update sextant.tenants set sensitive_column_patterns = sensitive_column_patterns
+        || array(select '^zz_filler_' || g || '$' from generate_series(1, 30) as g) || array['^(ab)\\1$', '(?i)^FULL_NAME$'] where slug = 'demo';`);
     try {
       const s = (await callRows(demo, "sample_table", { table: "shop.sens_probe", n: 1 })) as { rows: Record<string, unknown>[] };
       expect(s.rows[0]).toMatchObject({ abab: "[masked]", abcd: "plain-1" });
@@ -131,8 +134,8 @@ describe("catalog tools through MCP", () => {
       expect(probe.columns.find((col) => col.name === "abab")?.samples).toBeUndefined();
       expect(text(m)).not.toContain("secret-1");
     } finally {
-      await db.admin.query(`update sextant.tenants set sensitive_column_patterns = array_remove(array_remove(sensitive_column_patterns, '^(ab)\\1$'), '(?i)^FULL_NAME$') where slug = 'demo';
-        set role sextant_owner; drop table shop.sens_probe; reset role;`);
+      await db.admin.query("update sextant.tenants set sensitive_column_patterns = $1 where slug = 'demo'", [original]);
+      await db.admin.query("set role sextant_owner; drop table shop.sens_probe; reset role;");
     }
   });
 
