@@ -118,7 +118,8 @@ if (major >= 22) {
   // each HTTP request leaves objects that outlive the young generation, so a serving process's
   // heap swung between its ~50 MB live and ~250 MB before each full collection (RSS ~350 MB
   // after the bench; with this ~210 MB, calls/s unchanged). A flag given to node itself wins.
-  if (!process.execArgv.some((a) => a.startsWith("--heap-growing-percent"))) v8.setFlagsFromString("--heap-growing-percent=50");
+  // (V8 takes its flags' names with _ or -.)
+  if (!process.execArgv.some((a) => a.replaceAll("_", "-").startsWith("--heap-growing-percent"))) v8.setFlagsFromString("--heap-growing-percent=50");
   const entry = await prebuilt().catch((error) => {
     // A read-only install is expected (and runs from source quietly); any other failure is said,
     // once, on stderr: the start is slower, and a race between starts must not pass unseen.
@@ -142,7 +143,9 @@ if (major >= 22) {
     console.error("sextant needs Node.js 22 or newer (run `npm install` to get the bundled one)");
     process.exit(1);
   }
-  const child = spawn(node22, [process.argv[1], ...process.argv.slice(2)], { stdio: "inherit" });
+  // node's own options (--max-old-space-size, --heap-growing-percent, --require, ...) go along:
+  // they were given for Sextant, which runs in the child.
+  const child = spawn(node22, [...process.execArgv, process.argv[1], ...process.argv.slice(2)], { stdio: "inherit" });
   child.on("exit", (code, signal) => (signal ? process.kill(process.pid, signal) : process.exit(code ?? 1)));
   for (const sig of ["SIGINT", "SIGTERM"]) process.on(sig, () => child.kill(sig));
 }

@@ -1,4 +1,4 @@
-import { execFile } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -105,4 +105,32 @@ test("two starts rebuilding at once both run, and dist/cli is one whole build", 
   const before = builds();
   expect((await help()).stdout).toContain("Usage: sextant");
   expect(builds()).toEqual(before);
+});
+
+/** A node older than 22 on PATH (the launcher re-runs itself under the `node` package's), if any. */
+function olderNode(): string | undefined {
+  for (const dir of (process.env.PATH ?? "").split(path.delimiter)) {
+    const candidate = path.join(dir, "node");
+    if (!fs.existsSync(candidate)) continue;
+    try {
+      const version = execFileSync(candidate, ["--version"], { encoding: "utf8" }).trim();
+      if (Number(version.replace(/^v/, "").split(".")[0]) < 22) return candidate;
+    } catch {}
+  }
+  return undefined;
+}
+
+test.skipIf(!olderNode())("under an older node, node's own options reach the Node 22 it runs Sextant in", { timeout: 300_000 }, async () => {
+  const probe = path.join(project, "probe.cjs");
+  const out = path.join(project, "probe.out");
+  // Loaded by --require in every process given it: says which node it runs in and with what.
+  fs.writeFileSync(probe, `require("node:fs").appendFileSync(${JSON.stringify(out)}, JSON.stringify({ major: Number(process.versions.node.split(".")[0]), execArgv: process.execArgv }) + "\\n");\n`);
+  const r = await new Promise<{ stdout: string; stderr: string }>((resolve) => {
+    execFile(olderNode()!, ["--heap-growing-percent=30", "--require", probe, launcher(), "--help"], { timeout: 120_000 }, (_error, stdout, stderr) => resolve({ stdout, stderr }));
+  });
+  expect(r.stdout, r.stderr).toContain("Usage: sextant");
+  const seen = fs.readFileSync(out, "utf8").trim().split("\n").map((l) => JSON.parse(l) as { major: number; execArgv: string[] });
+  expect(seen.map((s) => s.major >= 22)).toEqual([false, true]);
+  // The child got them: the launcher there leaves V8's growing factor to the one given.
+  expect(seen[1]!.execArgv).toEqual(["--heap-growing-percent=30", "--require", probe]);
 });
