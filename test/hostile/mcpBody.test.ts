@@ -3,6 +3,7 @@ import { Writable } from "node:stream";
 import pino from "pino";
 import { describe, expect, test } from "vitest";
 import { createToken } from "../helpers/db.ts";
+import { freePort } from "../helpers/ports.ts";
 import { useTestServer } from "../helpers/setup.ts";
 
 // The HTTP door of /mcp as a hostile client sees it: raw bytes on a socket and odd fetches
@@ -11,7 +12,8 @@ import { useTestServer } from "../helpers/setup.ts";
 
 const logLines: string[] = [];
 const sink = new Writable({ write(chunk, _enc, done) { logLines.push(String(chunk)); done(); } });
-const { db, server } = useTestServer({}, pino({ level: "debug" }, sink));
+// A known port, so the public URL (http://localhost:PORT) and its loopback aliases are this server's.
+const { db, server } = useTestServer(async () => ({ PORT: String(await freePort()) }), pino({ level: "debug" }, sink));
 
 /** Lines the server logged since `from` that report a failure (error level or 'request failed'). */
 const failuresSince = (from: number) => logLines.slice(from).filter((l) => /"level":50/.test(l) || /request failed/.test(l));
@@ -187,5 +189,137 @@ describe("body sizes and transfer codings", () => {
     expect(JSON.parse(res.body)).toMatchObject({ code: "SX400", message: 'request body refused: unsupported transfer coding "gzip, chunked"' });
     const upper = await raw([(await requestHead("Content-Type: application/json\r\nTransfer-Encoding: Chunked\r\n")) + chunk(CALL) + "0\r\n\r\n"]);
     expect(upper.status).toBe(200);
+  });
+});
+
+describe("what already held (kept as a corpus)", () => {
+  test.each([
+    ["a plus sign", "Content-Length: +112\r\n"],
+    ["two different Content-Lengths", "Content-Length: 112\r\nContent-Length: 5\r\n"],
+    ["a Content-Length list", "Content-Length: 112, 112\r\n"],
+    ["a 25-digit Content-Length", "Content-Length: 9999999999999999999999999\r\n"],
+    ["Content-Length and Transfer-Encoding both", "Content-Length: 112\r\nTransfer-Encoding: chunked\r\n"],
+  ])("%s: Node's parser answers 400 before any route; the server answers on", async (_what, lengths) => {
+    const before = logLines.length;
+    const res = await raw([(await requestHead(`Content-Type: application/json\r\n${lengths}`)) + CALL]);
+    expect(res.status).toBe(400);
+    expect(res.closedAfterMs).toBeLessThan(2000);
+    expect(failuresSince(before)).toEqual([]);
+    await healthy();
+  });
+
+  test("charsets, BOMs, scalars and bytes that are not UTF-8: the lean reader and express.json answer alike, each a 200 or a 4xx", async () => {
+    const list = '{"jsonrpc":"2.0","id":2,"method":"tools/list"}';
+    const bad = Buffer.concat([Buffer.from(CALL.slice(0, 80)), Buffer.from([0xc3, 0x28, 0xff]), Buffer.from(CALL.slice(80))]);
+    const cases: [string, string, Buffer, number][] = [
+      ["UTF8 (no dash)", "application/json; charset=UTF8", Buffer.from(list), 400],
+      ["utf-16le", "application/json; charset=utf-16le", Buffer.from(list, "utf16le"), 200],
+      ["a BOM, then whitespace", "application/json", Buffer.from(`\uFEFF \n\t${list}`), 200],
+      ["two BOMs", "application/json", Buffer.from(`\uFEFF\uFEFF${list}`), 400],
+      ["a number", "application/json", Buffer.from("1"), 400],
+      ["null", "application/json", Buffer.from("null"), 400],
+      ["bytes that are not UTF-8 inside the SQL", "application/json", bad, 200],
+    ];
+    for (const [what, type, body, status] of cases) {
+      const answers = [];
+      for (const extra of ["", "Content-Encoding: identity\r\n"]) {
+        const res = await raw([await requestHead(`Content-Type: ${type}\r\nContent-Length: ${body.length}\r\n${extra}`), body]);
+        expect(res.status, what).toBe(status);
+        expect(res.body, what).not.toMatch(/at .*\.(ts|mjs|js):\d+/);
+        answers.push(res.body.replace(/DATA-[0-9a-f]{12}/g, "DATA").replace(/[\d.]+ ms|"elapsed_ms":[\d.]+/g, "T"));
+      }
+      expect(answers[0], what).toBe(answers[1]);
+    }
+    // Replacement characters reach PostgreSQL, which parses the rest: the tool's own SQL error.
+    const res = await raw([await requestHead(`Content-Type: application/json\r\nContent-Length: ${bad.length}\r\n`), bad]);
+    expect(messages(res.body)[0]!.result?.isError).toBe(true);
+  });
+
+  test("Host values: 300 passing ones churn the per-Host caches, then a foreign one, a trailing dot or an IPv4-mapped address is still refused; the 401 names the alias asked for", async () => {
+    const { port } = new URL(server.url);
+    const list = '{"jsonrpc":"2.0","id":2,"method":"tools/list"}';
+    const withHost = async (host: string) => raw([(await requestHead(withLength("application/json", list))).replace(`Host: 127.0.0.1:${port}`, `Host: ${host}`) + list]);
+    expect((await withHost("evil.example")).status).toBe(403);
+    for (let p = 1; p <= 300; p++) {
+      const res = await raw([`POST /mcp HTTP/1.1\r\nHost: localhost:${p}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`]);
+      expect(res.status).toBe(401);
+    }
+    for (const host of ["evil.example", `evil.example:${port}`, `localhost.:${port}`, `[::ffff:127.0.0.1]:${port}`, `127.0.0.1.nip.io:${port}`]) {
+      const res = await withHost(host);
+      expect(res.status, host).toBe(403);
+      expect(messages(res.body)[0]!.error?.message, host).toMatch(/^Invalid Host/);
+    }
+    for (const host of [`LOCALHOST:${port}`, `[::1]:${port}`, `127.0.0.1:${port}`]) expect((await withHost(host)).status, host).toBe(200);
+    // Past the 256 kept values, the metadata each 401 points to still follows that request's Host.
+    for (const host of [`localhost:${port}`, `127.0.0.1:${port}`, `[::1]:${port}`]) {
+      const res = await raw([`POST /mcp HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`]);
+      expect(res.status).toBe(401);
+      expect(res.head, host).toMatch(new RegExp(`resource_metadata="http://${host.replace(/[[\]]/g, "\\$&")}/\\.well-known/oauth-protected-resource/mcp"`, "i"));
+    }
+    const none = await raw([`POST /mcp HTTP/1.0\r\nContent-Length: 0\r\n\r\n`]);
+    expect(none.status).toBe(400);
+  });
+
+  test("pipelined requests on one keep-alive socket are answered in order, a malformed one between them included", async () => {
+    const list = '{"jsonrpc":"2.0","id":2,"method":"tools/list"}';
+    const res = await raw([
+      (await requestHead(withLength("application/json", CALL), { close: false })) + CALL +
+      (await requestHead(withLength("application/json", "{nope"), { close: false })) + "{nope" +
+      (await requestHead(withLength("application/json", list))) + list,
+    ]);
+    const statuses = [...res.text.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]));
+    expect(statuses).toEqual([200, 400, 200]);
+    expect(res.text).toContain('"rows":[[1]]');
+    expect(res.text).toContain('{"code":"SX400","message":"request body is not valid JSON"}');
+    expect(res.text).toContain('"name":"list_schemas"');
+    expect(res.closedAfterMs).toBeLessThan(3000);
+  });
+
+  test("a body trickling in a byte at a time holds only its own request: others are answered meanwhile, it is answered once whole", async () => {
+    const { port } = new URL(server.url);
+    const head = await requestHead(withLength("application/json", CALL));
+    const socket = net.connect(Number(port), "127.0.0.1");
+    let text = "";
+    socket.on("data", (d) => void (text += String(d)));
+    const closed = new Promise<void>((resolve) => socket.on("close", () => resolve()));
+    await new Promise<void>((resolve) => socket.once("connect", () => resolve()));
+    socket.write(head);
+    const started = performance.now();
+    let others = 0;
+    for (let i = 0; i < CALL.length; i++) {
+      socket.write(CALL[i]!);
+      if (i % 10 === 0) {
+        const quick = performance.now();
+        await healthy();
+        expect(performance.now() - quick).toBeLessThan(1000);
+        others++;
+      } else await new Promise((r) => setTimeout(r, 5));
+    }
+    await closed;
+    expect(others).toBeGreaterThan(5);
+    expect(performance.now() - started).toBeGreaterThan(500);
+    expect(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1]).toBe("200");
+    expect(text).toContain('"rows":[[1]]');
+  });
+
+  test("a client gone in the middle of a call: the call ends and is audited, nothing is logged as a failure, the server answers on", async () => {
+    // Not cancelled: a tool call's SQL runs to its end (or its statement timeout) once admitted.
+    const before = logLines.length;
+    const sql = "select count(*) > 0 as mcp_body_gone from generate_series(1, 3000000)";
+    const slow = CALL.replace("select 1 as one", sql);
+    const { port } = new URL(server.url);
+    const head = await requestHead(withLength("application/json", slow));
+    const principal = `mcp-body-${tokenNo}`; // requestHead's token
+    const socket = net.connect(Number(port), "127.0.0.1", () => socket.write(head + slow));
+    socket.on("error", () => {});
+    await new Promise((r) => setTimeout(r, 100));
+    socket.destroy();
+    await expect.poll(async () => (await db.admin.query("select outcome from sextant.audit_events where principal = $1 and sql = $2", [principal, sql])).rows.map((r) => r.outcome), { timeout: 20_000 })
+      .toEqual(["ok"]);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(failuresSince(before)).toEqual([]);
+    await healthy();
+    const after = await raw([(await requestHead(withLength("application/json", CALL))) + CALL]);
+    expect(after.status).toBe(200);
   });
 });
