@@ -146,6 +146,12 @@ if (major >= 22) {
   // node's own options (--max-old-space-size, --heap-growing-percent, --require, ...) go along:
   // they were given for Sextant, which runs in the child.
   const child = spawn(node22, [...process.execArgv, process.argv[1], ...process.argv.slice(2)], { stdio: "inherit" });
-  child.on("exit", (code, signal) => (signal ? process.kill(process.pid, signal) : process.exit(code ?? 1)));
+  // A child ended by a signal ends this process by the same one; the forwarding listener below
+  // goes first (it swallowed the signal: this process exited 0 after a child killed by SIGTERM).
+  child.on("exit", (code, signal) => {
+    if (!signal) process.exit(code ?? 1);
+    process.removeAllListeners(signal);
+    process.kill(process.pid, signal);
+  });
   for (const sig of ["SIGINT", "SIGTERM"]) process.on(sig, () => child.kill(sig));
 }

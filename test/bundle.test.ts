@@ -1,4 +1,4 @@
-import { execFile, execFileSync } from "node:child_process";
+import { execFile, execFileSync, spawn } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -133,4 +133,15 @@ test.skipIf(!olderNode())("under an older node, node's own options reach the Nod
   expect(seen.map((s) => s.major >= 22)).toEqual([false, true]);
   // The child got them: the launcher there leaves V8's growing factor to the one given.
   expect(seen[1]!.execArgv).toEqual(["--heap-growing-percent=30", "--require", probe]);
+});
+
+test.skipIf(!olderNode())("under an older node, a Sextant ended by a signal ends the launcher by the same signal", { timeout: 300_000 }, async () => {
+  // In the Node 22 child only: SIGTERM itself before the launcher runs (no handler yet).
+  const probe = path.join(project, "sigterm.cjs");
+  fs.writeFileSync(probe, `if (Number(process.versions.node.split(".")[0]) >= 22) process.kill(process.pid, "SIGTERM");\n`);
+  const r = await new Promise<{ code: number | null; signal: string | null }>((resolve) => {
+    const child = spawn(olderNode()!, ["--require", probe, launcher(), "--help"], { stdio: "ignore" });
+    child.on("exit", (code, signal) => resolve({ code, signal }));
+  });
+  expect(r).toEqual({ code: null, signal: "SIGTERM" });
 });
