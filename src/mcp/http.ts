@@ -203,14 +203,17 @@ function jsonBody(limit: string): express.RequestHandler {
     const type = req.headers["content-type"] ?? "";
     const encoding = req.headers["content-encoding"];
     const transfer = req.headers["transfer-encoding"];
-    if (max === undefined || req.method !== "POST" || !JSON_TYPE.test(type)) return general(req, res, next);
+    if (max === undefined) return general(req, res, next);
+    // A declared length is the body's size unless it is compressed (express.json's limit is then
+    // on the decoded body). Any method, any type: a GET's JSON body went to express.json, another
+    // type's to the SDK's reader (which reads 4 MB before answering 415).
+    if (length !== undefined && Number(length) > max && (encoding === undefined || /^identity$/i.test(encoding))) return tooLarge(res, next);
+    if (req.method !== "POST" || !JSON_TYPE.test(type)) return general(req, res, next);
     // Node's parser knows only chunked and passes any other coding through undecoded (a
     // proxy in front might decode it): the body would not be the bytes the client meant.
     if (transfer !== undefined && !/^chunked$/i.test(transfer)) {
       return next(new SextantError("SX400", `request body refused: unsupported transfer coding "${transfer.slice(0, 40)}"`, "Send the body with Content-Length or Transfer-Encoding: chunked."));
     }
-    // A declared length is the body's size unless it is compressed (express.json's limit is then on the decoded body).
-    if (length !== undefined && Number(length) > max && (encoding === undefined || /^identity$/i.test(encoding))) return tooLarge(res, next);
     if (!PLAIN_JSON.test(type) || encoding !== undefined || (length === undefined && transfer === undefined)) return general(req, res, next);
     const chunks: Buffer[] = [];
     let received = 0;

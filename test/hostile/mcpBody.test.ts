@@ -163,6 +163,19 @@ describe("body sizes and transfer codings", () => {
     expect(failuresSince(before)).toEqual([]);
   });
 
+  test("GET and DELETE with a JSON body, and POST of another type, past the limit: 413 at once too", async () => {
+    for (const [method, headers] of [
+      ["GET", "Content-Type: application/json\r\nContent-Length: 9999999999999999\r\n"],
+      ["DELETE", "Content-Type: application/json\r\nContent-Length: 9999999999999999\r\n"],
+      // The SDK's own reader took up to 4 MB before its 415.
+      ["POST", "Content-Type: text/plain\r\nContent-Length: 3000000\r\n"],
+    ]) {
+      const res = await raw([(await requestHead(headers!)).replace(/^POST/, method!) + CALL]);
+      expect(res.status, method).toBe(413);
+      expect(res.closedAfterMs, method).toBeLessThan(2000);
+    }
+  });
+
   test("chunked bodies: a call is answered, an empty body is the SDK's 400, one streaming past the limit is 413 at once", async () => {
     const ok = await raw([(await requestHead("Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n")) + chunk(CALL.slice(0, 20)) + chunk(CALL.slice(20)) + "0\r\n\r\n"]);
     expect(ok.status).toBe(200);
@@ -322,4 +335,5 @@ describe("what already held (kept as a corpus)", () => {
     const after = await raw([(await requestHead(withLength("application/json", CALL))) + CALL]);
     expect(after.status).toBe(200);
   });
+
 });
