@@ -2,6 +2,7 @@ import net from "node:net";
 import { Writable } from "node:stream";
 import pino from "pino";
 import { describe, expect, test } from "vitest";
+import { directCallsAnswered } from "../../src/mcp/directCall.ts";
 import { createToken } from "../helpers/db.ts";
 import { freePort } from "../helpers/ports.ts";
 import { useTestServer } from "../helpers/setup.ts";
@@ -336,4 +337,42 @@ describe("what already held (kept as a corpus)", () => {
     expect(after.status).toBe(200);
   });
 
+  test("the direct path and the SDK's answer hostile calls alike: odd ids, bad arguments, unknown tools, SQL errors", async () => {
+    const token = await createToken(db, "acme", "mcp-body-paths", "analyst");
+    const post = async (id: unknown, params: Record<string, unknown>) => {
+      const res = await fetch(`${server.url}/mcp`, {
+        method: "POST",
+        headers: { "content-type": "application/json", accept: "application/json, text/event-stream", authorization: `Bearer ${token}`, "mcp-protocol-version": "2025-06-18" },
+        body: JSON.stringify({ jsonrpc: "2.0", id, method: "tools/call", params }),
+      });
+      const answer = JSON.stringify(messages(await res.text())[0]);
+      return { status: res.status, answer: answer.replace(/DATA-[0-9a-f]{12}/g, "DATA").replace(/[\d.]+ ms|"elapsed_ms":[\d.]+/g, "T") };
+    };
+    const cases: [string, unknown, Record<string, unknown>][] = [
+      ["id 0", 0, { name: "query", arguments: { sql: "select 1 as one" } }],
+      ["id -1", -1, { name: "query", arguments: { sql: "select 1 as one" } }],
+      ["an empty string id", "", { name: "query", arguments: { sql: "select 1 as one" } }],
+      ["a 2,000-character id", "x".repeat(2000), { name: "whoami", arguments: {} }],
+      ["no arguments", 1, { name: "whoami" }],
+      ["no sql", 1, { name: "query", arguments: {} }],
+      ["sql a number", 1, { name: "query", arguments: { sql: 1 } }],
+      ["an unknown argument", 1, { name: "query", arguments: { sql: "select 1 as one", bogus: true } }],
+      ["an unknown tool", 1, { name: "nope", arguments: {} }],
+      ["a tool name with a trailing space", 1, { name: "query ", arguments: { sql: "select 1" } }],
+      ["a SQL error", 1, { name: "query", arguments: { sql: "select * from no_such_table" } }],
+      ["a NUL in the SQL", 1, { name: "query", arguments: { sql: "select 1 -- \u0000" } }],
+      ["a write", 1, { name: "query", arguments: { sql: "delete from acme_sales.orders" } }],
+      ["max_rows -1", 1, { name: "query", arguments: { sql: "select 1", max_rows: -1 } }],
+      ["arguments an array", 1, { name: "query", arguments: ["select 1"] }],
+    ];
+    const taken = directCallsAnswered();
+    for (const [what, id, params] of cases) {
+      const direct = await post(id, params);
+      const sdk = await post(id, { ...params, _meta: {} });
+      expect(direct, what).toEqual(sdk);
+      expect(direct.status, what).toBeLessThan(500);
+    }
+    // Those the direct path takes (the odd ids, no arguments, SQL errors, the NUL, the write) did not all fall through to the SDK.
+    expect(directCallsAnswered() - taken).toBeGreaterThanOrEqual(8);
+  });
 });
