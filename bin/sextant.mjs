@@ -82,13 +82,12 @@ async function prebuilt() {
     fs.symlinkSync(path.basename(build), next, "junction");
     const current = fs.lstatSync(link, { throwIfNoEntry: false });
     previous = current?.isSymbolicLink() ? path.resolve(dist, fs.readlinkSync(link)) : undefined;
-    // A dist/cli folder from before builds were swapped whole moves aside first (once).
+    // A dist/cli folder from before builds were swapped whole moves aside first (once). Its
+    // processes load chunks through the path dist/cli, which names the new build from now on:
+    // keeping the old folder would not help them, so it goes with the next sweep.
     if (current?.isDirectory()) {
-      const old = path.join(dist, `.cli-old-${process.pid}`);
       try {
-        fs.renameSync(link, old);
-        // Retired from now, like a build: a rename keeps the folder's old time (removed at once).
-        fs.utimesSync(old, new Date(), new Date());
+        fs.renameSync(link, path.join(dist, `.cli-old-${process.pid}`));
       } catch (error) {
         if (error.code !== "ENOENT") throw error; // another start moved it first
       }
@@ -106,8 +105,12 @@ async function prebuilt() {
   for (const name of fs.readdirSync(dist)) {
     const p = path.join(dist, name);
     if (!name.startsWith(".cli-") || p === target || p === build) continue;
-    const stat = fs.lstatSync(p, { throwIfNoEntry: false }); // another start may be removing it too
-    if (stat && Date.now() - stat.mtimeMs > RETIRED_MS) fs.rmSync(p, { recursive: true, force: true });
+    // Best effort: the bundle is already in place, and a folder another start is removing too
+    // (or one this user may not remove) must not send this start to the slow path.
+    try {
+      const stat = fs.lstatSync(p, { throwIfNoEntry: false });
+      if (stat && Date.now() - stat.mtimeMs > RETIRED_MS) fs.rmSync(p, { recursive: true, force: true });
+    } catch {}
   }
   return bundle;
 }
