@@ -234,7 +234,7 @@ function jsonBody(limit: string): express.RequestHandler {
     };
     // A body cut short (the client closed before Content-Length bytes came) is the client's
     // doing: SX400 as express.json's path answers it, not an internal error with a logged stack.
-    const cut = () => done(new SextantError("SX400", "request body refused: request aborted", "Send the whole body its Content-Length announces."));
+    const cut = () => done(new SextantError("SX400", "request body refused: request aborted", "Send the whole body: the bytes its Content-Length announces, or chunks up to the last."));
     const onError = cut;
     const onAborted = cut;
     const onEnd = () => {
