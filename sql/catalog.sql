@@ -162,34 +162,20 @@ reset role;
 set role sextant_owner;
 
 -- Whether a column is sensitive for the current tenant: its name matches one of the tenant's
--- patterns, or the tenant's dbt project marks it (meta key or tag in sensitive_meta_keys).
+-- patterns, or the tenant's dbt project marks it (meta key or tag in sensitive_meta_keys). The
+-- rule lives in the two functions below; sensitive_columns (describe_table, sample_table) and
+-- get_metadata both use them.
 drop function if exists sextant_exec.is_sensitive_column(text);
-create or replace function sextant_exec.is_sensitive_column(schema_name text, table_name text, column_name text)
-returns boolean
-language sql stable
-set search_path = pg_catalog, pg_temp
-as $$
-  select exists (
-    select from sextant.tenants as t, unnest(t.sensitive_column_patterns) as p
-    where t.slug = sextant.current_tenant() and is_sensitive_column.column_name ~* p)
-  or exists (
-    select from sextant.dbt_nodes as n
-    cross join jsonb_array_elements(n.columns) as c
-    cross join sextant.tenants as t
-    where t.slug = sextant.current_tenant()
-      and lower(n.schema_name) = lower(is_sensitive_column.schema_name)
-      and lower(n.alias) = lower(is_sensitive_column.table_name)
-      and lower(c ->> 'name') = lower(is_sensitive_column.column_name)
-      and exists (select from unnest(t.sensitive_meta_keys) as k
-                  where lower(c -> 'meta' ->> k) in ('true', 'yes', '1') or coalesce(c -> 'tags', '[]') ? k));
-$$;
-comment on function sextant_exec.is_sensitive_column(text, text, text) is
-  E'True when a column is sensitive for the current tenant (name pattern, or dbt meta/tag).';
-grant execute on function sextant_exec.is_sensitive_column(text, text, text) to sextant_tenant_reader;
+drop function if exists sextant_exec.is_sensitive_column(text, text, text);
 
--- The same rule for all the columns of one table at once: describe_table called the function
--- above once per column (each call a separate plan, ~1 ms: most of its time).
-create or replace function sextant_exec.sensitive_columns(rel oid, schema_name text, table_name text)
+-- The names (of columns) that match one of the current tenant's patterns, case-insensitively.
+-- Each pattern on its own: joined into one regex, a backreference (\1) would point at the wrong
+-- group and an embedded option such as (?i) would be a syntax error. Pattern by pattern (lateral,
+-- offset 0: the patterns are the outer loop), each compiled once per call: PostgreSQL caches 32
+-- compiled regexes per session, and names tried against the patterns in turn recompiled every
+-- pattern for every name once a tenant had more than 32 (42 patterns, a 40-column table:
+-- 7.2 -> 0.9 ms; one 100-table schema in get_metadata: 221 -> 158 ms).
+create or replace function sextant_exec.sensitive_by_pattern(names text[])
 returns text[]
 language plpgsql stable
 set search_path = pg_catalog, pg_temp
@@ -197,36 +183,60 @@ as $$
 begin
   -- PL/pgSQL for its cached plan (a SQL function is planned again on every call).
   return (
-  with t as (
-      -- Patterns stay separate (is_sensitive_column's rule): joined into one regex, a
-      -- backreference would point at the wrong group and (?i) would be a syntax error.
-      select t.sensitive_column_patterns as patterns, t.sensitive_meta_keys as keys
-      from sextant.tenants as t where t.slug = sextant.current_tenant()
-    ),
-    dbt as (
-      select lower(c ->> 'name') as name
-      from sextant.dbt_nodes as n cross join jsonb_array_elements(n.columns) as c, t
-      where lower(n.schema_name) = lower(sensitive_columns.schema_name) and lower(n.alias) = lower(sensitive_columns.table_name)
-        and exists (select from unnest(t.keys) as k where lower(c -> 'meta' ->> k) in ('true', 'yes', '1') or coalesce(c -> 'tags', '[]') ? k)
-    ),
-    cols as materialized (
-      select a.attname from pg_catalog.pg_attribute as a
-      where a.attrelid = sensitive_columns.rel and a.attnum > 0 and not a.attisdropped
-    )
-    -- Pattern by pattern (lateral, offset 0: the patterns are the outer loop), each compiled
-    -- once per call: PostgreSQL caches 32 compiled regexes per session, and columns tried
-    -- against the patterns in turn recompiled every pattern for every column once a tenant had
-    -- more than 32 (42 patterns, a 40-column table: 7.2 -> 0.9 ms; with 13, 0.46 -> 0.41 ms).
-    select coalesce(array_agg(distinct x.attname::text), '{}')
-    from (select m.attname
-          from t, unnest(t.patterns) as p,
-               lateral (select c.attname from cols as c where c.attname ~* p offset 0) as m
+    select coalesce(array_agg(distinct m.name), '{}')
+    from sextant.tenants as t, unnest(t.sensitive_column_patterns) as p,
+         lateral (select nm as name from unnest(sensitive_by_pattern.names) as nm where nm ~* p offset 0) as m
+    where t.slug = sextant.current_tenant());
+end
+$$;
+comment on function sextant_exec.sensitive_by_pattern(text[]) is
+  E'The names among these that match one of the current tenant''s sensitive-column patterns.';
+grant execute on function sextant_exec.sensitive_by_pattern(text[]) to sextant_tenant_reader;
+
+-- The columns the tenant's dbt project marks sensitive (a meta key that is true, or a tag, named
+-- in sensitive_meta_keys), lower-cased; of one table, or of all with nulls.
+create or replace function sextant_exec.sensitive_by_dbt(of_schema text default null, of_table text default null)
+returns table (schema_name text, table_name text, name text)
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+  return query
+    select lower(n.schema_name), lower(n.alias), lower(c ->> 'name')
+    from sextant.tenants as t
+    join sextant.dbt_nodes as n on n.tenant_slug = t.slug
+    cross join jsonb_array_elements(n.columns) as c
+    where t.slug = sextant.current_tenant()
+      and (of_schema is null or lower(n.schema_name) = lower(of_schema))
+      and (of_table is null or lower(n.alias) = lower(of_table))
+      and exists (select from unnest(t.sensitive_meta_keys) as k
+                  where lower(c -> 'meta' ->> k) in ('true', 'yes', '1') or coalesce(c -> 'tags', '[]') ? k);
+end
+$$;
+comment on function sextant_exec.sensitive_by_dbt(text, text) is
+  E'Columns (lower-cased) the current tenant''s dbt project marks sensitive; of one table, or all.';
+grant execute on function sextant_exec.sensitive_by_dbt(text, text) to sextant_tenant_reader;
+
+-- Both rules for all the columns of one table at once (describe_table, sample_table).
+create or replace function sextant_exec.sensitive_columns(rel oid, schema_name text, table_name text)
+returns text[]
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_names text[] := array(select a.attname::text from pg_catalog.pg_attribute as a
+                          where a.attrelid = sensitive_columns.rel and a.attnum > 0 and not a.attisdropped);
+begin
+  return (
+    select coalesce(array_agg(distinct x.name), '{}')
+    from (select unnest(sextant_exec.sensitive_by_pattern(v_names)) as name
           union all
-          select c.attname from cols as c where lower(c.attname) in (select name from dbt)) as x);
+          select nm from unnest(v_names) as nm
+          where lower(nm) in (select d.name from sextant_exec.sensitive_by_dbt(sensitive_columns.schema_name, sensitive_columns.table_name) as d)) as x);
 end
 $$;
 comment on function sextant_exec.sensitive_columns(oid, text, text) is
-  E'The columns of one table that are sensitive for the current tenant (as is_sensitive_column decides for one).';
+  E'The columns of one table that are sensitive for the current tenant (sensitive_by_pattern, sensitive_by_dbt).';
 grant execute on function sextant_exec.sensitive_columns(oid, text, text) to sextant_tenant_reader;
 
 create or replace view sextant.databases with (security_invoker = true) as

@@ -245,22 +245,10 @@ as $$
       and has_schema_privilege(n.oid, 'usage')
       and has_table_privilege(c.oid, 'select')
   ),
-  sensitive as materialized (
-    -- Each pattern on its own: joined into one regex, a backreference (\1) would point at the
-    -- wrong group and an embedded option such as (?i) would be a syntax error.
-    select coalesce(t.sensitive_column_patterns, '{}') as patterns
-    from (select 1) as one
-    left join sextant.tenants as t on t.slug = sextant.current_tenant()
-  ),
-  -- The dbt half of sextant_exec.is_sensitive_column, as one set instead of a call per column.
+  -- The tenant's sensitive-column rule (sql/catalog.sql): the dbt half as one set for every
+  -- table, instead of a call per column.
   dbt_flagged as materialized (
-    select lower(n.schema_name) as schema_name, lower(n.alias) as table_name, lower(c ->> 'name') as name
-    from sextant.dbt_nodes as n
-    cross join jsonb_array_elements(n.columns) as c
-    cross join sextant.tenants as t
-    where t.slug = sextant.current_tenant()
-      and exists (select from unnest(t.sensitive_meta_keys) as k
-                  where lower(c -> 'meta' ->> k) in ('true', 'yes', '1') or coalesce(c -> 'tags', '[]') ? k)
+    select f.schema_name, f.table_name, f.name from sextant_exec.sensitive_by_dbt() as f
   ),
   -- A source's tables are views here: their row estimate, keys and foreign keys come from the
   -- remote catalog at its last refresh (sql/sources.sql; RLS shows the tenant its own).
@@ -294,17 +282,10 @@ as $$
     left join src as sr on sr.oid = t.oid
     where has_column_privilege(t.oid, a.attnum, 'select')
   ),
-  -- The tenant's patterns, each on its own, matched against each distinct column name (catalogs
-  -- repeat names: the 54,000 columns of the bench's 2,000 tables have 373), not each column.
-  -- Pattern by pattern (lateral, offset 0: patterns the outer loop): PostgreSQL caches 32
-  -- compiled regexes per session, and names tried against patterns in turn recompiled every
-  -- pattern for every name once a tenant had more than 32 (42 patterns, one 100-table schema:
-  -- 221 -> 158 ms).
-  names as materialized (select distinct c.name from cols as c),
+  -- The pattern half, matched against each distinct column name (catalogs repeat names: the
+  -- 54,000 columns of the bench's 2,000 tables have 373), not each column.
   flagged as materialized (
-    select distinct m.name
-    from sensitive, unnest(sensitive.patterns) as p,
-         lateral (select nm.name from names as nm where nm.name ~* p offset 0) as m
+    select unnest(sextant_exec.sensitive_by_pattern(array(select distinct c.name from cols as c))) as name
   ),
   colagg as (
     select c.attrelid,

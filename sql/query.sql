@@ -453,8 +453,7 @@ begin
   if sample_table.n is null or sample_table.n not between 1 and 1000 then
     raise exception 'n must be between 1 and 1000, got %', n using errcode = 'SX400';
   end if;
-  -- The table's sensitive columns in one call (is_sensitive_column per column read the tenant's
-  -- rules again for every column: four current_tenant() calls each).
+  -- The table's sensitive columns in one call (sql/catalog.sql: the tenant's rules read once).
   v_sensitive := (select sextant_exec.sensitive_columns(c.oid, ns.nspname, c.relname)
                     from pg_catalog.pg_class as c join pg_catalog.pg_namespace as ns on ns.oid = c.relnamespace
                    where c.oid = v_oid);
