@@ -241,6 +241,7 @@ export async function startServer(opts: {
       }
       await mcp.close();
       await audit.close();
+      await rateLimiter.close(); // leased calls left unused are given back
       await authenticator.close();
       server.closeAllConnections();
       await closed;

@@ -35,16 +35,16 @@ export class OperationGate {
 
   /** Counts `calls` operations against the principal's and tenant's limits, or throws SX429 (counting nothing). */
   async admit(principal: Principal, calls = 1): Promise<void> {
-    await this.rateLimiter?.hit(principal, calls);
+    if (calls === 1) await (await this.admission(principal))?.alone();
+    else await this.rateLimiter?.hit(principal, calls);
   }
 
   /**
    * The same count for one call, to travel with the call's own SQL (src/db/queryAsRole.ts: one
-   * round trip); undefined without limits.
+   * round trip); undefined without limits, or when a lease already counted it (rateLimiter.ts).
    */
-  admission(principal: Principal): Admission | undefined {
-    const limiter = this.rateLimiter;
-    return limiter && { sql: limiter.sql(principal), alone: () => limiter.hit(principal) };
+  async admission(principal: Principal): Promise<Admission | undefined> {
+    return this.rateLimiter?.admission(principal);
   }
 
   /** Audits one operation's outcome (ok, refused below HTTP 500, error otherwise) and counts it in the metrics. */

@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import pg from "pg";
 import type { Principal } from "../auth/principal.ts";
+import type { Admission } from "../db/queryAsRole.ts";
 import { storableText } from "./auditLog.ts";
 
 /**
@@ -13,16 +14,55 @@ function subjectKey(subject: string): string {
 }
 
 /**
+ * Leases: a principal calling fast (at least LEASE_AFTER calls in the last RATE_MS, or so far in
+ * this one) has as many calls counted at once (at most LEASE_MAX), and its next calls in this process use them without a
+ * statement of their own. Under 16 clients of one principal, admission was a third of
+ * PostgreSQL's time per call, most of it waiting on the same three counter rows. A lease lasts
+ * at most LEASE_MS and never past the minute it was counted in; what it did not use is given
+ * back (sextant_private.return_calls). A slow caller is counted call by call, as before.
+ */
+const RATE_MS = 250;
+const LEASE_AFTER = 8;
+const LEASE_MAX = 64;
+const LEASE_MS = 1000;
+/** A lease ends this long before its minute does, so a call never uses it in the next minute. */
+const MINUTE_MARGIN_MS = 50;
+
+interface Lease { left: number; until: number; countedAt: Date }
+
+/** One principal's calls in this process: its rate and its lease. */
+interface Caller {
+  tenant: string;
+  who: string;
+  windowStart: number;
+  windowCalls: number;
+  lastWindowCalls: number;
+  lease?: Lease;
+  leasing?: Promise<boolean>;
+}
+
+/**
  * Fixed-window rate limits (per principal per minute and per hour, per tenant per day) counted
- * at admission in PostgreSQL (sextant_private.admit_calls), so every server process shares them
+ * at admission in PostgreSQL (sextant_private.lease_calls), so every server process shares them
  * and replicas together admit no more than the limit. The count commits on its own, before the
  * call's transaction (which a read rolls back), without waiting for the WAL flush: a crash may
  * forget the last counts, never add any. A tool call sends it in the same round trip as its
- * own SQL (`sql`, src/db/queryAsRole.ts); other doors call `hit`, one round trip.
+ * own SQL (`admission`, src/db/queryAsRole.ts); other doors call `hit`, one round trip. A fast
+ * caller's calls are counted ahead, a lease at a time (above).
+ *
+ * What leases change: calls leased and not yet used count as used, for at most a second, in
+ * this process only; so near a cap another server may refuse a call that this one could still
+ * admit. Never more than the limit is admitted.
  */
 export class RateLimiter {
-  /** The caps are read in SQL and nothing is batched, so nothing is pending and nothing fails later. */
-  constructor(private readonly pool: pg.Pool) {}
+  private readonly callers = new Map<string, Caller>();
+  private readonly sweeper: NodeJS.Timeout;
+  private returning = new Set<Promise<void>>();
+
+  constructor(private readonly pool: pg.Pool) {
+    // Leases that ran out with calls left are given back; callers idle for a while forgotten.
+    this.sweeper = setInterval(() => this.sweep(performance.now()), LEASE_MS).unref();
+  }
 
   /**
    * The admission of `calls` calls as one simple-protocol text (values quoted): it counts, or
@@ -30,8 +70,45 @@ export class RateLimiter {
    */
   sql(p: Principal, calls = 1): string {
     const n = Math.max(1, Math.floor(calls));
-    // synchronous_commit is read at the commit: set with the count, one statement fewer than `set local`.
-    return `begin; select pg_catalog.set_config('synchronous_commit', 'off', true), sextant_private.admit_calls(${pg.escapeLiteral(p.tenant)}, ${pg.escapeLiteral(subjectKey(p.subject))}, ${n}); commit`;
+    return this.countSql(`sextant_private.admit_calls(${pg.escapeLiteral(p.tenant)}, ${pg.escapeLiteral(subjectKey(p.subject))}, ${n})`);
+  }
+
+  /** A counting statement in its own transaction; synchronous_commit is read at the commit: set with the count. */
+  private countSql(call: string): string {
+    return `begin; select pg_catalog.set_config('synchronous_commit', 'off', true), ${call}; commit`;
+  }
+
+  /**
+   * One call's admission: nothing to send (undefined) when a lease covers it, else the count to
+   * send with the call's own SQL (or `alone`). Refusals (SX429) come from the count.
+   */
+  async admission(p: Principal): Promise<Admission | undefined> {
+    const caller = this.callerOf(p);
+    const now = performance.now();
+    if (now - caller.windowStart >= RATE_MS) {
+      caller.lastWindowCalls = now - caller.windowStart < 2 * RATE_MS ? caller.windowCalls : 0;
+      caller.windowStart = now;
+      caller.windowCalls = 0;
+    }
+    caller.windowCalls++;
+    // Calls before this one in the last window, or in this one so far: a burst is seen at once.
+    const recent = Math.max(caller.lastWindowCalls, caller.windowCalls - 1);
+    for (;;) {
+      const lease = caller.lease;
+      if (lease && lease.left > 0 && performance.now() < lease.until) {
+        lease.left--;
+        return undefined;
+      }
+      if (lease) this.giveBack(caller);
+      if (caller.leasing) {
+        if (await caller.leasing) continue;
+        break; // the lease was refused or failed: this call is counted alone, which says why
+      }
+      if (recent < LEASE_AFTER) break;
+      caller.leasing = this.lease(caller, Math.min(LEASE_MAX, recent))
+        .finally(() => (caller.leasing = undefined));
+    }
+    return { sql: this.sql(p), alone: () => this.hit(p) };
   }
 
   /**
@@ -39,13 +116,69 @@ export class RateLimiter {
    * which limit and when to retry; a refused request counts nothing.
    */
   async hit(p: Principal, calls = 1): Promise<void> {
-    const client = await this.pool.connect();
+    await this.send(this.sql(p, calls));
+  }
+
+  /** Gives back what leases have left (a server stopping); later calls are counted one by one. */
+  async close(): Promise<void> {
+    clearInterval(this.sweeper);
+    for (const caller of this.callers.values()) if (caller.lease) this.giveBack(caller);
+    await Promise.all(this.returning);
+  }
+
+  private callerOf(p: Principal): Caller {
+    const who = subjectKey(p.subject);
+    const key = `${p.tenant}\u0000${who}`;
+    let caller = this.callers.get(key);
+    if (!caller) this.callers.set(key, (caller = { tenant: p.tenant, who, windowStart: performance.now(), windowCalls: 0, lastWindowCalls: 0 }));
+    return caller;
+  }
+
+  /** Leases up to `wanted` calls; false when none could be (over a limit, or PostgreSQL failing). */
+  private async lease(caller: Caller, wanted: number): Promise<boolean> {
     try {
-      await client.query(this.sql(p, calls));
+      const results = await this.send(this.countSql(
+        `* from sextant_private.lease_calls(${pg.escapeLiteral(caller.tenant)}, ${pg.escapeLiteral(caller.who)}, ${wanted}, 1)`));
+      const { granted, counted_at: countedAt } = results[1]!.rows[0] as { granted: number; counted_at: Date };
+      const minuteLeft = 60_000 - (countedAt.getTime() % 60_000) - MINUTE_MARGIN_MS;
+      caller.lease = { left: granted, until: performance.now() + Math.min(LEASE_MS, minuteLeft), countedAt };
+      if (minuteLeft > 0) return true;
+      this.giveBack(caller); // counted at the end of a minute: this call is counted alone
+      return false;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Uncounts what the caller's lease did not use (best effort: a failure leaves them counted). */
+  private giveBack(caller: Caller): void {
+    const lease = caller.lease!;
+    caller.lease = undefined;
+    if (lease.left <= 0) return;
+    const done = this.send(this.countSql(
+      `sextant_private.return_calls(${pg.escapeLiteral(caller.tenant)}, ${pg.escapeLiteral(caller.who)}, ${lease.left}, ${pg.escapeLiteral(lease.countedAt.toISOString())})`))
+      .then(() => {}, () => {})
+      .finally(() => this.returning.delete(done));
+    this.returning.add(done);
+  }
+
+  private sweep(now: number): void {
+    for (const [key, caller] of this.callers) {
+      if (caller.lease && now >= caller.lease.until) this.giveBack(caller);
+      if (!caller.lease && !caller.leasing && now - caller.windowStart > 10 * LEASE_MS) this.callers.delete(key);
+    }
+  }
+
+  private async send(text: string): Promise<pg.QueryResult[]> {
+    const client = await this.pool.connect();
+    let results: pg.QueryResult[];
+    try {
+      results = (await client.query(text)) as unknown as pg.QueryResult[];
     } catch (error) {
       await client.query("rollback").then(() => client.release(), (e: Error) => client.release(e));
       throw error;
     }
     client.release();
+    return Array.isArray(results) ? results : [results];
   }
 }

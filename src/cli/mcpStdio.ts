@@ -53,6 +53,7 @@ export async function runStdio(tenant: string, level: string): Promise<void> {
     await served.close().catch(() => {});
     await direct?.close();
     await audit.close();
+    await rateLimiter.close();
     await pool.end().catch(() => {});
     await ctx.close();
     process.exit(0);

@@ -131,7 +131,7 @@ export async function callTool(spec: ToolSpec, deps: ToolDeps, principal: Princi
     spec.guard?.(input as never);
     // Counted with the call's SQL in one round trip; a tool that asks the embeddings endpoint
     // first is counted before it, so a refused caller costs no embedding.
-    let admit = gate.admission(principal);
+    let admit = await gate.admission(principal);
     if (spec.embed && admit) {
       await admit.alone();
       admit = undefined;
