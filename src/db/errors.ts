@@ -18,6 +18,7 @@ const STATUS: Record<string, number> = {
   SX409: 409,
   SX413: 413,
   SX429: 429,
+  SX499: 499, // the caller went away and its call was cancelled (nginx's "client closed request")
   SX502: 502, // an upstream service (the embeddings endpoint, a source's server) failed
   SX504: 504, // a source's server canceled its part of a query (its statement timeout)
   "42501": 403, // insufficient_privilege

@@ -2,6 +2,8 @@ import type pg from "pg";
 import type { Principal } from "../auth/principal.ts";
 import { settingsSql } from "../auth/pgSettings.ts";
 import { currentTraceparent } from "../telemetry/tracing.ts";
+import { cancelBackend } from "./cancel.ts";
+import { SextantError } from "./errors.ts";
 import { isStandbyFailure, readReplicaOf } from "./pool.ts";
 import "./pgTypes.ts";
 
@@ -78,12 +80,12 @@ export async function queryAsRole(
   principal: Principal,
   sql: string,
   args: unknown[],
-  { write = false, admit }: { write?: boolean; admit?: Admission } = {},
+  { write = false, admit, signal }: { write?: boolean; admit?: Admission; signal?: AbortSignal } = {},
 ): Promise<Record<string, unknown>[]> {
   const replica = readReplicaOf(pool);
   const who = `${principal.tenant}\u0000${principal.subject}`;
   if (write) {
-    const rows = await runAsRole(pool, principal, sql, args, true, admit?.sql);
+    const rows = await runAsRole(pool, principal, sql, args, true, admit?.sql, signal);
     replica?.wrote(who);
     return rows;
   }
@@ -91,14 +93,19 @@ export async function queryAsRole(
   if (standby) {
     if (admit) await admit.alone(); // counted on the primary; the standby cannot write
     try {
-      return await runAsRole(standby, principal, sql, args, false);
+      return await runAsRole(standby, principal, sql, args, false, undefined, signal);
     } catch (error) {
       if (!isStandbyFailure(error)) throw error;
       replica!.failed();
     }
-    return runAsRole(pool, principal, sql, args, false);
+    return runAsRole(pool, principal, sql, args, false, undefined, signal);
   }
-  return runAsRole(pool, principal, sql, args, false, admit?.sql);
+  return runAsRole(pool, principal, sql, args, false, admit?.sql, signal);
+}
+
+/** What a call whose caller went away (`signal` aborted) ends with: audited as refused. */
+function callerGone(): SextantError {
+  return new SextantError("SX499", "the caller went away (closed the connection or cancelled the request); the call was cancelled");
 }
 
 /**
@@ -114,8 +121,13 @@ export interface Admission {
 /** Clients that already have an 'error' listener (see runAsRole). */
 const listening = new WeakSet<pg.PoolClient>();
 
-async function runAsRole(pool: pg.Pool, principal: Principal, sql: string, args: unknown[], write: boolean, before?: string): Promise<Record<string, unknown>[]> {
+async function runAsRole(pool: pg.Pool, principal: Principal, sql: string, args: unknown[], write: boolean, before?: string, signal?: AbortSignal): Promise<Record<string, unknown>[]> {
+  if (signal?.aborted) throw callerGone();
   const client = await pool.connect();
+  if (signal?.aborted) {
+    client.release();
+    throw callerGone();
+  }
   // A server that goes away (a standby stopping: 57P01) may say so between two of our queries,
   // when pg has no query to fail and emits 'error' on the client instead; unheard, that would
   // end the process. The next query on it fails, and the client is then destroyed.
@@ -127,13 +139,32 @@ async function runAsRole(pool: pg.Pool, principal: Principal, sql: string, args:
   // statement that fails skips the rest, and the connection is then rolled back here.
   const end = write ? `commit; ${CLEANUP}` : ROLLBACK_AND_CLEANUP;
   let rows: Record<string, unknown>[];
+  // A caller that goes away mid-call (an HTTP client closing, an MCP notifications/cancelled)
+  // cancels the statement instead of leaving it to run to the statement timeout.
+  let cancelling: Promise<void> | undefined;
+  const onAbort = () => (cancelling = cancelBackend(pool, client));
+  signal?.addEventListener("abort", onAbort, { once: true });
   try {
     const text = `${before ? `${before}; ` : ""}${beginSql(client, principal, write)}; ${inlineParams(client, sql, args)}; ${end}`;
     rows = ((await client.query(text)) as unknown as pg.QueryResult[]).at(-3)!.rows; // before the ending's two
   } catch (error) {
+    signal?.removeEventListener("abort", onAbort);
+    if (cancelling) throw await retire(client, cancelling);
     await client.query(ROLLBACK_AND_CLEANUP).then(() => client.release(), (e: Error) => client.release(e));
     throw error;
   }
+  signal?.removeEventListener("abort", onAbort);
+  if (cancelling) throw await retire(client, cancelling);
   client.release();
   return rows;
+}
+
+/**
+ * A cancelled call's connection is closed, not pooled: the cancel may reach its backend after
+ * the statement ended, and must not cancel the next caller's. (Its transaction ends with it.)
+ */
+async function retire(client: pg.PoolClient, cancelling: Promise<void>): Promise<SextantError> {
+  await cancelling;
+  client.release(true);
+  return callerGone();
 }

@@ -142,7 +142,7 @@ export async function callTool(spec: ToolSpec, deps: ToolDeps, principal: Princi
       if (vector) extraArgs.push(["question_embedding", vector], ["embedding_model", deps.embedder!.model]);
     }
     const call = buildCall(spec, (input ?? {}) as Record<string, unknown>, extraArgs);
-    let rows = await queryAsRole(deps.pool, principal, call.sql, call.args, { write: spec.writes ?? false, admit });
+    let rows = await queryAsRole(deps.pool, principal, call.sql, call.args, { write: spec.writes ?? false, admit, signal: extra.signal });
     if (spec.follow) {
       const token = extra._meta?.progressToken;
       rows = [await spec.follow({

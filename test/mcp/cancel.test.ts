@@ -1,0 +1,91 @@
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+import { CallToolResultSchema } from "@modelcontextprotocol/sdk/types.js";
+import { describe, expect, test } from "vitest";
+import { SEXTANT_BIN } from "../helpers/cli.ts";
+import { createToken } from "../helpers/db.ts";
+import { eventually } from "../helpers/graphql.ts";
+import { callRows, connectHttp, postMcp } from "../helpers/mcpClient.ts";
+import { useServer, useTestServer } from "../helpers/setup.ts";
+
+// A caller that goes away mid-call cancels its statement: an HTTP client closing the connection
+// (direct path and the SDK's), an MCP client's notifications/cancelled over stdio. Without it the
+// statement ran on to the tenant's statement timeout (15 s here), holding a pooled connection.
+const { db, server: direct } = useTestServer();
+const sdk = useServer(db, { SEXTANT_MCP_DIRECT_CALLS: "0" });
+
+/** A statement that runs until cancelled or timed out, marked so pg_stat_activity can find it. */
+const endless = (mark: string) => `with recursive r(i) as (select 1 union all select i + 1 from r) select count(*) as ${mark} from r`;
+
+/** Backends running the marked statement now. */
+const running = (mark: string) =>
+  db.admin.query("select count(*)::int as n from pg_stat_activity where state = 'active' and query like $1 and pid <> pg_backend_pid()", [`%${mark}%`])
+    .then((r) => r.rows[0].n as number);
+
+const auditOf = (principal: string) =>
+  db.admin.query("select tool, outcome, error_code from sextant.audit_events where tenant_slug = 'acme' and principal = $1 order by id", [principal])
+    .then((r) => r.rows);
+
+const call = (sql: string) => ({ jsonrpc: "2.0", id: 1, method: "tools/call", params: { name: "query", arguments: { sql } } });
+
+describe("a caller that goes away cancels its statement", () => {
+  for (const [path, server] of [["direct", direct], ["SDK", sdk]] as const) {
+    test(`HTTP (${path} path): the client closing the connection cancels the query; it is audited as SX499, the server keeps serving`, async () => {
+      const who = `gone-${path.toLowerCase()}`;
+      const mark = `gone_${path.toLowerCase()}`;
+      const token = await createToken(db, "acme", who, "analyst");
+      const abort = new AbortController();
+      const pending = fetch(`${server.url}/mcp`, {
+        method: "POST",
+        signal: abort.signal,
+        headers: { "content-type": "application/json", accept: "application/json, text/event-stream", authorization: `Bearer ${token}`, "mcp-protocol-version": "2025-06-18" },
+        body: JSON.stringify(call(endless(mark))),
+      }).then((r) => r.text());
+      expect(await eventually(async () => (await running(mark)) === 1, 10_000)).toBe(true);
+      const aborted = Date.now();
+      abort.abort();
+      await expect(pending).rejects.toThrow();
+      expect(await eventually(async () => (await running(mark)) === 0, 5000)).toBe(true);
+      expect(Date.now() - aborted).toBeLessThan(5000); // the statement timeout is 15 s
+      const events = await eventually(async () => ((await auditOf(who)).length > 0 ? auditOf(who) : undefined), 10_000);
+      expect(events).toEqual([{ tool: "query", outcome: "refused", error_code: "SX499" }]);
+      // The same caller, and the pool, carry on.
+      const res = await postMcp(`${server.url}/mcp`, token, call("select 41 + 1 as answer"), { "mcp-protocol-version": "2025-06-18" });
+      expect(await res.text()).toContain("42");
+    });
+  }
+
+  test("a call that finishes before its client leaves is not cancelled, and its connection goes back to the pool", async () => {
+    const { client } = await connectHttp(direct.url, await createToken(db, "acme", "stays", "analyst"));
+    try {
+      for (let i = 0; i < 20; i++) expect((await callRows(client, "query", { sql: `select ${i} as n` })).rows).toEqual([{ n: i }]);
+    } finally {
+      await client.close();
+    }
+    expect((await auditOf("stays")).every((e) => e.outcome === "ok")).toBe(true);
+  });
+
+  test("stdio: notifications/cancelled (an SDK client's aborted call) cancels the query", async () => {
+    const transport = new StdioClientTransport({
+      command: process.execPath,
+      args: [SEXTANT_BIN, "mcp", "--tenant", "acme", "--role", "analyst"],
+      env: { PATH: process.env.PATH ?? "", DATABASE_URL: db.adminUrl, LOG_LEVEL: "warn" },
+      stderr: "pipe",
+    });
+    const client = new Client({ name: "cancel-test", version: "1" });
+    await client.connect(transport);
+    try {
+      const abort = new AbortController();
+      const pending = client.callTool({ name: "query", arguments: { sql: endless("gone_stdio") } }, CallToolResultSchema, { signal: abort.signal, timeout: 60_000 });
+      expect(await eventually(async () => (await running("gone_stdio")) === 1, 10_000)).toBe(true);
+      abort.abort();
+      await expect(pending).rejects.toThrow();
+      expect(await eventually(async () => (await running("gone_stdio")) === 0, 5000)).toBe(true);
+      // The session carries on.
+      const next = await client.callTool({ name: "query", arguments: { sql: "select 7 as seven" } });
+      expect(JSON.stringify(next.structuredContent)).toContain("7");
+    } finally {
+      await client.close();
+    }
+  });
+});
