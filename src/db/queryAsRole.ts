@@ -154,7 +154,11 @@ async function runAsRole(pool: pg.Pool, principal: Principal, sql: string, args:
     throw error;
   }
   signal?.removeEventListener("abort", onAbort);
-  if (cancelling) throw await retire(client, cancelling);
+  if (cancelling) {
+    // Done before the cancel landed (a write committed): the call stands, the connection goes.
+    await retire(client, cancelling);
+    return rows;
+  }
   client.release();
   return rows;
 }
