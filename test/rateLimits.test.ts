@@ -160,6 +160,45 @@ describe("RateLimiter (the server's admission)", () => {
     expect(await counted("idle-after-burst")).toEqual({ minute: 40, hour: 40 });
   });
 
+  test("a lease whose count waited on a lock for longer than a lease lasts is not used: the call is counted on its own", async () => {
+    // A lease's second (and its minute) is timed from when it was asked for, not from when the
+    // answer came: the count's now() can be long before that (a lock wait), and calls used past
+    // the end of its minute would be uncounted in the next.
+    await earlyInAMinute();
+    const l = limiter();
+    const p = principal("slow-lease");
+    const holder = await db.admin.connect();
+    try {
+      await holder.query("begin");
+      // A burst: the ninth call asks for a lease.
+      expect(await Promise.all(Array.from({ length: 8 }, () => admit(l, p)))).toEqual(Array(8).fill("counted"));
+      await holder.query("select 1 from sextant_private.rate_buckets where bucket = 'p:acme:slow-lease:minute' and window_start = date_trunc('minute', now(), 'UTC') for update");
+      const ninth = admit(l, p);
+      const waiting = () => db.admin.query("select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and query like '%lease_calls(''acme'', ''slow-lease''%'")
+        .then((r) => r.rows[0].n === 1);
+      expect(await eventually(waiting, 5000)).toBe(true);
+      await new Promise((r) => setTimeout(r, 1100)); // longer than a lease lasts (1 s)
+      await holder.query("commit");
+      expect(await ninth).toBe("counted");
+    } finally {
+      await holder.query("rollback").catch(() => {});
+      holder.release();
+    }
+    // What the lease counted was given back before the call was counted on its own.
+    expect(await counted("slow-lease")).toEqual({ minute: 9, hour: 9 });
+  });
+
+  test("after close (a server stopping with calls still running), a fast caller is counted call by call: no lease is left uncounted-back", async () => {
+    await earlyInAMinute();
+    const l = limiter();
+    const p = principal("after-close");
+    await l.close();
+    const ways: string[] = [];
+    for (let i = 0; i < 30; i++) ways.push(await admit(l, p));
+    expect(ways).toEqual(Array(30).fill("counted"));
+    expect(await counted("after-close")).toEqual({ minute: 30, hour: 30 });
+  });
+
   test("at a cap, two servers (limiters) together admit no more than the limit, and after close count exactly what they admitted", async () => {
     await earlyInAMinute();
     const [a, b] = [limiter(), limiter()];

@@ -58,6 +58,7 @@ export class RateLimiter {
   private readonly callers = new Map<string, Caller>();
   private readonly sweeper: NodeJS.Timeout;
   private returning = new Set<Promise<void>>();
+  private closed = false;
 
   constructor(private readonly pool: pg.Pool) {
     // Leases that ran out with calls left are given back; callers idle for a while forgotten.
@@ -99,12 +100,12 @@ export class RateLimiter {
         lease.left--;
         return undefined;
       }
-      if (lease) this.giveBack(caller);
+      if (lease) void this.giveBack(caller);
       if (caller.leasing) {
         if (await caller.leasing) continue;
         break; // the lease was refused or failed: this call is counted alone, which says why
       }
-      if (recent < LEASE_AFTER) break;
+      if (recent < LEASE_AFTER || this.closed) break;
       caller.leasing = this.lease(caller, Math.min(LEASE_MAX, recent))
         .finally(() => (caller.leasing = undefined));
     }
@@ -121,8 +122,11 @@ export class RateLimiter {
 
   /** Gives back what leases have left (a server stopping); later calls are counted one by one. */
   async close(): Promise<void> {
+    // No lease after this (calls still running are counted one by one), and none left out.
+    this.closed = true;
     clearInterval(this.sweeper);
-    for (const caller of this.callers.values()) if (caller.lease) this.giveBack(caller);
+    await Promise.all([...this.callers.values()].map((c) => c.leasing));
+    for (const caller of this.callers.values()) if (caller.lease) void this.giveBack(caller);
     await Promise.all(this.returning);
   }
 
@@ -136,14 +140,20 @@ export class RateLimiter {
 
   /** Leases up to `wanted` calls; false when none could be (over a limit, or PostgreSQL failing). */
   private async lease(caller: Caller, wanted: number): Promise<boolean> {
+    // Timed from the asking: the count's now() comes after it, so a lease timed from here ends
+    // before its minute does however long the count waited (on the rows' locks: timed from the
+    // answer, calls were used past the minute they were counted in, uncounted in the next).
+    const asked = performance.now();
     try {
       const results = await this.send(this.countSql(
         `* from sextant_private.lease_calls(${pg.escapeLiteral(caller.tenant)}, ${pg.escapeLiteral(caller.who)}, ${wanted}, 1)`));
       const { granted, counted_at: countedAt } = results[1]!.rows[0] as { granted: number; counted_at: Date };
       const minuteLeft = 60_000 - (countedAt.getTime() % 60_000) - MINUTE_MARGIN_MS;
-      caller.lease = { left: granted, until: performance.now() + Math.min(LEASE_MS, minuteLeft), countedAt };
-      if (minuteLeft > 0) return true;
-      this.giveBack(caller); // counted at the end of a minute: this call is counted alone
+      caller.lease = { left: granted, until: asked + Math.min(LEASE_MS, minuteLeft), countedAt };
+      if (!this.closed && performance.now() < caller.lease.until) return true;
+      // Over before it came (a long wait, the end of a minute) or the limiter closed: given back
+      // first, so the call counted alone finds the room again.
+      await this.giveBack(caller);
       return false;
     } catch {
       return false;
@@ -151,20 +161,21 @@ export class RateLimiter {
   }
 
   /** Uncounts what the caller's lease did not use (best effort: a failure leaves them counted). */
-  private giveBack(caller: Caller): void {
+  private giveBack(caller: Caller): Promise<void> {
     const lease = caller.lease!;
     caller.lease = undefined;
-    if (lease.left <= 0) return;
-    const done = this.send(this.countSql(
+    if (lease.left <= 0) return Promise.resolve();
+    const done: Promise<void> = this.send(this.countSql(
       `sextant_private.return_calls(${pg.escapeLiteral(caller.tenant)}, ${pg.escapeLiteral(caller.who)}, ${lease.left}, ${pg.escapeLiteral(lease.countedAt.toISOString())})`))
       .then(() => {}, () => {})
       .finally(() => this.returning.delete(done));
     this.returning.add(done);
+    return done;
   }
 
   private sweep(now: number): void {
     for (const [key, caller] of this.callers) {
-      if (caller.lease && now >= caller.lease.until) this.giveBack(caller);
+      if (caller.lease && now >= caller.lease.until) void this.giveBack(caller);
       if (!caller.lease && !caller.leasing && now - caller.windowStart > 10 * LEASE_MS) this.callers.delete(key);
     }
   }
