@@ -199,6 +199,37 @@ describe("RateLimiter (the server's admission)", () => {
     expect(await counted("after-close")).toEqual({ minute: 30, hour: 30 });
   });
 
+  test("a refused lease is not asked for again at once: a fast caller over its cap is refused with one statement per call", async () => {
+    await earlyInAMinute();
+    const l = limiter();
+    const p = principal("over-cap");
+    const holder = await db.admin.connect();
+    try {
+      await withMinuteCap(4, async () => {
+        // A burst over the cap: the ninth call's lease is refused, and so is the call.
+        const burst = await Promise.all(Array.from({ length: 8 }, () => admit(l, p)));
+        expect(burst.filter((w) => w === "counted").length).toBe(4);
+        expect(await admit(l, p)).toBe("refused");
+        // The next call: its statement waits on the minute's row, so it can be seen.
+        await holder.query("begin");
+        await holder.query("select 1 from sextant_private.rate_buckets where bucket = 'p:acme:over-cap:minute' and window_start = date_trunc('minute', now(), 'UTC') for update");
+        const next = admit(l, p);
+        const waiting = () => db.admin.query("select query from pg_stat_activity where wait_event_type = 'Lock' and query like '%''over-cap''%'")
+          .then((r) => r.rows.map((row) => row.query as string));
+        const statements = await eventually(waiting, 5000);
+        expect(statements).toHaveLength(1);
+        expect(statements[0]).toContain("admit_calls(");
+        expect(statements[0]).not.toContain("lease_calls(");
+        await holder.query("commit");
+        expect(await next).toBe("refused");
+      });
+    } finally {
+      await holder.query("rollback").catch(() => {});
+      holder.release();
+    }
+    expect(await counted("over-cap")).toEqual({ minute: 4, hour: 4 });
+  });
+
   test("at a cap, two servers (limiters) together admit no more than the limit, and after close count exactly what they admitted", async () => {
     await earlyInAMinute();
     const [a, b] = [limiter(), limiter()];

@@ -39,6 +39,8 @@ interface Caller {
   lastWindowCalls: number;
   lease?: Lease;
   leasing?: Promise<boolean>;
+  /** No lease is asked for before this (one was refused or failed). */
+  noLeaseUntil?: number;
 }
 
 /**
@@ -105,7 +107,7 @@ export class RateLimiter {
         if (await caller.leasing) continue;
         break; // the lease was refused or failed: this call is counted alone, which says why
       }
-      if (recent < LEASE_AFTER || this.closed) break;
+      if (recent < LEASE_AFTER || this.closed || now < (caller.noLeaseUntil ?? 0)) break;
       caller.leasing = this.lease(caller, Math.min(LEASE_MAX, recent))
         .finally(() => (caller.leasing = undefined));
     }
@@ -156,6 +158,9 @@ export class RateLimiter {
       await this.giveBack(caller);
       return false;
     } catch {
+      // Refused (SX429: the call counted alone is too) or PostgreSQL failing: the caller's next
+      // calls are counted alone for a while, not each asked for a lease first (two statements).
+      caller.noLeaseUntil = performance.now() + RATE_MS;
       return false;
     }
   }
