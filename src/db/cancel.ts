@@ -1,22 +1,36 @@
+import type { EventEmitter } from "node:events";
 import pg from "pg";
 
+/** What pg keeps on a client and its connection (not in its types): the backend's key, the socket. */
+interface Keyed { processID?: number | null; secretKey?: number | null; activeQuery?: unknown }
+interface Canceller { connection: EventEmitter & { stream: { destroy(): void } }; cancel(client: unknown, query: unknown): void }
+
 /**
- * Cancels what `client`'s backend is running: pg_cancel_backend from a connection of its own,
- * made with the pool's settings (the same login, which may signal its own backends; a pooled
- * one could be the last free connection, or none). Best effort: resolves either way, within
- * a few seconds.
+ * Cancels what `client`'s backend is running with PostgreSQL's cancel request: the backend's
+ * pid and secret key, sent on a socket of its own to the pool's server (pg's Client.cancel, as
+ * psql's Ctrl-C). It is no session: it takes no connection slot and no login (a pool at
+ * max_connections or at its role's connection limit can still cancel), and the key makes it
+ * exact: a request that reaches another server (a load balancer, a pooler in front of several)
+ * cancels nothing there, where pg_cancel_backend(pid) from a new session could cancel whatever
+ * ran under that pid. Like libpq's PQcancel the request is not encrypted (it carries no
+ * credentials). Best effort: resolves when the server has taken it, or within 5 seconds.
  */
 export async function cancelBackend(pool: pg.Pool, client: pg.PoolClient): Promise<void> {
-  const pid = (client as unknown as { processID?: number }).processID;
-  if (!pid) return;
-  const canceller = new pg.Client({ ...pool.options, connectionTimeoutMillis: 5000, query_timeout: 5000 } as pg.ClientConfig);
-  canceller.on("error", () => {});
-  try {
-    await canceller.connect();
-    await canceller.query("select pg_catalog.pg_cancel_backend($1)", [pid]);
-  } catch {
-    // The statement then runs to its statement timeout, on a connection that is closed anyway.
-  } finally {
-    await canceller.end().catch(() => {});
-  }
+  const keyed = client as unknown as Keyed;
+  if (!keyed.processID || keyed.secretKey == null) return;
+  const canceller = new pg.Client({ ...pool.options } as pg.ClientConfig) as unknown as Canceller;
+  const con = canceller.connection;
+  await new Promise<void>((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      con.stream.destroy();
+      resolve();
+    };
+    const timer = setTimeout(done, 5000);
+    // The server reads the request and closes the socket; an unreachable one errors.
+    con.on("end", done);
+    con.on("error", done);
+    // pg's cancel asks for the query running now (when none is, the backend ignores the request).
+    canceller.cancel(client, keyed.activeQuery);
+  });
 }

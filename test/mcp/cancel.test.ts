@@ -1,7 +1,11 @@
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { CallToolResultSchema } from "@modelcontextprotocol/sdk/types.js";
+import { randomBytes } from "node:crypto";
 import { describe, expect, test } from "vitest";
+import type { Principal } from "../../src/auth/principal.ts";
+import { createPool } from "../../src/db/pool.ts";
+import { queryAsRole } from "../../src/db/queryAsRole.ts";
 import { SEXTANT_BIN } from "../helpers/cli.ts";
 import { createToken } from "../helpers/db.ts";
 import { eventually } from "../helpers/graphql.ts";
@@ -86,6 +90,35 @@ describe("a caller that goes away cancels its statement", () => {
       expect(JSON.stringify(next.structuredContent)).toContain("7");
     } finally {
       await client.close();
+    }
+  });
+
+  test("the cancel takes no connection of its own: a login at its connection limit still has its statement cancelled", async () => {
+    // PostgreSQL's cancel request (the backend's pid and secret key) is no session: no slot, no
+    // login, and it cannot reach another backend (a pid alone can, on another server behind the
+    // same address). pg_cancel_backend from a new session failed here (53300) and the statement
+    // ran on to its timeout.
+    const login = `sextant_cancel_${randomBytes(4).toString("hex")}`;
+    await db.admin.query(`create role ${login} login password 'cancel-pw' connection limit 1; grant sextant_t_acme__analyst to ${login}`);
+    const url = new URL(db.adminUrl);
+    url.username = login;
+    url.password = "cancel-pw";
+    const pool = createPool(url.toString(), 1);
+    const p: Principal = { tenant: "acme", accessLevel: "analyst", dbRole: "sextant_t_acme__analyst", subject: "at-limit", authMethod: "api_token", statementTimeoutMs: 60_000 };
+    try {
+      const abort = new AbortController();
+      const pending = queryAsRole(pool, p, endless("gone_at_limit"), [], { signal: abort.signal });
+      pending.catch(() => {});
+      expect(await eventually(async () => (await running("gone_at_limit")) === 1, 10_000)).toBe(true);
+      abort.abort();
+      await expect(pending).rejects.toMatchObject({ code: "SX499" });
+      expect(await eventually(async () => (await running("gone_at_limit")) === 0, 5000)).toBe(true);
+      // The pool carries on (its connection was closed, not reused).
+      expect(await queryAsRole(pool, p, "select 6 * 7 as answer", [])).toEqual([{ answer: 42 }]);
+    } finally {
+      await pool.end();
+      await db.admin.query("select pg_terminate_backend(pid) from pg_stat_activity where usename = $1", [login]);
+      await db.admin.query(`drop role ${login}`);
     }
   });
 });
