@@ -168,17 +168,26 @@ revoke all on function sextant_private.lease_calls(text, text, integer, integer)
 grant execute on function sextant_private.lease_calls(text, text, integer, integer) to sextant_authenticator;
 
 -- Calls a server leased (lease_calls) and did not use, uncounted from the windows they were
--- counted in (never below zero).
+-- counted in (never below zero). One window at a time, minute, hour, day: the order admit_calls
+-- and lease_calls lock them in. One UPDATE of all three locked them in the table's order (the
+-- day's and hour's rows, made earlier, first) and deadlocked with an admission of the same
+-- principal holding its minute (40P01 after a second, meanwhile the tenant's day row held).
 create or replace function sextant_private.return_calls(tenant text, who text, calls integer, counted_at timestamptz)
 returns void
-language sql volatile security definer
+language plpgsql volatile security definer
 set search_path = pg_catalog, pg_temp
 as $$
-  update sextant_private.rate_buckets as b set hits = greatest(0, b.hits - calls)
-  where calls > 0
-    and (b.bucket, b.window_start) in (('p:' || tenant || ':' || who || ':minute', date_trunc('minute', counted_at, 'UTC')),
-                                       ('p:' || tenant || ':' || who || ':hour', date_trunc('hour', counted_at, 'UTC')),
-                                       ('t:' || tenant || ':day', date_trunc('day', counted_at, 'UTC')));
+declare
+  w record;
+begin
+  if calls is null or calls < 1 then
+    return;
+  end if;
+  for w in select r.bucket, r.start from sextant_private.rate_windows(tenant, who, counted_at) as r order by r.length loop
+    update sextant_private.rate_buckets as b set hits = greatest(0, b.hits - calls)
+    where b.bucket = w.bucket and b.window_start = w.start;
+  end loop;
+end
 $$;
 comment on function sextant_private.return_calls(text, text, integer, timestamptz) is
   E'Uncounts calls a server leased and did not use.';

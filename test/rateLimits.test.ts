@@ -98,6 +98,37 @@ describe("lease_calls and return_calls (SQL)", () => {
   });
 });
 
+describe("return_calls and the admissions beside it (SQL)", () => {
+  test("return_calls locks the windows in admit_calls' order (minute, hour, day): no deadlock with an admission of the same principal", async () => {
+    // The rows as a server leaves them: the hour's row made at the hour's first call, the
+    // minute's later, so the hour's comes first in the table. An admission holds the minute's
+    // row and goes on to the hour's; return_calls took them in the table's order (hour first).
+    await earlyInAMinute();
+    const hour = "p:acme:ret-order:hour";
+    const minute = "p:acme:ret-order:minute";
+    await db.admin.query(`insert into sextant_private.rate_buckets (bucket, window_start, hits) values ('${hour}', date_trunc('hour', now(), 'UTC'), 10);
+      insert into sextant_private.rate_buckets (bucket, window_start, hits) values ('${minute}', date_trunc('minute', now(), 'UTC'), 10)`);
+    const admission = await db.admin.connect();
+    try {
+      await admission.query("begin");
+      await admission.query("update sextant_private.rate_buckets set hits = hits + 1 where bucket = $1 and window_start = date_trunc('minute', now(), 'UTC')", [minute]);
+      const returned = db.auth.query("select sextant_private.return_calls('acme', 'ret-order', 4, now())");
+      returned.catch(() => {});
+      const waiting = () => db.admin.query("select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and query like '%return_calls(''acme'', ''ret-order''%'")
+        .then((r) => r.rows[0].n === 1);
+      expect(await eventually(waiting, 5000)).toBe(true);
+      // The admission's next window: a deadlock (40P01 for one of the two) if return_calls holds it.
+      await admission.query("update sextant_private.rate_buckets set hits = hits + 1 where bucket = $1 and window_start = date_trunc('hour', now(), 'UTC')", [hour]);
+      await admission.query("commit");
+      await expect(returned).resolves.toBeDefined();
+    } finally {
+      await admission.query("rollback").catch(() => {});
+      admission.release();
+    }
+    expect(await counted("ret-order")).toEqual({ minute: 7, hour: 7 });
+  });
+});
+
 describe("RateLimiter (the server's admission)", () => {
   const limiters: RateLimiter[] = [];
   const limiter = () => {
