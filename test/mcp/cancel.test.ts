@@ -1,7 +1,10 @@
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { CallToolResultSchema } from "@modelcontextprotocol/sdk/types.js";
+import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
 import { describe, expect, test } from "vitest";
 import type { Principal } from "../../src/auth/principal.ts";
 import { createPool } from "../../src/db/pool.ts";
@@ -10,6 +13,7 @@ import { SEXTANT_BIN } from "../helpers/cli.ts";
 import { createToken } from "../helpers/db.ts";
 import { eventually } from "../helpers/graphql.ts";
 import { callRows, connectHttp, postMcp } from "../helpers/mcpClient.ts";
+import { PG15_MISSING, startPg15 } from "../helpers/pg15.ts";
 import { useServer, useTestServer } from "../helpers/setup.ts";
 
 // A caller that goes away mid-call cancels its statement: an HTTP client closing the connection
@@ -119,6 +123,45 @@ describe("a caller that goes away cancels its statement", () => {
       await pool.end();
       await db.admin.query("select pg_terminate_backend(pid) from pg_stat_activity where usename = $1", [login]);
       await db.admin.query(`drop role ${login}`);
+    }
+  });
+
+  test.skipIf(PG15_MISSING)("over TLS, to a server that takes no connection without it: the cancel request still reaches the statement", async () => {
+    const pg15 = await startPg15();
+    try {
+      // A self-signed certificate, and host lines for TLS only (hostssl).
+      const dataDir = (await pg15.sql<{ d: string }>("select current_setting('data_directory') as d"))[0]!.d;
+      const made = spawnSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+        "-keyout", path.join(dataDir, "server.key"), "-out", path.join(dataDir, "server.crt")], { encoding: "utf8" });
+      expect(made.status, made.stderr).toBe(0);
+      if (process.getuid?.() === 0) spawnSync("chown", ["postgres:", path.join(dataDir, "server.key"), path.join(dataDir, "server.crt")]);
+      fs.chmodSync(path.join(dataDir, "server.key"), 0o600);
+      fs.writeFileSync(path.join(dataDir, "pg_hba.conf"), "hostssl all all 127.0.0.1/32 scram-sha-256\n");
+      await pg15.sql("alter system set ssl = on");
+      await pg15.sql("select pg_reload_conf()");
+      const tls = { ssl: { rejectUnauthorized: false } };
+      const admin = createPool(pg15.adminUrl, 2, undefined, tls);
+      await eventually(() => admin.query("select ssl from pg_stat_ssl where pid = pg_backend_pid()").then((r) => r.rows[0]?.ssl === true, () => false), 5000);
+      await admin.query("create role t_reader; create role t_login login password 'tls-pw' in role t_reader");
+      const pool = createPool(pg15.url("postgres", "t_login", "tls-pw"), 1, undefined, tls);
+      const p: Principal = { tenant: "t", accessLevel: "analyst", dbRole: "t_reader", subject: "tls", authMethod: "api_token", statementTimeoutMs: 60_000 };
+      const runningThere = () => admin.query("select count(*)::int as n from pg_stat_activity where state = 'active' and query like '%gone_tls%' and pid <> pg_backend_pid()").then((r) => r.rows[0].n as number);
+      try {
+        const abort = new AbortController();
+        const pending = queryAsRole(pool, p, endless("gone_tls"), [], { signal: abort.signal });
+        pending.catch(() => {});
+        expect(await eventually(async () => (await runningThere()) === 1, 10_000)).toBe(true);
+        const overTls = await admin.query("select bool_and(s.ssl) as tls from pg_stat_ssl as s join pg_stat_activity as a using (pid) where a.usename = 't_login'");
+        expect(overTls.rows[0].tls).toBe(true);
+        abort.abort();
+        await expect(pending).rejects.toMatchObject({ code: "SX499" });
+        expect(await eventually(async () => (await runningThere()) === 0, 5000)).toBe(true);
+      } finally {
+        await pool.end();
+        await admin.end();
+      }
+    } finally {
+      await pg15.close();
     }
   });
 });
