@@ -92,7 +92,8 @@ begin
   if calls is null or calls < 1 then
     return;
   end if;
-  for w in select * from sextant_private.rate_windows(tenant, who, now()) loop
+  -- Minute, hour, day: the order lease_calls and return_calls lock them in (no deadlock).
+  for w in select * from sextant_private.rate_windows(tenant, who, now()) as r order by r.length loop
     total := null;
     insert into sextant_private.rate_buckets as b (bucket, window_start, hits)
     values (w.bucket, w.start, calls)

@@ -135,9 +135,10 @@ async function runAsRole(pool: pg.Pool, principal: Principal, sql: string, args:
     client.on("error", () => {});
     listening.add(client);
   }
-  // The ending (commit or rollback, then the cleanup) travels in the same round trip: a
-  // statement that fails skips the rest, and the connection is then rolled back here.
-  const end = write ? `commit; ${CLEANUP}` : ROLLBACK_AND_CLEANUP;
+  // The ending (commit or rollback, and the cleanup) travels in the same round trip: a
+  // statement that fails skips the rest, and the connection is then rolled back here. A write
+  // commits last, so a cancel (a caller gone) that fails the round trip came before the commit.
+  const end = write ? `${CLEANUP}; commit` : ROLLBACK_AND_CLEANUP;
   let rows: Record<string, unknown>[];
   // A caller that goes away mid-call (an HTTP client closing, an MCP notifications/cancelled)
   // cancels the statement instead of leaving it to run to the statement timeout.
