@@ -198,12 +198,13 @@ describe("the direct path of `sextant mcp` (plain 2025-era tools/call over stdio
     expect(rowObjects(JSON.parse(fast).result.structuredContent)).toEqual([{ one: 1 }]);
     expect(session.lines.some((l) => l.includes('"slow"'))).toBe(false);
     expect(rowObjects(JSON.parse(await slow).result.structuredContent)).toEqual([{ slept: true }]);
-    // Cancelled: the call still runs to its end (and is audited), but no answer is written.
+    // Cancelled: its SQL is cancelled (test/mcp/cancel.test.ts) and the call audited as SX499; no answer is written.
     const beforeGone = await lastAuditId();
     session.write(call("gone", "query", { sql: slowSql("cancelled_call") }));
     session.write({ jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: "gone", reason: "test" } });
     await session.request(call("after", "whoami"));
-    await expect.poll(async () => (await auditSince(beforeGone)).map((r) => r.sql), { timeout: 20_000 }).toContain(slowSql("cancelled_call"));
+    await expect.poll(async () => (await auditSince(beforeGone)).filter((r) => r.sql === slowSql("cancelled_call")).map((r) => `${r.outcome} ${r.error_code}`), { timeout: 20_000 })
+      .toEqual(["refused SX499"]);
     await new Promise((r) => setTimeout(r, 300));
     expect(session.lines.some((l) => l.includes('"gone"'))).toBe(false);
     // In flight when stdin ends: the process waits for it and its audit row before exiting.
