@@ -3,6 +3,7 @@ import { RateLimiter } from "../src/audit/rateLimiter.ts";
 import type { Principal } from "../src/auth/principal.ts";
 import { eventually } from "./helpers/graphql.ts";
 import { useTestDatabase } from "./helpers/setup.ts";
+import { earlyInAMinute, withMinuteCap } from "./helpers/rateLimits.ts";
 
 // Rate-limit counting as the server does it (its login, sextant_authenticator): exact admission,
 // and the leases a fast caller's calls are counted in (src/audit/rateLimiter.ts).
@@ -22,27 +23,13 @@ async function counted(subject: string): Promise<{ minute: number; hour: number 
   return rows[0];
 }
 
-/** Not in the last seconds of a minute: what a test counts must fall in one minute window. */
-async function earlyInAMinute(): Promise<void> {
-  while (new Date().getUTCSeconds() > 45) await new Promise((r) => setTimeout(r, 500));
-}
-
-async function withMinuteCap<T>(cap: number, fn: () => Promise<T>): Promise<T> {
-  await db.admin.query("update sextant.tenants set rate_per_minute = $1 where slug = 'acme'", [cap]);
-  try {
-    return await fn();
-  } finally {
-    await db.admin.query("update sextant.tenants set rate_per_minute = 120 where slug = 'acme'");
-  }
-}
-
 const lease = (who: string, wanted: number, least = 1) =>
   db.auth.query("select granted, counted_at from sextant_private.lease_calls('acme', $1, $2, $3)", [who, wanted, least]).then((r) => r.rows[0]);
 
 describe("lease_calls and return_calls (SQL)", () => {
   test("a lease gets as many calls as every window has room for, or SX429 counting nothing; return_calls uncounts", async () => {
     await earlyInAMinute();
-    await withMinuteCap(10, async () => {
+    await withMinuteCap(db, 10, async () => {
       expect((await lease("sql-lease", 4)).granted).toBe(4);
       await db.auth.query("select sextant_private.admit_calls('acme', 'sql-lease', 3)");
       const last = await lease("sql-lease", 8);
@@ -71,7 +58,7 @@ describe("lease_calls and return_calls (SQL)", () => {
 
   test("leases and admissions at the same time, on 8 connections: never more than the limit, no deadlock", async () => {
     await earlyInAMinute();
-    const granted = await withMinuteCap(50, async () => {
+    const granted = await withMinuteCap(db, 50, async () => {
       const tries = Array.from({ length: 60 }, (_, i) =>
         (i % 3 === 0
           ? db.auth.query("select sextant_private.admit_calls('acme', 'racer', 1)").then(() => 1)
@@ -164,7 +151,7 @@ describe("RateLimiter (the server's admission)", () => {
     }
     const fast = principal("fast-caller");
     const ways: string[] = [];
-    await withMinuteCap(100_000, async () => {
+    await withMinuteCap(db, 100_000, async () => {
       for (let i = 0; i < 300; i++) ways.push(await admit(l, fast));
     });
     expect(ways.filter((w) => w === "refused")).toEqual([]);
@@ -183,7 +170,7 @@ describe("RateLimiter (the server's admission)", () => {
     await earlyInAMinute();
     const l = limiter();
     const p = principal("idle-after-burst");
-    await withMinuteCap(100_000, async () => {
+    await withMinuteCap(db, 100_000, async () => {
       for (let i = 0; i < 40; i++) await admit(l, p);
     });
     const back = await eventually(async () => (await counted("idle-after-burst")).minute === 40, 4000);
@@ -236,7 +223,7 @@ describe("RateLimiter (the server's admission)", () => {
     const p = principal("over-cap");
     const holder = await db.admin.connect();
     try {
-      await withMinuteCap(4, async () => {
+      await withMinuteCap(db, 4, async () => {
         // A burst over the cap: the ninth call's lease is refused, and so is the call.
         const burst = await Promise.all(Array.from({ length: 8 }, () => admit(l, p)));
         expect(burst.filter((w) => w === "counted").length).toBe(4);
@@ -265,7 +252,7 @@ describe("RateLimiter (the server's admission)", () => {
     await earlyInAMinute();
     const [a, b] = [limiter(), limiter()];
     const p = principal("capped-fast");
-    const ways = await withMinuteCap(120, async () => {
+    const ways = await withMinuteCap(db, 120, async () => {
       const run = async (l: RateLimiter) => {
         const out: string[] = [];
         for (let i = 0; i < 100; i++) out.push(await admit(l, p));

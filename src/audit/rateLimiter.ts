@@ -32,8 +32,8 @@ interface Lease { left: number; until: number; countedAt: Date }
 
 /** One principal's calls in this process: its rate and its lease. */
 interface Caller {
-  tenant: string;
-  who: string;
+  /** The tenant and bucket key as quoted SQL arguments, `'acme', 'agent'` (every count names both). */
+  args: string;
   windowStart: number;
   windowCalls: number;
   lastWindowCalls: number;
@@ -52,8 +52,8 @@ interface Caller {
  * own SQL (`admission`, src/db/queryAsRole.ts); other doors call `hit`, one round trip. A fast
  * caller's calls are counted ahead, a lease at a time (above).
  *
- * What leases change: calls leased and not yet used count as used, for at most a second, in
- * this process only; so near a cap another server may refuse a call that this one could still
+ * What leases change: calls leased and not yet used count as used, for up to about two seconds
+ * (a lease's second, then the sweeper's), in this process only; so near a cap another server may refuse a call that this one could still
  * admit. Never more than the limit is admitted.
  */
 export class RateLimiter {
@@ -72,8 +72,11 @@ export class RateLimiter {
    * raises SX429 leaving the connection in a failed transaction (the caller rolls back).
    */
   sql(p: Principal, calls = 1): string {
-    const n = Math.max(1, Math.floor(calls));
-    return this.countSql(`sextant_private.admit_calls(${pg.escapeLiteral(p.tenant)}, ${pg.escapeLiteral(subjectKey(p.subject))}, ${n})`);
+    return this.admitSql(this.callerOf(p), calls);
+  }
+
+  private admitSql(caller: Caller, calls: number): string {
+    return this.countSql(`sextant_private.admit_calls(${caller.args}, ${Math.max(1, Math.floor(calls))})`);
   }
 
   /** A counting statement in its own transaction; synchronous_commit is read at the commit: set with the count. */
@@ -111,7 +114,8 @@ export class RateLimiter {
       caller.leasing = this.lease(caller, Math.min(LEASE_MAX, recent))
         .finally(() => (caller.leasing = undefined));
     }
-    return { sql: this.sql(p), alone: () => this.hit(p) };
+    const sql = this.admitSql(caller, 1);
+    return { sql, alone: () => this.send(sql).then(() => {}) };
   }
 
   /**
@@ -136,7 +140,10 @@ export class RateLimiter {
     const who = subjectKey(p.subject);
     const key = `${p.tenant}\u0000${who}`;
     let caller = this.callers.get(key);
-    if (!caller) this.callers.set(key, (caller = { tenant: p.tenant, who, windowStart: performance.now(), windowCalls: 0, lastWindowCalls: 0 }));
+    if (!caller) {
+      caller = { args: `${pg.escapeLiteral(p.tenant)}, ${pg.escapeLiteral(who)}`, windowStart: performance.now(), windowCalls: 0, lastWindowCalls: 0 };
+      this.callers.set(key, caller);
+    }
     return caller;
   }
 
@@ -148,7 +155,7 @@ export class RateLimiter {
     const asked = performance.now();
     try {
       const results = await this.send(this.countSql(
-        `* from sextant_private.lease_calls(${pg.escapeLiteral(caller.tenant)}, ${pg.escapeLiteral(caller.who)}, ${wanted}, 1)`));
+        `* from sextant_private.lease_calls(${caller.args}, ${wanted}, 1)`));
       const { granted, counted_at: countedAt } = results[1]!.rows[0] as { granted: number; counted_at: Date };
       const minuteLeft = 60_000 - (countedAt.getTime() % 60_000) - MINUTE_MARGIN_MS;
       caller.lease = { left: granted, until: asked + Math.min(LEASE_MS, minuteLeft), countedAt };
@@ -171,7 +178,7 @@ export class RateLimiter {
     caller.lease = undefined;
     if (lease.left <= 0) return Promise.resolve();
     const done: Promise<void> = this.send(this.countSql(
-      `sextant_private.return_calls(${pg.escapeLiteral(caller.tenant)}, ${pg.escapeLiteral(caller.who)}, ${lease.left}, ${pg.escapeLiteral(lease.countedAt.toISOString())})`))
+      `sextant_private.return_calls(${caller.args}, ${lease.left}, ${pg.escapeLiteral(lease.countedAt.toISOString())})`))
       .then(() => {}, () => {})
       .finally(() => this.returning.delete(done));
     this.returning.add(done);

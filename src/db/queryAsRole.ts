@@ -139,7 +139,8 @@ async function runAsRole(pool: pg.Pool, principal: Principal, sql: string, args:
   // statement that fails skips the rest, and the connection is then rolled back here. A write
   // commits last, so a cancel (a caller gone) that fails the round trip came before the commit.
   const end = write ? `${CLEANUP}; commit` : ROLLBACK_AND_CLEANUP;
-  let rows: Record<string, unknown>[];
+  let rows: Record<string, unknown>[] = [];
+  let failure: { error: unknown } | undefined;
   // A caller that goes away mid-call (an HTTP client closing, an MCP notifications/cancelled)
   // cancels the statement instead of leaving it to run to the statement timeout.
   let cancelling: Promise<void> | undefined;
@@ -149,27 +150,23 @@ async function runAsRole(pool: pg.Pool, principal: Principal, sql: string, args:
     const text = `${before ? `${before}; ` : ""}${beginSql(client, principal, write)}; ${inlineParams(client, sql, args)}; ${end}`;
     rows = ((await client.query(text)) as unknown as pg.QueryResult[]).at(-3)!.rows; // before the ending's two
   } catch (error) {
-    signal?.removeEventListener("abort", onAbort);
-    if (cancelling) throw await retire(client, cancelling);
-    await client.query(ROLLBACK_AND_CLEANUP).then(() => client.release(), (e: Error) => client.release(e));
-    throw error;
+    failure = { error };
   }
+  // Before any rollback: a cancel sent for that could reach a connection back in the pool.
   signal?.removeEventListener("abort", onAbort);
   if (cancelling) {
-    // Done before the cancel landed (a write committed): the call stands, the connection goes.
-    await retire(client, cancelling);
+    // A cancelled call's connection is closed, not pooled: the cancel may reach its backend
+    // after the statement ended, and must not cancel the next caller's. (Its transaction ends
+    // with it.) A call done before the cancel landed (a write committed) stands.
+    await cancelling;
+    client.release(true);
+    if (failure) throw callerGone();
     return rows;
+  }
+  if (failure) {
+    await client.query(ROLLBACK_AND_CLEANUP).then(() => client.release(), (e: Error) => client.release(e));
+    throw failure.error;
   }
   client.release();
   return rows;
-}
-
-/**
- * A cancelled call's connection is closed, not pooled: the cancel may reach its backend after
- * the statement ended, and must not cancel the next caller's. (Its transaction ends with it.)
- */
-async function retire(client: pg.PoolClient, cancelling: Promise<void>): Promise<SextantError> {
-  await cancelling;
-  client.release(true);
-  return callerGone();
 }

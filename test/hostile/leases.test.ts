@@ -2,6 +2,7 @@ import { expect, test } from "vitest";
 import { createToken } from "../helpers/db.ts";
 import { eventually } from "../helpers/graphql.ts";
 import { useServer, useTestServer } from "../helpers/setup.ts";
+import { earlyInAMinute, withMinuteCap } from "../helpers/rateLimits.ts";
 
 // Attacks on rate-limit leases (src/audit/rateLimiter.ts: a fast caller's calls counted up to 64
 // at a time) through a real door, GraphQL over HTTP, whose requests are admitted one call each
@@ -9,11 +10,6 @@ import { useServer, useTestServer } from "../helpers/setup.ts";
 // (REVIEW12); what did not is in test/rateLimits.test.ts.
 const { db, server: a } = useTestServer();
 const b = useServer(db);
-
-/** Not in the last seconds of a minute: what a test counts must fall in one minute window. */
-async function earlyInAMinute(): Promise<void> {
-  while (new Date().getUTCSeconds() > 40) await new Promise((r) => setTimeout(r, 500));
-}
 
 async function whoami(url: string, token: string): Promise<{ status: number; retryAfter: string | null; text: string }> {
   const res = await fetch(`${url}/graphql`, {
@@ -35,19 +31,10 @@ const minuteHits = (who: string) =>
   db.admin.query("select coalesce(sum(hits), 0)::int as n from sextant_private.rate_buckets where bucket = $1 and window_start = date_trunc('minute', now(), 'UTC')", [`p:acme:${who}:minute`])
     .then((r) => r.rows[0].n as number);
 
-async function withMinuteCap<T>(cap: number, fn: () => Promise<T>): Promise<T> {
-  await db.admin.query("update sextant.tenants set rate_per_minute = $1 where slug = 'acme'", [cap]);
-  try {
-    return await fn();
-  } finally {
-    await db.admin.query("update sextant.tenants set rate_per_minute = 120 where slug = 'acme'");
-  }
-}
-
 test("a fast GraphQL caller at its cap on two servers: never more than the cap, every refusal HTTP 429 SX429 with Retry-After, and the count ends at what was admitted", async () => {
-  await earlyInAMinute();
+  await earlyInAMinute(40);
   const token = await createToken(db, "acme", "lease-gql");
-  const results = await withMinuteCap(30, () => burst(token, 10));
+  const results = await withMinuteCap(db, 30, () => burst(token, 10));
   const ok = results.filter((r) => r.status === 200);
   const refused = results.filter((r) => r.status !== 200);
   expect(ok.every((r) => r.text.includes('"tenant":"acme"'))).toBe(true);
@@ -69,9 +56,9 @@ test("a fast GraphQL caller at its cap on two servers: never more than the cap, 
 });
 
 test("a cap lowered mid-lease: calls already leased (at most a lease, 64 per server) may still run for up to a second, then the new cap refuses every call", async () => {
-  await earlyInAMinute();
+  await earlyInAMinute(40);
   const token = await createToken(db, "acme", "lease-lowered");
-  await withMinuteCap(1000, async () => {
+  await withMinuteCap(db, 1000, async () => {
     expect((await burst(token, 5)).every((r) => r.status === 200)).toBe(true); // 40 calls: leases taken
     await db.admin.query("update sextant.tenants set rate_per_minute = 10 where slug = 'acme'");
     const right = await burst(token, 20);
