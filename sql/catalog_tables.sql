@@ -100,7 +100,9 @@ begin
               'description', ds.description,
               'primary_key', case when a.attnum = any(v_pk) or coalesce(v_src -> 'primary_key' ? a.attname, false) then true end,
               'sensitive', case when a.attname::text = any(v_sensitive) then true end,
-              'statistics', (select st - 'column' from jsonb_array_elements(v_src -> 'column_stats') as st where st ->> 'column' = a.attname)))
+              -- (A source's table only: no subquery per column for the others.)
+              'statistics', case when v_src is not null then
+                (select st - 'column' from jsonb_array_elements(v_src -> 'column_stats') as st where st ->> 'column' = a.attname) end))
             order by a.attnum), '[]')
        from pg_catalog.pg_attribute as a
        left join pg_catalog.pg_attrdef as d on d.adrelid = a.attrelid and d.adnum = a.attnum

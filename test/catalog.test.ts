@@ -139,6 +139,27 @@ describe("catalog tools through MCP", () => {
     }
   });
 
+  test("a tenant's patterns joined into one regex match exactly the names each matches on its own", async () => {
+    const names = ["password", "PassWD", "user_email", "email", "e_mail", "ssn", "lessons", "zip_123", "card_no", "cardinal",
+      "token", "tokens", "xx", "x", "yz", "a", "b", "ab", "Übername", "über", "aa", "abab", "full_name", "FULL_NAME", ""];
+    const alone = `array(select distinct n from unnest($1::text[]) as n where exists (select from unnest($2::text[]) as p where n ~* p) order by 1)`;
+    const joined = `array(select unnest(sextant_exec.names_matching($1, $2)) order by 1)`;
+    for (const patterns of [
+      ["pass(word|wd)?", "^e_?mail$", "[[:digit:]]{3}", "a|b$", "^(x|y)z", "card.*no", "\\mssn\\M", "über", "(?:tok)en$", "x{2,}", ""],
+      ["^(ab)\\1$", "(?i)^FULL_NAME$", "^a"], // a backreference and an embedded option: pattern by pattern
+      ["***=xx", "(?:e)mail"], // a director: pattern by pattern
+      ["^zz$"], [],
+    ]) {
+      const { rows } = await db.admin.query(`select ${joined} as joined, ${alone} as alone`, [names, patterns]);
+      expect(rows[0].joined, JSON.stringify(patterns)).toEqual(rows[0].alone);
+    }
+    const first = await db.admin.query(`select ${joined} as j`, [names, ["pass(word|wd)?", "^e_?mail$", "\\mssn\\M"]]);
+    expect([...first.rows[0].j].sort()).toEqual(["PassWD", "e_mail", "email", "password", "ssn"].sort());
+    // Joined, "a)|(b" would compile ("(?:a)|(b)"): every write is held to patterns that compile alone (migration 000121).
+    await expect(db.admin.query("update sextant.tenants set sensitive_column_patterns = array['email', 'a)|(b'] where slug = 'acme'"))
+      .rejects.toMatchObject({ code: "23514" });
+  });
+
   test("list_functions shows callable functions in the tenant's schemas only", async () => {
     await db.admin.query(`set role sextant_owner; create or replace function shop.vat(amount numeric) returns numeric language sql immutable as 'select amount * 0.2';
       comment on function shop.vat(numeric) is 'VAT at 20 percent'; reset role;`);
