@@ -67,6 +67,11 @@ export class SextantError extends Error {
   }
 }
 
+/** What a call whose caller went away (closed the connection, cancelled the request) ends with: audited as refused. */
+export function callerGoneError(): SextantError {
+  return new SextantError("SX499", "the caller went away (closed the connection or cancelled the request); the call was cancelled");
+}
+
 /**
  * The only mapping from an error to what callers see. Known codes keep their message, detail
  * and hint; anything else becomes "internal error" with a request id, and `log` gets the rest.

@@ -3,7 +3,7 @@ import type { Principal } from "../auth/principal.ts";
 import { settingsSql } from "../auth/pgSettings.ts";
 import { currentTraceparent } from "../telemetry/tracing.ts";
 import { cancelBackend } from "./cancel.ts";
-import { SextantError } from "./errors.ts";
+import { callerGoneError } from "./errors.ts";
 import { isStandbyFailure, readReplicaOf } from "./pool.ts";
 import "./pgTypes.ts";
 
@@ -103,11 +103,6 @@ export async function queryAsRole(
   return runAsRole(pool, principal, sql, args, false, admit?.sql, signal);
 }
 
-/** What a call whose caller went away (`signal` aborted) ends with: audited as refused. */
-function callerGone(): SextantError {
-  return new SextantError("SX499", "the caller went away (closed the connection or cancelled the request); the call was cancelled");
-}
-
 /**
  * A statement that must commit on the primary before the call (the rate-limit admission,
  * src/audit/rateLimiter.ts): sent ahead of the call in its round trip, or `alone` first when
@@ -122,11 +117,11 @@ export interface Admission {
 const listening = new WeakSet<pg.PoolClient>();
 
 async function runAsRole(pool: pg.Pool, principal: Principal, sql: string, args: unknown[], write: boolean, before?: string, signal?: AbortSignal): Promise<Record<string, unknown>[]> {
-  if (signal?.aborted) throw callerGone();
+  if (signal?.aborted) throw callerGoneError();
   const client = await pool.connect();
   if (signal?.aborted) {
     client.release();
-    throw callerGone();
+    throw callerGoneError();
   }
   // A server that goes away (a standby stopping: 57P01) may say so between two of our queries,
   // when pg has no query to fail and emits 'error' on the client instead; unheard, that would
@@ -160,7 +155,7 @@ async function runAsRole(pool: pg.Pool, principal: Principal, sql: string, args:
     // with it.) A call done before the cancel landed (a write committed) stands.
     await cancelling;
     client.release(true);
-    if (failure) throw callerGone();
+    if (failure) throw callerGoneError();
     return rows;
   }
   if (failure) {

@@ -9,6 +9,7 @@ import { requestTraceparent } from "../telemetry/tracing.ts";
 import { principalFromAuth } from "../auth/bearer.ts";
 import { toPublicError } from "../db/errors.ts";
 import { costLimitRule, DEFAULT_COST_LIMITS, type CostLimits } from "./cost.ts";
+import { cancelledWithCaller, withCallerCancel } from "./callerGone.ts";
 import { withNarrowIntrospection } from "./introspection.ts";
 import { guardQueryPlugin } from "./plugins/guardQueryPlugin.ts";
 import { operationPlugin } from "./plugins/operationPlugin.ts";
@@ -45,7 +46,8 @@ export function createGraphql(
     disablePlugins: ["QueryQueryPlugin"],
     pgServices: [
       makePgService({
-        pool: withNarrowIntrospection(pool, ["sextant"]),
+        // A request whose client leaves cancels its SQL (src/graphql/callerGone.ts).
+        pool: withCallerCancel(withNarrowIntrospection(pool, ["sextant"])),
         schemas: ["sextant"],
         pgSettings: (requestContext) => toPgSettings(principalFromAuth(requestContext.expressv4?.req.auth), requestTraceparent(requestContext.expressv4?.req)),
       }),
@@ -78,7 +80,11 @@ export function createGraphql(
     },
     grafast: {
       explain: false,
-      context: (requestContext) => ({ principal: principalFromAuth(requestContext.expressv4?.req.auth) }),
+      // After PostGraphile's own context step: withPgClient is there to wrap (callerGone.ts).
+      context: (requestContext, args) => ({
+        principal: principalFromAuth(requestContext.expressv4?.req.auth),
+        ...cancelledWithCaller(requestContext.expressv4?.res, args.contextValue as Partial<Grafast.Context>),
+      }),
     },
   };
   return postgraphile(preset);

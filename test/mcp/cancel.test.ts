@@ -63,6 +63,31 @@ describe("a caller that goes away cancels its statement", () => {
     });
   }
 
+  test("GraphQL: the client closing the connection cancels the query; it is audited as SX499, the server keeps serving", async () => {
+    const token = await createToken(db, "acme", "gone-graphql", "analyst");
+    const post = (body: object, signal?: AbortSignal) =>
+      fetch(`${direct.url}/graphql`, { method: "POST", signal, headers: { "content-type": "application/json", authorization: `Bearer ${token}` }, body: JSON.stringify(body) });
+    const abort = new AbortController();
+    const pending = post({ query: "query ($sql: String!) { query(sql: $sql) { rowCount } }", variables: { sql: endless("gone_graphql") } }, abort.signal).then((r) => r.text());
+    // PostGraphile sends the SQL as a parameter: its statement is the call of sextant.query.
+    const runningGraphql = () =>
+      db.admin.query(`select count(*)::int as n from pg_stat_activity where state = 'active' and pid <> pg_backend_pid() and query like '%from "sextant"."query"(%'`).then((r) => r.rows[0].n as number);
+    expect(await eventually(async () => (await runningGraphql()) === 1, 10_000)).toBe(true);
+    const aborted = Date.now();
+    abort.abort();
+    await expect(pending).rejects.toThrow();
+    expect(await eventually(async () => (await runningGraphql()) === 0, 5000)).toBe(true);
+    expect(Date.now() - aborted).toBeLessThan(5000); // the statement timeout is 15 s
+    const events = await eventually(async () => ((await auditOf("gone-graphql")).length > 0 ? auditOf("gone-graphql") : undefined), 10_000);
+    expect(events).toEqual([{ tool: "graphql:query", outcome: "refused", error_code: "SX499" }]);
+    // The same caller, and the pool, carry on; requests that end with their client are not cancelled.
+    for (let i = 0; i < 10; i++) {
+      const res = await post({ query: `{ query(sql: "select ${i} + 1 as answer") { rows } }` });
+      expect(await res.json()).toEqual({ data: { query: { rows: [{ answer: i + 1 }] } } });
+    }
+    expect((await auditOf("gone-graphql")).slice(1).every((e) => e.outcome === "ok")).toBe(true);
+  });
+
   test("a call that finishes before its client leaves is not cancelled, and its connection goes back to the pool", async () => {
     const { client } = await connectHttp(direct.url, await createToken(db, "acme", "stays", "analyst"));
     try {

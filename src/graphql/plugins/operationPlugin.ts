@@ -14,7 +14,7 @@ import {
 } from "postgraphile/graphql";
 import type { OperationGate } from "../../audit/operation.ts";
 import type { Principal } from "../../auth/principal.ts";
-import { toPublicError } from "../../db/errors.ts";
+import { callerGoneError, toPublicError } from "../../db/errors.ts";
 import { costError, measureOperation, type CostLimits } from "../cost.ts";
 import { admitted } from "../admit.ts";
 
@@ -117,10 +117,13 @@ export function operationPlugin(gate: OperationGate, limits: CostLimits): Graphi
             return { errors: [graphqlError(error)] };
           }
           let result: Awaited<ReturnType<typeof next>>;
+          // A field that failed once the client had gone failed because it went (its SQL cancelled).
+          const gone = (args.contextValue as { callerSignal?: AbortSignal } | undefined)?.callerSignal;
+          const failureOf = (error: unknown) => toPublicError(gone?.aborted ? callerGoneError() : error);
           try {
             result = await next();
           } catch (error) {
-            for (const f of fields) gate.record(principal, { tool: `graphql:${f.name}`, sql: f.sql }, { started, failure: toPublicError(error) });
+            for (const f of fields) gate.record(principal, { tool: `graphql:${f.name}`, sql: f.sql }, { started, failure: failureOf(error) });
             throw error;
           }
           if (isAsyncIterable(result)) {
@@ -130,7 +133,7 @@ export function operationPlugin(gate: OperationGate, limits: CostLimits): Graphi
           const data = (result.data ?? {}) as Record<string, unknown>;
           for (const f of fields) {
             const error = result.errors?.find((e) => e.path?.[0] === f.key);
-            const failure = error ? toPublicError(error.originalError ?? { code: "SX400", message: error.message }) : undefined;
+            const failure = error ? failureOf(error.originalError ?? { code: "SX400", message: error.message }) : undefined;
             gate.record(principal, { tool: `graphql:${f.name}`, sql: f.sql }, { started, failure, rowCount: failure ? undefined : rowsOf(data[f.key]) });
           }
           return result;
