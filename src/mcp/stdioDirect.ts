@@ -1,6 +1,6 @@
 import { PassThrough, type Readable, type Writable } from "node:stream";
 import type { CallToolResult } from "@modelcontextprotocol/server";
-import { checkOutput, isObject, onlyKeys, tooManyElements, wireResult } from "./directCall.ts";
+import { checkOutput, isObject, onlyKeys, tooManyElements, wireEncoding, wireResult } from "./directCall.ts";
 import { runTool, schemasOf, type ToolDeps } from "./registerTools.ts";
 import { allTools } from "./server.ts";
 
@@ -88,7 +88,10 @@ export function stdioDirect(deps: ToolDeps, input: Readable, output: Writable, o
         result = { content: [{ type: "text", text: error instanceof Error ? error.message : String(error) }], isError: true };
       }
       // Cancelled, or stdin ended: the SDK does not answer such a request either.
-      if (!abort.signal.aborted && !closed) output.write(JSON.stringify({ result: wireResult(result), jsonrpc: "2.0", id: call.id }) + "\n");
+      if (!abort.signal.aborted && !closed) {
+        const line = `${JSON.stringify({ result: wireResult(result), jsonrpc: "2.0", id: call.id })}\n`;
+        output.write(line, wireEncoding(line));
+      }
     } finally {
       inFlight.delete(call.id);
       settle();

@@ -41,6 +41,8 @@ const call = (id: unknown, name: string, args?: unknown, extra: Record<string, u
 /** Calls both paths must answer alike: [what, body, headers, whether the direct path takes it]. */
 const CASES: [string, unknown, Record<string, string>, boolean][] = [
   ["a point lookup", call(1, "query", { sql: "select 1 as one, 'a' as letter" }), V2025, true],
+  // Written as latin1 when all ASCII (wireEncoding): anything else must still arrive as UTF-8.
+  ["non-ASCII text: Latin-1, other BMP, astral", call(31, "query", { sql: "select 'h\u00e9llo \u00ff \u2713 \u{1F600}' as t" }), V2025, true],
   ["rows, truncated", call(2, "query", { sql: "select g, 'x' || g as s, g * 1.5 as f, null::int as n from generate_series(1, 40) g", max_rows: 7 }), V2025, true],
   ["a catalog tool", call(3, "list_schemas", {}), V2025, true],
   ["a tool without arguments", call(4, "whoami"), V2025, true],
@@ -86,6 +88,7 @@ describe("the direct path of /mcp (plain 2025-era tools/call)", () => {
       const [, body, headers] = CASES.find(([w]) => w === what)!;
       return (await send(direct.url, token, body, headers)).text;
     };
+    expect(JSON.parse(await answer("non-ASCII text: Latin-1, other BMP, astral")).result.structuredContent.rows).toEqual([["h\u00e9llo \u00ff \u2713 \u{1F600}"]]);
     expect(JSON.parse(await answer("a point lookup"))).toMatchObject({ jsonrpc: "2.0", id: 1, result: { structuredContent: { columns: [{ name: "one" }, { name: "letter" }], rows: [[1, "a"]] } } });
     expect(JSON.parse(await answer("a SQL error (isError)")).result).toMatchObject({ isError: true, content: [{ text: expect.stringMatching(/division by zero/) }] });
     expect(JSON.parse(await answer("hostile: two statements")).result.isError).toBe(true);

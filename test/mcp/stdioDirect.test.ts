@@ -89,6 +89,8 @@ const call = (id: unknown, name: string, args?: unknown, extra: Record<string, u
 /** Calls both paths must answer alike: [what, message, whether the direct path takes it]. */
 const CASES: [string, { id: unknown } & Record<string, unknown>, boolean][] = [
   ["a point lookup", call(1, "query", { sql: "select 1 as one, 'a' as letter" }), true],
+  // Written as latin1 when all ASCII (wireEncoding): anything else must still arrive as UTF-8.
+  ["non-ASCII text: Latin-1, other BMP, astral", call(31, "query", { sql: "select 'h\u00e9llo \u00ff \u2713 \u{1F600}' as t" }), true],
   ["rows, truncated", call(2, "query", { sql: "select g, 'x' || g as s, g * 1.5 as f, null::int as n from generate_series(1, 40) g", max_rows: 7 }), true],
   ["a catalog tool", call(3, "list_schemas", {}), true],
   ["a tool without arguments", call(4, "whoami"), true],
