@@ -117,9 +117,12 @@ export function operationPlugin(gate: OperationGate, limits: CostLimits): Graphi
             return { errors: [graphqlError(error)] };
           }
           let result: Awaited<ReturnType<typeof next>>;
-          // A field that failed once the client had gone failed because it went (its SQL cancelled).
+          // A field whose SQL was cancelled (57014) once the client had gone failed because it went;
+          // any other failure keeps its own code (a refusal before the client left is audited as
+          // itself, not hidden behind SX499 by leaving during a slower field).
           const gone = (args.contextValue as { callerSignal?: AbortSignal } | undefined)?.callerSignal;
-          const failureOf = (error: unknown) => toPublicError(gone?.aborted ? callerGoneError() : error);
+          const failureOf = (error: unknown) =>
+            toPublicError(gone?.aborted && (error as { code?: unknown } | null)?.code === "57014" ? callerGoneError() : error);
           try {
             result = await next();
           } catch (error) {
