@@ -4,6 +4,7 @@
  * leaves. The pool must come back whole (no connection kept, none idle in a transaction), and
  * the audit must say SX499 only for what the leaving cancelled.
  */
+import pg from "pg";
 import { describe, expect, test } from "vitest";
 import { createToken } from "../helpers/db.ts";
 import { eventually, gql } from "../helpers/graphql.ts";
@@ -14,8 +15,8 @@ const { db, server } = useTestServer();
 /** A statement that runs until cancelled or timed out, marked so pg_stat_activity can find it. */
 const endless = (mark: string) => `with recursive r(i) as (select 1 union all select i + 1 from r) select count(*) as ${mark} from r`;
 
-const auditOf = (principal: string) =>
-  db.admin.query("select tool, outcome, error_code from sextant.audit_events where tenant_slug = 'acme' and principal = $1 order by id", [principal])
+const auditOf = (principal: string, tenant = "acme") =>
+  db.admin.query("select tool, outcome, error_code from sextant.audit_events where tenant_slug = $2 and principal = $1 order by id", [principal, tenant])
     .then((r) => r.rows as { tool: string; outcome: string; error_code: string | null }[]);
 
 /** The server login's backends by state (the test server's pool is db.auth: 8 connections). */
@@ -44,7 +45,7 @@ describe("GraphQL clients that leave", () => {
     const pending = aborts.map((a, i) =>
       post(token, { query: "query ($sql: String!) { query(sql: $sql) { rowCount } }", variables: { sql: endless(`gone_many_${i}`) } }, a.signal)
         .then((r) => r.text()));
-    // Eight run; the other four wait for a connection.
+    // Seven or eight run; the others wait for a connection, and are aborted before they take one.
     const seen: unknown[] = [];
     const eight = await eventually(async () => {
       const n = await runningQueries();
@@ -97,5 +98,44 @@ describe("GraphQL clients that leave", () => {
     const key = (e: { error_code: string | null }) => e.error_code ?? "";
     expect(events?.slice(1).sort((x, y) => key(x).localeCompare(key(y)))).toEqual(
       [own, { tool: "graphql:query", outcome: "refused", error_code: "SX499" }].sort((x, y) => key(x).localeCompare(key(y))));
+  });
+  test("a mutation whose client leaves while it waits on a lock is cancelled and rolled back whole; one whose client stays commits", async () => {
+    const who = "gone-mutation";
+    const token = await createToken(db, "demo", who, "admin");
+    const mutation = (description: string) => ({
+      query: `mutation ($d: String!) { createKnowledgeNote(input: { knowledgeNote: { tableRef: "shop.orders", description: $d, owner: "gone" } }) { knowledgeNote { description } } }`,
+      variables: { d: description },
+    });
+    const notes = (description: string) =>
+      db.admin.query("select count(*)::int as n from sextant.knowledge_notes where description = $1", [description]).then((r) => r.rows[0].n as number);
+    const waiting = () =>
+      db.admin.query("select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and usename = 'sextant_authenticator' and datname = current_database()")
+        .then((r) => r.rows[0].n as number);
+    // The admin holds a lock that every insert into the table waits for.
+    const holder = new pg.Client({ connectionString: db.adminUrl });
+    await holder.connect();
+    try {
+      await holder.query("begin; lock table sextant.knowledge_notes in share mode");
+      const abort = new AbortController();
+      const pending = post(token, mutation("left while waiting"), abort.signal).then((r) => r.text());
+      expect(await eventually(async () => (await waiting()) === 1, 10_000)).toBe(true);
+      abort.abort();
+      await expect(pending).rejects.toThrow();
+      // Cancelled while the lock is still held: not waiting for it any more.
+      expect(await eventually(async () => (await waiting()) === 0, 5000)).toBe(true);
+      await holder.query("commit");
+    } finally {
+      await holder.query("rollback").catch(() => {});
+      await holder.end();
+    }
+    expect(await notes("left while waiting")).toBe(0);
+    const stayed = await gql(server.url, token, mutation("stayed").query, mutation("stayed").variables);
+    expect(stayed.body).toEqual({ data: { createKnowledgeNote: { knowledgeNote: { description: "stayed" } } } });
+    expect(await notes("stayed")).toBe(1);
+    const events = await eventually(async () => ((await auditOf(who, "demo")).length >= 2 ? auditOf(who, "demo") : undefined), 10_000);
+    expect(events).toEqual([
+      { tool: "graphql:createKnowledgeNote", outcome: "refused", error_code: "SX499" },
+      { tool: "graphql:createKnowledgeNote", outcome: "ok", error_code: null },
+    ]);
   });
 });
