@@ -191,8 +191,7 @@ drop function if exists sextant_exec.is_sensitive_column(text, text, text);
 -- pattern means: a backreference (\1 would count the groups of the patterns before it), an
 -- embedded option such as (?i) or a director (***=), which are only valid at the start, a bound
 -- ({n,m}: the compiler copies its operand, so patterns that each compile alone can be "too
--- complex" joined, or ask for a gigabyte), or a list too long to join; and when the joined one
--- fails to compile anyway (word constraints under * also grow it). A null pattern matches
+-- complex" joined, or ask for a gigabyte), or a list too long to join. A null pattern matches
 -- nothing (array_to_string would drop it; {NULL} joined is "(?:)", every name). (Each pattern
 -- compiles on its own: `sextant tenant update` checks, and migration 000121's constraint holds
 -- for every later write.) Pattern by pattern, the patterns are the outer loop (lateral, offset
@@ -212,13 +211,8 @@ begin
   end if;
   if length(v_joined) <= 10000 and strpos(v_joined, '{') = 0
      and v_joined !~ '(^|\x01)(\(\?[a-zA-Z]|\*\*\*)|\\[0-9]' then
-    begin
-      return array(select distinct nm from unnest(names) as nm
-                   where nm ~* ('(?:' || array_to_string(v_patterns, ')|(?:') || ')'));
-    exception when invalid_regular_expression then
-      -- Too complex joined (each compiles alone): pattern by pattern. (~0.5 us a call.)
-      null;
-    end;
+    return array(select distinct nm from unnest(names) as nm
+                 where nm ~* ('(?:' || array_to_string(v_patterns, ')|(?:') || ')'));
   end if;
   return array(select distinct m.name
                from unnest(v_patterns) as p,
