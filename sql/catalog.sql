@@ -15,7 +15,7 @@ set role sextant_owner;
 -- current_tenant: the slug of the one tenant role (sextant_t_<slug>, member of
 -- sextant_tenant_reader) the current role has USAGE on (pg_has_role: its privileges through
 -- inheritance); null for none, two or more, or a superuser. Testing every tenant role grows
--- with the number of tenants (~20 us a call at one, ~0.6 ms at 1,000), so past 64 tenant
+-- with the number of tenants (~17 us a call at one, ~0.6 ms at 1,000), so past 64 tenant
 -- roles it collects the roles current_user is a member of, directly or not (a handful for a
 -- tenant role or an analyst login), and tests only the tenant roles among them (~50 us at
 -- 1,000): every role it has USAGE on is among them (pg_database_owner, implicit for the
