@@ -107,6 +107,28 @@ describe("sextant tenant update", () => {
 });
 
 describe("sextant psql", () => {
+  test("a stored pattern that does not compile (written before migration 000121) is named, and --sensitive replaces it", async () => {
+    const before = (await db.admin.query("select sensitive_column_patterns as p, max_rows from sextant.tenants where slug = 'acme'")).rows[0];
+    // As a row from before the constraint: stored by raw SQL with the constraint away, then back NOT VALID.
+    await db.admin.query(`alter table sextant.tenants drop constraint tenants_sensitive_column_patterns_compile;
+      update sextant.tenants set sensitive_column_patterns = array['email', '(['] where slug = 'acme';
+      alter table sextant.tenants add constraint tenants_sensitive_column_patterns_compile
+        check (sextant_private.patterns_compile(sensitive_column_patterns)) not valid;`);
+    try {
+      const r = await runCli(["tenant", "update", "acme", "--max-rows", "300"], env);
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toMatch(/^sextant: tenant acme's stored sensitive-column patterns include one PostgreSQL cannot compile/);
+      expect(r.stderr).toContain("--sensitive <regex>");
+      expect(r.stderr).not.toMatch(/at .*\.(ts|js|mjs):\d+/);
+      const fixed = await runCli(["tenant", "update", "acme", "--sensitive", "email", "--max-rows", "300"], env);
+      expect(fixed.code, fixed.stderr).toBe(0);
+      expect((await db.admin.query("select sensitive_column_patterns as p, max_rows from sextant.tenants where slug = 'acme'")).rows[0])
+        .toEqual({ p: ["email"], max_rows: 300 });
+    } finally {
+      await db.admin.query("update sextant.tenants set sensitive_column_patterns = $1, max_rows = $2 where slug = 'acme'", [before.p, before.max_rows]);
+    }
+  });
+
   test("opens psql as the tenant's read-only role", async () => {
     const { spawnSync } = await import("node:child_process");
     const r = spawnSync(process.execPath, [SEXTANT_BIN, "psql", "--tenant", "globex"], {

@@ -55,7 +55,16 @@ export default function register(program: Command): void {
            where slug = $1`,
           [slug, o.maxRows ?? null, o.timeoutMs ?? null, o.maxCost ?? null, o.ratePerMinute ?? null, o.ratePerHour ?? null,
            o.ratePerDay ?? null, list(o.allow), list(o.exclude), list(o.sensitive)],
-        );
+        ).catch((e: { code?: string; constraint?: string }) => {
+          // Migration 000121 holds every write to patterns that compile alone; rows stored before
+          // it are not checked until they change, and then any update of the tenant fails here.
+          if (e.code === "23514" && e.constraint === "tenants_sensitive_column_patterns_compile") {
+            throw Object.assign(new Error(`tenant ${slug}'s stored sensitive-column patterns include one PostgreSQL cannot compile`), {
+              hint: `Replace the list: \`sextant tenant update ${slug} --sensitive <regex>\` (repeatable).`,
+            });
+          }
+          throw e;
+        });
         if (!rowCount) throw Object.assign(new Error(`tenant ${slug} does not exist`), { hint: "Run `sextant tenant list`." });
         const { rows } = await admin.query("select sextant_private.apply_table_filters($1) as hidden", [slug]);
         process.stdout.write(`tenant ${slug} updated (${rows[0].hidden} tables hidden by its filters)\n`);
