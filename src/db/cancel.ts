@@ -2,8 +2,12 @@ import type { EventEmitter } from "node:events";
 import pg from "pg";
 
 /** What pg keeps on a client and its connection (not in its types): the backend's key, the socket. */
-interface Keyed { processID?: number | null; secretKey?: number | null; activeQuery?: unknown }
-interface Canceller { connection: EventEmitter & { stream: { destroy(): void } }; cancel(client: unknown, query: unknown): void }
+interface Keyed { processID?: number | null; secretKey?: number | null }
+interface Canceller {
+  host?: string;
+  port?: number;
+  connection: EventEmitter & { stream: { destroy(): void }; connect(...at: unknown[]): void; cancel(pid: number, key: number): void };
+}
 
 /**
  * Cancels what `client`'s backend is running with PostgreSQL's cancel request: the backend's
@@ -30,7 +34,12 @@ export async function cancelBackend(pool: pg.Pool, client: pg.PoolClient): Promi
     // The server reads the request and closes the socket; an unreachable one errors.
     con.on("end", done);
     con.on("error", done);
-    // pg's cancel asks for the query running now (when none is, the backend ignores the request).
-    canceller.cancel(client, keyed.activeQuery);
+    // What pg's Client.cancel does, without its check that a query is the client's active one:
+    // that reads Client.activeQuery, which pg deprecates (a warning on stderr; pg 9 drops it).
+    // A backend that runs nothing ignores the request.
+    const { host, port } = canceller;
+    if (host?.startsWith("/")) con.connect(`${host}/.s.PGSQL.${port}`);
+    else con.connect(port, host);
+    con.once("connect", () => con.cancel(keyed.processID!, keyed.secretKey!));
   });
 }
