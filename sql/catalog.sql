@@ -179,8 +179,9 @@ set role sextant_owner;
 
 -- Whether a column is sensitive for the current tenant: its name matches one of the tenant's
 -- patterns, or the tenant's dbt project marks it (meta key or tag in sensitive_meta_keys). The
--- rule lives in the two functions below; sensitive_columns (describe_table, sample_table) and
--- get_metadata both use them.
+-- rule lives in two functions of their inputs, names_matching and dbt_marked_sensitive; the
+-- wrappers after them read the tenant once: sensitive_columns (describe_table, sample_table),
+-- sensitive_by_pattern and sensitive_by_dbt (get_metadata).
 drop function if exists sextant_exec.is_sensitive_column(text);
 drop function if exists sextant_exec.is_sensitive_column(text, text, text);
 
