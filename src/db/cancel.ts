@@ -43,3 +43,20 @@ export async function cancelBackend(pool: pg.Pool, client: pg.PoolClient): Promi
     con.once("connect", () => con.cancel(keyed.processID!, keyed.secretKey!));
   });
 }
+
+/**
+ * Cancels `client`'s statement (cancelBackend) if `signal` aborts before the returned `stop` is
+ * called. `stop` ends the watch and returns the cancel sent, if any, to await: a client a cancel
+ * was sent for must then be closed, not pooled, since the cancel may reach its backend after the
+ * statement ended and must not cancel the next caller's. Without a signal it watches nothing.
+ */
+export function cancelOnAbort(pool: pg.Pool, client: pg.PoolClient, signal: AbortSignal | undefined): () => Promise<void> | undefined {
+  if (!signal) return () => undefined;
+  let cancelling: Promise<void> | undefined;
+  const onAbort = () => (cancelling ??= cancelBackend(pool, client));
+  signal.addEventListener("abort", onAbort, { once: true });
+  return () => {
+    signal.removeEventListener("abort", onAbort);
+    return cancelling;
+  };
+}

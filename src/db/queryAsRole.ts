@@ -2,7 +2,7 @@ import type pg from "pg";
 import type { Principal } from "../auth/principal.ts";
 import { settingsSql } from "../auth/pgSettings.ts";
 import { currentTraceparent } from "../telemetry/tracing.ts";
-import { cancelBackend } from "./cancel.ts";
+import { cancelOnAbort } from "./cancel.ts";
 import { callerGoneError } from "./errors.ts";
 import { isStandbyFailure, readReplicaOf } from "./pool.ts";
 import "./pgTypes.ts";
@@ -138,9 +138,7 @@ async function runAsRole(pool: pg.Pool, principal: Principal, sql: string, args:
   let failure: { error: unknown } | undefined;
   // A caller that goes away mid-call (an HTTP client closing, an MCP notifications/cancelled)
   // cancels the statement instead of leaving it to run to the statement timeout.
-  let cancelling: Promise<void> | undefined;
-  const onAbort = () => (cancelling = cancelBackend(pool, client));
-  signal?.addEventListener("abort", onAbort, { once: true });
+  const stopWatching = cancelOnAbort(pool, client, signal);
   try {
     const text = `${before ? `${before}; ` : ""}${beginSql(client, principal, write)}; ${inlineParams(client, sql, args)}; ${end}`;
     rows = ((await client.query(text)) as unknown as pg.QueryResult[]).at(-3)!.rows; // before the ending's two
@@ -148,11 +146,10 @@ async function runAsRole(pool: pg.Pool, principal: Principal, sql: string, args:
     failure = { error };
   }
   // Before any rollback: a cancel sent for that could reach a connection back in the pool.
-  signal?.removeEventListener("abort", onAbort);
+  const cancelling = stopWatching();
   if (cancelling) {
-    // A cancelled call's connection is closed, not pooled: the cancel may reach its backend
-    // after the statement ended, and must not cancel the next caller's. (Its transaction ends
-    // with it.) A call done before the cancel landed (a write committed) stands.
+    // A cancelled call's connection is closed, not pooled (its transaction ends with it). A call
+    // done before the cancel landed (a write committed) stands.
     await cancelling;
     client.release(true);
     if (failure) throw callerGoneError();

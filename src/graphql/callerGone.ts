@@ -1,6 +1,6 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import type pg from "pg";
-import { cancelBackend } from "../db/cancel.ts";
+import { cancelOnAbort } from "../db/cancel.ts";
 import { callerGoneError } from "../db/errors.ts";
 
 /**
@@ -56,9 +56,7 @@ export function withCallerCancel(pool: pg.Pool): pg.Pool {
       client.release();
       throw callerGoneError();
     }
-    let cancelling: Promise<void> | undefined;
-    const onAbort = () => (cancelling ??= cancelBackend(pool, client));
-    signal.addEventListener("abort", onAbort, { once: true });
+    const stopWatching = cancelOnAbort(pool, client, signal);
     const { query, release } = client;
     client.query = ((...args: unknown[]) => {
       if (!signal.aborted) return (query as (...a: unknown[]) => unknown).apply(client, args);
@@ -69,7 +67,7 @@ export function withCallerCancel(pool: pg.Pool): pg.Pool {
     client.release = ((error?: Error | boolean) => {
       client.query = query;
       client.release = release;
-      signal.removeEventListener("abort", onAbort);
+      const cancelling = stopWatching();
       if (!cancelling) return release.call(client, error);
       void cancelling.then(() => release.call(client, true));
     }) as pg.PoolClient["release"];
