@@ -1,5 +1,4 @@
-import { Client as McpClient, type Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -7,10 +6,10 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { createPipeline } from "../src/cli/pipeline.ts";
 import { readPipelineFile } from "../src/pipelines/definition.ts";
 import { pollRun } from "../src/pipelines/pollRun.ts";
-import { runCli, SEXTANT_BIN } from "./helpers/cli.ts";
+import { runCli } from "./helpers/cli.ts";
 import { createToken } from "./helpers/db.ts";
 import { gql as gqlRequest } from "./helpers/graphql.ts";
-import { callOk, connectHttp, textOf } from "./helpers/mcpClient.ts";
+import { callOk, connectHttp, stdioMcpClient, textOf } from "./helpers/mcpClient.ts";
 import { EXAMPLE_PIPELINE as EXAMPLE, usePipelineFile } from "./helpers/pipelines.ts";
 import { useServer } from "./helpers/setup.ts";
 
@@ -117,13 +116,7 @@ describe("an agent over MCP", () => {
     await provision("acme", "stdio_wait");
     await definePipeline("acme", { name: "stdio_pipeline", target_schema: "t_acme__stdio_wait" });
     await startTestWorker();
-    const transport = new StdioClientTransport({
-      command: process.execPath,
-      args: [SEXTANT_BIN, "mcp", "--tenant", "acme", "--role", "analyst"],
-      env: { PATH: process.env.PATH ?? "", DATABASE_URL: db.adminUrl, LOG_LEVEL: "warn", SEXTANT_WORKER: "0" },
-      stderr: "pipe",
-    });
-    const client = new McpClient({ name: "progress-test", version: "1.0.0" });
+    const { client, transport } = stdioMcpClient(db.adminUrl, ["--tenant", "acme", "--role", "analyst"], { SEXTANT_WORKER: "0" });
     await client.connect(transport);
     try {
       const progress: { progress: number; message?: string }[] = [];

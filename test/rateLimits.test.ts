@@ -3,7 +3,7 @@ import { RateLimiter } from "../src/audit/rateLimiter.ts";
 import type { Principal } from "../src/auth/principal.ts";
 import { eventually } from "./helpers/graphql.ts";
 import { useTestDatabase } from "./helpers/setup.ts";
-import { earlyInAMinute, withMinuteCap } from "./helpers/rateLimits.ts";
+import { earlyInAMinute, withMinuteCap, withMinuteRowLocked } from "./helpers/rateLimits.ts";
 
 // Rate-limit counting as the server does it (its login, sextant_authenticator): exact admission,
 // and the leases a fast caller's calls are counted in (src/audit/rateLimiter.ts).
@@ -185,23 +185,17 @@ describe("RateLimiter (the server's admission)", () => {
     await earlyInAMinute();
     const l = limiter();
     const p = principal("slow-lease");
-    const holder = await db.admin.connect();
-    try {
-      await holder.query("begin");
-      // A burst: the ninth call asks for a lease.
-      expect(await Promise.all(Array.from({ length: 8 }, () => admit(l, p)))).toEqual(Array(8).fill("counted"));
-      await holder.query("select 1 from sextant_private.rate_buckets where bucket = 'p:acme:slow-lease:minute' and window_start = date_trunc('minute', now(), 'UTC') for update");
+    // A burst: the ninth call asks for a lease.
+    expect(await Promise.all(Array.from({ length: 8 }, () => admit(l, p)))).toEqual(Array(8).fill("counted"));
+    await withMinuteRowLocked(db, "slow-lease", async (unlock) => {
       const ninth = admit(l, p);
       const waiting = () => db.admin.query("select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and query like '%lease_calls(''acme'', ''slow-lease''%'")
         .then((r) => r.rows[0].n === 1);
       expect(await eventually(waiting, 5000)).toBe(true);
       await new Promise((r) => setTimeout(r, 1100)); // longer than a lease lasts (1 s)
-      await holder.query("commit");
+      await unlock();
       expect(await ninth).toBe("counted");
-    } finally {
-      await holder.query("rollback").catch(() => {});
-      holder.release();
-    }
+    });
     // What the lease counted was given back before the call was counted on its own.
     expect(await counted("slow-lease")).toEqual({ minute: 9, hour: 9 });
   });
@@ -221,16 +215,13 @@ describe("RateLimiter (the server's admission)", () => {
     await earlyInAMinute();
     const l = limiter();
     const p = principal("over-cap");
-    const holder = await db.admin.connect();
-    try {
-      await withMinuteCap(db, 4, async () => {
-        // A burst over the cap: the ninth call's lease is refused, and so is the call.
-        const burst = await Promise.all(Array.from({ length: 8 }, () => admit(l, p)));
-        expect(burst.filter((w) => w === "counted").length).toBe(4);
-        expect(await admit(l, p)).toBe("refused");
-        // The next call: its statement waits on the minute's row, so it can be seen.
-        await holder.query("begin");
-        await holder.query("select 1 from sextant_private.rate_buckets where bucket = 'p:acme:over-cap:minute' and window_start = date_trunc('minute', now(), 'UTC') for update");
+    await withMinuteCap(db, 4, async () => {
+      // A burst over the cap: the ninth call's lease is refused, and so is the call.
+      const burst = await Promise.all(Array.from({ length: 8 }, () => admit(l, p)));
+      expect(burst.filter((w) => w === "counted").length).toBe(4);
+      expect(await admit(l, p)).toBe("refused");
+      // The next call: its statement waits on the minute's row, so it can be seen.
+      await withMinuteRowLocked(db, "over-cap", async (unlock) => {
         const next = admit(l, p);
         const waiting = () => db.admin.query("select query from pg_stat_activity where wait_event_type = 'Lock' and query like '%''over-cap''%'")
           .then((r) => r.rows.map((row) => row.query as string));
@@ -238,13 +229,10 @@ describe("RateLimiter (the server's admission)", () => {
         expect(statements).toHaveLength(1);
         expect(statements[0]).toContain("admit_calls(");
         expect(statements[0]).not.toContain("lease_calls(");
-        await holder.query("commit");
+        await unlock();
         expect(await next).toBe("refused");
       });
-    } finally {
-      await holder.query("rollback").catch(() => {});
-      holder.release();
-    }
+    });
     expect(await counted("over-cap")).toEqual({ minute: 4, hour: 4 });
   });
 

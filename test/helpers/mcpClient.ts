@@ -1,5 +1,7 @@
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { SEXTANT_BIN } from "./cli.ts";
 
 /** A real MCP SDK client connected over Streamable HTTP with a Bearer token. */
 export async function connectHttp(baseUrl: string, token: string): Promise<{ client: Client; transport: StreamableHTTPClientTransport }> {
@@ -9,6 +11,20 @@ export async function connectHttp(baseUrl: string, token: string): Promise<{ cli
   const client = new Client({ name: "sextant-test", version: "1.0.0" });
   await client.connect(transport);
   return { client, transport };
+}
+
+/**
+ * A real MCP SDK (v1) client for `sextant mcp <args>` over stdio on `databaseUrl`, not yet
+ * connected (`client.connect(transport)`); the server's stderr is piped (transport.stderr).
+ */
+export function stdioMcpClient(databaseUrl: string, args: string[], env: Record<string, string> = {}): { client: Client; transport: StdioClientTransport } {
+  const transport = new StdioClientTransport({
+    command: process.execPath,
+    args: [SEXTANT_BIN, "mcp", ...args],
+    env: { PATH: process.env.PATH ?? "", DATABASE_URL: databaseUrl, LOG_LEVEL: "warn", ...env },
+    stderr: "pipe",
+  });
+  return { transport, client: new Client({ name: "sextant-test", version: "1.0.0" }) };
 }
 
 /** The structuredContent of a tool call, failing loudly when the call was an error. */

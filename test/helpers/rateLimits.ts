@@ -14,3 +14,21 @@ export async function withMinuteCap<T>(db: TestDatabase, cap: number, fn: () => 
     await db.admin.query("update sextant.tenants set rate_per_minute = 120 where slug = 'acme'");
   }
 }
+
+/**
+ * Runs `fn` while another session holds the lock on acme's `subject`'s row of the current
+ * minute window (sextant_private.rate_buckets), so an admission of that subject waits on it;
+ * `unlock` ends that session's transaction (at the latest when `fn` ends).
+ */
+export async function withMinuteRowLocked<T>(db: TestDatabase, subject: string, fn: (unlock: () => Promise<void>) => Promise<T>): Promise<T> {
+  const holder = await db.admin.connect();
+  try {
+    await holder.query("begin");
+    await holder.query("select 1 from sextant_private.rate_buckets where bucket = $1 and window_start = date_trunc('minute', now(), 'UTC') for update",
+      [`p:acme:${subject}:minute`]);
+    return await fn(async () => void (await holder.query("commit")));
+  } finally {
+    await holder.query("rollback").catch(() => {});
+    holder.release();
+  }
+}

@@ -1,5 +1,3 @@
-import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { CallToolResultSchema } from "@modelcontextprotocol/sdk/types.js";
 import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -9,10 +7,9 @@ import { describe, expect, test } from "vitest";
 import type { Principal } from "../../src/auth/principal.ts";
 import { createPool } from "../../src/db/pool.ts";
 import { queryAsRole } from "../../src/db/queryAsRole.ts";
-import { SEXTANT_BIN } from "../helpers/cli.ts";
 import { createToken } from "../helpers/db.ts";
 import { eventually } from "../helpers/graphql.ts";
-import { callRows, connectHttp, postMcp } from "../helpers/mcpClient.ts";
+import { callRows, connectHttp, postMcp, stdioMcpClient } from "../helpers/mcpClient.ts";
 import { PG15_MISSING, startPg15 } from "../helpers/pg15.ts";
 import { useServer, useTestServer } from "../helpers/setup.ts";
 
@@ -105,13 +102,7 @@ describe("a caller that goes away cancels its statement", () => {
   });
 
   test("stdio: notifications/cancelled (an SDK client's aborted call) cancels the query", async () => {
-    const transport = new StdioClientTransport({
-      command: process.execPath,
-      args: [SEXTANT_BIN, "mcp", "--tenant", "acme", "--role", "analyst"],
-      env: { PATH: process.env.PATH ?? "", DATABASE_URL: db.adminUrl, LOG_LEVEL: "warn" },
-      stderr: "pipe",
-    });
-    const client = new Client({ name: "cancel-test", version: "1" });
+    const { client, transport } = stdioMcpClient(db.adminUrl, ["--tenant", "acme", "--role", "analyst"]);
     await client.connect(transport);
     try {
       const abort = new AbortController();

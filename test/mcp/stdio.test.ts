@@ -1,11 +1,9 @@
 import { Client as ClientV2 } from "@modelcontextprotocol/client";
 import { StdioClientTransport as StdioTransportV2 } from "@modelcontextprotocol/client/stdio";
-import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { SEXTANT_BIN } from "../helpers/cli.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
-import { callOk } from "../helpers/mcpClient.ts";
+import { callOk, stdioMcpClient } from "../helpers/mcpClient.ts";
 
 let db: TestDatabase;
 beforeAll(async () => {
@@ -13,15 +11,7 @@ beforeAll(async () => {
 });
 afterAll(() => db?.drop());
 
-function stdioClient(args: string[]) {
-  const transport = new StdioClientTransport({
-    command: process.execPath,
-    args: [SEXTANT_BIN, "mcp", ...args],
-    env: { PATH: process.env.PATH ?? "", DATABASE_URL: db.adminUrl, LOG_LEVEL: "warn" },
-    stderr: "pipe",
-  });
-  return { transport, client: new Client({ name: "stdio-test", version: "1.0.0" }) };
-}
+const stdioClient = (args: string[]) => stdioMcpClient(db.adminUrl, args);
 
 test("`sextant mcp --tenant` serves the tools over stdio as that tenant to a 2025 client (SDK v1, initialize)", async () => {
   const { client, transport } = stdioClient(["--tenant", "globex"]);
