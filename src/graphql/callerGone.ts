@@ -2,6 +2,7 @@ import { AsyncLocalStorage } from "node:async_hooks";
 import type pg from "pg";
 import { cancelOnAbort } from "../db/cancel.ts";
 import { callerGoneError } from "../db/errors.ts";
+import { clientGone, type WatchedResponse } from "../http/clientGone.ts";
 
 /**
  * A GraphQL request's client leaving cancels the SQL it is running, as MCP's callers do
@@ -20,17 +21,12 @@ const callerSignal = new AsyncLocalStorage<AbortSignal>();
  * there is no response to watch.
  */
 export function cancelledWithCaller<W extends (...args: never[]) => unknown>(
-  res: { writableFinished: boolean; destroyed: boolean; on(e: "close", f: () => void): unknown } | undefined,
+  res: WatchedResponse | undefined,
   context: { withPgClient?: W } | undefined,
 ): { callerSignal?: AbortSignal; withPgClient?: W } {
   const withPgClient = context?.withPgClient;
   if (!res || !withPgClient) return {};
-  const abort = new AbortController();
-  if (res.destroyed && !res.writableFinished) abort.abort();
-  else res.on("close", () => {
-    if (!res.writableFinished) abort.abort();
-  });
-  const signal = abort.signal;
+  const signal = clientGone(res);
   return {
     callerSignal: signal,
     withPgClient: Object.assign((...args: Parameters<W>) => callerSignal.run(signal, () => withPgClient(...args)), withPgClient) as unknown as W,

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { SUPPORTED_PROTOCOL_VERSIONS, type CallToolResult } from "@modelcontextprotocol/server";
+import { clientGone } from "../http/clientGone.ts";
 import { appsOptIn, APPS_HEADER } from "./apps/index.ts";
 import { MAX_TOOL_INPUT_ELEMENTS, runTool, schemasOf, type ToolDeps } from "./registerTools.ts";
 import { allTools } from "./server.ts";
@@ -144,20 +145,12 @@ export function directCalls(depsFor: (apps: boolean) => ToolDeps) {
       const call = await plan(req, body, authInfo);
       if (!call) return false;
       answered++;
-      const abort = new AbortController();
-      const onClose = () => {
-        if (!res.writableFinished) abort.abort();
-      };
-      res.on("close", onClose);
-      try {
-        const result = await runTool(call.spec, call.deps, authInfo, call.input, { traceparent: req.headers.traceparent, signal: abort.signal });
-        // Sent as text: Node encodes it into the socket's write, no Buffer copy of a ~300 KB answer first.
-        const payload = JSON.stringify({ result: wireResult(await checkOutput(call.spec, result)), jsonrpc: "2.0", id: call.id });
-        const bytes = Buffer.byteLength(payload);
-        res.writeHead(200, { "content-type": "application/json", "content-length": String(bytes) }).end(payload, wireEncoding(payload, bytes));
-      } finally {
-        res.off("close", onClose);
-      }
+      const signal = clientGone(res);
+      const result = await runTool(call.spec, call.deps, authInfo, call.input, { traceparent: req.headers.traceparent, signal });
+      // Sent as text: Node encodes it into the socket's write, no Buffer copy of a ~300 KB answer first.
+      const payload = JSON.stringify({ result: wireResult(await checkOutput(call.spec, result)), jsonrpc: "2.0", id: call.id });
+      const bytes = Buffer.byteLength(payload);
+      res.writeHead(200, { "content-type": "application/json", "content-length": String(bytes) }).end(payload, wireEncoding(payload, bytes));
       return true;
     },
   };
