@@ -73,6 +73,19 @@ export function callerGoneError(): SextantError {
 }
 
 /**
+ * Whether a call that failed after its caller left failed because of that: its statement was
+ * cancelled (57014; SX504 when the runner names a source whose part of the query the cancel
+ * ended) or refused because the caller had gone (SX499). Any other failure keeps its own code in
+ * the audit: a refusal is not hidden behind SX499 by leaving before the answer, nor when the
+ * cancel request never arrived (a proxy that does not pass it) and the statement ran on to fail
+ * for its own reason.
+ */
+export function failedForCallerGone(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === "57014" || code === "SX504" || code === "SX499";
+}
+
+/**
  * The only mapping from an error to what callers see. Known codes keep their message, detail
  * and hint; anything else becomes "internal error" with a request id, and `log` gets the rest.
  */

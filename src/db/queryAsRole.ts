@@ -3,7 +3,7 @@ import type { Principal } from "../auth/principal.ts";
 import { settingsSql } from "../auth/pgSettings.ts";
 import { currentTraceparent } from "../telemetry/tracing.ts";
 import { cancelOnAbort } from "./cancel.ts";
-import { callerGoneError } from "./errors.ts";
+import { callerGoneError, failedForCallerGone } from "./errors.ts";
 import { isStandbyFailure, readReplicaOf } from "./pool.ts";
 import "./pgTypes.ts";
 
@@ -149,10 +149,11 @@ async function runAsRole(pool: pg.Pool, principal: Principal, sql: string, args:
   const cancelling = stopWatching();
   if (cancelling) {
     // A cancelled call's connection is closed, not pooled (its transaction ends with it). A call
-    // done before the cancel landed (a write committed) stands.
+    // done before the cancel landed (a write committed) stands; one that failed for its own
+    // reason (before the cancel landed, or a cancel that never arrived) keeps that reason.
     await cancelling;
     client.release(true);
-    if (failure) throw callerGoneError();
+    if (failure) throw failedForCallerGone(failure.error) ? callerGoneError() : failure.error;
     return rows;
   }
   if (failure) {

@@ -2,6 +2,7 @@ import { CallToolResultSchema } from "@modelcontextprotocol/sdk/types.js";
 import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
+import net from "node:net";
 import path from "node:path";
 import { describe, expect, test } from "vitest";
 import type { Principal } from "../../src/auth/principal.ts";
@@ -145,6 +146,51 @@ describe("a caller that goes away cancels its statement", () => {
       await pool.end();
       await db.admin.query("select pg_terminate_backend(pid) from pg_stat_activity where usename = $1", [login]);
       await db.admin.query(`drop role ${login}`);
+    }
+  });
+
+  test("a cancel request that never arrives (a proxy that does not pass it): the statement's own failure is reported, not SX499", async () => {
+    // A loopback stand-in for a pooler that forwards sessions but drops PostgreSQL's cancel
+    // requests (16 bytes, code 80877102), as some do: the caller's leaving then cancels nothing,
+    // the statement runs on and fails for its own reason, and that reason is what the call ends
+    // with (and is audited), not SX499.
+    const target = new URL(db.adminUrl);
+    let cancelsDropped = 0;
+    const proxy = net.createServer((inbound) => {
+      inbound.once("data", (first) => {
+        if (first.length === 16 && first.readInt32BE(4) === 80877102) {
+          cancelsDropped++;
+          inbound.destroy();
+          return;
+        }
+        const outbound = net.connect(Number(target.port), target.hostname, () => {
+          outbound.write(first);
+          inbound.pipe(outbound).pipe(inbound);
+        });
+        outbound.on("error", () => inbound.destroy());
+        inbound.on("error", () => outbound.destroy());
+      });
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+    const viaProxy = new URL(db.adminUrl);
+    viaProxy.port = String((proxy.address() as net.AddressInfo).port);
+    const pool = createPool(viaProxy.toString(), 1);
+    const p: Principal = { tenant: "acme", accessLevel: "analyst", dbRole: "sextant_t_acme__analyst", subject: "cancel-dropped", authMethod: "api_token", statementTimeoutMs: 60_000 };
+    // Counts to two million (about a second), then divides by zero: 22012, its own failure.
+    const slowThenFails = "with recursive r(i) as (select 1 union all select i + 1 from r where i < 2000000) select 1 / (count(*) - 2000000) as gone_dropped from r";
+    try {
+      const abort = new AbortController();
+      const pending = queryAsRole(pool, p, slowThenFails, [], { signal: abort.signal });
+      pending.catch(() => {});
+      expect(await eventually(async () => (await running("gone_dropped")) === 1, 10_000)).toBe(true);
+      abort.abort();
+      await expect(pending).rejects.toMatchObject({ code: "22012" });
+      expect(cancelsDropped).toBe(1); // the cancel was sent, and went nowhere
+      // The pool carries on (that connection was closed, not reused).
+      expect(await queryAsRole(pool, p, "select 6 * 7 as answer", [])).toEqual([{ answer: 42 }]);
+    } finally {
+      await pool.end();
+      await new Promise((resolve) => proxy.close(resolve));
     }
   });
 

@@ -14,7 +14,7 @@ import {
 } from "postgraphile/graphql";
 import type { OperationGate } from "../../audit/operation.ts";
 import type { Principal } from "../../auth/principal.ts";
-import { callerGoneError, toPublicError } from "../../db/errors.ts";
+import { callerGoneError, failedForCallerGone, toPublicError } from "../../db/errors.ts";
 import { costError, measureOperation, type CostLimits } from "../cost.ts";
 import { admitted } from "../admit.ts";
 
@@ -117,12 +117,12 @@ export function operationPlugin(gate: OperationGate, limits: CostLimits): Graphi
             return { errors: [graphqlError(error)] };
           }
           let result: Awaited<ReturnType<typeof next>>;
-          // A field whose SQL was cancelled (57014) once the client had gone failed because it went;
-          // any other failure keeps its own code (a refusal before the client left is audited as
+          // A field whose SQL was cancelled once the client had gone failed because it went; any
+          // other failure keeps its own code (a refusal before the client left is audited as
           // itself, not hidden behind SX499 by leaving during a slower field).
           const gone = (args.contextValue as { callerSignal?: AbortSignal } | undefined)?.callerSignal;
           const failureOf = (error: unknown) =>
-            toPublicError(gone?.aborted && (error as { code?: unknown } | null)?.code === "57014" ? callerGoneError() : error);
+            toPublicError(gone?.aborted && failedForCallerGone(error) ? callerGoneError() : error);
           try {
             result = await next();
           } catch (error) {
