@@ -301,4 +301,19 @@ comment on function sextant_private.create_analyst_login(text, text, text) is
   E'Creates a psql LOGIN role for a person, member of the tenant''s reader role.';
 revoke all on function sextant_private.create_analyst_login(text, text, text) from public;
 
+-- Migration 000121 added the CHECK that every sensitive-column pattern compiles on its own as
+-- NOT VALID (rows stored before it were not checked). Once no stored row fails it, it is
+-- validated here (this file runs after every upgrade), so PostgreSQL holds it for every row;
+-- until then `sextant migrate` and `sextant serve` name the tenants to fix (src/install.ts).
+do $$
+begin
+  if exists (select from pg_catalog.pg_constraint as c
+              where c.conrelid = 'sextant.tenants'::regclass and c.conname = 'tenants_sensitive_column_patterns_compile'
+                and not c.convalidated)
+     and not exists (select from sextant.tenants as t where not sextant_private.patterns_compile(t.sensitive_column_patterns)) then
+    alter table sextant.tenants validate constraint tenants_sensitive_column_patterns_compile;
+  end if;
+end
+$$;
+
 reset role;

@@ -114,7 +114,16 @@ describe("sextant psql", () => {
       update sextant.tenants set sensitive_column_patterns = array['email', '(['] where slug = 'acme';
       alter table sextant.tenants add constraint tenants_sensitive_column_patterns_compile
         check (sextant_private.patterns_compile(sensitive_column_patterns)) not valid;`);
+    const validated = async () =>
+      (await db.admin.query("select convalidated as v from pg_constraint where conrelid = 'sextant.tenants'::regclass and conname = 'tenants_sensitive_column_patterns_compile'")).rows[0].v;
     try {
+      // `sextant migrate` names the tenant, and leaves the constraint NOT VALID while a row fails it.
+      const migrated = await runCli(["migrate"], env);
+      expect(migrated.code, migrated.stderr).toBe(0);
+      expect(migrated.stderr).toContain("tenant acme's stored sensitive-column patterns include one PostgreSQL cannot compile");
+      expect(migrated.stderr).toContain("sextant tenant update acme --sensitive <regex>");
+      expect(migrated.stderr.match(/tenant acme's stored/g)).toHaveLength(1);
+      expect(await validated()).toBe(false);
       const r = await runCli(["tenant", "update", "acme", "--max-rows", "300"], env);
       expect(r.code).not.toBe(0);
       expect(r.stderr).toMatch(/^sextant: tenant acme's stored sensitive-column patterns include one PostgreSQL cannot compile/);
@@ -124,6 +133,11 @@ describe("sextant psql", () => {
       expect(fixed.code, fixed.stderr).toBe(0);
       expect((await db.admin.query("select sensitive_column_patterns as p, max_rows from sextant.tenants where slug = 'acme'")).rows[0])
         .toEqual({ p: ["email"], max_rows: 300 });
+      // Once no row fails it, the next migrate validates it: PostgreSQL then holds it for every row, and nothing is named.
+      const again = await runCli(["migrate"], env);
+      expect(again.code, again.stderr).toBe(0);
+      expect(again.stderr).not.toContain("cannot compile");
+      expect(await validated()).toBe(true);
     } finally {
       await db.admin.query("update sextant.tenants set sensitive_column_patterns = $1, max_rows = $2 where slug = 'acme'", [before.p, before.max_rows]);
     }

@@ -40,7 +40,7 @@ export async function serve(): Promise<void> {
   const serverModule = import("../server.ts");
   serverModule.catch(() => {});
   const db = await connectDatabase(config, (line) => log.debug({ pg: line }));
-  await installDatabase(db.adminUrl);
+  await installDatabase(db.adminUrl, { warn: (message) => log.warn(message) });
   const admin = new pg.Client({ connectionString: db.adminUrl });
   await admin.connect();
   let token: string | undefined;

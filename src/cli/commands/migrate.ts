@@ -8,9 +8,9 @@ export default function register(program: Command): void {
     .command("migrate")
     .description("apply migrations and re-apply the SQL API (idempotent)")
     .action(() =>
-      withContext(async ({ db }) => {
-        await installDatabase(db.adminUrl, { force: true });
+      withContext(async ({ db, log }) => {
+        await installDatabase(db.adminUrl, { force: true, warn: (message) => log.warn(message) });
         process.stdout.write("migrated\n");
-      }),
+      }, { migrate: false }), // installed just above, forced: once, not twice
     );
 }
