@@ -55,6 +55,12 @@ export interface Config {
   otlpEndpoint: string | undefined;
   /** On SIGTERM, how long in-flight calls may take to finish before connections are cut. */
   shutdownTimeoutMs: number;
+  /**
+   * Bounds on HTTP clients: the time to send a request's headers, and its whole request (headers
+   * and body; not the answer, however long it streams), and the connections open at once (more
+   * are closed on arrival).
+   */
+  http: { headersTimeoutMs: number; requestTimeoutMs: number; maxConnections: number };
   /** A streaming standby for read-only tools (authenticator credentials as for DATABASE_URL's). */
   readUrl: string | undefined;
   /** Past this replay lag (or when the standby is unreachable), reads go to the primary. */
@@ -68,21 +74,32 @@ function list(value: string | undefined, fallback: string[]): string[] {
   return value.split(",").map((s) => s.trim()).filter(Boolean);
 }
 
-function int(name: string, value: string | undefined, fallback: number): number {
+function int(name: string, value: string | undefined, fallback: number, min = 0, max = 65535): number {
   if (value === undefined || value === "") return fallback;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) {
-    throw new Error(`${name} must be a whole number from 0 to 65535, got "${value}"`);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new Error(`${name} must be a whole number from ${min} to ${max}, got "${value}"`);
   }
   return n;
 }
 
-/** A duration in milliseconds, 0 to one hour. */
-function millis(name: string, value: string | undefined, fallback: number): number {
+/** A duration in milliseconds, `min` (0 unless given) to one hour. */
+function millis(name: string, value: string | undefined, fallback: number, min = 0): number {
   if (value === undefined || value === "") return fallback;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 3_600_000) throw new Error(`${name} must be a whole number of milliseconds from 0 to 3600000, got "${value}"`);
+  if (!Number.isInteger(n) || n < min || n > 3_600_000) throw new Error(`${name} must be a whole number of milliseconds from ${min} to 3600000, got "${value}"`);
   return n;
+}
+
+/** SEXTANT_HTTP_*: never 0, which would turn Node's bound off (or, for connections, refuse every one). */
+function httpBounds(env: NodeJS.ProcessEnv): Config["http"] {
+  const headersTimeoutMs = millis("SEXTANT_HTTP_HEADERS_TIMEOUT_MS", env.SEXTANT_HTTP_HEADERS_TIMEOUT_MS, 20_000, 1);
+  const requestTimeoutMs = millis("SEXTANT_HTTP_REQUEST_TIMEOUT_MS", env.SEXTANT_HTTP_REQUEST_TIMEOUT_MS, 60_000, 1);
+  if (requestTimeoutMs < headersTimeoutMs) {
+    throw new Error(`SEXTANT_HTTP_REQUEST_TIMEOUT_MS (${requestTimeoutMs}) must be at least SEXTANT_HTTP_HEADERS_TIMEOUT_MS (${headersTimeoutMs}): the whole request includes its headers`);
+  }
+  const maxConnections = int("SEXTANT_HTTP_MAX_CONNECTIONS", env.SEXTANT_HTTP_MAX_CONNECTIONS, 1024, 1, 1_000_000);
+  return { headersTimeoutMs, requestTimeoutMs, maxConnections };
 }
 
 function validUrl(name: string, value: string): string {
@@ -144,6 +161,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     metricsToken: env.SEXTANT_METRICS_TOKEN || undefined,
     otlpEndpoint: env.SEXTANT_OTLP_ENDPOINT ? validUrl("SEXTANT_OTLP_ENDPOINT", env.SEXTANT_OTLP_ENDPOINT) : undefined,
     shutdownTimeoutMs: millis("SEXTANT_SHUTDOWN_TIMEOUT_MS", env.SEXTANT_SHUTDOWN_TIMEOUT_MS, 10_000),
+    http: httpBounds(env),
     readUrl: env.SEXTANT_READ_URL || undefined,
     readMaxLagMs: millis("SEXTANT_READ_MAX_LAG_MS", env.SEXTANT_READ_MAX_LAG_MS, 5_000),
     ask: readAskSettings(env),

@@ -1,4 +1,3 @@
-import http from "node:http";
 import express from "express";
 import type pg from "pg";
 import type { Logger } from "pino";
@@ -11,6 +10,7 @@ import type { Config } from "./config.ts";
 import { toPublicError } from "./db/errors.ts";
 import { createEmbedder } from "./dbt/embeddings.ts";
 import { installDbtUpload } from "./dbt/upload.ts";
+import { boundedServer, warnOnDroppedConnections } from "./http/clientBounds.ts";
 import { admitRequest } from "./graphql/admit.ts";
 import type { PostGraphileInstance } from "postgraphile";
 import { installConsole } from "./console/routes.ts";
@@ -45,7 +45,9 @@ export async function startServer(opts: {
   const app = express();
   app.disable("x-powered-by");
   app.set("trust proxy", false);
-  const server = http.createServer(app);
+  // Slow and idle clients: SEXTANT_HTTP_HEADERS_TIMEOUT_MS, _REQUEST_TIMEOUT_MS, _MAX_CONNECTIONS.
+  const server = boundedServer(app, config.http);
+  const drops = warnOnDroppedConnections(server, log);
   const logError = (id: string, error: unknown) => log.error({ err: error, requestId: id }, "request failed");
   const keys = new KeyRing(pool);
   const authenticator = createAuthenticator(pool, config, keys);
@@ -245,6 +247,7 @@ export async function startServer(opts: {
       await authenticator.close();
       server.closeAllConnections();
       await closed;
+      drops.stop();
       await loading;
       await pgl?.release();
       await stopTracing?.();

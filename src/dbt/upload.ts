@@ -7,7 +7,7 @@ import type pg from "pg";
 import type { OperationGate } from "../audit/operation.ts";
 import type { Authenticate } from "../auth/authenticate.ts";
 import { bearerAuth, principalFromAuth } from "../auth/bearer.ts";
-import { SextantError, toPublicError } from "../db/errors.ts";
+import { callerGoneError, SextantError, toPublicError } from "../db/errors.ts";
 import type { Embedder } from "./embeddings.ts";
 import { loadDbtArtifacts } from "./loadArtifacts.ts";
 import { unzipArtifacts } from "./unzipArtifacts.ts";
@@ -26,7 +26,12 @@ async function saveBody(req: Request, file: string, limit: number, tooLarge: () 
         reject(tooLarge());
       }
     });
-    req.on("error", reject);
+    // A request stream fails only when its connection does: the client left or was cut off
+    // (SEXTANT_HTTP_REQUEST_TIMEOUT_MS). The caller's doing, not an internal error.
+    req.on("error", () => {
+      out.destroy();
+      reject(callerGoneError());
+    });
     out.on("error", reject);
     out.on("finish", () => resolve());
     req.pipe(out);
