@@ -1,8 +1,9 @@
-import express, { type Express, type NextFunction, type Request, type Response } from "express";
+import type { Express, NextFunction, Request, Response } from "express";
 import type { Authenticate } from "../auth/authenticate.ts";
 import { bearerAuth, principalFromAuth } from "../auth/bearer.ts";
 import type { Principal } from "../auth/principal.ts";
 import { SextantError, toPublicError } from "../db/errors.ts";
+import { jsonBody } from "../http/jsonBody.ts";
 import { createAskService, type AskDeps } from "./create.ts";
 import type { AskEvent } from "./loop.ts";
 import { admitQuestion, answer, checkQuestion, type AskService } from "./service.ts";
@@ -60,7 +61,7 @@ export function askServiceOf(app: { locals: Record<string, unknown> }): AskServi
 export function installAsk(app: Express, deps: AskDeps & { authenticate: Authenticate; resource?: { url: string; metadataUrl: string } }): void {
   const service = createAskService(deps);
   app.locals[SERVICE as unknown as string] = service;
-  app.post("/ask", bearerAuth(deps.authenticate, deps.resource), express.json({ limit: "64kb" }), (req: Request, res: Response, next) => {
+  app.post("/ask", bearerAuth(deps.authenticate, deps.resource), jsonBody("64kb"), (req: Request, res: Response, next) => {
     streamAsk(service, principalFromAuth(req.auth), req.body, res, next).catch(next);
   });
 }

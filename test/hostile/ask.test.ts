@@ -1,3 +1,5 @@
+import net from "node:net";
+import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "vitest";
 import { asRole, createToken, withTx } from "../helpers/db.ts";
 import { useServer, useTestDatabase } from "../helpers/setup.ts";
@@ -118,6 +120,29 @@ describe("hostile request bodies", () => {
   test("a body over 64 kB is refused", async () => {
     const r = await ask(server.url, olga, { question: "x", pad: "y".repeat(70_000) });
     expect(r).toMatchObject({ status: 413, error: { code: "SX413" } });
+  });
+
+  test.each([
+    ["a 16-digit Content-Length", "Content-Length: 9999999999999999", Buffer.from('{"question":"')],
+    ["a gzip body inflating past 64 kB, most of it not sent", "Content-Encoding: gzip\r\nContent-Length: 10000000",
+      gzipSync(Buffer.from(`{"question":"${"y".repeat(5_000_000)}"}`))],
+  ])("%s on a keep-alive connection: 413 at once, the socket closed (not held while the rest comes)", async (_what, headers, body) => {
+    const { port } = new URL(server.url);
+    const answer = await new Promise<{ text: string; closedAfterMs: number }>((resolve) => {
+      const started = performance.now();
+      let text = "";
+      const socket = net.connect(Number(port), "127.0.0.1", () => {
+        socket.write(`POST /ask HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAuthorization: Bearer ${olga}\r\nContent-Type: application/json\r\n${headers}\r\n\r\n`);
+        socket.write(body);
+      });
+      const timer = setTimeout(() => { socket.destroy(); resolve({ text, closedAfterMs: Infinity }); }, 4000);
+      socket.on("data", (d) => void (text += String(d)));
+      socket.on("close", () => { clearTimeout(timer); resolve({ text, closedAfterMs: performance.now() - started }); });
+    });
+    expect(answer.text).toMatch(/^HTTP\/1\.1 413 /);
+    expect(answer.text).toContain('"code":"SX413"');
+    expect(answer.closedAfterMs).toBeLessThan(2000);
+    expect(model.state.requests).toHaveLength(0);
   });
 
   test("Slack: a body over 256 kB, a signed non-JSON body and a signed command without a team are refused", async () => {
