@@ -4,7 +4,7 @@ import express, { type Response } from "express";
 import { SextantError } from "../db/errors.ts";
 
 /** express.json's size limit (the `bytes` notation: "1mb" is 1,048,576 bytes); undefined for a notation not read here. */
-function limitBytes(limit: string): number | undefined {
+export function limitBytes(limit: string): number | undefined {
   const m = /^\s*(\d+(?:\.\d+)?)\s*(b|kb|mb|gb)?\s*$/i.exec(limit);
   if (!m) return undefined;
   return Math.floor(Number(m[1]) * 1024 ** ["b", "kb", "mb", "gb"].indexOf((m[2] ?? "b").toLowerCase()));
@@ -45,22 +45,52 @@ export function jsonBody(limit: string): express.RequestHandler {
       next(new SextantError("SX400", `request body refused: ${e.message}`, "Send the body as JSON in UTF-8."));
     });
   const max = limitBytes(limit);
+  // Compressed bytes are bounded too: a stream of empty blocks inflates to nothing, and a body
+  // within the limit compresses to about its size or less (deflate adds ~0.03%).
+  const compressedMax = max === undefined ? undefined : max + (max >> 6) + 1024;
   const failed = (message: string, type: string, status: number) => Object.assign(new Error(message), { type, status, expose: true });
   const tooLarge = (res: Response, next: express.NextFunction) => {
     res.setHeader("Connection", "close"); // the rest of the body is not read
     next(failed("request entity too large", "entity.too.large", 413));
   };
+  /**
+   * express.json for a body the fast path does not read (another charset or parameter, a
+   * coding it does not know), with the raw bytes it reads bounded as here: past `bound` the
+   * request is refused at once, and body-parser's own answer, which waits for the whole body, is
+   * dropped. A request it does not read (not its type, or refused before reading) is left as is.
+   */
+  const bounded = (req: express.Request, res: Response, next: express.NextFunction, bound: number) => {
+    let answered = false;
+    let refused = false;
+    general(req, res, (error?: unknown) => {
+      answered = true;
+      if (!refused) next(error);
+    });
+    if (answered || !req.readableFlowing) return;
+    let seen = 0;
+    const count = (chunk: Buffer) => {
+      seen += chunk.length;
+      if (seen <= bound || answered || refused) return;
+      refused = true;
+      req.off("data", count);
+      tooLarge(res, next);
+    };
+    req.on("data", count);
+  };
   return (req, res, next) => {
     const length = req.headers["content-length"];
     const type = req.headers["content-type"] ?? "";
-    const encoding = req.headers["content-encoding"];
+    const coding = req.headers["content-encoding"]?.toLowerCase();
     const transfer = req.headers["transfer-encoding"];
-    if (max === undefined) return general(req, res, next);
+    if (max === undefined || compressedMax === undefined) return general(req, res, next);
+    const identity = coding === undefined || coding === "identity";
+    const bound = identity ? max : compressedMax;
     // A declared length is the body's size unless it is compressed (express.json's limit is then
-    // on the decoded body). Any method, any type: a GET's JSON body went to express.json, another
-    // type's to the SDK's reader (which reads 4 MB before answering 415).
-    if (length !== undefined && Number(length) > max && (encoding === undefined || /^identity$/i.test(encoding))) return tooLarge(res, next);
-    if (req.method !== "POST" || !JSON_TYPE.test(type)) return general(req, res, next);
+    // on the decoded body, and the compressed bytes are bounded as below). Any method, any type: a
+    // GET's JSON body went to express.json, another type's to the SDK's reader (which reads 4 MB
+    // before answering 415).
+    if (length !== undefined && Number(length) > bound) return tooLarge(res, next);
+    if (req.method !== "POST" || !JSON_TYPE.test(type)) return bounded(req, res, next, bound);
     // Node's parser knows only chunked and passes any other coding through undecoded (a
     // proxy in front might decode it): the body would not be the bytes the client meant.
     if (transfer !== undefined && !/^chunked$/i.test(transfer)) {
@@ -69,8 +99,9 @@ export function jsonBody(limit: string): express.RequestHandler {
     // A compressed body is decoded here too: express.json's limit is on the decoded bytes, and it
     // answers 413 only once it has read all the compressed ones (a small gzip of spaces inflating
     // past the limit, declared as 20 MB and sent slowly, held the connection until they came).
-    const decoder = encoding === undefined ? undefined : Object.hasOwn(DECODERS, encoding.toLowerCase()) ? DECODERS[encoding.toLowerCase()]?.() : undefined;
-    if (!PLAIN_JSON.test(type) || (encoding !== undefined && !decoder) || (length === undefined && transfer === undefined)) return general(req, res, next);
+    const decode = identity ? undefined : Object.hasOwn(DECODERS, coding) ? DECODERS[coding] : undefined;
+    if (!PLAIN_JSON.test(type) || (!identity && !decode) || (length === undefined && transfer === undefined)) return bounded(req, res, next, bound);
+    const decoder = decode?.();
     const chunks: Buffer[] = [];
     let received = 0;
     let settled = false;
@@ -120,15 +151,13 @@ export function jsonBody(limit: string): express.RequestHandler {
       req.on("data", onData).on("end", onEnd).on("error", onError).on("aborted", onAborted);
       return;
     }
-    // Compressed bytes are bounded too: a stream of empty blocks inflates to nothing, and a
-    // body within the limit compresses to about its size or less (deflate adds ~0.03%).
     let compressed = 0;
     req.on("data", (chunk: Buffer) => {
       compressed += chunk.length;
-      if (!settled && compressed > max + (max >> 6) + 1024) refuse();
+      if (!settled && compressed > compressedMax) refuse();
     }).on("error", onError).on("aborted", onAborted);
     decoder.on("data", onData).on("end", onEnd).on("error", (error: Error) =>
-      done(new SextantError("SX400", `request body refused: its ${encoding!.toLowerCase()} encoding is not valid (${error.message})`,
+      done(new SextantError("SX400", `request body refused: its ${coding} encoding is not valid (${error.message})`,
         "Send the body as JSON in UTF-8, compressed or not.")));
     req.pipe(decoder);
   };

@@ -6,7 +6,7 @@ import type { Authenticate } from "../auth/authenticate.ts";
 import { bearerAuth, principalFromAuth } from "../auth/bearer.ts";
 import type { Config } from "../config.ts";
 import { SextantError, toPublicError } from "../db/errors.ts";
-import { jsonBody } from "../http/jsonBody.ts";
+import { jsonBody, limitBytes } from "../http/jsonBody.ts";
 import { baseFor } from "../oauth/hostAliases.ts";
 import { APPS_HEADER, appsOptIn, createMcpApps } from "./apps/index.ts";
 import { directCalls } from "./directCall.ts";
@@ -260,7 +260,9 @@ export function installMcp(
     ({ requestInfo, authInfo, era }) => serverFor(era, requestInfo, authInfo),
     { legacy: "stateless", responseMode: "auto", onerror },
   );
-  const node = toNodeHandler(handler, { onerror });
+  // A body of another type goes to the SDK's own reader: held to the same limit (its default is
+  // 4 MB), past which it answers 413 at once and closes the connection.
+  const node = toNodeHandler(handler, { onerror, maxRequestBodySize: limitBytes(deps.config.bodyLimit) });
 
   /**
    * A 2025-era request that asked for no progress, answered as one JSON body: the SDK's

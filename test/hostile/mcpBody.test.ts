@@ -244,6 +244,29 @@ describe("body sizes and transfer codings", () => {
     await healthy();
   });
 
+  // Requests the fast reader passed to express.json (or, for another type, the SDK) streamed
+  // past the limit unanswered until the request timeout: an identity coding, a JSON type with
+  // another parameter or charset, a compressed body declared far past any compressed size.
+  test.each([
+    ["Content-Encoding: identity", "Content-Type: application/json\r\nContent-Encoding: identity\r\nTransfer-Encoding: chunked\r\n"],
+    ["a JSON type with another parameter", "Content-Type: application/json; charset=utf-8; x=1\r\nTransfer-Encoding: chunked\r\n"],
+    ["UTF-16", "Content-Type: application/json; charset=utf-16le\r\nTransfer-Encoding: chunked\r\n"],
+    ["gzip in UTF-16", "Content-Type: application/json; charset=utf-16le\r\nContent-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n"],
+    ["text/plain", "Content-Type: text/plain\r\nTransfer-Encoding: chunked\r\n"],
+  ])("chunks without end, %s: 413 once past the limit, the socket closed", async (_what, headers) => {
+    const before = logLines.length;
+    const endless = await raw([(await requestHead(headers, { close: false })) + chunk(" ".repeat(600_000)) + chunk(" ".repeat(600_000))]);
+    expect(endless.status).toBe(413);
+    expect(endless.closedAfterMs).toBeLessThan(2000);
+    expect(failuresSince(before)).toEqual([]);
+  });
+
+  test("a gzip body declared past any compressed size within the limit, a few bytes sent: 413 at once, the socket closed", async () => {
+    const res = await raw([(await requestHead("Content-Type: application/json\r\nContent-Encoding: gzip\r\nContent-Length: 9999999999999999\r\n", { close: false })), Buffer.from([0x1f, 0x8b])]);
+    expect(res.status).toBe(413);
+    expect(res.closedAfterMs).toBeLessThan(2000);
+  });
+
   test.each(["destroy", "half-close"])("a chunked body cut short, then %s: no 500, nothing logged as a failure", async (how) => {
     const before = logLines.length;
     const { port } = new URL(server.url);
