@@ -11,6 +11,7 @@ import { toPublicError } from "./db/errors.ts";
 import { createEmbedder } from "./dbt/embeddings.ts";
 import { installDbtUpload } from "./dbt/upload.ts";
 import { boundedServer, warnOnDroppedConnections } from "./http/clientBounds.ts";
+import { boundedBody } from "./http/jsonBody.ts";
 import { admitRequest } from "./graphql/admit.ts";
 import type { PostGraphileInstance } from "postgraphile";
 import { installConsole } from "./console/routes.ts";
@@ -170,7 +171,11 @@ export async function startServer(opts: {
   installSlack(app, { pool, gate, embedder, logError, settings: config.ask });
 
   // Every request is one call here; its other root fields are counted inside GraphQL (operationPlugin.ts).
-  app.post("/graphql", bearerAuth(authenticate, graphqlResource), admitRequest(gate, (req) => principalFromAuth((req as express.Request).auth)));
+  // The body is read here, as the Buffer PostGraphile reads itself (its maxRequestLength, 1 MB in
+  // src/graphql/preset.ts; not inflated, as it does not), so that past 1 MB it is refused at once
+  // and the connection closed (PostGraphile answered 413 but read on until the request timeout).
+  app.post("/graphql", bearerAuth(authenticate, graphqlResource), admitRequest(gate, (req) => principalFromAuth((req as express.Request).auth)),
+    boundedBody(express.raw({ type: () => true, limit: 1_000_000, inflate: false }), 1_000_000));
   app.options("/graphql", (_req, res) => void res.status(204).end());
   // PostGraphile's own routes are added to this router once it is loaded, right after the
   // server listens (src/graphql/mount.ts); a GraphQL request that comes first waits for it.

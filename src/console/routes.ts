@@ -8,6 +8,7 @@ import type { Embedder } from "../dbt/embeddings.ts";
 import { installDbtUpload } from "../dbt/upload.ts";
 import type { UploadLimits } from "../dbt/uploadLimits.ts";
 import { SextantError, toPublicError } from "../db/errors.ts";
+import { boundedBody } from "../http/jsonBody.ts";
 import { askServiceOf, streamAsk } from "../ask/http.ts";
 import { callTool } from "../mcp/registerTools.ts";
 import { allTools } from "../mcp/server.ts";
@@ -122,7 +123,7 @@ export function installConsole(app: Express, deps: ConsoleDeps): void {
       return principal;
     },
   });
-  api.use(express.json({ limit: "256kb" }));
+  api.use(boundedBody(express.json({ limit: "256kb" }), "256kb"));
 
   api.post("/login", checkOrigin, async (req, res, next) => {
     try {

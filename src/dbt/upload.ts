@@ -15,6 +15,7 @@ import { DEFAULT_UPLOAD_LIMITS, expandedTooLarge, megabytes, type UploadLimits }
 
 /** Streams the request body to `file`, refusing more than `limit` bytes (`tooLarge` says which limit). */
 async function saveBody(req: Request, file: string, limit: number, tooLarge: () => Error): Promise<void> {
+  if (Number(req.headers["content-length"]) > limit) throw tooLarge(); // declared past it: nothing to read
   let bytes = 0;
   const out = fs.createWriteStream(file);
   await new Promise<void>((resolve, reject) => {
@@ -104,7 +105,10 @@ export function installDbtUpload(
       }
     } catch (error) {
       failure = toPublicError(error); // for the audit only; the error handler answers and logs
-      req.resume(); // drain what is left of a refused body
+      // Drain what is left of a refused body, unless it is too large: that is not read to its
+      // end (a declared 10^16 bytes, or chunks without end), the connection is closed instead.
+      if (failure.code === "SX413") res.setHeader("Connection", "close");
+      else req.resume();
       next(error);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });

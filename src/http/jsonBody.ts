@@ -22,6 +22,61 @@ const DECODERS: Record<string, (() => Transform) | undefined> = {
   zstd: (zlib as { createZstdDecompress?: () => Transform }).createZstdDecompress,
 };
 
+const failed = (message: string, type: string, status: number) => Object.assign(new Error(message), { type, status, expose: true });
+
+/** 413 (body-parser's own error, which every door's error handler answers) with Connection: close: the rest of the body is not read. */
+function tooLarge(res: Response, next: express.NextFunction): void {
+  res.setHeader("Connection", "close");
+  next(failed("request entity too large", "entity.too.large", 413));
+}
+
+/**
+ * The raw bytes a body within `max` decoded bytes may take: as many, or compressed, a little
+ * more (a stream of empty blocks inflates to nothing; a body within the limit compresses to about
+ * its size or less, deflate adds ~0.03%).
+ */
+function rawBound(max: number, coding: string | undefined): number {
+  return coding === undefined || coding === "identity" ? max : max + (max >> 6) + 1024;
+}
+
+/**
+ * `parser` (a body-parser middleware: express.json, urlencoded or raw, whose limit is `limit`)
+ * with the bytes it reads bounded at once: a declared Content-Length past the limit (for a
+ * compressed body, past `rawBound`) is 413 before anything is read, and so is a body streamed
+ * past it, with Connection: close. body-parser answers only once it has read and thrown away the
+ * whole body, so a client that declared 10^16 bytes or sent chunks without end was held until the
+ * request timeout; its late answer is dropped. Its other refusals (a charset or Content-Encoding
+ * it does not read: 415; a body cut short: 400) carry only a status, which the final handler took
+ * for an internal error (500): they become SX400. A request it does not read (not its type) is
+ * passed on as it came.
+ */
+export function boundedBody(parser: express.RequestHandler, limit: string | number): express.RequestHandler {
+  const max = typeof limit === "number" ? limit : limitBytes(limit);
+  return (req, res, next) => {
+    let answered = false;
+    let refused = false;
+    const bound = max === undefined ? Infinity : rawBound(max, req.headers["content-encoding"]?.toLowerCase());
+    if (Number(req.headers["content-length"]) > bound) return tooLarge(res, next);
+    parser(req, res, (error?: unknown) => {
+      answered = true;
+      if (refused) return;
+      const e = error as { type?: string; status?: number; message?: string } | undefined;
+      if (!e || e.type === "entity.too.large" || e.type === "entity.parse.failed" || !(Number(e.status) < 500)) return next(error);
+      next(new SextantError("SX400", `request body refused: ${e.message}`, "Send the whole body in UTF-8, plain or compressed with gzip, deflate or br."));
+    });
+    if (answered || !req.readableFlowing) return;
+    let seen = 0;
+    const count = (chunk: Buffer) => {
+      seen += chunk.length;
+      if (seen <= bound || answered || refused) return;
+      refused = true;
+      req.off("data", count);
+      tooLarge(res, next);
+    };
+    req.on("data", count);
+  };
+}
+
 /**
  * The JSON body parser of /mcp and /ask: what express.json({ limit }) makes of a request — the
  * same req.body, and the same errors for the final handler (entity.too.large 413,
@@ -35,62 +90,22 @@ const DECODERS: Record<string, (() => Transform) | undefined> = {
  * timeout while the server read what it sent.
  */
 export function jsonBody(limit: string): express.RequestHandler {
-  const json = express.json({ limit });
-  // body-parser's other refusals (an unsupported charset or Content-Encoding: 415; a body cut
-  // short: 400) carry only a status, which the final handler took for an internal error (500).
-  const general: express.RequestHandler = (req, res, next) =>
-    json(req, res, (error?: unknown) => {
-      const e = error as { type?: string; status?: number; message?: string } | undefined;
-      if (!e || e.type === "entity.too.large" || e.type === "entity.parse.failed" || !(Number(e.status) < 500)) return next(error);
-      next(new SextantError("SX400", `request body refused: ${e.message}`, "Send the body as JSON in UTF-8."));
-    });
+  const general = boundedBody(express.json({ limit }), limit);
   const max = limitBytes(limit);
-  // Compressed bytes are bounded too: a stream of empty blocks inflates to nothing, and a body
-  // within the limit compresses to about its size or less (deflate adds ~0.03%).
-  const compressedMax = max === undefined ? undefined : max + (max >> 6) + 1024;
-  const failed = (message: string, type: string, status: number) => Object.assign(new Error(message), { type, status, expose: true });
-  const tooLarge = (res: Response, next: express.NextFunction) => {
-    res.setHeader("Connection", "close"); // the rest of the body is not read
-    next(failed("request entity too large", "entity.too.large", 413));
-  };
-  /**
-   * express.json for a body the fast path does not read (another charset or parameter, a
-   * coding it does not know), with the raw bytes it reads bounded as here: past `bound` the
-   * request is refused at once, and body-parser's own answer, which waits for the whole body, is
-   * dropped. A request it does not read (not its type, or refused before reading) is left as is.
-   */
-  const bounded = (req: express.Request, res: Response, next: express.NextFunction, bound: number) => {
-    let answered = false;
-    let refused = false;
-    general(req, res, (error?: unknown) => {
-      answered = true;
-      if (!refused) next(error);
-    });
-    if (answered || !req.readableFlowing) return;
-    let seen = 0;
-    const count = (chunk: Buffer) => {
-      seen += chunk.length;
-      if (seen <= bound || answered || refused) return;
-      refused = true;
-      req.off("data", count);
-      tooLarge(res, next);
-    };
-    req.on("data", count);
-  };
   return (req, res, next) => {
     const length = req.headers["content-length"];
     const type = req.headers["content-type"] ?? "";
     const coding = req.headers["content-encoding"]?.toLowerCase();
     const transfer = req.headers["transfer-encoding"];
-    if (max === undefined || compressedMax === undefined) return general(req, res, next);
+    if (max === undefined) return general(req, res, next);
     const identity = coding === undefined || coding === "identity";
-    const bound = identity ? max : compressedMax;
+    const bound = rawBound(max, coding);
     // A declared length is the body's size unless it is compressed (express.json's limit is then
     // on the decoded body, and the compressed bytes are bounded as below). Any method, any type: a
     // GET's JSON body went to express.json, another type's to the SDK's reader (which reads 4 MB
     // before answering 415).
     if (length !== undefined && Number(length) > bound) return tooLarge(res, next);
-    if (req.method !== "POST" || !JSON_TYPE.test(type)) return bounded(req, res, next, bound);
+    if (req.method !== "POST" || !JSON_TYPE.test(type)) return general(req, res, next);
     // Node's parser knows only chunked and passes any other coding through undecoded (a
     // proxy in front might decode it): the body would not be the bytes the client meant.
     if (transfer !== undefined && !/^chunked$/i.test(transfer)) {
@@ -100,7 +115,7 @@ export function jsonBody(limit: string): express.RequestHandler {
     // answers 413 only once it has read all the compressed ones (a small gzip of spaces inflating
     // past the limit, declared as 20 MB and sent slowly, held the connection until they came).
     const decode = identity ? undefined : Object.hasOwn(DECODERS, coding) ? DECODERS[coding] : undefined;
-    if (!PLAIN_JSON.test(type) || (!identity && !decode) || (length === undefined && transfer === undefined)) return bounded(req, res, next, bound);
+    if (!PLAIN_JSON.test(type) || (!identity && !decode) || (length === undefined && transfer === undefined)) return general(req, res, next);
     const decoder = decode?.();
     const chunks: Buffer[] = [];
     let received = 0;
@@ -151,10 +166,10 @@ export function jsonBody(limit: string): express.RequestHandler {
       req.on("data", onData).on("end", onEnd).on("error", onError).on("aborted", onAborted);
       return;
     }
-    let compressed = 0;
+    let compressed = 0; // bounded too: empty blocks inflate to nothing (rawBound)
     req.on("data", (chunk: Buffer) => {
       compressed += chunk.length;
-      if (!settled && compressed > compressedMax) refuse();
+      if (!settled && compressed > bound) refuse();
     }).on("error", onError).on("aborted", onAborted);
     decoder.on("data", onData).on("end", onEnd).on("error", (error: Error) =>
       done(new SextantError("SX400", `request body refused: its ${coding} encoding is not valid (${error.message})`,

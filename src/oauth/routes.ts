@@ -5,6 +5,7 @@ import type { Logger } from "pino";
 import { tokenVerifier } from "../auth/bearer.ts";
 import type { Authenticate } from "../auth/authenticate.ts";
 import { readCookie, sameSecret } from "../http/cookies.ts";
+import { boundedBody } from "../http/jsonBody.ts";
 import type { KeyRing } from "./keys.ts";
 import { throttleAddress } from "./clientAddress.ts";
 import { baseFor } from "./hostAliases.ts";
@@ -33,7 +34,7 @@ export function installOAuth(app: Express, deps: {
     memo: { issuer: settings.issuer, audience: `${settings.issuer}/oauth/upstream`, typ: "sx-upstream+jwt" },
   }) : undefined;
   const provider = new SextantOAuthProvider(pool, keys, settings, (t) => verifier.verifyAccessToken(t), upstream?.config.name, deps.onRevoke);
-  const form = express.urlencoded({ extended: false, limit: "16kb" });
+  const form = boundedBody(express.urlencoded({ extended: false, limit: "16kb" }), "16kb");
 
   // Confidential clients: the secret is checked against its hash here; the SDK's handlers then
   // see a client without a secret.

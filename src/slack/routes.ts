@@ -6,6 +6,7 @@ import { admitQuestion, answer, checkQuestion, type AskService } from "../ask/se
 import type { SlackSettings } from "../ask/settings.ts";
 import { buildPrincipal, type Principal } from "../auth/principal.ts";
 import { SextantError, toPublicError } from "../db/errors.ts";
+import { boundedBody } from "../http/jsonBody.ts";
 import { allowedResponseUrl, slackApi, type SlackApi } from "./api.ts";
 import { finalText, progressText, slackEscape } from "./format.ts";
 import { verifySlackSignature } from "./verify.ts";
@@ -51,7 +52,7 @@ export function installSlack(app: Express, deps: AskDeps): { close(): Promise<vo
     void p.finally(() => pending.delete(p));
   };
 
-  app.post("/slack/events", express.raw({ type: () => true, limit: "256kb" }), (req: Request, res: Response, next) => {
+  app.post("/slack/events", boundedBody(express.raw({ type: () => true, limit: "256kb" }), "256kb"), (req: Request, res: Response, next) => {
     void (async () => {
       if (!settings || !api) return refuse(res, 404, new SextantError("SX404", "Slack is not set up on this server", "Set SEXTANT_SLACK_SIGNING_SECRET and SEXTANT_SLACK_BOT_TOKEN."));
       const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);

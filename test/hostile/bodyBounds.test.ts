@@ -1,0 +1,94 @@
+import net from "node:net";
+import { Writable } from "node:stream";
+import pino from "pino";
+import { describe, expect, test } from "vitest";
+import { createToken } from "../helpers/db.ts";
+import { useTestServer } from "../helpers/setup.ts";
+
+// Every HTTP door that reads a body, as a hostile client sees it on a raw socket: a body
+// declared far past the door's limit, or streamed past it without end, is refused as soon as
+// that is known and the connection closed, not read and thrown away until the request timeout.
+// (/mcp and /ask: test/hostile/mcpBody.test.ts and ask.test.ts.)
+
+const logLines: string[] = [];
+const sink = new Writable({ write(chunk, _enc, done) { logLines.push(String(chunk)); done(); } });
+const { db, server } = useTestServer({ SEXTANT_UPLOAD_LIMIT_MB: "1" }, pino({ level: "debug" }, sink));
+
+/** Lines the server logged since `from` that report a failure (error level or 'request failed'). */
+const failuresSince = (from: number) => logLines.slice(from).filter((l) => /"level":50/.test(l) || /request failed/.test(l));
+
+/** Writes `bytes` on a fresh socket and reads until the server closes it (or `waitMs` passes: `closedAfterMs` is then Infinity). */
+function raw(bytes: (string | Buffer)[], waitMs = 4000): Promise<{ status: number | undefined; closedAfterMs: number; text: string }> {
+  const { port } = new URL(server.url);
+  return new Promise((resolve) => {
+    const started = performance.now();
+    let text = "";
+    const finish = (closed: boolean) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve({ status: Number(/^HTTP\/1\.[01] (\d{3})/.exec(text)?.[1]) || undefined, closedAfterMs: closed ? performance.now() - started : Infinity, text });
+    };
+    const socket = net.connect(Number(port), "127.0.0.1", () => { for (const b of bytes) socket.write(b); });
+    const timer = setTimeout(() => finish(false), waitMs);
+    socket.on("data", (d) => void (text += String(d)));
+    socket.on("close", () => finish(true));
+    socket.on("error", () => finish(true));
+  });
+}
+const chunk = (t: string) => `${Buffer.byteLength(t).toString(16)}\r\n${t}\r\n`;
+
+let tokenNo = 0;
+const doors = async (): Promise<[string, string, string][]> => {
+  const token = await createToken(db, "acme", `body-bounds-${++tokenNo}`, "analyst");
+  const admin = await createToken(db, "acme", `body-bounds-${++tokenNo}`, "admin");
+  return [
+    ["/graphql", `Authorization: Bearer ${token}\r\n`, "application/json"],
+    ["/dbt/upload", `Authorization: Bearer ${admin}\r\n`, "application/json"],
+    ["/token", "", "application/x-www-form-urlencoded"],
+    ["/oauth/login", "", "application/x-www-form-urlencoded"],
+    ["/slack/events", "", "application/json"],
+    ["/console/api/login", `Origin: ${server.url}\r\n`, "application/json"],
+  ];
+};
+
+describe("bodies past a door's limit", () => {
+  test("a 16-digit Content-Length, a few bytes sent: refused at once (4xx), the socket closed", async () => {
+    const { port } = new URL(server.url);
+    const seen: Record<string, unknown> = {};
+    const before = logLines.length;
+    for (const [path, extra, type] of await doors()) {
+      const res = await raw([`POST ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n${extra}Content-Type: ${type}\r\nContent-Length: 9999999999999999\r\n\r\n{"a":`]);
+      seen[path] = { status: res.status, closed: res.closedAfterMs < 2000 };
+    }
+    expect(seen).toEqual(Object.fromEntries((await doors()).map(([p]) => [p, { status: 413, closed: true }])));
+    expect(failuresSince(before)).toEqual([]);
+  });
+
+  test("chunks without end: refused once past the limit (4xx), the socket closed", async () => {
+    const { port } = new URL(server.url);
+    const seen: Record<string, unknown> = {};
+    const before = logLines.length;
+    for (const [path, extra, type] of await doors()) {
+      const res = await raw([`POST ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n${extra}Content-Type: ${type}\r\nTransfer-Encoding: chunked\r\n\r\n` + chunk("a".repeat(600_000)) + chunk("a".repeat(600_000))]);
+      seen[path] = { status: res.status, closed: res.closedAfterMs < 2000 };
+    }
+    expect(seen).toEqual(Object.fromEntries((await doors()).map(([p]) => [p, { status: 413, closed: true }])));
+    expect(failuresSince(before)).toEqual([]);
+  });
+
+  test("a charset or Content-Encoding the door's parser does not read is SX400, not an internal error", async () => {
+    const { port } = new URL(server.url);
+    const before = logLines.length;
+    const seen: Record<string, unknown> = {};
+    for (const [path, headers] of [
+      ["/console/api/login", `Origin: ${server.url}\r\nContent-Type: application/json; charset=latin1\r\n`],
+      ["/token", "Content-Type: application/x-www-form-urlencoded; charset=latin1\r\n"],
+      ["/slack/events", "Content-Type: application/json\r\nContent-Encoding: compress\r\n"],
+    ]) {
+      const res = await raw([`POST ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: close\r\n${headers}Content-Length: 7\r\n\r\n{"a":1}`]);
+      seen[path!] = { status: res.status, code: /"code":"(\w+)"/.exec(res.text)?.[1] };
+    }
+    expect(seen).toEqual({ "/console/api/login": { status: 400, code: "SX400" }, "/token": { status: 400, code: "SX400" }, "/slack/events": { status: 400, code: "SX400" } });
+    expect(failuresSince(before)).toEqual([]);
+  });
+});
