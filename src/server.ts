@@ -187,6 +187,10 @@ export async function startServer(opts: {
   app.use(["/graphql", "/graphiql"], (_req, _res, next) => void graphqlReady.then(() => next(), next));
   app.use(graphqlRoutes);
 
+  // Nothing matched: 404 here, in the public shape. Express's own final handler reads the whole
+  // request body before it answers, for as long as a client sends it.
+  app.use((req, res) => void res.status(404).json({ code: "SX404", message: `no route for ${req.method} ${req.path.slice(0, 200)}` }));
+
   // Last: errors from any route, in the public shape, without a stack.
   app.use((error: unknown, _req: express.Request, res: express.Response, next: express.NextFunction) => {
     if (res.headersSent) return next(error);

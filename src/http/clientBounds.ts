@@ -2,6 +2,9 @@ import http from "node:http";
 import type { Logger } from "pino";
 import type { Config } from "../config.ts";
 
+/** A body nobody read is read and thrown away after the answer, to keep its connection, if declared at most this long. */
+const UNREAD_BODY_BYTES = 256 * 1024;
+
 /**
  * An HTTP server for `app` that bounds its clients (config.http): the time to send a request's
  * headers and the whole request, and the connections open at once. The answer is not bounded
@@ -18,7 +21,17 @@ export function boundedServer(app: http.RequestListener, bounds: Config["http"])
     // sending a request, so once a second costs nothing noticeable; under half the bound for
     // bounds below 2 s, so a client never keeps more than 1.5 times it (100 ms at the least).
     connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(bounds.headersTimeoutMs / 2))),
-  }, app);
+  }, (req, res) => {
+    // An answer sent before the request's body has all arrived (401 without a credential, 404,
+    // a refusal, a route that ignores the body): Node reads and throws away the rest, to keep the
+    // connection, for as long as it comes (up to the request timeout). Unless the body is
+    // declared short (UNREAD_BODY_BYTES, as Go's net/http: maxPostHandlerReadBytes), the
+    // connection is closed instead.
+    res.once("finish", () => {
+      if (!req.complete && !(Number(req.headers["content-length"]) <= UNREAD_BODY_BYTES)) req.socket?.destroySoon(); // (none: already closed)
+    });
+    app(req, res);
+  });
   server.maxConnections = bounds.maxConnections;
   return server;
 }

@@ -92,3 +92,47 @@ describe("bodies past a door's limit", () => {
     expect(failuresSince(before)).toEqual([]);
   });
 });
+
+describe("bodies nobody reads", () => {
+  // An answer given before the body has arrived (401 without a credential, 404, a body a route
+  // ignores) left Node reading and throwing away the rest for as long as it came, up to the
+  // request timeout (60 s): unless declared at most 256 kB long, the connection is closed.
+  test.each([
+    ["POST /mcp without a credential", "POST /mcp", 401],
+    ["POST to a path that does not exist", "POST /nothing-here", 404],
+    ["POST /graphql without a credential", "POST /graphql", 401],
+  ])("%s, chunks without end: answered at once, the socket closed", async (_what, line, status) => {
+    const { port } = new URL(server.url);
+    const res = await raw([`${line} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n` + chunk("a".repeat(300_000)) + chunk("a".repeat(300_000))]);
+    expect(res.status).toBe(status);
+    expect(res.closedAfterMs).toBeLessThan(2000);
+  });
+
+  test("a request answered without its body read keeps its connection for the next request when the body is short", async () => {
+    const { port } = new URL(server.url);
+    const socket = net.connect(Number(port), "127.0.0.1");
+    let text = "";
+    let closed = false;
+    socket.on("close", () => void (closed = true));
+    socket.on("error", () => {});
+    // Each answer's status line (the next one follows the JSON body on the same line).
+    const statuses = () => [...text.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]));
+    const answers = (n: number) => new Promise<void>((resolve) => {
+      const check = () => (statuses().length >= n || closed) && (socket.off("data", check), resolve());
+      socket.on("data", check);
+      check();
+    });
+    socket.on("data", (d) => void (text += String(d)));
+    try {
+      const body = JSON.stringify({ pad: "a".repeat(2_000) });
+      socket.write(`POST /nothing-here HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+      await answers(1);
+      socket.write(`GET /health HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`);
+      await answers(2);
+      expect(statuses()).toEqual([404, 200]);
+      expect(closed).toBe(false);
+    } finally {
+      socket.destroy();
+    }
+  });
+});
