@@ -116,6 +116,11 @@ export function installOAuth(app: Express, deps: {
   }
 
   const resourceUrl = new URL(settings.resources[0]!);
+  // The bodies of the SDK's /authorize (form) and /register (JSON) are read here, with its limits
+  // (100 kB), so that one past them is refused at once (boundedBody); its own parsers then find
+  // them read.
+  app.post("/authorize", boundedBody(express.urlencoded({ extended: false, limit: "100kb" }), "100kb"));
+  app.post("/register", boundedBody(express.json({ limit: "100kb" }), "100kb"));
   app.use(
     mcpAuthRouter({
       provider,

@@ -45,6 +45,8 @@ const doors = async (): Promise<[string, string, string][]> => {
     ["/graphql", `Authorization: Bearer ${token}\r\n`, "application/json"],
     ["/dbt/upload", `Authorization: Bearer ${admin}\r\n`, "application/json"],
     ["/token", "", "application/x-www-form-urlencoded"],
+    ["/authorize", "", "application/x-www-form-urlencoded"],
+    ["/register", "", "application/json"],
     ["/oauth/login", "", "application/x-www-form-urlencoded"],
     ["/slack/events", "", "application/json"],
     ["/console/api/login", `Origin: ${server.url}\r\n`, "application/json"],
