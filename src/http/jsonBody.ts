@@ -143,7 +143,10 @@ export function jsonBody(limit: string): express.RequestHandler {
     };
     // A body cut short (the client closed before Content-Length bytes came) is the client's
     // doing: SX400 as express.json's path answers it, not an internal error with a logged stack.
-    const cut = () => done(new SextantError("SX400", "request body refused: request aborted", "Send the whole body: the bytes its Content-Length announces, or chunks up to the last."));
+    const cut = () => {
+      decoder?.destroy(); // its buffers go now, not at the next collection
+      done(new SextantError("SX400", "request body refused: request aborted", "Send the whole body: the bytes its Content-Length announces, or chunks up to the last."));
+    };
     const onError = cut;
     const onAborted = cut;
     const onEnd = () => {

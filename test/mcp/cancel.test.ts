@@ -176,8 +176,9 @@ describe("a caller that goes away cancels its statement", () => {
     viaProxy.port = String((proxy.address() as net.AddressInfo).port);
     const pool = createPool(viaProxy.toString(), 1);
     const p: Principal = { tenant: "acme", accessLevel: "analyst", dbRole: "sextant_t_acme__analyst", subject: "cancel-dropped", authMethod: "api_token", statementTimeoutMs: 60_000 };
-    // Counts to two million (about a second), then divides by zero: 22012, its own failure.
-    const slowThenFails = "with recursive r(i) as (select 1 union all select i + 1 from r where i < 2000000) select 1 / (count(*) - 2000000) as gone_dropped from r";
+    // Counts to six million (about three seconds here: it must still run when the abort comes),
+    // then divides by zero: 22012, its own failure.
+    const slowThenFails = "with recursive r(i) as (select 1 union all select i + 1 from r where i < 6000000) select 1 / (count(*) - 6000000) as gone_dropped from r";
     try {
       const abort = new AbortController();
       const pending = queryAsRole(pool, p, slowThenFails, [], { signal: abort.signal });
