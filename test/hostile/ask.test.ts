@@ -1,7 +1,7 @@
-import net from "node:net";
 import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "vitest";
 import { asRole, createToken, withTx } from "../helpers/db.ts";
+import { rawExchange } from "../helpers/rawHttp.ts";
 import { useServer, useTestDatabase } from "../helpers/setup.ts";
 import { ask } from "../ask/fixtures.ts";
 import { useModelServer } from "../ask/modelServer.ts";
@@ -128,17 +128,8 @@ describe("hostile request bodies", () => {
       gzipSync(Buffer.from(`{"question":"${"y".repeat(5_000_000)}"}`))],
   ])("%s on a keep-alive connection: 413 at once, the socket closed (not held while the rest comes)", async (_what, headers, body) => {
     const { port } = new URL(server.url);
-    const answer = await new Promise<{ text: string; closedAfterMs: number }>((resolve) => {
-      const started = performance.now();
-      let text = "";
-      const socket = net.connect(Number(port), "127.0.0.1", () => {
-        socket.write(`POST /ask HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAuthorization: Bearer ${olga}\r\nContent-Type: application/json\r\n${headers}\r\n\r\n`);
-        socket.write(body);
-      });
-      const timer = setTimeout(() => { socket.destroy(); resolve({ text, closedAfterMs: Infinity }); }, 4000);
-      socket.on("data", (d) => void (text += String(d)));
-      socket.on("close", () => { clearTimeout(timer); resolve({ text, closedAfterMs: performance.now() - started }); });
-    });
+    const answer = await rawExchange(server.url, [
+      `POST /ask HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAuthorization: Bearer ${olga}\r\nContent-Type: application/json\r\n${headers}\r\n\r\n`, body]);
     expect(answer.text).toMatch(/^HTTP\/1\.1 413 /);
     expect(answer.text).toContain('"code":"SX413"');
     expect(answer.closedAfterMs).toBeLessThan(2000);

@@ -1,8 +1,7 @@
 import net from "node:net";
-import { Writable } from "node:stream";
-import pino from "pino";
 import { describe, expect, test } from "vitest";
 import { createToken } from "../helpers/db.ts";
+import { capturedLog, chunk, rawExchange } from "../helpers/rawHttp.ts";
 import { useTestServer } from "../helpers/setup.ts";
 
 // Every HTTP door that reads a body, as a hostile client sees it on a raw socket: a body
@@ -10,32 +9,11 @@ import { useTestServer } from "../helpers/setup.ts";
 // that is known and the connection closed, not read and thrown away until the request timeout.
 // (/mcp and /ask: test/hostile/mcpBody.test.ts and ask.test.ts.)
 
-const logLines: string[] = [];
-const sink = new Writable({ write(chunk, _enc, done) { logLines.push(String(chunk)); done(); } });
-const { db, server } = useTestServer({ SEXTANT_UPLOAD_LIMIT_MB: "1" }, pino({ level: "debug" }, sink));
+const log = capturedLog();
+const { lines: logLines, failuresSince } = log;
+const { db, server } = useTestServer({ SEXTANT_UPLOAD_LIMIT_MB: "1" }, log.logger);
 
-/** Lines the server logged since `from` that report a failure (error level or 'request failed'). */
-const failuresSince = (from: number) => logLines.slice(from).filter((l) => /"level":50/.test(l) || /request failed/.test(l));
-
-/** Writes `bytes` on a fresh socket and reads until the server closes it (or `waitMs` passes: `closedAfterMs` is then Infinity). */
-function raw(bytes: (string | Buffer)[], waitMs = 4000): Promise<{ status: number | undefined; closedAfterMs: number; text: string }> {
-  const { port } = new URL(server.url);
-  return new Promise((resolve) => {
-    const started = performance.now();
-    let text = "";
-    const finish = (closed: boolean) => {
-      clearTimeout(timer);
-      socket.destroy();
-      resolve({ status: Number(/^HTTP\/1\.[01] (\d{3})/.exec(text)?.[1]) || undefined, closedAfterMs: closed ? performance.now() - started : Infinity, text });
-    };
-    const socket = net.connect(Number(port), "127.0.0.1", () => { for (const b of bytes) socket.write(b); });
-    const timer = setTimeout(() => finish(false), waitMs);
-    socket.on("data", (d) => void (text += String(d)));
-    socket.on("close", () => finish(true));
-    socket.on("error", () => finish(true));
-  });
-}
-const chunk = (t: string) => `${Buffer.byteLength(t).toString(16)}\r\n${t}\r\n`;
+const raw = (bytes: (string | Buffer)[], waitMs?: number) => rawExchange(server.url, bytes, waitMs);
 
 let tokenNo = 0;
 const doors = async (): Promise<[string, string, string][]> => {

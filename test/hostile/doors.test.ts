@@ -1,23 +1,22 @@
 import net from "node:net";
-import { Writable } from "node:stream";
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import pino from "pino";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { AuditLog } from "../../src/audit/auditLog.ts";
 import { RateLimiter } from "../../src/audit/rateLimiter.ts";
 import { createToken } from "../helpers/db.ts";
 import { eventually, gql } from "../helpers/graphql.ts";
 import { callOk, callRows, connectHttp, postMcp, textOf } from "../helpers/mcpClient.ts";
+import { capturedLog } from "../helpers/rawHttp.ts";
 import { useTestServer } from "../helpers/setup.ts";
 
 // Attacks on the doors themselves (audit, rate limits, GraphQL cost, MCP sessions), each
 // checked for refusal, no side effect on other tenants, and a healthy server afterwards.
 
-const logLines: string[] = [];
 const clients: Client[] = [];
 // Every line the server logs, to check that no tenant's text reaches the log through another's failure.
-const sink = new Writable({ write(chunk, _enc, done) { logLines.push(String(chunk)); done(); } });
-const { db, server } = useTestServer({}, pino({ level: "debug" }, sink));
+const log = capturedLog();
+const logLines = log.lines;
+const { db, server } = useTestServer({}, log.logger);
 afterAll(async () => {
   await Promise.all(clients.map((c) => c.close().catch(() => {})));
 });
@@ -271,8 +270,7 @@ describe("MCP bodies cut short", () => {
       socket.on("error", () => resolve(text));
     });
     await new Promise((r) => setTimeout(r, 300));
-    const failures = logLines.slice(before).filter((l) => /"level":50/.test(l) || /request failed/.test(l));
-    expect(failures).toEqual([]);
+    expect(log.failuresSince(before)).toEqual([]);
     expect((await healthy()).status).toBe("ok");
   });
 });

@@ -1,45 +1,21 @@
 import net from "node:net";
-import { Writable } from "node:stream";
-import pino from "pino";
 import { describe, expect, test } from "vitest";
 import { directCallsAnswered } from "../../src/mcp/directCall.ts";
 import { createToken } from "../helpers/db.ts";
 import { freePort } from "../helpers/ports.ts";
+import { capturedLog, chunk, rawExchange } from "../helpers/rawHttp.ts";
 import { useTestServer } from "../helpers/setup.ts";
 
 // The HTTP door of /mcp as a hostile client sees it: raw bytes on a socket and odd fetches
 // against a real server. Every answer is a 4xx with a JSON body or the tool's own refusal,
 // never a 500, a stack or a hang; nothing is logged as a failure; the server answers on.
 
-const logLines: string[] = [];
-const sink = new Writable({ write(chunk, _enc, done) { logLines.push(String(chunk)); done(); } });
+const log = capturedLog();
+const { lines: logLines, failuresSince } = log;
 // A known port, so the public URL (http://localhost:PORT) and its loopback aliases are this server's.
-const { db, server } = useTestServer(async () => ({ PORT: String(await freePort()) }), pino({ level: "debug" }, sink));
+const { db, server } = useTestServer(async () => ({ PORT: String(await freePort()) }), log.logger);
 
-/** Lines the server logged since `from` that report a failure (error level or 'request failed'). */
-const failuresSince = (from: number) => logLines.slice(from).filter((l) => /"level":50/.test(l) || /request failed/.test(l));
-
-interface RawAnswer { status: number | undefined; head: string; body: string; closedAfterMs: number; text: string }
-
-/** Writes `bytes` on a fresh socket and reads until the server closes it (or `waitMs` passes: `closedAfterMs` is then Infinity). */
-function raw(bytes: (string | Buffer)[], waitMs = 4000): Promise<RawAnswer> {
-  const { port } = new URL(server.url);
-  return new Promise((resolve) => {
-    const started = performance.now();
-    let text = "";
-    const finish = (closed: boolean) => {
-      clearTimeout(timer);
-      socket.destroy();
-      const [head = "", ...rest] = text.split("\r\n\r\n");
-      resolve({ status: Number(/^HTTP\/1\.[01] (\d{3})/.exec(text)?.[1]) || undefined, head, body: rest.join("\r\n\r\n"), closedAfterMs: closed ? performance.now() - started : Infinity, text });
-    };
-    const socket = net.connect(Number(port), "127.0.0.1", () => { for (const b of bytes) socket.write(b); });
-    const timer = setTimeout(() => finish(false), waitMs);
-    socket.on("data", (d) => void (text += String(d)));
-    socket.on("close", () => finish(true));
-    socket.on("error", () => finish(true));
-  });
-}
+const raw = (bytes: (string | Buffer)[], waitMs?: number) => rawExchange(server.url, bytes, waitMs);
 
 /** The JSON-RPC messages in an answer's body: a JSON body, or the data lines of an event stream (chunked or not). */
 function messages(body: string): { id?: unknown; result?: { content: { text: string }[]; isError?: boolean; structuredContent?: unknown }; error?: { code: number; message: string } }[] {
@@ -144,7 +120,6 @@ describe("requests the SDK refuses", () => {
 });
 
 describe("body sizes and transfer codings", () => {
-  const chunk = (t: string) => `${Buffer.byteLength(t).toString(16)}\r\n${t}\r\n`;
 
   // express.json refuses a body past the limit only once it has read and thrown away all of it:
   // a client that declared 10^16 bytes (or streamed chunks without end) and sent no more waited
