@@ -22,6 +22,9 @@ const DECODERS: Record<string, (() => Transform) | undefined> = {
   zstd: (zlib as { createZstdDecompress?: () => Transform }).createZstdDecompress,
 };
 
+/** What a refused body should have been, for every SX400 here. */
+const BODY_HINT = "Send the whole body in UTF-8, plain or compressed with gzip, deflate or br.";
+
 const failed = (message: string, type: string, status: number) => Object.assign(new Error(message), { type, status, expose: true });
 
 /** 413 (body-parser's own error, which every door's error handler answers) with Connection: close: the rest of the body is not read. */
@@ -62,7 +65,7 @@ export function boundedBody(parser: express.RequestHandler, limit: string | numb
       if (refused) return;
       const e = error as { type?: string; status?: number; message?: string } | undefined;
       if (!e || e.type === "entity.too.large" || e.type === "entity.parse.failed" || !(Number(e.status) < 500)) return next(error);
-      next(new SextantError("SX400", `request body refused: ${e.message}`, "Send the whole body in UTF-8, plain or compressed with gzip, deflate or br."));
+      next(new SextantError("SX400", `request body refused: ${e.message}`, BODY_HINT));
     });
     if (answered || !req.readableFlowing) return;
     let seen = 0;
@@ -175,8 +178,7 @@ export function jsonBody(limit: string): express.RequestHandler {
       if (!settled && compressed > bound) refuse();
     }).on("error", onError).on("aborted", onAborted);
     decoder.on("data", onData).on("end", onEnd).on("error", (error: Error) =>
-      done(new SextantError("SX400", `request body refused: its ${coding} encoding is not valid (${error.message})`,
-        "Send the body as JSON in UTF-8, compressed or not.")));
+      done(new SextantError("SX400", `request body refused: its ${coding} encoding is not valid (${error.message})`, BODY_HINT)));
     req.pipe(decoder);
   };
 }
